@@ -1,0 +1,633 @@
+"""The asset registry: which networks and tokens an offer may be priced in.
+
+A ``ServiceOffer`` names its payment network (``spec.payment.network``) and asset
+(``spec.payment.asset``) in seller-friendly terms: ``base``, ``eip155:8453``, ``usdc``, ``obol``
+or a token address. This module turns those into the exact facts buyers sign against: chain id,
+CAIP-2 id, token contract, decimals, transfer method (EIP-3009 or Permit2) and the token's EIP-712
+domain name and version. A wrong domain name silently breaks every signature, so the built-in
+table only holds values confirmed from primary sources, and unit tests pin each domain separator.
+
+This module is pure core. It must never do I/O (no files, no environment, no network, no clock, no
+randomness) and it is deterministic. Reading an operator's registry file is the shell's job::
+
+    document = yaml.safe_load(path.read_text())
+    registry = BUILTIN_REGISTRY.extend(document or {}, source=str(path))
+
+Every input problem raises :class:`hooks.errors.SpecError` with the field path, the reason and the
+offending value.
+
+Built-in table (sources: the x402 SDK default-asset tables
+``python/x402/mechanisms/evm/default_assets.py`` and ``.../evm/v1/constants.py``, obol-stack
+``internal/x402/chains.go`` and ``tokens.go``, the Obol token docs):
+
+* USDC (6 decimals, ``eip3009``, EIP-712 version ``"2"``) on base, base-sepolia, ethereum, polygon,
+  avalanche, arbitrum-one and arbitrum-sepolia. The EIP-712 name is ``"USD Coin"`` everywhere except
+  base-sepolia, whose USDC calls itself ``"USDC"`` (a recurring source of broken signatures).
+* No built-in USDC on polygon-amoy and avalanche-fuji: the current x402 SDK tables do not list their
+  EIP-712 domain, and the only SDK tables that did were early ones that got other chains wrong. An
+  operator who has checked the token on chain can add it in the registry file.
+* OBOL on ethereum (18 decimals, ``permit2`` because it has no EIP-3009, EIP-712
+  ``"Obol Network"`` / ``"1"``, EIP-2612 gas sponsoring because it implements ``permit``).
+* OBOL is not deployed on base. On base-sepolia only a non-canonical test token exists (an
+  owner-mint copy deployed for obol-stack testing). It is deliberately *not* built in: the built-in
+  table lists only tokens deployed by their issuers, and accepting a third party's mintable token
+  is a trust decision for the cluster operator, not a default. An operator who wants it adds it with
+  ``testAsset: true``; sellers then name it by address.
+
+Resolution rules:
+
+* Networks match by canonical name or alias (case-insensitive) or by CAIP-2 id
+  ``eip155:<chain id>``.
+* An asset given as a symbol matches a registered non-test token of that symbol on the network
+  (case-insensitive). Test tokens (``test_asset``) resolve **only by address**, so a seller who
+  writes ``obol`` can never end up paid in a look-alike token.
+* An asset given as ``0x`` + 40 hex digits matches a registered token on that network,
+  case-insensitively, and resolves to that token (with its published checksummed address). Unknown
+  addresses are rejected: decimals and the EIP-712 domain cannot be guessed safely.
+
+Registry file format (YAML; both lists optional, unknown keys rejected)::
+
+    networks:
+      - name: optimism            # required; lowercase letters, digits, '-'; starts with a letter
+        chainId: 10               # required; positive integer; CAIP-2 id becomes eip155:10
+        aliases: [op-mainnet]     # optional; other names for it (default: none)
+        testnet: false            # optional (default: false)
+    assets:
+      - symbol: USDC              # required; letters, digits, '.', '-', '_'; starts with a letter
+        network: optimism         # required; name, alias or CAIP-2 id (built-in or listed above)
+        address: "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85"   # required; 0x + 40 hex digits
+        decimals: 6               # required; integer 0-255
+        transferMethod: eip3009   # required; eip3009 | permit2
+        eip712Name: USD Coin      # required; the token's EIP-712 domain name, exactly
+        eip712Version: "2"        # required; a string (quote numbers)
+        eip2612GasSponsoring: false   # optional (default: false); only with permit2
+        testAsset: false          # optional (default: false); true = resolvable by address only
+
+Overrides: a network entry whose name is already known replaces that network's aliases and testnet
+flag (its chainId must stay the same). An asset entry replaces any registered token on the same
+network with the same address, or with the same symbol when both are non-test tokens, so an operator
+can correct a domain or move a symbol to another contract. Within one file, each network and each
+token may appear once. All problems in a file are reported together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from hooks.errors import FieldProblem, SpecError
+
+TransferMethod = Literal["eip3009", "permit2"]
+TRANSFER_METHODS: tuple[TransferMethod, ...] = ("eip3009", "permit2")
+
+_NETWORK_NAME = re.compile(r"[a-z][a-z0-9-]*")
+_SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,15}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_CAIP2_PREFIX = "eip155:"
+_ZERO_ADDRESS = "0x" + "0" * 40
+
+
+@dataclass(frozen=True)
+class Network:
+    """An EVM chain payments can settle on."""
+
+    name: str
+    chain_id: int
+    caip2: str
+    aliases: tuple[str, ...] = ()
+    testnet: bool = False
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A token on one network, with everything a buyer needs to sign a payment in it."""
+
+    symbol: str
+    network: str
+    address: str
+    decimals: int
+    transfer_method: TransferMethod
+    eip712_name: str
+    eip712_version: str
+    eip2612_gas_sponsoring: bool = False
+    test_asset: bool = False
+
+
+# Knowledge that explains a gap in the built-in table better than "not deployed" would.
+# Keyed by (upper-case symbol, canonical network name); used only for error messages.
+_GAP_EXPLANATIONS: Mapping[tuple[str, str], str] = {
+    ("OBOL", "base-sepolia"): (
+        "OBOL has no canonical deployment on base-sepolia; the non-canonical test token "
+        "0x0a09371a8b011d5110656ceBCc70603e53FD2c78 must be given by address, and only after the "
+        "operator adds it to the registry file with testAsset: true"
+    ),
+    ("USDC", "polygon-amoy"): (
+        "USDC on polygon-amoy is not built in because its EIP-712 domain is unconfirmed; "
+        "the operator can add it to the registry file"
+    ),
+    ("USDC", "avalanche-fuji"): (
+        "USDC on avalanche-fuji is not built in because its EIP-712 domain is unconfirmed; "
+        "the operator can add it to the registry file"
+    ),
+}
+
+
+class AssetRegistry:
+    """An immutable set of networks and tokens, with lookups that explain their failures."""
+
+    __slots__ = ("_assets", "_by_address", "_by_key", "_networks")
+
+    def __init__(self, networks: Iterable[Network] = (), assets: Iterable[Asset] = ()) -> None:
+        self._networks: tuple[Network, ...] = tuple(networks)
+        self._by_key: dict[str, Network] = {}
+        for network in self._networks:
+            for key in (network.name, network.caip2, *network.aliases):
+                if key.lower() in self._by_key:
+                    raise ValueError(f"network key {key!r} is used twice")
+                self._by_key[key.lower()] = network
+        order = {network.name: index for index, network in enumerate(self._networks)}
+        listed = tuple(assets)
+        for asset in listed:
+            if asset.network not in order:
+                raise ValueError(f"asset {asset.symbol} names unknown network {asset.network!r}")
+        # Stable order: by network order, then by registration order within a network.
+        self._assets: tuple[Asset, ...] = tuple(
+            sorted(listed, key=lambda asset: order[asset.network])
+        )
+        self._by_address: dict[tuple[str, str], Asset] = {}
+        for asset in self._assets:
+            token_key = (asset.network, asset.address.lower())
+            if token_key in self._by_address:
+                raise ValueError(f"token {asset.address} is listed twice on {asset.network}")
+            self._by_address[token_key] = asset
+
+    def __repr__(self) -> str:
+        return f"AssetRegistry({len(self._networks)} networks, {len(self._assets)} assets)"
+
+    def networks(self) -> tuple[Network, ...]:
+        """All networks: built-in ones first, then operator additions, in the order given."""
+        return self._networks
+
+    def assets(self) -> tuple[Asset, ...]:
+        """All tokens, grouped by network in :meth:`networks` order, in registration order."""
+        return self._assets
+
+    def network(self, name_or_caip2: Any, *, path: str = "spec.payment.network") -> Network:
+        """Find a network by canonical name, alias (case-insensitive) or ``eip155:<chain id>``."""
+        if not isinstance(name_or_caip2, str):
+            raise SpecError.at(path, "must be a string naming a network", name_or_caip2)
+        found = self._by_key.get(name_or_caip2.lower())
+        if found is None:
+            known = ", ".join(network.name for network in self._networks)
+            raise SpecError.at(path, f"unknown network; known: {known}", name_or_caip2)
+        return found
+
+    def resolve(
+        self,
+        network: Network | str,
+        asset: Any = "usdc",
+        *,
+        path: str = "spec.payment.asset",
+        network_path: str = "spec.payment.network",
+    ) -> Asset:
+        """Find the token a seller means by ``asset`` (a symbol or a 0x address) on ``network``."""
+        chain = (
+            network if isinstance(network, Network) else self.network(network, path=network_path)
+        )
+        if not isinstance(asset, str):
+            raise SpecError.at(path, "must be a string: a token symbol or a 0x address", asset)
+        if _ADDRESS.fullmatch(asset):
+            return self._resolve_address(chain, asset, path=path)
+        if asset.lower().startswith("0x"):
+            raise SpecError.at(path, "a token address must be 0x followed by 40 hex digits", asset)
+        return self._resolve_symbol(chain, asset, path=path)
+
+    def extend(
+        self, document: Mapping[str, Any], *, source: str = "registry file"
+    ) -> AssetRegistry:
+        """Return a new registry with an operator's networks and tokens added or overridden.
+
+        ``document`` is the already-parsed registry file (format in the module docstring);
+        ``source`` names it in messages about the document as a whole.
+        """
+        return _RegistryDocument(self, source).apply(document)
+
+    def _on_network(self, chain: Network) -> list[Asset]:
+        return [asset for asset in self._assets if asset.network == chain.name]
+
+    def _resolve_address(self, chain: Network, address: str, *, path: str) -> Asset:
+        found = self._by_address.get((chain.name, address.lower()))
+        if found is not None:
+            return found
+        elsewhere = [asset for asset in self._assets if asset.address.lower() == address.lower()]
+        if elsewhere:
+            places = ", ".join(f"{asset.symbol} on {asset.network}" for asset in elsewhere)
+            reason = f"that address is {places}, not a token registered on {chain.name}"
+        else:
+            reason = f"unknown token address on {chain.name}"
+        known = _describe_tokens(self._on_network(chain))
+        if known:
+            reason += f"; known on {chain.name}: {known}"
+        reason += "; other tokens must first be added to the registry file by the operator"
+        raise SpecError.at(path, reason, address)
+
+    def _resolve_symbol(self, chain: Network, symbol: str, *, path: str) -> Asset:
+        wanted = symbol.upper()
+        on_network = self._on_network(chain)
+        for asset in on_network:
+            if asset.symbol.upper() == wanted and not asset.test_asset:
+                return asset
+        test_tokens = [
+            asset for asset in on_network if asset.symbol.upper() == wanted and asset.test_asset
+        ]
+        if test_tokens:
+            addresses = ", ".join(asset.address for asset in test_tokens)
+            reason = (
+                f"{test_tokens[0].symbol} on {chain.name} is only a non-canonical test token; "
+                f"give it by address ({addresses})"
+            )
+            raise SpecError.at(path, reason, symbol)
+        explanation = _GAP_EXPLANATIONS.get((wanted, chain.name))
+        if explanation is not None:
+            raise SpecError.at(path, explanation, symbol)
+        elsewhere = _unique(
+            asset.network
+            for asset in self._assets
+            if asset.symbol.upper() == wanted and not asset.test_asset
+        )
+        if elsewhere:
+            display = next(a.symbol for a in self._assets if a.symbol.upper() == wanted)
+            reason = (
+                f"{display} is not deployed on {chain.name}; "
+                f"{display} is available on {', '.join(elsewhere)}"
+            )
+            raise SpecError.at(path, reason, symbol)
+        symbols = _unique(asset.symbol.lower() for asset in on_network if not asset.test_asset)
+        choices = ", ".join([*symbols, "or a registered 0x token address"])
+        raise SpecError.at(path, f"unknown asset on {chain.name}; known: {choices}", symbol)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _describe_tokens(assets: Sequence[Asset]) -> str:
+    return ", ".join(f"{asset.symbol} ({asset.address})" for asset in assets)
+
+
+def _network_from_entry(
+    name: str, chain_id: int, aliases: tuple[str, ...], testnet: bool
+) -> Network:
+    return Network(
+        name=name,
+        chain_id=chain_id,
+        caip2=f"{_CAIP2_PREFIX}{chain_id}",
+        aliases=aliases,
+        testnet=testnet,
+    )
+
+
+class _RegistryDocument:
+    """Validates one registry document against a base registry and builds the extended one."""
+
+    _TOP_LEVEL_KEYS = ("networks", "assets")
+    _NETWORK_KEYS = ("name", "chainId", "aliases", "testnet")
+    _ASSET_KEYS = (
+        "symbol",
+        "network",
+        "address",
+        "decimals",
+        "transferMethod",
+        "eip712Name",
+        "eip712Version",
+        "eip2612GasSponsoring",
+        "testAsset",
+    )
+
+    def __init__(self, base: AssetRegistry, source: str) -> None:
+        self.base = base
+        self.source = source
+        self.problems: list[FieldProblem] = []
+
+    def fail(self, path: str, reason: str, value: Any = None) -> None:
+        self.problems.append(FieldProblem(path, reason, value))
+
+    def apply(self, document: Mapping[str, Any]) -> AssetRegistry:
+        if not isinstance(document, Mapping):
+            raise SpecError.at(
+                self.source,
+                "must be a mapping with optional 'networks' and 'assets' lists",
+                document,
+            )
+        self._reject_unknown_keys(document, "", self._TOP_LEVEL_KEYS)
+        networks = self._merge_networks(self._entries(document, "networks"))
+        interim = AssetRegistry(networks)
+        assets = self._merge_assets(interim, self._entries(document, "assets"))
+        if self.problems:
+            raise SpecError(self.problems)
+        return AssetRegistry(networks, assets)
+
+    # -- shared checks -------------------------------------------------------------------------
+
+    def _entries(
+        self, document: Mapping[str, Any], key: str
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Yield each mapping in the list under ``key`` with its path; report anything else."""
+        value = document.get(key)
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.fail(key, "must be a list", value)
+            return
+        for index, entry in enumerate(value):
+            path = f"{key}[{index}]"
+            if isinstance(entry, Mapping):
+                yield path, entry
+            else:
+                self.fail(path, "must be a mapping", entry)
+
+    def _reject_unknown_keys(
+        self, entry: Mapping[Any, Any], path: str, allowed: Sequence[str]
+    ) -> None:
+        for key in entry:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, f"unknown field; allowed: {', '.join(allowed)}")
+
+    def _required_string(self, entry: Mapping[str, Any], path: str, key: str) -> str | None:
+        value = entry.get(key)
+        if value is None:
+            self.fail(f"{path}.{key}", "is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            hint = " (quote it in YAML)" if isinstance(value, int | float) else ""
+            self.fail(f"{path}.{key}", f"must be a non-empty string{hint}", value)
+            return None
+        return value
+
+    def _optional_bool(self, entry: Mapping[str, Any], path: str, key: str) -> bool | None:
+        value = entry.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(f"{path}.{key}", "must be true or false", value)
+            return None
+        return value
+
+    # -- networks ------------------------------------------------------------------------------
+
+    def _merge_networks(self, entries: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Network]:
+        merged = list(self.base.networks())
+        seen_in_document: dict[str, str] = {}
+        for path, entry in entries:
+            self._reject_unknown_keys(entry, path, self._NETWORK_KEYS)
+            network = self._network_entry(path, entry, merged)
+            if network is None:
+                continue
+            if network.name in seen_in_document:
+                self.fail(
+                    f"{path}.name", f"duplicates {seen_in_document[network.name]}", network.name
+                )
+                continue
+            seen_in_document[network.name] = path
+            clash = self._key_clash(network, merged)
+            if clash is not None:
+                field, reason, value = clash
+                self.fail(f"{path}.{field}", reason, value)
+                continue
+            positions = [i for i, known in enumerate(merged) if known.name == network.name]
+            if positions:
+                merged[positions[0]] = network
+            else:
+                merged.append(network)
+        return merged
+
+    def _network_entry(
+        self, path: str, entry: Mapping[str, Any], known: list[Network]
+    ) -> Network | None:
+        before = len(self.problems)
+        name = self._required_string(entry, path, "name")
+        if name is not None and not _NETWORK_NAME.fullmatch(name):
+            self.fail(
+                f"{path}.name",
+                "must be lowercase letters, digits and '-', starting with a letter",
+                name,
+            )
+        chain_id = entry.get("chainId")
+        if chain_id is None:
+            self.fail(f"{path}.chainId", "is required")
+        elif not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id < 1:
+            self.fail(f"{path}.chainId", "must be a positive integer", chain_id)
+        aliases = self._aliases(entry, path)
+        testnet = self._optional_bool(entry, path, "testnet")
+        if len(self.problems) > before or name is None or not isinstance(chain_id, int):
+            return None
+        existing = next((network for network in known if network.name == name), None)
+        if existing is not None:
+            if existing.chain_id != chain_id:
+                self.fail(
+                    f"{path}.chainId",
+                    f"{name} is chain {existing.chain_id}; a known network's chainId cannot change",
+                    chain_id,
+                )
+                return None
+            if "aliases" not in entry:
+                aliases = existing.aliases
+            if "testnet" not in entry:
+                testnet = existing.testnet
+        return _network_from_entry(name, chain_id, aliases or (), bool(testnet))
+
+    def _aliases(self, entry: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
+        value = entry.get("aliases", [])
+        if not isinstance(value, list):
+            self.fail(f"{path}.aliases", "must be a list of names", value)
+            return None
+        aliases: list[str] = []
+        for index, alias in enumerate(value):
+            if not isinstance(alias, str) or not _NETWORK_NAME.fullmatch(alias):
+                self.fail(
+                    f"{path}.aliases[{index}]",
+                    "must be lowercase letters, digits and '-', starting with a letter",
+                    alias,
+                )
+            elif alias in aliases or alias == entry.get("name"):
+                self.fail(f"{path}.aliases[{index}]", "is listed twice", alias)
+            else:
+                aliases.append(alias)
+        return tuple(aliases)
+
+    @staticmethod
+    def _key_clash(network: Network, known: list[Network]) -> tuple[str, str, Any] | None:
+        """A name, alias or chain id already taken by *another* network, as a problem."""
+        others = [other for other in known if other.name != network.name]
+        for other in others:
+            if other.chain_id == network.chain_id:
+                return (
+                    "chainId",
+                    f"chain {network.chain_id} is already known as {other.name}",
+                    network.chain_id,
+                )
+            taken = {other.name, *other.aliases}
+            if network.name in taken:
+                return ("name", f"already names {other.name}", network.name)
+            for index, alias in enumerate(network.aliases):
+                if alias in taken:
+                    return (f"aliases[{index}]", f"already names {other.name}", alias)
+        return None
+
+    # -- assets --------------------------------------------------------------------------------
+
+    def _merge_assets(
+        self, networks: AssetRegistry, entries: Iterable[tuple[str, Mapping[str, Any]]]
+    ) -> list[Asset]:
+        merged = list(self.base.assets())
+        seen_in_document: list[tuple[str, Asset]] = []
+        for path, entry in entries:
+            self._reject_unknown_keys(entry, path, self._ASSET_KEYS)
+            asset = self._asset_entry(path, entry, networks)
+            if asset is None:
+                continue
+            duplicate = next(
+                (seen_path for seen_path, seen in seen_in_document if _same_token(seen, asset)),
+                None,
+            )
+            if duplicate is not None:
+                self.fail(f"{path}.address", f"the same token as {duplicate}", asset.address)
+                continue
+            seen_in_document.append((path, asset))
+            positions = [i for i, known in enumerate(merged) if _same_token(known, asset)]
+            if positions:
+                merged[positions[0]] = asset
+                for index in reversed(positions[1:]):
+                    del merged[index]
+            else:
+                merged.append(asset)
+        return merged
+
+    def _asset_entry(
+        self, path: str, entry: Mapping[str, Any], networks: AssetRegistry
+    ) -> Asset | None:
+        before = len(self.problems)
+        symbol = self._required_string(entry, path, "symbol")
+        if symbol is not None and not _SYMBOL.fullmatch(symbol):
+            self.fail(
+                f"{path}.symbol",
+                "must be 1-16 letters, digits, '.', '-' or '_', starting with a letter",
+                symbol,
+            )
+        network_name = self._required_string(entry, path, "network")
+        network: Network | None = None
+        if network_name is not None:
+            try:
+                network = networks.network(network_name, path=f"{path}.network")
+            except SpecError as error:
+                self.problems.extend(error.problems)
+        address = self._required_string(entry, path, "address")
+        if address is not None and not _ADDRESS.fullmatch(address):
+            self.fail(f"{path}.address", "must be 0x followed by 40 hex digits", address)
+        elif address is not None and address.lower() == _ZERO_ADDRESS:
+            self.fail(f"{path}.address", "must not be the zero address", address)
+        decimals = entry.get("decimals")
+        if decimals is None:
+            self.fail(f"{path}.decimals", "is required")
+        elif (
+            not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 255
+        ):
+            self.fail(f"{path}.decimals", "must be an integer 0-255", decimals)
+        method = entry.get("transferMethod")
+        if method is None:
+            self.fail(f"{path}.transferMethod", "is required")
+        elif method not in TRANSFER_METHODS:
+            self.fail(f"{path}.transferMethod", "must be eip3009 or permit2", method)
+        eip712_name = self._required_string(entry, path, "eip712Name")
+        eip712_version = self._required_string(entry, path, "eip712Version")
+        sponsoring = self._optional_bool(entry, path, "eip2612GasSponsoring")
+        test_asset = self._optional_bool(entry, path, "testAsset")
+        if sponsoring and method == "eip3009":
+            self.fail(
+                f"{path}.eip2612GasSponsoring",
+                "only applies to permit2 tokens (eip3009 payments need no approval)",
+                sponsoring,
+            )
+        if (
+            len(self.problems) > before
+            or symbol is None
+            or network is None
+            or address is None
+            or eip712_name is None
+            or eip712_version is None
+            or not isinstance(decimals, int)
+        ):
+            return None
+        return Asset(
+            symbol=symbol,
+            network=network.name,
+            address=address,
+            decimals=decimals,
+            transfer_method=cast(TransferMethod, method),
+            eip712_name=eip712_name,
+            eip712_version=eip712_version,
+            eip2612_gas_sponsoring=bool(sponsoring),
+            test_asset=bool(test_asset),
+        )
+
+
+def _same_token(known: Asset, new: Asset) -> bool:
+    """Whether ``new`` replaces ``known``: same contract, or same symbol among non-test tokens."""
+    if known.network != new.network:
+        return False
+    if known.address.lower() == new.address.lower():
+        return True
+    return (
+        known.symbol.upper() == new.symbol.upper() and not known.test_asset and not new.test_asset
+    )
+
+
+def _usdc(network: str, address: str, eip712_name: str = "USD Coin") -> dict[str, Any]:
+    return {
+        "symbol": "USDC",
+        "network": network,
+        "address": address,
+        "decimals": 6,
+        "transferMethod": "eip3009",
+        "eip712Name": eip712_name,
+        "eip712Version": "2",
+    }
+
+
+# The built-in table, in the registry-file format, so it goes through the same validation.
+_BUILTIN_DOCUMENT: Mapping[str, Any] = {
+    "networks": [
+        {"name": "base", "chainId": 8453, "aliases": ["base-mainnet"]},
+        {"name": "base-sepolia", "chainId": 84532, "testnet": True},
+        {"name": "ethereum", "chainId": 1, "aliases": ["ethereum-mainnet", "mainnet"]},
+        {"name": "polygon", "chainId": 137, "aliases": ["polygon-mainnet"]},
+        {"name": "polygon-amoy", "chainId": 80002, "testnet": True},
+        {"name": "avalanche", "chainId": 43114, "aliases": ["avalanche-mainnet"]},
+        {"name": "avalanche-fuji", "chainId": 43113, "testnet": True},
+        {"name": "arbitrum-one", "chainId": 42161, "aliases": ["arbitrum"]},
+        {"name": "arbitrum-sepolia", "chainId": 421614, "testnet": True},
+    ],
+    "assets": [
+        _usdc("base", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+        _usdc("base-sepolia", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", eip712_name="USDC"),
+        _usdc("ethereum", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        {
+            "symbol": "OBOL",
+            "network": "ethereum",
+            "address": "0x0B010000b7624eb9B3DfBC279673C76E9D29D5F7",
+            "decimals": 18,
+            "transferMethod": "permit2",
+            "eip712Name": "Obol Network",
+            "eip712Version": "1",
+            "eip2612GasSponsoring": True,
+        },
+        _usdc("polygon", "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
+        _usdc("avalanche", "0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
+        _usdc("arbitrum-one", "0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
+        _usdc("arbitrum-sepolia", "0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"),
+    ],
+}
+
+BUILTIN_REGISTRY: AssetRegistry = AssetRegistry().extend(_BUILTIN_DOCUMENT, source="built-in table")
+"""The networks and tokens every installation knows; operators extend it with a registry file."""
