@@ -1,0 +1,58 @@
+"""API identities shared by the code, the CRD and the Metacontroller manifests.
+
+Every group, version, kind and label key this project writes lives here, so the
+CompositeController's ``childResources`` and the objects the hook returns can never disagree
+(an apiVersion mismatch makes Metacontroller delete and recreate a child on every sync).
+
+Pure constants: no imports beyond the standard library, no logic.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "obol.org"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "ServiceOffer"
+PLURAL: Final = "serviceoffers"
+
+HTTPROUTE_API_VERSION: Final = "gateway.networking.k8s.io/v1"
+HTTPROUTE_KIND: Final = "HTTPRoute"
+MIDDLEWARE_API_VERSION: Final = "traefik.io/v1alpha1"
+MIDDLEWARE_KIND: Final = "Middleware"
+CONFIGMAP_API_VERSION: Final = "v1"
+CONFIGMAP_KIND: Final = "ConfigMap"
+SERVICE_API_VERSION: Final = "v1"
+SERVICE_KIND: Final = "Service"
+
+
+def children_key(kind: str, api_version: str) -> str:
+    """The key Metacontroller uses for one child type in a sync request (``Kind.group/version``)."""
+    return f"{kind}.{api_version}"
+
+
+HTTPROUTE_KEY: Final = children_key(HTTPROUTE_KIND, HTTPROUTE_API_VERSION)
+MIDDLEWARE_KEY: Final = children_key(MIDDLEWARE_KIND, MIDDLEWARE_API_VERSION)
+CONFIGMAP_KEY: Final = children_key(CONFIGMAP_KIND, CONFIGMAP_API_VERSION)
+SERVICE_KEY: Final = children_key(SERVICE_KIND, SERVICE_API_VERSION)
+
+# The child types, in the order the CompositeController lists them.
+CHILD_TYPES: Final = (
+    (HTTPROUTE_API_VERSION, HTTPROUTE_KIND, "httproutes"),
+    (MIDDLEWARE_API_VERSION, MIDDLEWARE_KIND, "middlewares"),
+    (CONFIGMAP_API_VERSION, CONFIGMAP_KIND, "configmaps"),
+    (SERVICE_API_VERSION, SERVICE_KIND, "services"),
+)
+
+# Labels stamped on every child. Metacontroller adds its own `controller-uid` label.
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "serviceoffer-hook"
+LABEL_OFFER_NAME: Final = "obol.org/serviceoffer-name"
+LABEL_OFFER_NAMESPACE: Final = "obol.org/serviceoffer-namespace"
+LABEL_COMPONENT: Final = "obol.org/component"
+# Pricing ConfigMaps carry this label so an x402 verifier can select all of them.
+LABEL_PRICING: Final = "obol.org/x402-pricing"
+
+# Metacontroller's dynamic-apply annotation: the last desired object it applied.
+LAST_APPLIED_ANNOTATION: Final = "metacontroller.k8s.io/last-applied-configuration"

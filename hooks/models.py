@@ -1,0 +1,328 @@
+"""The ServiceOffer resource as typed pydantic models, mirroring ``crds/serviceoffer.yaml``.
+
+Strict on the spec we own (unknown fields, wrong types and out-of-range values are errors),
+lenient on Kubernetes metadata and on everything else in a request (extra fields ignored).
+The hook and the CLI both parse offers through :func:`parse_offer` / :func:`parse_spec`, so a
+seller sees the same message from ``obol sell`` as from the controller's status.
+
+Field rules that need outside knowledge (is this network known, does this token exist there,
+does this price fit the token's decimals) live in :mod:`hooks.payment`; this module checks only
+what the CRD itself can check.
+
+Pure: no I/O, no environment, no clock. Every error becomes a :class:`~hooks.errors.SpecError`
+whose problems carry the field path, the value and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from hooks.errors import FieldProblem, SpecError
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+EVM_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+DECIMAL_STRING = r"^[0-9]+(\.[0-9]+)?$"
+NETWORK_ID = r"^([a-z0-9]+(-[a-z0-9]+)*|eip155:[0-9]+)$"
+ASSET_REF = r"^(usdc|obol|0x[0-9a-fA-F]{40})$"
+HTTP_PATH = r"^/[^\s?#]*$"
+
+OfferType = Literal["inference", "http"]
+Protocol = Literal["openai-chat", "openai-completions", "openai-embeddings", "http"]
+CapacityMode = Literal["external-static"]
+Scheme = Literal["exact"]
+
+
+class CrossFieldError(ValueError):
+    """A rule across fields failed; ``field`` is the sub-path the message is about."""
+
+    def __init__(self, field: str, reason: str, value: Any = None) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.value = value
+
+
+class _Strict(BaseModel):
+    """Base for the spec we own: camelCase on the wire, unknown fields and coercion refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+    )
+
+
+class Upstream(_Strict):
+    """The in-cluster Service that fronts the external inference server."""
+
+    service: Annotated[str, Field(max_length=63, pattern=DNS1123_LABEL)]
+    namespace: Annotated[str | None, Field(max_length=63, pattern=DNS1123_LABEL)] = None
+    port: Annotated[int, Field(ge=1, le=65535)]
+    health_path: Annotated[str, Field(max_length=1024, pattern=HTTP_PATH)] = "/health"
+
+
+class Capabilities(_Strict):
+    """What the upstream speaks; advertised to buyers."""
+
+    protocol: Protocol | None = None
+    streaming: bool = False
+    context_window_tokens: Annotated[int | None, Field(ge=1)] = None
+
+
+class RequestLimits(_Strict):
+    """Per-request limits; which ones the gateway enforces is reported in status."""
+
+    max_input_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_output_tokens: Annotated[int | None, Field(ge=1)] = None
+    max_body_bytes: Annotated[int | None, Field(ge=1)] = None
+
+
+class Capacity(_Strict):
+    """The static, seller-declared capacity envelope. Never a scaling instruction."""
+
+    mode: CapacityMode
+    gpu_count: Annotated[int | None, Field(ge=0)] = None
+    max_in_flight: Annotated[int, Field(ge=1)]
+    per_buyer_max_in_flight: Annotated[int | None, Field(ge=1)] = None
+    max_queue_depth: Annotated[int, Field(ge=0)] = 0
+    retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
+
+    @model_validator(mode="after")
+    def _envelope_is_consistent(self) -> Capacity:
+        buyer = self.per_buyer_max_in_flight
+        if buyer is not None and buyer > self.max_in_flight:
+            raise CrossFieldError(
+                "perBuyerMaxInFlight",
+                f"must be <= maxInFlight ({buyer} > {self.max_in_flight})",
+            )
+        if self.max_queue_depth != 0:
+            raise CrossFieldError(
+                "maxQueueDepth",
+                "must be 0: queueing is not supported for external-static capacity"
+                " (a saturated offer answers 429 at once)",
+                self.max_queue_depth,
+            )
+        return self
+
+
+class Price(_Strict):
+    """Prices as decimal strings in whole token units (e.g. ``"0.001"`` USDC)."""
+
+    per_request: Annotated[str | None, Field(max_length=64, pattern=DECIMAL_STRING)] = None
+    per_m_tok: Annotated[
+        str | None, Field(alias="perMTok", max_length=64, pattern=DECIMAL_STRING)
+    ] = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Price:
+        if self.per_request is None and self.per_m_tok is None:
+            raise CrossFieldError("", "must set perRequest, perMTok or both")
+        return self
+
+
+class Payment(_Strict):
+    """x402 payment terms."""
+
+    network: Annotated[str, Field(max_length=64, pattern=NETWORK_ID)]
+    asset: Annotated[str, Field(pattern=ASSET_REF)] = "usdc"
+    pay_to: Annotated[str, Field(pattern=EVM_ADDRESS)]
+    scheme: Scheme = "exact"
+    max_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
+    price: Price
+
+
+class ServiceOfferSpec(_Strict):
+    """``spec`` of a ServiceOffer. Omitting capacity, requestLimits and capabilities is valid."""
+
+    type: OfferType = "http"
+    upstream: Upstream
+    capabilities: Capabilities | None = None
+    request_limits: RequestLimits | None = None
+    capacity: Capacity | None = None
+    payment: Payment
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> ServiceOfferSpec:
+        window = self.capabilities.context_window_tokens if self.capabilities else None
+        limits = self.request_limits
+        if window is not None and limits is not None:
+            for name, value in (
+                ("maxInputTokens", limits.max_input_tokens),
+                ("maxOutputTokens", limits.max_output_tokens),
+            ):
+                if value is not None and value > window:
+                    raise CrossFieldError(
+                        f"requestLimits.{name}",
+                        f"must be <= capabilities.contextWindowTokens ({value} > {window})",
+                    )
+        if self.capacity is not None:
+            retry = self.capacity.retry_after_seconds
+            timeout = self.payment.max_timeout_seconds
+            if retry >= timeout:
+                raise CrossFieldError(
+                    "capacity.retryAfterSeconds",
+                    f"must be < payment.maxTimeoutSeconds ({retry} >= {timeout}):"
+                    " a buyer told to wait must still be able to use its signed payment",
+                )
+        return self
+
+    @property
+    def streams(self) -> bool:
+        """True when the offer streams responses (buffering must then stay off)."""
+        return self.capabilities is not None and self.capabilities.streaming
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields the hook reads; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ServiceOffer(BaseModel):
+    """A whole ServiceOffer: lenient metadata and status, strict spec."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    api_version: str = Field(default="obol.org/v1alpha1", alias="apiVersion")
+    kind: str = "ServiceOffer"
+    metadata: ObjectMeta
+    spec: ServiceOfferSpec
+
+
+_PYDANTIC_REASONS: Mapping[str, str] = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+}
+
+
+def _camel_path(loc: tuple[int | str, ...], prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(item)
+    return ".".join(parts)
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in _PYDANTIC_REASONS:
+        return _PYDANTIC_REASONS[kind]
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+              "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"must be {op} {bound}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
+    if kind == "string_pattern_mismatch":
+        return _pattern_reason(str(ctx.get("pattern", "")))
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    return str(error["msg"])
+
+
+_PATTERN_REASONS: Mapping[str, str] = {
+    DNS1123_LABEL: "must be a DNS-1123 label (lower-case letters, digits and '-')",
+    EVM_ADDRESS: "must be an EVM address: 0x followed by 40 hex digits",
+    DECIMAL_STRING: "must be a plain decimal string such as \"0.001\" (no sign, no exponent)",
+    NETWORK_ID: "must be a network name such as base or a CAIP-2 id such as eip155:8453",
+    ASSET_REF: "must be usdc, obol or a token address (0x followed by 40 hex digits)",
+    HTTP_PATH: "must be an absolute path starting with / (no spaces, query or fragment)",
+}
+
+
+def _pattern_reason(pattern: str) -> str:
+    return _PATTERN_REASONS.get(pattern, f"must match {pattern}")
+
+
+def problems_from_validation(exc: ValidationError, prefix: str) -> list[FieldProblem]:
+    """Turn pydantic's errors into field problems with camelCase paths under ``prefix``."""
+    problems: list[FieldProblem] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, CrossFieldError):
+            sub = tuple(p for p in cause.field.split(".") if p)
+            path = _camel_path(loc + sub, prefix)
+            problems.append(FieldProblem(path, cause.reason, cause.value))
+            continue
+        value = None if error["type"] == "missing" else error.get("input")
+        if isinstance(value, Mapping | list):
+            value = None
+        problems.append(FieldProblem(_camel_path(loc, prefix), _reason(error), value))
+    return problems
+
+
+def parse_spec(spec: Any, *, path: str = "spec") -> ServiceOfferSpec:
+    """Validate a ``spec`` mapping; raise :class:`SpecError` listing every problem."""
+    if not isinstance(spec, Mapping):
+        raise SpecError.at(path, "must be an object", None if spec is None else type(spec).__name__)
+    try:
+        return ServiceOfferSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise SpecError(problems_from_validation(exc, path)) from None
+
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def parse_offer(obj: Any) -> ServiceOffer:
+    """Validate a whole ServiceOffer object (as read from the API server or a YAML file)."""
+    if not isinstance(obj, Mapping):
+        raise SpecError.at("<object>", "must be a mapping")
+    problems: list[FieldProblem] = []
+    if obj.get("apiVersion", "obol.org/v1alpha1") != "obol.org/v1alpha1":
+        problems.append(FieldProblem("apiVersion", "must be obol.org/v1alpha1", obj["apiVersion"]))
+    if obj.get("kind", "ServiceOffer") != "ServiceOffer":
+        problems.append(FieldProblem("kind", "must be ServiceOffer", obj["kind"]))
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name:
+        problems.append(FieldProblem("metadata.name", "required field is missing"))
+    elif len(name) > 253 or not _NAME.match(name):
+        problems.append(
+            FieldProblem("metadata.name", "must be a DNS-1123 subdomain (lower-case)", name)
+        )
+    spec: ServiceOfferSpec | None = None
+    try:
+        spec = parse_spec(obj.get("spec"))
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    if problems or spec is None:
+        raise SpecError(problems)
+    return ServiceOffer(
+        apiVersion="obol.org/v1alpha1",
+        kind="ServiceOffer",
+        metadata=ObjectMeta.model_validate(meta),
+        spec=spec,
+    )
+
+
+def dump_spec(spec: ServiceOfferSpec) -> dict[str, Any]:
+    """The spec as Kubernetes JSON: camelCase, no nulls."""
+    return spec.model_dump(by_alias=True, exclude_none=True)

@@ -1,0 +1,91 @@
+"""Deterministic names and labels for an offer's children.
+
+Every child name is a pure function of the offer's namespace and name, stays a valid
+Kubernetes name for any valid offer name (ServiceOffer names may be 253 characters long and
+contain dots; Service names must be DNS-1123 labels of at most 63), and never collides for two
+different offers: whenever a name has to be shortened or cleaned, a hash of the untouched name
+is appended.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hooks import api
+
+SUBDOMAIN_MAX = 253
+LABEL_MAX = 63
+_HASH_LEN = 8
+_NOT_LABEL_CHARS = re.compile(r"[^a-z0-9-]")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_HASH_LEN]
+
+
+def bounded(base: str, suffix: str = "", *, limit: int = SUBDOMAIN_MAX, label: bool = False) -> str:
+    """``base + suffix`` if it fits and is valid, else a shortened form with a hash of the whole.
+
+    ``label=True`` asks for a DNS-1123 label (no dots), as Service names need.
+    """
+    wanted = base + suffix
+    clean = _NOT_LABEL_CHARS.sub("-", wanted) if label else wanted
+    if clean == wanted and len(wanted) <= limit:
+        return wanted
+    tail = "-" + _digest(wanted) + suffix
+    head = (_NOT_LABEL_CHARS.sub("-", base) if label else base)[: limit - len(tail)]
+    return head.rstrip("-.") + tail
+
+
+def label_value(value: str) -> str:
+    """A label value (at most 63 characters, alphanumeric at both ends) that identifies ``value``."""
+    return bounded(value, limit=LABEL_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildNames:
+    """The names of every child one offer can have, plus its route path and admission key."""
+
+    route: str
+    pricing: str
+    forward_auth: str
+    global_in_flight: str
+    buyer_in_flight: str
+    busy_errors: str
+    body_limit: str
+    busy_service: str
+    path: str
+    admission_key: str
+
+
+@lru_cache(maxsize=4096)
+def child_names(namespace: str, name: str) -> ChildNames:
+    """All child names of the offer ``namespace/name``."""
+    base = f"so-{name}"
+    return ChildNames(
+        route=bounded(base),
+        pricing=bounded(base, "-pricing"),
+        forward_auth=bounded(base, "-x402"),
+        global_in_flight=bounded(base, "-inflight"),
+        buyer_in_flight=bounded(base, "-buyer-inflight"),
+        busy_errors=bounded(base, "-busy"),
+        body_limit=bounded(base, "-body-limit"),
+        busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
+        path=f"/services/{name}",
+        admission_key=f"{namespace}/{name}",
+    )
+
+
+def child_labels(namespace: str, name: str, component: str) -> dict[str, str]:
+    """Labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
+    return {
+        api.LABEL_COMPONENT: component,
+        api.LABEL_MANAGED_BY: api.MANAGED_BY,
+        api.LABEL_OFFER_NAME: label_value(name),
+        api.LABEL_OFFER_NAMESPACE: namespace,
+    }
