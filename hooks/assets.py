@@ -174,20 +174,20 @@ class AssetRegistry:
         """All tokens, grouped by network in :meth:`networks` order, in registration order."""
         return self._assets
 
-    def network(self, name_or_caip2: Any, *, path: str = "spec.payment.network") -> Network:
+    def network(self, name_or_caip2: str, *, path: str = "spec.payment.network") -> Network:
         """Find a network by canonical name, alias (case-insensitive) or ``eip155:<chain id>``."""
         if not isinstance(name_or_caip2, str):
             raise SpecError.at(path, "must be a string naming a network", name_or_caip2)
         found = self._by_key.get(name_or_caip2.lower())
         if found is None:
-            known = ", ".join(network.name for network in self._networks)
+            known = ", ".join(network.name for network in self._networks) or "none"
             raise SpecError.at(path, f"unknown network; known: {known}", name_or_caip2)
         return found
 
     def resolve(
         self,
         network: Network | str,
-        asset: Any = "usdc",
+        asset: str = "usdc",
         *,
         path: str = "spec.payment.asset",
         network_path: str = "spec.payment.network",

@@ -120,6 +120,8 @@ def worst_case_request_quote(
     """
     if per_request_atomic is None and per_mtok_atomic is None:
         raise ValueError("worst_case_request_quote needs a per-request or a per-MTok price")
+    if per_request_atomic is not None and per_request_atomic < 0:
+        raise ValueError(f"per-request price must be non-negative, got {per_request_atomic}")
     total = per_request_atomic or 0
     if per_mtok_atomic is not None:
         if max_input_tokens is None or max_output_tokens is None:

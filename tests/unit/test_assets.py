@@ -477,7 +477,7 @@ def test_registry_built_from_nothing_knows_nothing() -> None:
     assert empty.networks() == ()
     assert empty.assets() == ()
     assert rejection(empty.network, "base") == [
-        "spec.payment.network: unknown network; known:  (got 'base')"
+        "spec.payment.network: unknown network; known: none (got 'base')"
     ]
 
 
@@ -796,3 +796,13 @@ def test_the_source_names_the_document_in_whole_document_errors() -> None:
         "/etc/obol/assets.yaml: must be a mapping with optional 'networks' and 'assets' lists "
         "(got 'oops')"
     ]
+
+
+def test_constructing_an_inconsistent_registry_is_a_programming_error() -> None:
+    base = BUILTIN_NETWORKS[0]
+    with pytest.raises(ValueError, match="used twice"):
+        AssetRegistry([base, dataclasses.replace(base, name="other", aliases=("base-mainnet",))])
+    with pytest.raises(ValueError, match="unknown network"):
+        AssetRegistry([base], [BUILTIN_ASSETS[2]])
+    with pytest.raises(ValueError, match="listed twice"):
+        AssetRegistry([base], [BUILTIN_ASSETS[0], BUILTIN_ASSETS[0]])

@@ -338,3 +338,8 @@ def test_worst_case_needs_some_price() -> None:
 def test_worst_case_rejects_negative_token_limits_as_misuse() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         worst_case_request_quote(None, 1, -1, 10)
+
+
+def test_worst_case_rejects_a_negative_per_request_price_as_misuse() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        worst_case_request_quote(-1, None, None, None)
