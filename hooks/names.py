@@ -43,7 +43,7 @@ def bounded(base: str, suffix: str = "", *, limit: int = SUBDOMAIN_MAX, label: b
 
 
 def label_value(value: str) -> str:
-    """A label value (at most 63 characters, alphanumeric at both ends) that identifies ``value``."""
+    """A valid label value (at most 63 characters) that identifies ``value``."""
     return bounded(value, limit=LABEL_MAX)
 
 

@@ -1,0 +1,305 @@
+"""The admission chain: in what order Traefik checks a request to an offer, and the Middlewares
+that do each check. Read this file to know why a saturated offer answers 429 and never 402.
+
+The HTTPRoute rule's filters run in list order (Traefik >= 3.2); the first one is the outermost
+handler. For an offer with a capacity envelope the chain is::
+
+    1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
+    2. errors        (429)    turns every 429 below into Retry-After + a JSON body, no 402 terms
+    3. inFlightReq   global   maxInFlight / gateway replicas, keyed on the header from step 1
+    4. buffering     [opt]    413 for bodies over maxBodyBytes (only if the offer does not stream)
+    5. forwardAuth   x402     402 with payment terms for unpaid requests; verify-only
+    6. inFlightReq   buyer    [opt] perBuyerMaxInFlight, keyed on the verified payer header
+    7. URLRewrite             /services/<name>/x -> /x, last, so the verifier sees the public path
+
+Why this order:
+
+* Step 1 *sets* the key, overwriting whatever a client sent, so there is exactly one counter per
+  offer. Traefik's default key is the client-chosen Host header (one bucket per spelling).
+* Step 3 runs before step 5, so a saturated offer rejects unpaid *and* paid requests before the
+  verifier is asked: no quote is built and no payment is verified or charged.
+* Step 4 runs before step 5, so an oversized body never gets a quote.
+* Step 6 can only key on a payer after verification. Its 429 therefore comes after /verify,
+  which is safe only because the forwardAuth verifier is verify-only (settlement happens after the
+  upstream answers); step 2 still gives it Retry-After.
+* Without a capacity envelope, steps 1, 2, 3 and 6 and the busy Service are left out: the route
+  is the plain paid route it always was (plus step 4 if a body limit is declared).
+
+Known limits, which status also states: inFlightReq counters are per Traefik replica (the global
+amount is divided by ``gateway_replicas``) and reset whenever Traefik reloads its configuration;
+token limits are advertised, not enforced.
+
+Pure: builders return plain dicts and never perform I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from hooks import api
+from hooks.models import ServiceOfferSpec
+from hooks.names import ChildNames, child_labels
+from hooks.settings import Settings
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the gateway will actually enforce for one offer."""
+
+    per_replica_max_in_flight: int | None
+    per_replica_buyer_max_in_flight: int | None
+    body_limit_bytes: int | None
+    warnings: tuple[str, ...]
+
+
+def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
+    """Derive the enforced limits (per gateway replica) and the warnings they imply."""
+    warnings: list[str] = []
+    global_amount = buyer_amount = None
+    replicas = settings.gateway_replicas
+    capacity = spec.capacity
+    if capacity is not None:
+        global_amount = _per_replica(capacity.max_in_flight, replicas)
+        if global_amount * replicas != capacity.max_in_flight:
+            warnings.append(
+                f"maxInFlight {capacity.max_in_flight} cannot be split evenly across {replicas}"
+                f" gateway replicas: each enforces {global_amount}, so up to"
+                f" {global_amount * replicas} requests may be in flight"
+            )
+        if capacity.per_buyer_max_in_flight is not None:
+            buyer_amount = _per_replica(capacity.per_buyer_max_in_flight, replicas)
+            if buyer_amount * replicas != capacity.per_buyer_max_in_flight:
+                warnings.append(
+                    f"perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} cannot be split"
+                    f" evenly across {replicas} gateway replicas: each enforces {buyer_amount}"
+                )
+    body_limit = spec.request_limits.max_body_bytes if spec.request_limits else None
+    if body_limit is not None and spec.streams:
+        warnings.append(
+            "maxBodyBytes is advertised only: request buffering would break streaming responses"
+        )
+        body_limit = None
+    return Envelope(global_amount, buyer_amount, body_limit, tuple(warnings))
+
+
+def _per_replica(total: int, replicas: int) -> int:
+    # Never 0: inFlightReq with amount 0 rejects every request.
+    return max(1, total // replicas)
+
+
+def _extension_ref(name: str) -> Manifest:
+    return {
+        "type": "ExtensionRef",
+        "extensionRef": {"group": "traefik.io", "kind": api.MIDDLEWARE_KIND, "name": name},
+    }
+
+
+def route_filters(
+    spec: ServiceOfferSpec, names: ChildNames, limits: Envelope, settings: Settings
+) -> list[Manifest]:
+    """The HTTPRoute rule's filters, in the order documented above."""
+    filters: list[Manifest] = []
+    capacity = spec.capacity is not None
+    if capacity:
+        filters.append(
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {
+                    "set": [{"name": settings.admission_key_header, "value": names.admission_key}]
+                },
+            }
+        )
+        filters.append(_extension_ref(names.busy_errors))
+        filters.append(_extension_ref(names.global_in_flight))
+    if limits.body_limit_bytes is not None:
+        filters.append(_extension_ref(names.body_limit))
+    filters.append(_extension_ref(names.forward_auth))
+    if limits.per_replica_buyer_max_in_flight is not None:
+        filters.append(_extension_ref(names.buyer_in_flight))
+    filters.append(
+        {
+            "type": "URLRewrite",
+            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+        }
+    )
+    return filters
+
+
+def _middleware(
+    namespace: str, offer: str, name: str, component: str, spec: Manifest
+) -> Manifest:
+    return {
+        "apiVersion": api.MIDDLEWARE_API_VERSION,
+        "kind": api.MIDDLEWARE_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": child_labels(namespace, offer, component),
+        },
+        "spec": spec,
+    }
+
+
+def build_global_in_flight(
+    namespace: str, offer: str, names: ChildNames, amount: int, settings: Settings
+) -> Manifest:
+    """inFlightReq shared by every buyer, keyed on the header the route sets (step 3)."""
+    return _middleware(
+        namespace,
+        offer,
+        names.global_in_flight,
+        "global-in-flight",
+        {
+            "inFlightReq": {
+                "amount": amount,
+                "sourceCriterion": {"requestHeaderName": settings.admission_key_header},
+            }
+        },
+    )
+
+
+def build_buyer_in_flight(
+    namespace: str, offer: str, names: ChildNames, amount: int, settings: Settings
+) -> Manifest:
+    """inFlightReq per verified payer, keyed on the header forwardAuth sets (step 6)."""
+    return _middleware(
+        namespace,
+        offer,
+        names.buyer_in_flight,
+        "buyer-in-flight",
+        {
+            "inFlightReq": {
+                "amount": amount,
+                "sourceCriterion": {"requestHeaderName": settings.payer_header},
+            }
+        },
+    )
+
+
+def busy_query(namespace: str, offer: str, retry_after_seconds: int) -> str:
+    """Path and query the errors Middleware asks the busy responder for."""
+    return (
+        f"/busy/{quote(namespace, safe='')}/{quote(offer, safe='')}"
+        f"?retryAfter={retry_after_seconds}&status={{status}}"
+    )
+
+
+def build_busy_errors(
+    namespace: str, offer: str, names: ChildNames, retry_after_seconds: int, settings: Settings
+) -> Manifest:
+    """errors Middleware catching 429 and asking the busy responder for the body (step 2)."""
+    return _middleware(
+        namespace,
+        offer,
+        names.busy_errors,
+        "busy-errors",
+        {
+            "errors": {
+                "status": ["429"],
+                "service": {"name": names.busy_service, "port": settings.busy_port},
+                "query": busy_query(namespace, offer, retry_after_seconds),
+            }
+        },
+    )
+
+
+def build_body_limit(namespace: str, offer: str, names: ChildNames, max_bytes: int) -> Manifest:
+    """buffering Middleware answering 413 for oversized bodies before any quote (step 4)."""
+    return _middleware(
+        namespace,
+        offer,
+        names.body_limit,
+        "body-limit",
+        {"buffering": {"maxRequestBodyBytes": max_bytes}},
+    )
+
+
+def build_forward_auth(
+    namespace: str, offer: str, names: ChildNames, settings: Settings
+) -> Manifest:
+    """x402 forwardAuth Middleware: 402 terms for unpaid requests, payer header on success."""
+    return _middleware(
+        namespace,
+        offer,
+        names.forward_auth,
+        "x402-forward-auth",
+        {
+            "forwardAuth": {
+                "address": settings.verifier_url,
+                "trustForwardHeader": False,
+                "authResponseHeaders": [settings.payer_header],
+                "maxResponseBodySize": settings.verifier_max_response_bytes,
+            }
+        },
+    )
+
+
+def build_busy_service(
+    namespace: str, offer: str, names: ChildNames, settings: Settings
+) -> Manifest:
+    """ExternalName Service pointing the errors Middleware at this hook's busy responder.
+
+    Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``.
+    Server defaults (protocol, targetPort, sessionAffinity) are written out so Metacontroller's
+    three-way merge finds nothing to change on the next sync.
+    """
+    return {
+        "apiVersion": api.SERVICE_API_VERSION,
+        "kind": api.SERVICE_KIND,
+        "metadata": {
+            "name": names.busy_service,
+            "namespace": namespace,
+            "labels": child_labels(namespace, offer, "busy-responder"),
+        },
+        "spec": {
+            "type": "ExternalName",
+            "externalName": settings.busy_host,
+            "ports": [
+                {
+                    "name": "http",
+                    "port": settings.busy_port,
+                    "protocol": "TCP",
+                    "targetPort": settings.busy_port,
+                }
+            ],
+            "sessionAffinity": "None",
+        },
+    }
+
+
+def admission_children(
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    limits: Envelope,
+    settings: Settings,
+) -> list[Manifest]:
+    """Every Middleware and Service the chain needs, in chain order."""
+    children: list[Manifest] = []
+    capacity = spec.capacity
+    if capacity is not None and limits.per_replica_max_in_flight is not None:
+        children.append(
+            build_busy_errors(namespace, offer, names, capacity.retry_after_seconds, settings)
+        )
+        children.append(
+            build_global_in_flight(
+                namespace, offer, names, limits.per_replica_max_in_flight, settings
+            )
+        )
+    if limits.body_limit_bytes is not None:
+        children.append(build_body_limit(namespace, offer, names, limits.body_limit_bytes))
+    children.append(build_forward_auth(namespace, offer, names, settings))
+    if limits.per_replica_buyer_max_in_flight is not None:
+        children.append(
+            build_buyer_in_flight(
+                namespace, offer, names, limits.per_replica_buyer_max_in_flight, settings
+            )
+        )
+    if capacity is not None:
+        children.append(build_busy_service(namespace, offer, names, settings))
+    return children

@@ -1,0 +1,137 @@
+"""Builders for the offer's HTTPRoute and pricing ConfigMap, and the full desired child set.
+
+One builder per child kind; the Middlewares and the busy Service of the admission chain are
+built in :mod:`hooks.admission`. Every child is built fresh on each call with only the fields we
+own, server defaults written out (so Metacontroller's three-way merge is a no-op on the next
+sync), no empty strings or nulls, no ownerReferences, and always in the offer's namespace.
+
+Pure: no I/O; the same inputs give the same dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from hooks import api
+from hooks.admission import Envelope, Manifest, admission_children, route_filters
+from hooks.models import ServiceOfferSpec
+from hooks.names import ChildNames, child_labels
+from hooks.payment import ResolvedPayment
+from hooks.settings import Settings
+
+# The verifier's route list as JSON (a subset of YAML, so a YAML route loader reads it too).
+PRICING_KEY = "routes.json"
+
+
+def build_httproute(
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    limits: Envelope,
+    settings: Settings,
+) -> Manifest:
+    """The offer's HTTPRoute: one parentRef, one rule, one PathPrefix match, one backend.
+
+    One rule with one match on one listener means one Traefik router, hence one in-flight
+    counter per gateway replica.
+    """
+    backend: dict[str, Any] = {
+        "kind": "Service",
+        "name": spec.upstream.service,
+        "port": spec.upstream.port,
+        "weight": 1,
+    }
+    if spec.upstream.namespace is not None and spec.upstream.namespace != namespace:
+        backend["namespace"] = spec.upstream.namespace
+    return {
+        "apiVersion": api.HTTPROUTE_API_VERSION,
+        "kind": api.HTTPROUTE_KIND,
+        "metadata": {
+            "name": names.route,
+            "namespace": namespace,
+            "labels": child_labels(namespace, offer, "route"),
+        },
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": settings.gateway_name,
+                    "namespace": settings.gateway_namespace,
+                    "sectionName": settings.gateway_listener,
+                }
+            ],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": names.path}}],
+                    "filters": route_filters(spec, names, limits, settings),
+                    "backendRefs": [backend],
+                }
+            ],
+        },
+    }
+
+
+def pricing_route(
+    namespace: str, offer: str, names: ChildNames, payment: ResolvedPayment
+) -> dict[str, Any]:
+    """The offer's entry in the x402 verifier's route format."""
+    asset = payment.asset
+    route: dict[str, Any] = {
+        "pattern": f"{names.path}/*",
+        "price": payment.amount(payment.quote_atomic),
+        "description": f"ServiceOffer {namespace}/{offer}",
+        "payTo": payment.pay_to,
+        "network": payment.network.caip2,
+        "assetAddress": asset.address,
+        "assetSymbol": asset.symbol,
+        "assetDecimals": asset.decimals,
+        "assetTransferMethod": asset.transfer_method,
+        "eip712Name": asset.eip712_name,
+        "eip712Version": asset.eip712_version,
+        "maxTimeoutSeconds": payment.max_timeout_seconds,
+        "priceModel": payment.price_model,
+        "offerNamespace": namespace,
+        "offerName": offer,
+    }
+    if payment.per_mtok_atomic is not None:
+        route["perMTok"] = payment.amount(payment.per_mtok_atomic)
+    return route
+
+
+def build_pricing_configmap(
+    namespace: str, offer: str, names: ChildNames, payment: ResolvedPayment
+) -> Manifest:
+    """ConfigMap carrying the pricing route, labelled so a verifier can select all of them."""
+    labels = child_labels(namespace, offer, "pricing")
+    labels[api.LABEL_PRICING] = "true"
+    document = orjson.dumps(
+        {"routes": [pricing_route(namespace, offer, names, payment)]},
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2,
+    ).decode()
+    return {
+        "apiVersion": api.CONFIGMAP_API_VERSION,
+        "kind": api.CONFIGMAP_KIND,
+        "metadata": {"name": names.pricing, "namespace": namespace, "labels": labels},
+        "data": {PRICING_KEY: document},
+    }
+
+
+def desired_children(
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    limits: Envelope,
+    payment: ResolvedPayment,
+    settings: Settings,
+) -> list[Manifest]:
+    """Every child of a valid offer: route, admission chain, pricing."""
+    return [
+        build_httproute(namespace, offer, spec, names, limits, settings),
+        *admission_children(namespace, offer, spec, names, limits, settings),
+        build_pricing_configmap(namespace, offer, names, payment),
+    ]

@@ -1,0 +1,407 @@
+"""ServiceOffer status: conditions computed from the *observed* children, never from intent.
+
+Metacontroller sends the children it observed; a condition is True only when the observed
+objects prove it (for example RoutePublished needs the Gateway's Accepted and ResolvedRefs
+conditions on the observed HTTPRoute). Capacity use is ``Unknown`` unless an observation says
+otherwise: the status never pretends.
+
+Determinism: ``lastTransitionTime`` is carried forward from the previous status whenever a
+condition's status does not change; when it does change, the time is the newest timestamp found
+in the request itself (see :func:`request_time`), so the same request always gives the same bytes.
+
+Pure: no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hooks import api
+from hooks.admission import Envelope
+from hooks.models import ServiceOfferSpec
+from hooks.names import ChildNames
+from hooks.payment import ResolvedPayment
+from hooks.settings import Settings
+
+# --- condition types -------------------------------------------------------------------------
+# The x402 forwardAuth Middleware and the pricing ConfigMap exist (observed).
+PAYMENT_GATE_READY: Final = "PaymentGateReady"
+# The admission chain (errors, in-flight limits, busy Service) exists and the route uses it.
+CAPACITY_ENFORCED: Final = "CapacityEnforced"
+# The Gateway accepted the observed HTTPRoute and resolved its references.
+ROUTE_PUBLISHED: Final = "RoutePublished"
+# The upstream answered its health path (only known when observation is on).
+UPSTREAM_HEALTHY: Final = "UpstreamHealthy"
+# Everything above holds: buyers can pay and be served.
+READY: Final = "Ready"
+
+CONDITION_ORDER: Final = (
+    PAYMENT_GATE_READY,
+    CAPACITY_ENFORCED,
+    ROUTE_PUBLISHED,
+    UPSTREAM_HEALTHY,
+    READY,
+)
+
+# --- reasons ---------------------------------------------------------------------------------
+REASON_PUBLISHED: Final = "Published"  # PaymentGateReady: both objects observed
+REASON_PENDING: Final = "Pending"  # an expected child has not been observed yet
+REASON_ENFORCED: Final = "Enforced"  # CapacityEnforced: chain observed on the route
+REASON_NOT_CONFIGURED: Final = "NotConfigured"  # CapacityEnforced: the offer has no capacity
+REASON_ACCEPTED: Final = "Accepted"  # RoutePublished: Accepted and ResolvedRefs are True
+REASON_WAITING_FOR_GATEWAY: Final = "WaitingForGateway"  # no current status from our Gateway
+REASON_NOT_ACCEPTED: Final = "NotAccepted"  # the Gateway refused the route
+REASON_REFS_NOT_RESOLVED: Final = "RefsNotResolved"  # e.g. upstream Service missing
+REASON_NOT_OBSERVED: Final = "NotObserved"  # UpstreamHealthy: observation off or stale
+REASON_HEALTHY: Final = "Healthy"
+REASON_UNHEALTHY: Final = "Unhealthy"
+REASON_READY: Final = "Ready"
+REASON_INVALID_SPEC: Final = "InvalidSpec"  # Ready: the spec failed validation
+REASON_NOT_READY: Final = "NotReady"  # Ready: a condition above is not satisfied
+
+SCALING_STATEMENT: Final = (
+    "capacity is declared by the seller (external-static); nothing is autoscaled"
+)
+EPOCH: Final = "1970-01-01T00:00:00Z"
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the observation layer last learnt about one upstream (an input to the pure core)."""
+
+    healthy: bool | None
+    message: str
+    http_status: int | None = None
+    in_flight: int | None = None
+    source: str | None = None
+
+
+class ObservedChildren:
+    """The children Metacontroller observed, indexed by (kind, name)."""
+
+    def __init__(self, by_kind_and_name: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        self._objects = by_kind_and_name
+
+    def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
+        """The observed object, or None."""
+        return self._objects.get((kind, name))
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def objects(self) -> Iterable[Mapping[str, Any]]:
+        """Every observed object."""
+        return self._objects.values()
+
+
+def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
+    """The newest RFC 3339 timestamp among the parent's and children's metadata.
+
+    Used as ``lastTransitionTime`` for a condition that changes in this sync, so the core needs
+    no clock: a transition is caused by a write to the parent or a child, and that write is the
+    newest ``creationTimestamp`` or ``managedFields[].time`` in the request.
+    """
+    newest = EPOCH
+    for obj in (parent, *observed.objects()):
+        meta = obj.get("metadata")
+        if not isinstance(meta, Mapping):
+            continue
+        stamps = [meta.get("creationTimestamp")]
+        fields = meta.get("managedFields")
+        if isinstance(fields, list):
+            stamps.extend(entry.get("time") for entry in fields if isinstance(entry, Mapping))
+        for stamp in stamps:
+            if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.match(stamp):
+                newest = stamp
+    return newest
+
+
+def condition(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
+    """A condition without its time or generation (added by :func:`finish_conditions`)."""
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def finish_conditions(
+    conditions: Iterable[dict[str, Any]],
+    previous: Any,
+    generation: int | None,
+    transition_time: str,
+) -> list[dict[str, Any]]:
+    """Add ``observedGeneration`` and a carried-forward or new ``lastTransitionTime``."""
+    before: dict[str, Mapping[str, Any]] = {}
+    if isinstance(previous, list):
+        for item in previous:
+            if isinstance(item, Mapping) and isinstance(item.get("type"), str):
+                before[item["type"]] = item
+    finished = []
+    for cond in conditions:
+        old = before.get(cond["type"])
+        stamp = transition_time
+        if old is not None and old.get("status") == cond["status"]:
+            old_stamp = old.get("lastTransitionTime")
+            if isinstance(old_stamp, str) and _TIMESTAMP.match(old_stamp):
+                stamp = old_stamp
+        cond = dict(cond, lastTransitionTime=stamp)
+        if generation is not None:
+            cond["observedGeneration"] = generation
+        finished.append(cond)
+    return finished
+
+
+def _conditions_of(obj: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    status = obj.get("status") if obj else None
+    return status.get("conditions", []) if isinstance(status, Mapping) else []
+
+
+def route_condition(
+    observed_route: Mapping[str, Any] | None, settings: Settings
+) -> dict[str, str]:
+    """RoutePublished from the observed HTTPRoute's status for *our* parentRef."""
+    if observed_route is None:
+        return condition(ROUTE_PUBLISHED, "False", REASON_PENDING, "HTTPRoute not observed yet")
+    generation = (observed_route.get("metadata") or {}).get("generation")
+    status = observed_route.get("status")
+    parents = status.get("parents", []) if isinstance(status, Mapping) else []
+    ours = None
+    for entry in parents if isinstance(parents, list) else []:
+        ref = entry.get("parentRef", {}) if isinstance(entry, Mapping) else {}
+        if (
+            ref.get("name") == settings.gateway_name
+            and ref.get("namespace", settings.gateway_namespace) == settings.gateway_namespace
+            and ref.get("sectionName", settings.gateway_listener) == settings.gateway_listener
+        ):
+            ours = entry
+            break
+    gateway = f"{settings.gateway_namespace}/{settings.gateway_name}"
+    if ours is None:
+        return condition(
+            ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+            f"Gateway {gateway} has not reported on the HTTPRoute yet",
+        )
+    by_type = {c.get("type"): c for c in _conditions_of({"status": ours})}
+    for needed, reason in (("Accepted", REASON_NOT_ACCEPTED),
+                           ("ResolvedRefs", REASON_REFS_NOT_RESOLVED)):
+        found = by_type.get(needed)
+        if found is None:
+            return condition(
+                ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+                f"Gateway {gateway} has not reported {needed} yet",
+            )
+        stale = (
+            isinstance(generation, int)
+            and isinstance(found.get("observedGeneration"), int)
+            and found["observedGeneration"] < generation
+        )
+        if stale:
+            return condition(
+                ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+                f"Gateway {gateway} has not processed the latest HTTPRoute yet",
+            )
+        if found.get("status") != "True":
+            detail = found.get("message") or found.get("reason") or "no reason given"
+            return condition(
+                ROUTE_PUBLISHED, "False", reason, f"{needed} is {found.get('status')}: {detail}"
+            )
+    return condition(
+        ROUTE_PUBLISHED, "True", REASON_ACCEPTED,
+        f"HTTPRoute accepted by Gateway {gateway} with all references resolved",
+    )
+
+
+def _route_extension_refs(observed_route: Mapping[str, Any] | None) -> set[str]:
+    spec = observed_route.get("spec") if observed_route else None
+    rules = spec.get("rules", []) if isinstance(spec, Mapping) else []
+    names: set[str] = set()
+    for rule in rules if isinstance(rules, list) else []:
+        for item in rule.get("filters", []) if isinstance(rule, Mapping) else []:
+            ref = item.get("extensionRef") if isinstance(item, Mapping) else None
+            if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+                names.add(ref["name"])
+    return names
+
+
+def payment_condition(names: ChildNames, observed: ObservedChildren) -> dict[str, str]:
+    """PaymentGateReady: the forwardAuth Middleware and the pricing ConfigMap are observed."""
+    missing = [
+        f"{kind} {name}"
+        for kind, name in ((api.MIDDLEWARE_KIND, names.forward_auth),
+                           (api.CONFIGMAP_KIND, names.pricing))
+        if observed.get(kind, name) is None
+    ]
+    if missing:
+        return condition(
+            PAYMENT_GATE_READY, "False", REASON_PENDING, "not observed yet: " + ", ".join(missing)
+        )
+    return condition(
+        PAYMENT_GATE_READY, "True", REASON_PUBLISHED,
+        f"x402 forwardAuth Middleware {names.forward_auth} and pricing ConfigMap"
+        f" {names.pricing} are in place",
+    )
+
+
+def capacity_condition(
+    spec: ServiceOfferSpec, names: ChildNames, limits: Envelope, observed: ObservedChildren,
+    settings: Settings,
+) -> dict[str, str]:
+    """CapacityEnforced: the chain's objects exist and the observed route references them."""
+    capacity = spec.capacity
+    if capacity is None:
+        return condition(
+            CAPACITY_ENFORCED, "False", REASON_NOT_CONFIGURED,
+            "no capacity envelope: requests are not admission-limited",
+        )
+    needed = [(api.MIDDLEWARE_KIND, names.busy_errors), (api.MIDDLEWARE_KIND,
+              names.global_in_flight), (api.SERVICE_KIND, names.busy_service)]
+    if limits.per_replica_buyer_max_in_flight is not None:
+        needed.append((api.MIDDLEWARE_KIND, names.buyer_in_flight))
+    missing = [f"{kind} {name}" for kind, name in needed if observed.get(kind, name) is None]
+    route = observed.get(api.HTTPROUTE_KIND, names.route)
+    refs = _route_extension_refs(route)
+    unreferenced = [name for kind, name in needed if kind == api.MIDDLEWARE_KIND
+                    and name not in refs]
+    if missing or unreferenced:
+        parts = []
+        if missing:
+            parts.append("not observed yet: " + ", ".join(missing))
+        if unreferenced:
+            parts.append("not on the observed HTTPRoute yet: " + ", ".join(unreferenced))
+        return condition(CAPACITY_ENFORCED, "False", REASON_PENDING, "; ".join(parts))
+    replicas = settings.gateway_replicas
+    message = (
+        f"maxInFlight {capacity.max_in_flight} enforced as {limits.per_replica_max_in_flight}"
+        f" per gateway replica x {replicas}"
+    )
+    if limits.per_replica_buyer_max_in_flight is not None:
+        message += f", perBuyerMaxInFlight {capacity.per_buyer_max_in_flight}"
+    return condition(CAPACITY_ENFORCED, "True", REASON_ENFORCED, f"{message}; {SCALING_STATEMENT}")
+
+
+def upstream_condition(observation: Observation | None) -> dict[str, str]:
+    """UpstreamHealthy from the latest observation, Unknown without one."""
+    if observation is None or observation.healthy is None:
+        message = observation.message if observation else "upstream health is not observed"
+        return condition(UPSTREAM_HEALTHY, "Unknown", REASON_NOT_OBSERVED, message)
+    if observation.healthy:
+        return condition(UPSTREAM_HEALTHY, "True", REASON_HEALTHY, observation.message)
+    return condition(UPSTREAM_HEALTHY, "False", REASON_UNHEALTHY, observation.message)
+
+
+def ready_condition(conditions: list[dict[str, str]]) -> dict[str, str]:
+    """Ready when every other condition allows serving paid traffic."""
+    blocking = []
+    for cond in conditions:
+        if cond["type"] == CAPACITY_ENFORCED and cond["reason"] == REASON_NOT_CONFIGURED:
+            continue
+        if cond["type"] == UPSTREAM_HEALTHY and cond["status"] != "False":
+            continue
+        if cond["status"] != "True":
+            blocking.append(f"{cond['type']} is {cond['status']} ({cond['reason']})")
+    if blocking:
+        return condition(READY, "False", REASON_NOT_READY, "; ".join(blocking))
+    return condition(READY, "True", REASON_READY, "offer is published behind the x402 gate")
+
+
+def capacity_status(
+    spec: ServiceOfferSpec, limits: Envelope, observation: Observation | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """``status.capacity``: the declared envelope, and use only when observed."""
+    capacity = spec.capacity
+    if capacity is None:
+        return {
+            "scalingControlled": False,
+            "state": "Unknown",
+            "message": "no capacity envelope declared: no admission limit, no 429",
+        }
+    block: dict[str, Any] = {
+        "mode": capacity.mode,
+        "scalingControlled": False,
+        "maxInFlight": capacity.max_in_flight,
+        "gatewayReplicas": settings.gateway_replicas,
+        "perReplicaMaxInFlight": limits.per_replica_max_in_flight,
+        "retryAfterSeconds": capacity.retry_after_seconds,
+        "state": "Unknown",
+        "message": f"{SCALING_STATEMENT}; in-flight use is not observed",
+    }
+    if capacity.gpu_count is not None:
+        block["gpuCount"] = capacity.gpu_count
+    if capacity.per_buyer_max_in_flight is not None:
+        block["perBuyerMaxInFlight"] = capacity.per_buyer_max_in_flight
+    if observation is not None and observation.in_flight is not None:
+        block["inFlight"] = observation.in_flight
+        saturated = observation.in_flight >= capacity.max_in_flight
+        block["state"] = "Saturated" if saturated else "Available"
+        block["message"] = (
+            f"{SCALING_STATEMENT}; {observation.in_flight} of {capacity.max_in_flight}"
+            " in flight as reported by the upstream"
+        )
+        if observation.source:
+            block["source"] = observation.source
+    return block
+
+
+def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
+    """``status.payment``: resolved network, token and exact amounts."""
+    asset = payment.asset
+    block: dict[str, Any] = {
+        "network": payment.network.name,
+        "caip2": payment.network.caip2,
+        "chainId": payment.network.chain_id,
+        "scheme": payment.scheme,
+        "payTo": payment.pay_to,
+        "maxTimeoutSeconds": payment.max_timeout_seconds,
+        "asset": {
+            "symbol": asset.symbol,
+            "address": asset.address,
+            "decimals": asset.decimals,
+            "transferMethod": asset.transfer_method,
+            "eip712Name": asset.eip712_name,
+            "eip712Version": asset.eip712_version,
+        },
+        "quote": {
+            "amount": payment.amount(payment.quote_atomic),
+            "atomic": str(payment.quote_atomic),
+            "basis": payment.quote_basis,
+        },
+        "summary": payment.summary,
+    }
+    if payment.per_request_atomic is not None:
+        block["perRequest"] = {
+            "amount": payment.amount(payment.per_request_atomic),
+            "atomic": str(payment.per_request_atomic),
+        }
+    if payment.per_mtok_atomic is not None:
+        block["perMTok"] = {
+            "amount": payment.amount(payment.per_mtok_atomic),
+            "atomic": str(payment.per_mtok_atomic),
+        }
+    return block
+
+
+def request_limits_status(spec: ServiceOfferSpec, limits: Envelope) -> dict[str, Any] | None:
+    """``status.requestLimits``: the declared limits and which the gateway enforces."""
+    declared = spec.request_limits
+    if declared is None:
+        return None
+    block: dict[str, Any] = {}
+    enforced: list[str] = []
+    advertised: list[str] = []
+    for field, value in (
+        ("maxInputTokens", declared.max_input_tokens),
+        ("maxOutputTokens", declared.max_output_tokens),
+        ("maxBodyBytes", declared.max_body_bytes),
+    ):
+        if value is None:
+            continue
+        block[field] = value
+        is_enforced = field == "maxBodyBytes" and limits.body_limit_bytes is not None
+        (enforced if is_enforced else advertised).append(field)
+    if enforced:
+        block["enforced"] = enforced
+    if advertised:
+        block["advertised"] = advertised
+    return block or None

@@ -1,0 +1,234 @@
+"""The sync hook as one pure function: Metacontroller's request in, the desired state out.
+
+``sync(request, settings, observations)`` answers Metacontroller's question "if the world looked
+like this, what children and status do you want?" for one ServiceOffer. It follows the
+CompositeController v2 contract (v1 child keying is accepted too: children are found by name):
+
+* A valid spec gives the full child set (:mod:`hooks.children`, :mod:`hooks.admission`) and a
+  status computed from the observed children (:mod:`hooks.status`).
+* An invalid spec gives ``Ready=False/InvalidSpec`` with the field-path message and **keeps the
+  children that already exist**, rebuilt from Metacontroller's last-applied annotation (or, when
+  there is none, from the observed object without its server-set fields). A bad edit never takes
+  a live paid route down; a new offer with an invalid spec simply gets no children.
+* A malformed request raises :class:`~hooks.errors.SpecError` (the server answers 400); a bug
+  raises anything else (the server answers 500). Either way Metacontroller changes nothing.
+* The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
+  finalizing, ``finalized``: v2 hooks are parsed strictly.
+
+Pure: no I/O, no environment, no clock, no randomness. The same request gives the same response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from hooks import api
+from hooks.admission import envelope
+from hooks.children import desired_children
+from hooks.errors import HookFailure, SpecError
+from hooks.models import parse_spec
+from hooks.names import child_names
+from hooks.payment import resolve_payment
+from hooks.settings import Settings
+from hooks.status import (
+    READY,
+    REASON_INVALID_SPEC,
+    Observation,
+    ObservedChildren,
+    capacity_condition,
+    capacity_status,
+    condition,
+    finish_conditions,
+    payment_condition,
+    payment_status,
+    ready_condition,
+    request_limits_status,
+    request_time,
+    route_condition,
+    upstream_condition,
+)
+
+Response = dict[str, Any]
+_MANAGED_KINDS = {kind: api_version for api_version, kind, _ in api.CHILD_TYPES}
+_KIND_ORDER = {kind: index for index, (_, kind, _) in enumerate(api.CHILD_TYPES)}
+_NO_OBSERVATIONS: Mapping[str, Observation] = {}
+_MAX_MESSAGE = 32768
+
+
+def sync(
+    request: Any,
+    settings: Settings,
+    observations: Mapping[str, Observation] = _NO_OBSERVATIONS,
+) -> Response:
+    """Answer one CompositeController sync (or finalize) request."""
+    if not isinstance(request, Mapping):
+        raise SpecError.at("<request>", "must be a JSON object")
+    parent = request.get("parent")
+    if not isinstance(parent, Mapping):
+        raise SpecError.at("parent", "must be the ServiceOffer object")
+    meta = parent.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise SpecError.at("parent.metadata", "must be an object")
+    offer, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(offer, str) or not offer or not isinstance(namespace, str):
+        raise SpecError.at("parent.metadata.name", "must be a non-empty string", offer)
+    generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
+    observed = index_children(request.get("children"))
+    raw_status = parent.get("status")
+    previous: Mapping[str, Any] = raw_status if isinstance(raw_status, Mapping) else {}
+    names = child_names(namespace, offer)
+    endpoint = settings.public_endpoint_base + names.path
+    when = request_time(parent, observed)
+
+    if request.get("finalizing") is True:
+        # Deletion: drop every child (route first is implicit: Metacontroller deletes them all).
+        kept = {k: v for k, v in previous.items() if k != "observedGeneration"}
+        return {"status": kept, "children": [], "resyncAfterSeconds": 0, "finalized": True}
+
+    try:
+        spec = parse_spec(parent.get("spec"))
+        limits = envelope(spec, settings)
+        payment = resolve_payment(spec.payment, spec.request_limits, settings.asset_registry)
+    except SpecError as problem:
+        return _invalid_spec_response(problem, previous, observed, generation, when, settings)
+
+    upstream_ns = spec.upstream.namespace or namespace
+    upstream_url = f"http://{spec.upstream.service}.{upstream_ns}.svc.cluster.local:" \
+        f"{spec.upstream.port}"
+    observation = observations.get(upstream_url)
+
+    # Status first, from what was observed; then the desired children.
+    conditions = [
+        payment_condition(names, observed),
+        capacity_condition(spec, names, limits, observed, settings),
+        route_condition(observed.get(api.HTTPROUTE_KIND, names.route), settings),
+        upstream_condition(observation),
+    ]
+    conditions.append(ready_condition(conditions))
+    status: dict[str, Any] = {
+        "endpoint": endpoint,
+        "capacity": capacity_status(spec, limits, observation, settings),
+        "payment": payment_status(payment),
+        "upstream": {"url": upstream_url},
+        "conditions": finish_conditions(conditions, previous.get("conditions"), generation, when),
+    }
+    if observation is not None and observation.http_status is not None:
+        status["upstream"]["httpStatus"] = observation.http_status
+    limits_block = request_limits_status(spec, limits)
+    if limits_block is not None:
+        status["requestLimits"] = limits_block
+    warnings = [*limits.warnings, *payment.warnings]
+    if warnings:
+        status["warnings"] = warnings
+
+    children = desired_children(namespace, offer, spec, names, limits, payment, settings)
+    return {
+        "status": status,
+        "children": children,
+        "resyncAfterSeconds": settings.resync_seconds,
+    }
+
+
+def index_children(children: Any) -> ObservedChildren:
+    """Index the request's ``children`` map by (kind, name), for the kinds we manage."""
+    if children is None:
+        return ObservedChildren({})
+    if not isinstance(children, Mapping):
+        raise SpecError.at("children", "must be an object keyed by Kind.apiVersion")
+    index: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for type_key, objects in children.items():
+        if not isinstance(objects, Mapping):
+            raise SpecError.at(f"children[{type_key!r}]", "must be an object keyed by name")
+        for obj in objects.values():
+            if not isinstance(obj, Mapping):
+                raise SpecError.at(f"children[{type_key!r}]", "every child must be an object")
+            kind = obj.get("kind")
+            meta = obj.get("metadata")
+            name = meta.get("name") if isinstance(meta, Mapping) else None
+            if kind in _MANAGED_KINDS and isinstance(name, str):
+                index[(kind, name)] = obj
+    return ObservedChildren(index)
+
+
+def _invalid_spec_response(
+    problem: SpecError,
+    previous: Mapping[str, Any],
+    observed: ObservedChildren,
+    generation: int | None,
+    when: str,
+    settings: Settings,
+) -> Response:
+    message = str(problem)
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    kept = [
+        c for c in previous.get("conditions", []) or []
+        if isinstance(c, Mapping) and c.get("type") != READY
+    ]
+    ready = condition(READY, "False", REASON_INVALID_SPEC, message)
+    status = {k: v for k, v in previous.items() if k not in ("conditions", "observedGeneration")}
+    status["conditions"] = [
+        *kept,
+        *finish_conditions([ready], previous.get("conditions"), generation, when),
+    ]
+    children = kept_children(observed)
+    if len(observed) and not children:
+        raise HookFailure("refusing to answer with no children while children exist")
+    return {"status": status, "children": children, "resyncAfterSeconds": settings.resync_seconds}
+
+
+_SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
+                    "managedFields", "ownerReferences", "deletionTimestamp",
+                    "deletionGracePeriodSeconds", "selfLink", "finalizers")
+_FOREIGN_ANNOTATIONS = (api.LAST_APPLIED_ANNOTATION,
+                        "kubectl.kubernetes.io/last-applied-configuration")
+
+
+def kept_children(observed: ObservedChildren) -> list[dict[str, Any]]:
+    """Rebuild every observed child as we last desired it, in a stable order."""
+    rebuilt = [_as_last_applied(obj) for obj in observed.objects()]
+    rebuilt.sort(key=lambda o: (_KIND_ORDER[o["kind"]], o["metadata"]["name"]))
+    return rebuilt
+
+
+def _as_last_applied(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    last = annotations.get(api.LAST_APPLIED_ANNOTATION)
+    if isinstance(last, str):
+        try:
+            applied = orjson.loads(last)
+        except orjson.JSONDecodeError:
+            applied = None
+        if (
+            isinstance(applied, dict)
+            and applied.get("kind") == obj["kind"]
+            and isinstance(applied.get("metadata"), dict)
+            and applied["metadata"].get("name") == meta["name"]
+        ):
+            return _strip_controller_fields(applied)
+    stripped = {k: v for k, v in obj.items() if k != "status"}
+    stripped["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_METADATA}
+    if annotations:
+        kept = {k: v for k, v in annotations.items() if k not in _FOREIGN_ANNOTATIONS}
+        if kept:
+            stripped["metadata"]["annotations"] = kept
+        else:
+            stripped["metadata"].pop("annotations", None)
+    return _strip_controller_fields(stripped)
+
+
+def _strip_controller_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    # Metacontroller stamps controller-uid itself; it is not one of our fields.
+    meta = dict(obj["metadata"])
+    labels = meta.get("labels")
+    if isinstance(labels, Mapping) and "controller-uid" in labels:
+        labels = {k: v for k, v in labels.items() if k != "controller-uid"}
+        if labels:
+            meta["labels"] = labels
+        else:
+            meta.pop("labels")
+    return {**obj, "metadata": meta}
