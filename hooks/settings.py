@@ -35,7 +35,7 @@ class Settings:
     verifier_url: str = "http://x402-verifier.x402.svc.cluster.local:8080/verify"
     verifier_max_response_bytes: int = 1_048_576
     busy_host: str = "serviceoffer-hook.obol-system.svc.cluster.local"
-    busy_port: int = 8080
+    busy_port: int = 8081
     busy_jitter_seconds: int = 0
     resync_seconds: int = 0
     asset_registry: AssetRegistry = field(default=BUILTIN_REGISTRY, compare=False)
