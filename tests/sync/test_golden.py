@@ -1,0 +1,57 @@
+"""Golden tests: each request fixture in tests/fixtures/sync gives exactly its golden response.
+
+Design notes:
+- One scenario per file pair, named by behaviour; adding a case means adding a fixture to
+  ``tests/fixtures/sync/generate.py`` and running ``pytest tests/sync --update-goldens``.
+- Goldens are YAML for review; the comparison is on parsed data, and a separate test pins
+  byte-for-byte determinism of the JSON the server sends.
+- Review golden diffs like code: they are the rendered manifests users get.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from hooks.settings import Settings
+from hooks.sync import sync
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))
+GOLDEN = ROOT / "tests/golden/sync"
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_response_matches_golden(fixture: Path, update_goldens: bool) -> None:
+    response = sync(load(fixture), Settings())
+    golden = GOLDEN / f"{fixture.stem}.yaml"
+    rendered = yaml.safe_dump(response, sort_keys=True, width=100)
+    if update_goldens or not golden.exists():
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_text(rendered)
+        if not update_goldens:
+            pytest.fail(f"golden {golden.name} was missing and has been written; review it")
+    assert response == yaml.safe_load(golden.read_text())
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_same_request_same_bytes(fixture: Path) -> None:
+    request = load(fixture)
+    first = orjson.dumps(sync(request, Settings()), option=orjson.OPT_SORT_KEYS)
+    again = orjson.dumps(sync(load(fixture), Settings()), option=orjson.OPT_SORT_KEYS)
+    assert first == again
+
+
+def test_every_golden_has_a_fixture() -> None:
+    stems = {p.stem for p in FIXTURES}
+    orphans = [g.name for g in GOLDEN.glob("*.yaml") if g.stem not in stems]
+    assert not orphans
