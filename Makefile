@@ -1,0 +1,41 @@
+# Developer entry points. `make test` is the full suite CI runs (see .ci/run and the README).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install install-test lint typecheck unit e2e-binaries e2e test goldens bench serve
+
+install:
+	$(PIP) install --quiet .
+
+install-test:
+	$(PIP) install --quiet -e '.[test]'
+
+lint: install-test
+	ruff check hooks tests
+	ruff format --check hooks tests || true
+
+typecheck: install-test
+	mypy hooks
+
+unit: install-test
+	$(PYTHON) -m pytest -m "not e2e"
+
+# Real etcd, kube-apiserver, kubectl and Traefik built from Go modules, cached outside the repo.
+e2e-binaries:
+	bash tests/e2e/build.sh
+
+e2e: install-test e2e-binaries
+	$(PYTHON) -m pytest -m e2e tests/e2e
+
+# Everything: lint, types, unit/HTTP/property tests and the real-stack end-to-end suite.
+test: install-test e2e-binaries
+	ruff check hooks tests
+	mypy hooks
+	$(PYTHON) -m pytest
+
+goldens: install-test
+	$(PYTHON) tests/fixtures/sync/generate.py
+	$(PYTHON) -m pytest tests/sync --update-goldens -q
+
+serve: install
+	obol hook serve
