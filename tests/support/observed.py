@@ -25,7 +25,9 @@ CONTROLLER = {
 }
 
 
-def parent_object(offer: dict[str, Any], *, generation: int = 1, status: Any = None) -> dict[str, Any]:
+def parent_object(
+    offer: dict[str, Any], *, generation: int = 1, status: Any = None
+) -> dict[str, Any]:
     """A ServiceOffer as Metacontroller sends it: server metadata, managedFields, status."""
     parent = copy.deepcopy(offer)
     meta = parent.setdefault("metadata", {})

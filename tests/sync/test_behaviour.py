@@ -1,0 +1,238 @@
+"""Behaviour of the pure sync core that goldens alone would not make obvious.
+
+Design notes:
+- The admission chain's filter order and the Middleware specs are asserted structurally here
+  (which filter comes where, what keys the in-flight limits use), so a golden regeneration
+  cannot silently reorder the chain.
+- Gateway replica arithmetic: amount = floor(maxInFlight / replicas), never 0, with a warning.
+- Request-shape errors raise SpecError (the server answers 400); spec errors never do.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hooks import api
+from hooks.errors import HookFailure, SpecError
+from hooks.settings import Settings
+from hooks.status import ObservedChildren
+from hooks.sync import _invalid_spec_response, sync
+from tests.support.observed import observed_children, parent_object, sync_request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "examples" / name).read_text())
+
+
+def children_by_name(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Middlewares and the route by name (the busy Service shares its Middleware's name)."""
+    return {c["metadata"]["name"]: c for c in response["children"] if c["kind"] != "Service"}
+
+
+def filters(response: dict[str, Any]) -> list[str]:
+    route = next(c for c in response["children"] if c["kind"] == "HTTPRoute")
+    (rule,) = route["spec"]["rules"]
+    return [
+        f["extensionRef"]["name"] if f["type"] == "ExtensionRef" else f["type"]
+        for f in rule["filters"]
+    ]
+
+
+def run(offer: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    return sync(sync_request(parent_object(offer)), settings or Settings())
+
+
+def test_full_chain_order_puts_capacity_before_payment() -> None:
+    offer = example("inference-qwen36-fast.yaml")
+    offer["spec"]["capabilities"]["streaming"] = False
+    assert filters(run(offer)) == [
+        "RequestHeaderModifier",
+        "so-qwen36-fast-busy",
+        "so-qwen36-fast-inflight",
+        "so-qwen36-fast-body-limit",
+        "so-qwen36-fast-x402",
+        "so-qwen36-fast-buyer-inflight",
+        "URLRewrite",
+    ]
+
+
+def test_offer_without_capacity_is_the_plain_paid_route() -> None:
+    response = run(example("http-weather-api.yaml"))
+    assert filters(response) == ["so-weather-api-x402", "URLRewrite"]
+    kinds = sorted(c["kind"] for c in response["children"])
+    assert kinds == ["ConfigMap", "HTTPRoute", "Middleware"]
+
+
+def test_streaming_offer_never_gets_buffering() -> None:
+    response = run(example("inference-qwen36-fast.yaml"))
+    assert not any("buffering" in c.get("spec", {}) for c in response["children"])
+    assert response["status"]["requestLimits"]["advertised"] == [
+        "maxInputTokens", "maxOutputTokens", "maxBodyBytes"
+    ]
+
+
+def test_admission_key_is_set_not_added_and_keys_the_global_limit() -> None:
+    response = run(example("inference-qwen36-fast.yaml"))
+    route = children_by_name(response)["so-qwen36-fast"]
+    header = route["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"]
+    assert header == {"set": [{"name": "X-Obol-Offer-Key", "value": "llm-sellers/qwen36-fast"}]}
+    limit = children_by_name(response)["so-qwen36-fast-inflight"]["spec"]["inFlightReq"]
+    assert limit == {"amount": 8, "sourceCriterion": {"requestHeaderName": "X-Obol-Offer-Key"}}
+
+
+def test_buyer_limit_keys_on_the_verified_payer_header() -> None:
+    response = run(example("inference-qwen36-fast.yaml"))
+    names = children_by_name(response)
+    buyer = names["so-qwen36-fast-buyer-inflight"]["spec"]["inFlightReq"]
+    assert buyer["sourceCriterion"] == {"requestHeaderName": "X-Payment-Payer"}
+    auth = names["so-qwen36-fast-x402"]["spec"]["forwardAuth"]
+    assert "X-Payment-Payer" in auth["authResponseHeaders"]
+    assert auth["trustForwardHeader"] is False
+
+
+def test_busy_path_carries_retry_after_and_no_payment_terms() -> None:
+    response = run(example("inference-obol-ethereum.yaml"))
+    errors = children_by_name(response)["so-llama-obol-busy"]["spec"]["errors"]
+    assert errors["status"] == ["429"]
+    assert errors["query"] == "/busy/llm-sellers/llama-obol?retryAfter=5&status={status}"
+    service = next(c for c in response["children"] if c["kind"] == "Service")
+    assert service["spec"]["type"] == "ExternalName"
+    assert errors["service"] == {"name": service["metadata"]["name"], "port": 8081}
+
+
+@pytest.mark.parametrize(
+    ("max_in_flight", "replicas", "amount", "warned"),
+    [
+        pytest.param(8, 1, 8, False, id="one replica holds the ceiling"),
+        pytest.param(8, 2, 4, False, id="even split"),
+        pytest.param(9, 2, 4, True, id="uneven split warns"),
+        pytest.param(1, 3, 1, True, id="never amount 0"),
+    ],
+)
+def test_global_amount_is_split_across_gateway_replicas(
+    max_in_flight: int, replicas: int, amount: int, warned: bool
+) -> None:
+    offer = example("inference-obol-ethereum.yaml")
+    offer["spec"]["capacity"]["maxInFlight"] = max_in_flight
+    response = run(offer, Settings(gateway_replicas=replicas))
+    limit = children_by_name(response)["so-llama-obol-inflight"]["spec"]["inFlightReq"]
+    assert limit["amount"] == amount
+    warnings = response["status"].get("warnings", [])
+    assert any("gateway replicas" in w for w in warnings) is warned
+    assert response["status"]["capacity"]["perReplicaMaxInFlight"] == amount
+
+
+def test_children_stay_in_the_offer_namespace_without_owner_references() -> None:
+    offer = example("inference-obol-ethereum.yaml")
+    for child in run(offer)["children"]:
+        assert child["metadata"]["namespace"] == "llm-sellers"
+        assert "ownerReferences" not in child["metadata"]
+        assert (child["kind"], child["apiVersion"]) in {
+            (kind, version) for version, kind, _ in api.CHILD_TYPES
+        }
+
+
+def test_cross_namespace_upstream_names_its_namespace() -> None:
+    route = children_by_name(run(example("inference-obol-ethereum.yaml")))["so-llama-obol"]
+    backend = route["spec"]["rules"][0]["backendRefs"][0]
+    assert backend["namespace"] == "llm-backends"
+
+
+def test_status_says_capacity_is_declared_and_unknown_until_observed() -> None:
+    capacity = run(example("inference-qwen36-fast.yaml"))["status"]["capacity"]
+    assert capacity["scalingControlled"] is False
+    assert capacity["state"] == "Unknown"
+    assert "inFlight" not in capacity
+    assert "nothing is autoscaled" in capacity["message"]
+
+
+def test_public_base_url_prefixes_the_endpoint() -> None:
+    settings = Settings(public_base_url="https://sell.example.com/")
+    status = run(example("http-weather-api.yaml"), settings)["status"]
+    assert status["endpoint"] == "https://sell.example.com/services/weather-api"
+
+
+def test_unchanged_condition_keeps_its_transition_time() -> None:
+    offer = example("http-weather-api.yaml")
+    first = run(offer)
+    children = observed_children(first["children"])
+    second = sync(sync_request(parent_object(offer, status=first["status"]), children), Settings())
+    third = sync(sync_request(parent_object(offer, status=second["status"]), children), Settings())
+    assert second["status"] == third["status"]
+    ready = {c["type"]: c for c in second["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        pytest.param([], "<request>: must be a JSON object", id="not an object"),
+        pytest.param({}, "parent: must be the ServiceOffer object", id="no parent"),
+        pytest.param({"parent": {"spec": {}}}, "parent.metadata: must be an object",
+                     id="no metadata"),
+        pytest.param({"parent": {"metadata": {"name": ""}}},
+                     "parent.metadata.name: must be a non-empty string (got '')", id="no name"),
+        pytest.param({"parent": {"metadata": {"name": "x"}}, "children": []},
+                     "children: must be an object keyed by Kind.apiVersion", id="children list"),
+    ],
+)
+def test_malformed_requests_raise_spec_error(request_body: Any, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        sync(request_body, Settings())
+    assert str(caught.value) == message
+
+
+def test_invalid_spec_is_a_status_not_an_error() -> None:
+    offer = example("inference-qwen36-fast.yaml")
+    offer["spec"]["upstream"]["port"] = 0
+    response = run(offer)
+    ready = {c["type"]: c for c in response["status"]["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"] == "spec.upstream.port: must be >= 1 (got 0)"
+    assert response["children"] == []
+
+
+def test_invalid_spec_keeps_every_live_child_exactly() -> None:
+    offer = example("inference-qwen36-fast.yaml")
+    good = run(offer)
+    live = observed_children(good["children"])
+    broken = copy.deepcopy(offer)
+    broken["spec"]["payment"]["payTo"] = "nope"
+    response = sync(sync_request(parent_object(broken), live), Settings())
+    key = lambda c: (c["kind"], c["metadata"]["name"])  # noqa: E731
+    assert sorted(response["children"], key=key) == sorted(good["children"], key=key)
+
+
+def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kept_children always rebuilds every observed child; if that ever broke, the guard must
+    # turn a would-be "delete everything" answer into a 500.
+    monkeypatch.setattr("hooks.sync.kept_children", lambda observed: [])
+    live = {"kind": "ConfigMap", "metadata": {"name": "x"}}
+    observed = ObservedChildren({("ConfigMap", "x"): live})
+    with pytest.raises(HookFailure):
+        _invalid_spec_response(SpecError.at("spec", "bad"), {}, observed, 1, "t", Settings())
+
+
+def test_finalizing_returns_no_children_and_finalized() -> None:
+    offer = example("http-weather-api.yaml")
+    request = sync_request(parent_object(offer), finalizing=True)
+    response = sync(request, Settings())
+    assert response["children"] == [] and response["finalized"] is True
+
+
+def test_response_has_only_the_v2_keys() -> None:
+    response = run(example("inference-qwen36-fast.yaml"))
+    assert set(response) == {"status", "children", "resyncAfterSeconds"}
+
+
+def test_settings_are_immutable() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().gateway_replicas = 2  # type: ignore[misc]
