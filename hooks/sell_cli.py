@@ -1,10 +1,631 @@
-"""``obol sell ...``: write and inspect ServiceOffers (placeholder until the CLI lands)."""
+"""``obol sell ...``: create, preview and inspect ServiceOffers with kubectl.
+
+Commands: ``inference`` and ``http`` build a ServiceOffer from flags, validate it with the same
+model the hook uses (:mod:`hooks.models`, then :func:`hooks.payment.resolve_payment` against the
+asset registry) and apply it with ``kubectl apply -f -`` (or print it with ``--dry-run``);
+``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``.
+
+A thin shell: flags become a spec mapping (:func:`offer_manifest`, pure), presets expand in
+:mod:`hooks.presets`, rows are formatted in :mod:`hooks.offer_view`, and every cluster call goes
+through :mod:`hooks.kubectl`. The dry-run output holds only what the seller set or a preset
+supplied, never a default the CRD would fill in anyway.
+
+Exit codes (every failure is ONE line on stderr, never a traceback):
+
+====  ==============================================================================
+0     success
+1     kubectl failed for another reason (its error line is shown), or printed non-JSON
+2     usage error: unknown or missing flag, conflicting flags, unknown preset
+3     invalid offer: field path, reason and value, from the model, the asset registry,
+      the asset-registry file, or the API server's own validation
+4     kubectl not found (not on PATH, or --kubectl / OBOL_KUBECTL points nowhere)
+5     cluster unreachable (connection refused, unable to connect, timeout)
+6     the ServiceOffer CRD is not installed in the cluster
+7     the named offer was not found
+====  ==============================================================================
+
+This module must never run a subprocess itself, never autoscale or promise scaling, and never
+write anything but the ServiceOffer the seller asked for.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
 import click
+import yaml
+
+from hooks import api
+from hooks.admission import envelope
+from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.errors import FieldProblem, SpecError
+from hooks.kubectl import (
+    ClusterUnreachable,
+    CrdMissing,
+    Kubectl,
+    KubectlError,
+    KubectlFailed,
+    KubectlNotFound,
+    OfferNotFound,
+    RejectedByServer,
+)
+from hooks.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
+from hooks.offer_view import (
+    LIST_COLUMNS,
+    format_table,
+    list_record,
+    list_row,
+    offer_view,
+    status_record,
+    status_text,
+)
+from hooks.payment import resolve_payment
+from hooks.presets import (
+    NO_AUTOSCALING_NOTE,
+    PRESET_COLUMNS,
+    Preset,
+    expand_limits,
+    load_presets,
+    preset_rows,
+)
+from hooks.settings import Settings
+
+EXIT_KUBECTL_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_NO_KUBECTL = 4
+EXIT_UNREACHABLE = 5
+EXIT_NO_CRD = 6
+EXIT_NOT_FOUND = 7
+
+_EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
+    KubectlFailed: EXIT_KUBECTL_FAILED,
+    RejectedByServer: EXIT_INVALID,
+    KubectlNotFound: EXIT_NO_KUBECTL,
+    ClusterUnreachable: EXIT_UNREACHABLE,
+    CrdMissing: EXIT_NO_CRD,
+    OfferNotFound: EXIT_NOT_FOUND,
+}
+
+RUNTIME_PROTOCOLS: Mapping[str, str] = {"openai": "openai-chat"}
+INFERENCE_PROTOCOLS = ("openai-chat", "openai-completions", "openai-embeddings")
+REGISTRY_ENV = "OBOL_ASSET_REGISTRY_FILE"
+KUBECTL_ENV = "OBOL_KUBECTL"
 
 
-@click.group()
+class CommandFailed(click.ClickException):
+    """A failure shown as ``Error: <one line>`` on stderr, with its documented exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code
+
+
+# --- flags -> spec (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlagField:
+    """One flag and the spec field it sets."""
+
+    param: str
+    flag: str
+    path: tuple[str, ...]
+
+    @property
+    def spec_path(self) -> str:
+        """The field path as :class:`SpecError` spells it."""
+        return "spec." + ".".join(self.path)
+
+
+FLAG_FIELDS: tuple[FlagField, ...] = (
+    FlagField("upstream", "--upstream", ("upstream", "service")),
+    FlagField("upstream_namespace", "--upstream-namespace", ("upstream", "namespace")),
+    FlagField("port", "--port", ("upstream", "port")),
+    FlagField("health_path", "--health-path", ("upstream", "healthPath")),
+    FlagField("protocol", "--protocol", ("capabilities", "protocol")),
+    FlagField("streaming", "--streaming/--no-streaming", ("capabilities", "streaming")),
+    FlagField("context_window", "--context-window", ("capabilities", "contextWindowTokens")),
+    FlagField("max_input_tokens", "--max-input-tokens", ("requestLimits", "maxInputTokens")),
+    FlagField("max_output_tokens", "--max-output-tokens", ("requestLimits", "maxOutputTokens")),
+    FlagField("max_body_bytes", "--max-body-bytes", ("requestLimits", "maxBodyBytes")),
+    FlagField("gpu_count", "--gpu-count", ("capacity", "gpuCount")),
+    FlagField("max_inflight", "--max-inflight", ("capacity", "maxInFlight")),
+    FlagField("per_buyer_max_inflight", "--per-buyer-max-inflight",
+              ("capacity", "perBuyerMaxInFlight")),
+    FlagField("retry_after", "--retry-after", ("capacity", "retryAfterSeconds")),
+    FlagField("network", "--network", ("payment", "network")),
+    FlagField("payment_asset", "--payment-asset", ("payment", "asset")),
+    FlagField("pay_to", "--pay-to", ("payment", "payTo")),
+    FlagField("max_timeout", "--max-timeout", ("payment", "maxTimeoutSeconds")),
+    FlagField("price", "--price", ("payment", "price", "perRequest")),
+    FlagField("per_mtok", "--per-mtok", ("payment", "price", "perMTok")),
+)
+_PRESET_SECTIONS = ("capacity", "requestLimits")
+
+
+def _section_flags(flags: Mapping[str, Any], section: str) -> dict[str, Any]:
+    return {f.path[-1]: flags.get(f.param) for f in FLAG_FIELDS if f.path[0] == section}
+
+
+def offer_spec(offer_type: str, flags: Mapping[str, Any], preset: Preset | None) -> dict[str, Any]:
+    """The spec mapping the flags and the preset describe: only fields that were set."""
+    spec: dict[str, Any] = {"type": offer_type}
+    for field in FLAG_FIELDS:
+        value = flags.get(field.param)
+        if value is None or field.path[0] in _PRESET_SECTIONS:
+            continue
+        node = spec
+        for key in field.path[:-1]:
+            node = node.setdefault(key, {})
+        node[field.path[-1]] = value
+    capacity, limits = expand_limits(
+        preset, _section_flags(flags, "capacity"), _section_flags(flags, "requestLimits")
+    )
+    if limits is not None:
+        spec["requestLimits"] = limits
+    if capacity is not None:
+        spec["capacity"] = capacity
+    return spec
+
+
+def offer_manifest(
+    name: str,
+    namespace: str | None,
+    offer_type: str,
+    flags: Mapping[str, Any],
+    preset: Preset | None,
+) -> dict[str, Any]:
+    """The whole ServiceOffer object the flags describe (not yet validated)."""
+    metadata = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": metadata,
+        "spec": offer_spec(offer_type, flags, preset),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedOffer:
+    """A manifest that passed the model and the asset registry, plus what the hook would warn."""
+
+    manifest: dict[str, Any]
+    warnings: tuple[str, ...]
+
+
+def validate_manifest(manifest: Mapping[str, Any], registry: AssetRegistry) -> ValidatedOffer:
+    """Validate like the hook does; return the manifest in the model's stable key order.
+
+    Raises :class:`SpecError` naming the field path, the value and the reason.
+    """
+    namespace = manifest["metadata"].get("namespace")
+    if namespace is not None:
+        _check_namespace(namespace)
+    offer = parse_offer(manifest)
+    payment = resolve_payment(offer.spec.payment, offer.spec.request_limits, registry)
+    limits = envelope(offer.spec, Settings())
+    canonical = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": dict(manifest["metadata"]),
+        "spec": _set_fields(offer.spec),
+    }
+    return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings))
+
+
+def _check_namespace(namespace: str) -> None:
+    if len(namespace) > 63 or not re.match(DNS1123_LABEL, namespace):
+        raise SpecError.at(
+            "metadata.namespace",
+            "must be a DNS-1123 label (lower-case letters, digits and '-')",
+            namespace,
+        )
+
+
+def _set_fields(spec: ServiceOfferSpec) -> dict[str, Any]:
+    # Only what was set: the CRD fills its own defaults, and the output stays minimal.
+    return spec.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
+
+
+def usage_problem(flags: Mapping[str, Any], preset: Preset | None) -> str | None:
+    """The flag combination error, if any (checked before the model sees the spec)."""
+    if flags.get("price") is None and flags.get("per_mtok") is None:
+        return "give --price (per request), --per-mtok (per million tokens), or both"
+    capacity_given = [f.flag for f in FLAG_FIELDS
+                      if f.path[0] == "capacity" and flags.get(f.param) is not None]
+    if capacity_given and preset is None and flags.get("max_inflight") is None:
+        return (
+            f"--max-inflight is required with {', '.join(capacity_given)}"
+            " (or choose a --capacity-preset; see 'obol sell presets')"
+        )
+    return None
+
+
+def explain_problems(error: SpecError, flags: Mapping[str, Any], preset: Preset | None) -> str:
+    """The SpecError as one line, each problem tagged with the flag (or preset) behind it."""
+    by_path = {field.spec_path: field for field in FLAG_FIELDS}
+    parts = []
+    for problem in error.problems:
+        field = by_path.get(problem.path)
+        parts.append(str(problem) + _origin(field, flags, preset, problem))
+    return "invalid offer: " + "; ".join(parts)
+
+
+def _origin(
+    field: FlagField | None, flags: Mapping[str, Any], preset: Preset | None,
+    problem: FieldProblem,
+) -> str:
+    if problem.path == "metadata.name":
+        return " [NAME]"
+    if problem.path == "metadata.namespace":
+        return " [-n/--namespace]"
+    if field is None:
+        return ""
+    if flags.get(field.param) is None and preset is not None and field.path[0] in _PRESET_SECTIONS:
+        return f" [from preset {preset.name}; override with {field.flag}]"
+    return f" [{field.flag}]"
+
+
+# --- shell helpers -----------------------------------------------------------------------------
+
+
+def _load_registry(path: str | None) -> AssetRegistry:
+    if not path:
+        return BUILTIN_REGISTRY
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"cannot read asset registry file {path}: {exc.strerror or exc}", EXIT_INVALID)
+    except yaml.YAMLError as exc:
+        _fail(f"asset registry file {path} is not valid YAML: {exc}", EXIT_INVALID)
+    if document is not None and not isinstance(document, Mapping):
+        _fail(f"asset registry file {path} must be a YAML mapping", EXIT_INVALID)
+    try:
+        return BUILTIN_REGISTRY.extend(document or {}, source=path)
+    except SpecError as exc:
+        _fail(f"asset registry file {path}: {exc}", EXIT_INVALID)
+
+
+def _fail(message: str, exit_code: int) -> NoReturn:
+    raise CommandFailed(message, exit_code)
+
+
+@contextmanager
+def _kubectl_failures() -> Iterator[None]:
+    try:
+        yield
+    except KubectlError as exc:
+        _fail(str(exc), _EXIT_BY_ERROR.get(type(exc), EXIT_KUBECTL_FAILED))
+
+
+def _preset_named(name: str | None) -> Preset | None:
+    if name is None:
+        return None
+    presets = load_presets()
+    if name not in presets:
+        raise click.BadParameter(
+            f"unknown preset {name!r}; known: {', '.join(presets)} (see 'obol sell presets')",
+            param_hint="--capacity-preset",
+        )
+    return presets[name]
+
+
+def _dump(document: Any, output: str) -> str:
+    if output == "json":
+        return json.dumps(document, indent=2) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply click option decorators so that they appear in ``--help`` in the order given."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+_kubectl_options = _options(
+    click.option("--kubectl", "kubectl_path", envvar=KUBECTL_ENV, default="kubectl",
+                 show_envvar=True, metavar="PATH",
+                 help="kubectl executable (default: kubectl on PATH)."),
+    click.option("--context", "kube_context", metavar="CTX",
+                 help="kubeconfig context to use (passed to kubectl)."),
+)
+
+_upstream_options = _options(
+    click.argument("name"),
+    click.option("--upstream", required=True, metavar="SVC",
+                 help="In-cluster Service that reaches the external server."),
+    click.option("--upstream-namespace", metavar="NS",
+                 help="Namespace of that Service (default: the offer's namespace)."),
+    click.option("-n", "--namespace", metavar="NS",
+                 help="Namespace of the offer (default: kubectl's current namespace)."),
+    click.option("--port", required=True, type=int, metavar="P", help="Service port."),
+    click.option("--health-path", metavar="PATH",
+                 help="Path answering 2xx when the upstream is healthy (CRD default /health)."),
+)
+
+_inference_options = _options(
+    click.option("--runtime", type=click.Choice(sorted(RUNTIME_PROTOCOLS)),
+                 help="Server runtime; 'openai' means protocol openai-chat unless --protocol."),
+    click.option("--protocol", type=click.Choice(INFERENCE_PROTOCOLS),
+                 help="Wire protocol the upstream speaks (advertised to buyers)."),
+    click.option("--streaming/--no-streaming", default=None,
+                 help="Whether responses stream (SSE); streaming disables body buffering."),
+    click.option("--context-window", type=int, metavar="N",
+                 help="Context window of the model, in tokens."),
+)
+
+_payment_options = _options(
+    click.option("--network", required=True, metavar="NET",
+                 help="Payment network: base, base-sepolia, ethereum, ... or eip155:<id>."),
+    click.option("--pay-to", required=True, metavar="0x..", help="Address receiving payments."),
+    click.option("--payment-asset", metavar="usdc|obol|0x..",
+                 help="Token buyers pay in (CRD default usdc)."),
+    click.option("--price", metavar="DEC",
+                 help='Price per request in whole tokens, e.g. "0.001".'),
+    click.option("--per-mtok", metavar="DEC",
+                 help="Price per million tokens; --price becomes optional."),
+    click.option("--max-timeout", type=int, metavar="S",
+                 help="Seconds a signed payment stays valid (CRD default 300)."),
+    click.option("--asset-registry-file", envvar=REGISTRY_ENV, show_envvar=True,
+                 metavar="FILE", help="Operator registry file extending the built-in assets."),
+)
+
+_capacity_options = _options(
+    click.option("--capacity-preset", metavar="NAME",
+                 help="Expand a preset into static limits (see 'obol sell presets');"
+                      " explicit flags override it. Nothing is autoscaled."),
+    click.option("--gpu-count", type=int, metavar="N",
+                 help="GPUs behind the upstream (declared metadata, never a scaling input)."),
+    click.option("--max-inflight", type=int, metavar="N",
+                 help="Most requests served at once; more get 429. Required with any"
+                      " other capacity flag unless a preset sets it."),
+    click.option("--per-buyer-max-inflight", type=int, metavar="N",
+                 help="Most requests one payer may have in flight (<= --max-inflight)."),
+    click.option("--retry-after", type=int, metavar="S",
+                 help="Retry-After seconds on 429 (CRD default 2)."),
+    click.option("--max-input-tokens", type=int, metavar="N",
+                 help="Largest prompt, in tokens (advertised)."),
+    click.option("--max-output-tokens", type=int, metavar="N",
+                 help="Largest completion, in tokens (advertised)."),
+    click.option("--max-body-bytes", type=int, metavar="N",
+                 help="Largest request body; enforced with 413 unless streaming."),
+)
+
+_output_options = _options(
+    click.option("--dry-run", is_flag=True,
+                 help="Print the ServiceOffer instead of applying it; never runs kubectl."),
+    click.option("-o", "--output", type=click.Choice(["yaml", "json"]),
+                 help="Dry-run output format (default yaml)."),
+)
+
+_SELL_EPILOG = """\b
+Exit codes:
+  0 success            4 kubectl not found
+  1 kubectl failed     5 cluster unreachable
+  2 usage error        6 ServiceOffer CRD not installed
+  3 invalid offer      7 offer not found
+
+\b
+Capacity is always declared by the seller (mode external-static); nothing is autoscaled.
+"""
+
+_INFERENCE_EPILOG = """\b
+Examples:
+  # Preview a vLLM offer on one GPU, priced per request, with a preset envelope
+  obol sell inference qwen --upstream vllm --port 8000 -n llm \\
+    --runtime openai --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 \\
+    --price 0.002 --capacity-preset external-vllm-1gpu-balanced --dry-run
+
+\b
+  # Apply it with an explicit envelope instead: 8 in flight, 2 per buyer
+  obol sell inference qwen --upstream vllm --port 8000 -n llm --streaming \\
+    --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 \\
+    --price 0.002 --per-mtok 0.50 --gpu-count 1 --max-inflight 8 --per-buyer-max-inflight 2
+
+\b
+Without any capacity flag or preset the offer has no capacity envelope (no admission limit).
+Presets and capacity flags only declare static limits; nothing is autoscaled.
+"""
+
+_HTTP_EPILOG = """\b
+Examples:
+  # A plain paid HTTP API, no capacity envelope
+  obol sell http weather-api --upstream weather --port 8080 -n tenant-a \\
+    --network base-sepolia --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.0001
+
+\b
+  # The same, at most 4 requests at once, previewed as JSON
+  obol sell http weather-api --upstream weather --port 8080 -n tenant-a \\
+    --network base-sepolia --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.0001 \\
+    --max-inflight 4 --dry-run -o json
+"""
+
+_PRESETS_EPILOG = """\b
+Examples:
+  obol sell presets
+  obol sell presets -o yaml
+
+\b
+A preset only fills spec.capacity (mode external-static) and spec.requestLimits with static,
+seller-declared numbers; explicit flags override them. Nothing is autoscaled.
+"""
+
+_STATUS_EPILOG = """\b
+Examples:
+  obol sell status qwen -n llm
+  obol sell status -A
+  obol sell status qwen -n llm -o json
+
+\b
+In flight is Unknown unless the hook observed it; capacity is declared, never autoscaled.
+"""
+
+_LIST_EPILOG = """\b
+Examples:
+  obol sell list
+  obol sell list -n llm
+  obol sell list -A -o yaml
+"""
+
+
+@click.group(epilog=_SELL_EPILOG)
 def sell() -> None:
-    """Create and inspect ServiceOffers with kubectl."""
+    """Create and inspect x402-paid ServiceOffers with kubectl."""
+
+
+def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
+    name = params.pop("name")
+    namespace = params.pop("namespace")
+    dry_run = params.pop("dry_run")
+    output = params.pop("output")
+    kubectl = Kubectl(params.pop("kubectl_path"), params.pop("kube_context"))
+    registry_file = params.pop("asset_registry_file")
+    preset = _preset_named(params.pop("capacity_preset"))
+    runtime = params.pop("runtime", None)
+    if params.get("protocol") is None and runtime is not None:
+        params["protocol"] = RUNTIME_PROTOCOLS[runtime]
+    problem = usage_problem(params, preset)
+    if problem is None and output is not None and not dry_run:
+        problem = "-o/--output only applies with --dry-run"
+    if problem is not None:
+        raise click.UsageError(problem)
+    registry = _load_registry(registry_file)
+    manifest = offer_manifest(name, namespace, offer_type, params, preset)
+    try:
+        offer = validate_manifest(manifest, registry)
+    except SpecError as exc:
+        _fail(explain_problems(exc, params, preset), EXIT_INVALID)
+    _warn(offer.warnings)
+    if dry_run:
+        click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
+        return
+    with _kubectl_failures():
+        applied = kubectl.apply(offer.manifest)
+    click.echo(applied or f"{api.PLURAL}.{api.GROUP}/{name} applied")
+    where = f" -n {namespace}" if namespace else ""
+    click.echo(f"Check status: obol sell status {name}{where}")
+
+
+@sell.command(epilog=_INFERENCE_EPILOG)
+@_upstream_options
+@_inference_options
+@_payment_options
+@_capacity_options
+@_output_options
+@_kubectl_options
+def inference(**params: Any) -> None:
+    """Sell an OpenAI-compatible inference server (type: inference)."""
+    _sell_offer("inference", params)
+
+
+@sell.command(epilog=_HTTP_EPILOG)
+@_upstream_options
+@_payment_options
+@_capacity_options
+@_output_options
+@_kubectl_options
+def http(**params: Any) -> None:
+    """Sell a plain HTTP API (type: http)."""
+    _sell_offer("http", params)
+
+
+@sell.command(epilog=_PRESETS_EPILOG)
+@click.option("-o", "--output", type=click.Choice(["table", "yaml", "json"]), default="table",
+              show_default=True, help="Output format.")
+def presets(output: str) -> None:
+    """List the capacity presets (static limits only; nothing is autoscaled)."""
+    known = load_presets()
+    if output != "table":
+        click.echo(_dump([preset.as_document() for preset in known.values()], output), nl=False)
+        return
+    click.echo(format_table(PRESET_COLUMNS, preset_rows(known)), nl=False)
+    click.echo()
+    click.echo(NO_AUTOSCALING_NOTE)
+
+
+_namespace_options = _options(
+    click.option("-n", "--namespace", metavar="NS",
+                 help="Namespace to read (default: kubectl's current namespace)."),
+    click.option("-A", "--all-namespaces", is_flag=True, help="Read every namespace."),
+)
+
+
+def _read_offers(
+    kubectl: Kubectl, name: str | None, namespace: str | None, all_namespaces: bool
+) -> list[dict[str, Any]]:
+    if namespace and all_namespaces:
+        raise click.UsageError("give -n/--namespace or -A/--all-namespaces, not both")
+    if name and all_namespaces:
+        raise click.UsageError("a named offer needs -n/--namespace, not -A/--all-namespaces")
+    with _kubectl_failures():
+        return kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
+
+
+def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
+    where = ("any namespace" if all_namespaces
+             else f"namespace {namespace}" if namespace else "the current namespace")
+    click.echo(f"No ServiceOffers found in {where}.", err=True)
+
+
+@sell.command(epilog=_STATUS_EPILOG)
+@click.argument("name", required=False)
+@_namespace_options
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True, help="Output format.")
+@_kubectl_options
+def status(
+    name: str | None, namespace: str | None, all_namespaces: bool, output: str,
+    kubectl_path: str, kube_context: str | None,
+) -> None:
+    """Show endpoint, price, capacity envelope and conditions of offers."""
+    offers = _read_offers(Kubectl(kubectl_path, kube_context), name, namespace, all_namespaces)
+    views = [offer_view(obj) for obj in offers]
+    if output != "table":
+        records = [status_record(view) for view in views]
+        click.echo(_dump(records[0] if name and records else records, output), nl=False)
+    elif views:
+        click.echo(status_text(views), nl=False)
+    else:
+        _nothing_found(namespace, all_namespaces)
+
+
+@sell.command("list", epilog=_LIST_EPILOG)
+@_namespace_options
+@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True, help="Output format.")
+@_kubectl_options
+def list_offers(
+    namespace: str | None, all_namespaces: bool, output: str,
+    kubectl_path: str, kube_context: str | None,
+) -> None:
+    """One line per offer: namespace, name, type, price, network, max in-flight, capacity, ready."""
+    offers = _read_offers(Kubectl(kubectl_path, kube_context), None, namespace, all_namespaces)
+    views = [offer_view(obj) for obj in offers]
+    if output != "table":
+        click.echo(_dump([list_record(view) for view in views], output), nl=False)
+    elif views:
+        click.echo(format_table(LIST_COLUMNS, [list_row(view) for view in views]), nl=False)
+    else:
+        _nothing_found(namespace, all_namespaces)

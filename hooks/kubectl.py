@@ -1,0 +1,194 @@
+"""The one place the package runs a subprocess: a small wrapper around ``kubectl``.
+
+``obol sell`` talks to the cluster only through :class:`Kubectl`: ``apply -f -`` to create or
+update an offer, ``get serviceoffers.obol.org ... -o json`` to read offers. kubectl's failures
+are sorted into a few kinds the CLI can explain in one line (:func:`classify_failure`, pure):
+
+* :class:`KubectlNotFound` -- the binary is missing or not executable;
+* :class:`ClusterUnreachable` -- kubectl could not talk to the API server;
+* :class:`CrdMissing` -- the ServiceOffer CRD is not installed;
+* :class:`OfferNotFound` -- ``get`` of a named offer found nothing;
+* :class:`RejectedByServer` -- the API server's own validation refused the object;
+* :class:`KubectlFailed` -- anything else (forbidden, bad kubeconfig, ...).
+
+This module must never build, validate or format offers (that is :mod:`hooks.models` and
+:mod:`hooks.offer_view`), never read the environment itself (the CLI passes the executable and
+context in), and never use a shell: arguments go to kubectl as a list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hooks import api
+
+SERVICEOFFERS = f"{api.PLURAL}.{api.GROUP}"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+_KLOG_LINE = re.compile(r"^[IWEF]\d{4} \d{2}:\d{2}:\d{2}")
+_UNREACHABLE_MARKERS = (
+    "unable to connect to the server",
+    "connection refused",
+    "was refused",
+    "no such host",
+    "i/o timeout",
+    "no route to host",
+    "network is unreachable",
+    "tls handshake timeout",
+    "couldn't get current server api group list",
+)
+_CRD_MISSING_MARKERS = (
+    "the server doesn't have a resource type",
+    "no matches for kind",
+    "ensure crds are installed first",
+    "could not find the requested resource",
+)
+
+
+class KubectlError(Exception):
+    """kubectl could not do what was asked; ``str()`` is one line fit for a user."""
+
+
+class KubectlNotFound(KubectlError):
+    """The kubectl executable is missing or cannot be run."""
+
+
+class ClusterUnreachable(KubectlError):
+    """kubectl ran but could not reach the API server."""
+
+
+class CrdMissing(KubectlError):
+    """The API server does not know the ServiceOffer resource."""
+
+
+class OfferNotFound(KubectlError):
+    """A named ServiceOffer does not exist (in the namespace asked)."""
+
+
+class RejectedByServer(KubectlError):
+    """The API server's validation (schema or CEL rules) refused the object."""
+
+
+class KubectlFailed(KubectlError):
+    """Any other kubectl failure."""
+
+
+def summary_line(stderr: str) -> str:
+    """The most useful single line of kubectl's stderr (skipping klog noise)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    plain = [line for line in lines if not _KLOG_LINE.match(line)]
+    chosen = plain[0] if plain else (lines[-1] if lines else "no error message")
+    chosen = chosen.removeprefix("error: ")
+    return chosen if len(chosen) <= 400 else chosen[:397] + "..."
+
+
+def classify_failure(stderr: str, returncode: int) -> KubectlError:
+    """Sort a failed kubectl run into one of the error kinds above (pure)."""
+    text = stderr.lower()
+    line = summary_line(stderr)
+    if any(marker in text for marker in _UNREACHABLE_MARKERS):
+        return ClusterUnreachable(f"cannot reach the cluster: {line}")
+    if any(marker in text for marker in _CRD_MISSING_MARKERS):
+        return CrdMissing(
+            f"the ServiceOffer CRD ({SERVICEOFFERS}) is not installed in this cluster;"
+            f" install it with: kubectl apply -f crds/serviceoffer.yaml ({line})"
+        )
+    if "(invalid)" in text or " is invalid:" in text:
+        return RejectedByServer(f"the API server rejected the offer: {line}")
+    return KubectlFailed(f"kubectl failed (exit {returncode}): {line}")
+
+
+@dataclass(frozen=True, slots=True)
+class Kubectl:
+    """How to run kubectl: which executable, which kubeconfig context, how long to wait."""
+
+    executable: str = "kubectl"
+    context: str | None = None
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+    def apply(self, manifest: Mapping[str, Any]) -> str:
+        """``kubectl apply -f -`` with the manifest as JSON on stdin; return kubectl's stdout."""
+        return self._run(["apply", "-f", "-"], stdin=json.dumps(manifest)).strip()
+
+    def get_offers(
+        self,
+        *,
+        name: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Read ServiceOffers as JSON objects (one when ``name`` is given, else a list)."""
+        args = ["get", SERVICEOFFERS]
+        if all_namespaces:
+            args.append("--all-namespaces")
+        elif namespace:
+            args += ["--namespace", namespace]
+        if name:
+            args.append(name)
+        args += ["--output", "json"]
+        try:
+            output = self._run(args)
+        except KubectlFailed as failure:
+            if name and f'"{name}" not found' in str(failure):
+                where = f"namespace {namespace!r}" if namespace else "the current namespace"
+                raise OfferNotFound(
+                    f"ServiceOffer {name!r} not found in {where};"
+                    " list offers with: obol sell list --all-namespaces"
+                ) from None
+            raise
+        return _offers_from(output)
+
+    def _run(self, args: Sequence[str], stdin: str | None = None) -> str:
+        argv = [self.executable]
+        if self.context:
+            argv += ["--context", self.context]
+        argv += args
+        try:
+            done = subprocess.run(  # the only subprocess call in the package
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_seconds,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise KubectlNotFound(_not_found_message(self.executable)) from None
+        except PermissionError:
+            raise KubectlNotFound(f"kubectl at {self.executable!r} is not executable") from None
+        except subprocess.TimeoutExpired:
+            raise ClusterUnreachable(
+                f"cannot reach the cluster: kubectl did not answer within"
+                f" {self.timeout_seconds:g}s"
+            ) from None
+        if done.returncode != 0:
+            raise classify_failure(done.stderr, done.returncode)
+        return done.stdout
+
+
+def _not_found_message(executable: str) -> str:
+    if "/" in executable:
+        return f"kubectl not found at {executable!r} (check --kubectl or OBOL_KUBECTL)"
+    return (
+        f"kubectl not found: {executable!r} is not on PATH"
+        " (install kubectl, or point --kubectl or OBOL_KUBECTL at it)"
+    )
+
+
+def _offers_from(output: str) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(output)
+    except json.JSONDecodeError:
+        snippet = output[:80]
+        raise KubectlFailed(f"kubectl printed something that is not JSON: {snippet!r}") from None
+    if not isinstance(document, dict):
+        raise KubectlFailed("kubectl printed JSON that is not an object")
+    if document.get("kind", "").endswith("List") or "items" in document:
+        items = document.get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+    return [document]
