@@ -1,10 +1,242 @@
-"""``obol hook ...``: run and exercise the sync hook (placeholder until the shell lands)."""
+"""``obol hook ...``: run the sync hook server, answer one sync request, render an offer offline.
+
+* ``serve`` validates the configuration, then replaces itself with gunicorn and the checked-in
+  config (:mod:`hooks.gunicorn_conf`), so signals reach the gunicorn master directly.
+* ``sync`` answers a sync request from stdin through :func:`hooks.app.handle_sync_body`, the
+  same function POST /sync uses.
+* ``render`` wraps a ServiceOffer file in a sync request with no observed children and prints
+  the children the hook would create, for people without a cluster.
+
+Errors are one line on stderr and a non-zero exit (1: the input is wrong, 2: configuration or
+internal failure); never a traceback.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+import orjson
+import yaml
+
+from hooks import api
+from hooks.environment import BIND, BUSY_BIND, WORKERS, load_config, load_settings
+from hooks.errors import SpecError
+from hooks.settings import Settings
+
+EXIT_INPUT = 1
+EXIT_FAILURE = 2
 
 
-@click.group()
+class CliFailure(click.ClickException):
+    """A one-line error with a chosen exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INPUT) -> None:
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  obol hook serve
+  obol hook render -f examples/inference-qwen36-fast.yaml
+"""
+)
 def hook() -> None:
-    """Run the Metacontroller sync hook."""
+    """Run the Metacontroller sync hook, or exercise it without a cluster."""
+
+
+@hook.command(
+    epilog="""\b
+Examples:
+  obol hook serve
+  obol hook serve --bind 127.0.0.1:9090 --busy-bind 127.0.0.1:9091 --workers 4
+
+\b
+Listeners: /sync and /finalize answer only on --bind, /busy/... only on
+--busy-bind (the same address for both serves everything on one port).
+Other settings come from OBOL_* environment variables (see the README).
+"""
+)
+@click.option("--bind", metavar="HOST:PORT", help="Sync listener [env OBOL_BIND; 0.0.0.0:8080].")
+@click.option(
+    "--busy-bind",
+    metavar="HOST:PORT",
+    help="Busy-responder listener [env OBOL_BUSY_BIND; 0.0.0.0:8081].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="gunicorn sync workers [env OBOL_WORKERS; 2].",
+)
+def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
+    """Serve the sync hook and the busy responder with gunicorn."""
+    env = dict(os.environ)
+    for variable, value in ((BIND, bind), (BUSY_BIND, busy_bind), (WORKERS, workers)):
+        if value is not None:
+            env[variable] = str(value)
+    try:
+        load_config(env)
+    except SpecError as problem:
+        raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.gunicorn_conf"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+
+
+@hook.command(
+    "sync",
+    epilog="""\b
+Example:
+  obol hook sync < request.json > response.json
+
+\b
+Exit status: 0 answered (200), 1 malformed request (400), 2 internal error (500).
+""",
+)
+def sync_command() -> None:
+    """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
+    from hooks.app import handle_sync_body
+
+    body = click.get_binary_stream("stdin").read()
+    answer = handle_sync_body(body, _settings())
+    if answer.status == 200:
+        stdout = click.get_binary_stream("stdout")
+        stdout.write(answer.body + b"\n")
+        stdout.flush()
+        return
+    if answer.status == 400:
+        raise CliFailure(f"bad request: {answer.detail}", EXIT_INPUT)
+    raise CliFailure(f"internal error: {_describe(answer.error)}", EXIT_FAILURE)
+
+
+@hook.command(
+    epilog="""\b
+Examples:
+  obol hook render -f examples/inference-qwen36-fast.yaml
+  obol hook render -f offer.yaml -o json
+  cat offer.yaml | obol hook render -f -
+
+\b
+An invalid spec prints its field-path message and exits 1.
+"""
+)
+@click.option(
+    "-f",
+    "--filename",
+    required=True,
+    metavar="FILE",
+    help="ServiceOffer YAML file ('-' for stdin).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Multi-document YAML, or a JSON v1 List.",
+)
+def render(filename: str, output: str) -> None:
+    """Print the children the hook would create for a ServiceOffer (no cluster needed)."""
+    from hooks.app import handle_sync_body, invalid_spec_message
+
+    offer = _read_offer(filename)
+    try:
+        body = orjson.dumps(render_request(offer))
+    except TypeError as exc:
+        raise CliFailure(f"{filename}: cannot be represented as JSON ({exc})") from None
+    answer = handle_sync_body(body, _settings())
+    if answer.status == 400:
+        raise CliFailure(f"{filename}: {answer.detail}", EXIT_INPUT)
+    if answer.status != 200:
+        raise CliFailure(f"internal error: {_describe(answer.error)}", EXIT_FAILURE)
+    response = orjson.loads(answer.body)
+    message = invalid_spec_message(response)
+    if message is not None:
+        raise CliFailure(f"{filename}: invalid spec: {message}", EXIT_INPUT)
+    click.echo(format_children(response["children"], output), nl=False)
+
+
+def render_request(offer: dict[str, Any]) -> dict[str, Any]:
+    """A v2 sync request for ``offer`` with no observed children (a brand-new offer)."""
+    return {
+        "controller": {
+            "apiVersion": "metacontroller.k8s.io/v1alpha1",
+            "kind": "CompositeController",
+            "metadata": {"name": "serviceoffer-controller"},
+        },
+        "parent": offer,
+        "children": {api.children_key(kind, version): {} for version, kind, _ in api.CHILD_TYPES},
+        "related": {},
+        "finalizing": False,
+    }
+
+
+def format_children(children: list[dict[str, Any]], output: str) -> str:
+    """Children as multi-document YAML (sorted keys) or as a JSON ``v1`` ``List``."""
+    if output == "json":
+        listing = {"apiVersion": "v1", "kind": "List", "items": children}
+        return (
+            orjson.dumps(listing, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode() + "\n"
+        )
+    return yaml.dump_all(
+        children,
+        Dumper=_BlockDumper,
+        sort_keys=True,
+        explicit_start=True,
+        default_flow_style=False,
+        width=1_000_000,
+    )
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Safe YAML with multi-line strings (the pricing JSON) as readable literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def _read_offer(filename: str) -> dict[str, Any]:
+    try:
+        if filename == "-":
+            text = click.get_text_stream("stdin").read()
+        else:
+            text = Path(filename).read_text(encoding="utf-8")
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except OSError as exc:
+        raise CliFailure(f"{filename}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliFailure(f"{filename}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise CliFailure(f"{filename}: not valid YAML: {exc}") from None
+    if len(documents) != 1:
+        raise CliFailure(f"{filename}: expected one ServiceOffer document, found {len(documents)}")
+    offer = documents[0]
+    if not isinstance(offer, dict):
+        raise CliFailure(f"{filename}: expected a ServiceOffer mapping")
+    if offer.get("kind", api.KIND) != api.KIND:
+        raise CliFailure(f"{filename}: kind: must be {api.KIND} (got {offer.get('kind')!r})")
+    return offer
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(os.environ)
+    except SpecError as problem:
+        raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,382 @@
+"""The HTTP shell: a Flask app factory around the pure sync core, served by gunicorn.
+
+``gunicorn -c python:hooks.gunicorn_conf`` (what ``obol hook serve`` runs) loads
+``hooks.app:create_app()``, which reads its configuration through :mod:`hooks.environment`.
+
+Endpoints:
+
+* ``POST /sync`` and ``POST /finalize``: Metacontroller's CompositeController hook (v2; v1 child
+  keys work too). 200 with exactly the keys the core returns; 400 JSON for a malformed request;
+  500 JSON with a generic message for anything else (traceback in the log only); 401 JSON when a
+  bearer token is configured and missing or wrong; 413 JSON above the size cap.
+* ``GET /busy/<namespace>/<name>?retryAfter=N``: the busy responder asked by each offer's Traefik
+  ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms.
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+
+Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.gunicorn_conf`);
+the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
+the listening socket, not from the Host header). ``/sync`` and ``/finalize`` answer only on the
+sync port, ``/busy/...`` only on the busy port (404 otherwise), so a NetworkPolicy can admit
+only Metacontroller to one and only the gateway to the other. When both listeners share a port,
+or the request arrives on a port the configuration does not name, both are served. Health and
+metrics answer on either port.
+
+Rules: no domain logic here; never answer 200 with a partial or empty child list because of an
+exception; never put exception text, tokens or request bodies into a response.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import random
+import re
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any, Final, NamedTuple
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+
+from hooks import logs
+from hooks.environment import DEFAULT_MAX_REQUEST_BYTES, load_config
+from hooks.errors import HookFailure, SpecError
+from hooks.metrics import HookMetrics
+from hooks.settings import Settings
+from hooks.status import READY, REASON_INVALID_SPEC
+from hooks.sync import sync
+
+JSON: Final = "application/json"
+SYNC_PATHS: Final = frozenset({"/sync", "/finalize"})
+BUSY_PREFIX: Final = "/busy/"
+RESPONSE_KEYS: Final = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
+DEFAULT_RETRY_AFTER: Final = 2
+MAX_RETRY_AFTER: Final = 3600
+_MAX_DETAIL: Final = 1000
+_OFFER_PART: Final = 253
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class SyncAnswer(NamedTuple):
+    """What one sync request body gets: HTTP status, JSON body, and what to log and count."""
+
+    status: int
+    body: bytes
+    outcome: str  # ok | invalid_spec | bad_request | error
+    offer: str = "-"  # namespace/name when the request names one
+    children: int = 0
+    detail: str | None = None  # one-line reason of a 4xx or 5xx; safe to log and print
+    error: BaseException | None = None  # the exception behind a 500, for the shell to log
+
+
+def handle_sync_body(body: bytes, settings: Settings) -> SyncAnswer:
+    """Answer one sync request body: the single code path of POST /sync and ``obol hook sync``."""
+    try:
+        request_object = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
+    offer = offer_key(request_object)
+    try:
+        response = sync(request_object, settings)
+        children = _checked_children(request_object, response)
+        payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
+    except SpecError as problem:
+        return _bad_request("malformed_request", str(problem), offer)
+    except Exception as exc:
+        # Never 200: Metacontroller keeps the current children and retries a 500.
+        return SyncAnswer(500, _INTERNAL_ERROR_BODY, "error", offer, 0, "internal error", exc)
+    outcome = "invalid_spec" if is_invalid_spec(response) else "ok"
+    return SyncAnswer(200, payload, outcome, offer, children)
+
+
+def _checked_children(request_object: Mapping[str, Any], response: Any) -> int:
+    # A last guard on the core's answer: v2 hooks are parsed strictly, and an empty child list
+    # deletes every child, so it is allowed only when finalizing or when nothing exists yet.
+    if not isinstance(response, Mapping) or not set(response) <= RESPONSE_KEYS:
+        raise HookFailure("the core returned keys outside the hook response contract")
+    children = response.get("children")
+    if not isinstance(children, list):
+        raise HookFailure("the core returned no children list")
+    if not children and request_object.get("finalizing") is not True:
+        if _observed_child_count(request_object.get("children")):
+            raise HookFailure("refusing to answer with no children while children exist")
+    return len(children)
+
+
+def _observed_child_count(children: Any) -> int:
+    if not isinstance(children, Mapping):
+        return 0
+    return sum(len(group) for group in children.values() if isinstance(group, Mapping))
+
+
+def is_invalid_spec(response: Mapping[str, Any]) -> bool:
+    """True when the answer reports ``Ready=False/InvalidSpec``."""
+    return invalid_spec_message(response) is not None
+
+
+def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
+    """The field-path message of a ``Ready=False/InvalidSpec`` answer, else None."""
+    status = response.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    for condition in conditions if isinstance(conditions, list) else ():
+        if (
+            isinstance(condition, Mapping)
+            and condition.get("type") == READY
+            and condition.get("reason") == REASON_INVALID_SPEC
+        ):
+            return str(condition.get("message", ""))
+    return None
+
+
+def offer_key(request_object: Any) -> str:
+    """``namespace/name`` of the request's parent for logs, or ``-`` when it names none."""
+    parent = request_object.get("parent") if isinstance(request_object, Mapping) else None
+    meta = parent.get("metadata") if isinstance(parent, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return "-"
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return "-"
+    return f"{namespace[:_OFFER_PART]}/{name[:_OFFER_PART]}"
+
+
+def _bad_request(error: str, detail: str, offer: str = "-") -> SyncAnswer:
+    detail = _one_line(detail)
+    return SyncAnswer(400, _error_body(error, detail), "bad_request", offer, 0, detail)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+
+
+def _error_body(error: str, detail: str) -> bytes:
+    return orjson.dumps({"error": error, "detail": detail})
+
+
+_INTERNAL_ERROR_BODY: Final = _error_body(
+    "internal_error", "the hook failed to answer; the hook's log has the details"
+)
+
+
+def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
+    """The Retry-After value: ``raw`` clamped to 1..3600 (2 when missing or invalid) + jitter."""
+    base = DEFAULT_RETRY_AFTER
+    if raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        base = min(max(int(raw), 1), MAX_RETRY_AFTER)
+    # Jitter spreads retries of a saturated offer's buyers; the shell's only randomness.
+    return base + random.randint(0, jitter) if jitter > 0 else base
+
+
+def busy_body(namespace: str, name: str, seconds: int) -> bytes:
+    """The 429 body: what happened and when to retry; never x402 payment terms."""
+    body: dict[str, Any] = {"error": "offer_saturated", "retryAfterSeconds": seconds}
+    if _NAMESPACE.match(namespace) and len(name) <= _OFFER_PART and _NAME.match(name):
+        body["offer"] = f"{namespace}/{name}"
+    body["message"] = (
+        "This offer is at capacity (its global or per-buyer in-flight limit). "
+        f"Retry after {seconds} seconds. No payment was quoted or charged."
+    )
+    return orjson.dumps(body)
+
+
+def package_version() -> str:
+    """The installed version of this project."""
+    try:
+        return metadata.version("obol-serviceoffer-hook")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class _HookShell:
+    """The views, bound to one configuration."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        token: str | None,
+        metrics: HookMetrics,
+        logger: logging.Logger,
+        sync_port: int | None,
+        busy_port: int | None,
+        max_request_bytes: int,
+    ) -> None:
+        self.settings = settings
+        self.token = token.encode("latin-1") if token is not None else None
+        self.metrics = metrics
+        self.logger = logger
+        self.max_request_bytes = max_request_bytes
+        split = sync_port is not None and busy_port is not None and sync_port != busy_port
+        self.sync_only_port = str(sync_port) if split else None
+        self.busy_only_port = str(busy_port) if split else None
+
+    def register(self, app: Flask) -> None:
+        app.add_url_rule("/sync", "sync", self.sync, methods=["POST"])
+        app.add_url_rule("/finalize", "finalize", self.sync, methods=["POST"])
+        app.add_url_rule("/busy/<namespace>/<name>", "busy", self.busy, methods=["GET"])
+        app.add_url_rule("/healthz", "healthz", self.healthz, methods=["GET"])
+        app.add_url_rule("/readyz", "readyz", self.readyz, methods=["GET"])
+        app.add_url_rule("/metrics", "metrics", self.metrics_view, methods=["GET"])
+        app.before_request(self.enforce_listener)
+        app.register_error_handler(InternalServerError, self.internal_error)
+        app.register_error_handler(HTTPException, http_error)
+
+    def enforce_listener(self) -> Response | None:
+        """404 for /sync on the busy port and for /busy on the sync port."""
+        port = request.environ.get("SERVER_PORT")
+        path = request.path
+        if port == self.busy_only_port and path in SYNC_PATHS:
+            return not_found()
+        if port == self.sync_only_port and path.startswith(BUSY_PREFIX):
+            return not_found()
+        return None
+
+    def sync(self) -> Response:
+        started = time.perf_counter()
+        if self.token is not None and not bearer_matches(
+            request.headers.get("Authorization"), self.token
+        ):
+            return self._refuse(
+                401, "unauthorized", "missing or wrong bearer token", "unauthorized", started
+            )
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            detail = f"request body exceeds {self.max_request_bytes} bytes"
+            return self._refuse(413, "payload_too_large", detail, "bad_request", started)
+        answer = handle_sync_body(body, self.settings)
+        elapsed = time.perf_counter() - started
+        if answer.error is not None:
+            logs.log_failure(self.logger, "sync failed", answer.error, offer=answer.offer)
+        self.metrics.observe_sync(answer.outcome, elapsed, answer.children)
+        logs.log_sync(
+            self.logger,
+            offer=answer.offer,
+            outcome=answer.outcome,
+            status=answer.status,
+            children=answer.children,
+            duration_ms=elapsed * 1000,
+            detail=answer.detail,
+        )
+        return Response(answer.body, answer.status, content_type=JSON)
+
+    def _refuse(
+        self, status: int, error: str, detail: str, outcome: str, started: float
+    ) -> Response:
+        self.metrics.observe_sync(outcome, None)
+        logs.log_sync(
+            self.logger,
+            offer="-",
+            outcome=outcome,
+            status=status,
+            children=0,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+        )
+        response = Response(_error_body(error, detail), status, content_type=JSON)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
+        return response
+
+    def busy(self, namespace: str, name: str) -> Response:
+        seconds = retry_after_seconds(
+            request.args.get("retryAfter"), self.settings.busy_jitter_seconds
+        )
+        self.metrics.observe_busy(namespace)
+        return Response(
+            busy_body(namespace, name, seconds),
+            429,
+            headers={"Retry-After": str(seconds), "Cache-Control": "no-store"},
+            content_type=JSON,
+        )
+
+    def healthz(self) -> Response:
+        return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)
+
+    def readyz(self) -> Response:
+        problem = self.metrics.readiness_problem()
+        if problem is not None:
+            body = orjson.dumps({"status": "not_ready", "detail": problem})
+            return Response(body, 503, content_type=JSON)
+        return Response(orjson.dumps({"status": "ready"}), 200, content_type=JSON)
+
+    def metrics_view(self) -> Response:
+        body, content_type = self.metrics.exposition()
+        return Response(body, 200, content_type=content_type)
+
+    def internal_error(self, exc: InternalServerError) -> Response:
+        # Flask has already logged the original exception with its traceback.
+        return Response(_INTERNAL_ERROR_BODY, 500, content_type=JSON)
+
+
+def bearer_matches(header: str | None, token: bytes) -> bool:
+    """True when ``header`` is ``Bearer <token>``; constant-time in the token."""
+    if header is None:
+        return False
+    scheme, _, presented = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode("latin-1", "replace"), token)
+
+
+def not_found() -> Response:
+    """The JSON 404."""
+    return Response(
+        _error_body("not_found", "no such endpoint on this port"), 404, content_type=JSON
+    )
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Every HTTP error as JSON, keeping its status and headers (e.g. ``Allow`` on 405)."""
+    if exc.code == 404:
+        return not_found()
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    name = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+    body = _error_body(name, _one_line(exc.description or exc.name or ""))
+    return Response(body, exc.code or 500, headers=headers, content_type=JSON)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    hook_token: str | None = None,
+    max_request_bytes: int | None = None,
+    sync_port: int | None = None,
+    busy_port: int | None = None,
+    metrics: HookMetrics | None = None,
+    log_level: str | None = None,
+) -> Flask:
+    """The Flask app.
+
+    With no ``settings``, everything is read from the environment (:mod:`hooks.environment`):
+    settings, token, size cap (default 8 MiB), listener ports and log level; keyword arguments
+    still override. With ``settings``, only the keyword arguments apply and, without ports,
+    every endpoint answers on every port.
+    """
+    if settings is None:
+        config = load_config()
+        settings = config.settings
+        hook_token = hook_token if hook_token is not None else config.hook_token
+        max_request_bytes = max_request_bytes or config.max_request_bytes
+        sync_port = sync_port if sync_port is not None else config.sync_port
+        busy_port = busy_port if busy_port is not None else config.busy_port
+        log_level = log_level or config.log_level
+    max_request_bytes = max_request_bytes or DEFAULT_MAX_REQUEST_BYTES
+    app = Flask(__name__)
+    logger = logs.configure(log_level or "info")
+    logs.configure(log_level or "info", app.name)  # Flask's own exception log, as JSON too
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    shell = _HookShell(
+        settings,
+        hook_token,
+        metrics or HookMetrics.from_environment(package_version()),
+        logger,
+        sync_port,
+        busy_port,
+        max_request_bytes,
+    )
+    shell.register(app)
+    return app

@@ -1,0 +1,94 @@
+"""The checked-in gunicorn configuration: ``gunicorn -c python:hooks.gunicorn_conf``.
+
+``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.environment`
+(``OBOL_BIND``, ``OBOL_BUSY_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``) or is fixed here:
+
+* ``sync`` workers, 2 by default: on 2 cores they beat ``gthread`` on p99 by 2.5-4x at
+  Metacontroller's concurrency (shared/reference/perf-baseline.md); the hook does no I/O, so
+  threads buy nothing but GIL contention.
+* Two binds, the sync and the busy listener (one if they are the same address); the app routes
+  by listening port (see :mod:`hooks.app`).
+* ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
+  is truly stuck, never for a slow but live answer. ``graceful_timeout`` 20 s, which with the
+  Deployment's 5 s preStop sleep fits its 30 s termination grace period.
+* No access log (a line per busy 429 would flood the log under saturation; the app logs one
+  structured line per sync itself); the error log goes to stderr as JSON lines.
+* No control socket (gunicorn >= 25.1 otherwise creates one under ``$HOME/.gunicorn``, which is
+  read-only in the container).
+* Prometheus multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is set to a private temporary
+  directory when unset, emptied when the master starts, and each dead worker is marked so its
+  live gauges disappear.
+
+Only the gunicorn master imports this module; it must not import the app (workers do) nor
+prometheus_client before the multiprocess directory is set.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from gunicorn.glogging import Logger as _GunicornLogger
+
+from hooks.environment import load_config
+from hooks.logs import JsonFormatter
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_config = load_config()
+
+if not os.environ.get(_MULTIPROC_ENV):
+    # Set before any worker imports prometheus_client (it chooses its value store on import).
+    os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="obol-hook-metrics-")
+    _private_metrics_dir: str | None = os.environ[_MULTIPROC_ENV]
+else:
+    _private_metrics_dir = None
+
+wsgi_app = "hooks.app:create_app()"
+bind = _config.binds
+workers = _config.workers
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+preload_app = False
+proc_name = "obol-hook"
+accesslog = None
+errorlog = "-"
+loglevel = _config.log_level
+capture_output = False
+control_socket_disable = True  # gunicorn >= 25.1; older versions ignore unknown names
+
+
+class JsonErrorLogger(_GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger with its error log written as JSON lines, like the app's."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+logger_class = JsonErrorLogger
+
+
+def on_starting(server: Any) -> None:
+    """Empty the metrics directory, so counters start at zero for this master."""
+    directory = os.environ[_MULTIPROC_ENV]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the merged metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, os.environ[_MULTIPROC_ENV])  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory if this configuration created it."""
+    if _private_metrics_dir is not None:
+        shutil.rmtree(_private_metrics_dir, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""Structured logs: one JSON object per line on stderr, for the server and its gunicorn master.
+
+The server logs one line per sync request (offer ``namespace/name``, outcome, HTTP status,
+children count, duration in ms) and a traceback for every internal error. Logging stays cheap
+on the hot path: a disabled level costs one ``isEnabledFor`` check, and a line costs one
+``orjson.dumps``.
+
+Never log request or response bodies (they carry whole objects, and a parent may one day carry
+secrets), tokens or ``Authorization`` headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Final
+
+import orjson
+
+LOGGER_NAME: Final = "obol.hook"
+_HANDLER_TAG: Final = "_obol_json_handler"
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line: time, level, logger, message, extra fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _utc_timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def _utc_timestamp(created: float) -> str:
+    millis = int(created * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+
+
+def configure(level: str = "info", name: str = LOGGER_NAME) -> logging.Logger:
+    """The logger ``name``, writing JSON lines to stderr; safe to call more than once."""
+    logger = logging.getLogger(name)
+    logger.setLevel(_LEVELS.get(level, logging.INFO))
+    logger.propagate = False
+    if not any(getattr(h, _HANDLER_TAG, False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        setattr(handler, _HANDLER_TAG, True)
+        logger.addHandler(handler)
+    return logger
+
+
+def log_sync(
+    logger: logging.Logger,
+    *,
+    offer: str,
+    outcome: str,
+    status: int,
+    children: int,
+    duration_ms: float,
+    detail: str | None = None,
+) -> None:
+    """One line for one sync request; ``detail`` is the short reason of a 4xx."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, Any] = {
+        "offer": offer,
+        "outcome": outcome,
+        "status": status,
+        "children": children,
+        "durationMs": round(duration_ms, 3),
+    }
+    if detail is not None:
+        fields["detail"] = detail
+    logger.info("sync", extra={"fields": fields})
+
+
+def log_failure(logger: logging.Logger, message: str, error: BaseException, **fields: Any) -> None:
+    """An internal error with its traceback (the response body never carries it)."""
+    logger.error(message, exc_info=error, extra={"fields": fields})

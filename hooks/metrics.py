@@ -1,0 +1,153 @@
+"""Prometheus metrics of the HTTP shell, correct across several gunicorn worker processes.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (the gunicorn config sets it before any worker starts),
+every worker writes its samples to files in that directory and ``/metrics`` merges all of them,
+so a scrape that lands on any worker sees the totals of the whole pod. Without it (tests, the
+CLI) the metrics live in a private in-process registry.
+
+Metrics:
+
+* ``obol_hook_sync_requests_total{outcome}``: sync/finalize requests by outcome (ok,
+  invalid_spec, bad_request, error, unauthorized).
+* ``obol_hook_sync_duration_seconds``: time to parse, sync and serialise one request.
+* ``obol_hook_sync_children_total``: children returned in 200 answers.
+* ``obol_hook_busy_responses_total{namespace}``: 429 bodies served, by offer namespace (never by
+  offer name, and at most :data:`MAX_BUSY_NAMESPACES` distinct values, so cardinality stays
+  bounded whatever reaches the busy port).
+* ``obol_hook_build_info{version}``: always 1.
+
+Never labels by offer name, buyer, path or anything a client controls without a bound.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+OUTCOMES: Final = ("ok", "invalid_spec", "bad_request", "error", "unauthorized")
+MAX_BUSY_NAMESPACES: Final = 256
+OTHER_NAMESPACE: Final = "_other"
+INVALID_NAMESPACE: Final = "_invalid"
+# Sub-millisecond to Metacontroller's 5 s hook timeout.
+DURATION_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class HookMetrics:
+    """The shell's metrics; one instance per app."""
+
+    def __init__(self, version: str, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._sync_requests = Counter(
+            "obol_hook_sync_requests",
+            "Sync and finalize requests answered, by outcome.",
+            ["outcome"],
+            registry=self._registry,
+        )
+        self._sync_duration = Histogram(
+            "obol_hook_sync_duration_seconds",
+            "Time to parse, sync and serialise one sync request.",
+            buckets=DURATION_BUCKETS,
+            registry=self._registry,
+        )
+        self._children = Counter(
+            "obol_hook_sync_children",
+            "Children returned in successful sync answers.",
+            registry=self._registry,
+        )
+        self._busy = Counter(
+            "obol_hook_busy_responses",
+            "429 bodies served by the busy responder, by offer namespace.",
+            ["namespace"],
+            registry=self._registry,
+        )
+        info = Gauge(
+            "obol_hook_build_info",
+            "Always 1; the version label says which build is running.",
+            ["version"],
+            registry=self._registry,
+            multiprocess_mode="max",
+        )
+        info.labels(version=version).set(1)
+        for outcome in OUTCOMES:
+            self._sync_requests.labels(outcome=outcome)
+        self._busy_namespaces: set[str] = set()
+
+    @classmethod
+    def from_environment(cls, version: str) -> HookMetrics:
+        """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set, in-process otherwise."""
+        directory = os.environ.get(MULTIPROC_ENV) or None
+        # prometheus_client picks its value store when first imported; if the variable appeared
+        # only later, samples stay in memory and reading the directory would show zeros.
+        if directory is not None and values.ValueClass is values.MutexValue:
+            directory = None
+        return cls(version, directory)
+
+    def observe_sync(self, outcome: str, seconds: float | None, children: int = 0) -> None:
+        """Count one sync request; ``seconds`` is None when the body was never processed."""
+        self._sync_requests.labels(outcome=outcome).inc()
+        if seconds is not None:
+            self._sync_duration.observe(seconds)
+        if children:
+            self._children.inc(children)
+
+    def observe_busy(self, namespace: str) -> None:
+        """Count one 429 body served for an offer in ``namespace``."""
+        self._busy.labels(namespace=self._namespace_label(namespace)).inc()
+
+    def _namespace_label(self, namespace: str) -> str:
+        if namespace in self._busy_namespaces:
+            return namespace
+        if not _NAMESPACE.match(namespace):
+            return INVALID_NAMESPACE
+        if len(self._busy_namespaces) >= MAX_BUSY_NAMESPACES:
+            return OTHER_NAMESPACE
+        self._busy_namespaces.add(namespace)
+        return namespace
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self._registry), CONTENT_TYPE_LATEST
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged), CONTENT_TYPE_LATEST
+
+    def readiness_problem(self) -> str | None:
+        """Why the metrics cannot be recorded, or None when they can."""
+        directory = self.multiprocess_dir
+        if directory is None:
+            return None
+        if not os.path.isdir(directory):
+            return f"{MULTIPROC_ENV} directory does not exist"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"{MULTIPROC_ENV} directory is not writable"
+        return None
