@@ -1,0 +1,88 @@
+"""Helpers shared by the ``obol sell`` tests (the fixtures live in ``conftest.py``).
+
+Design notes:
+- :class:`FakeKubectl` wraps the fake kubectl script: set its answer, read the calls it logged.
+- :func:`offer_args` gives the required flags once, so each table case lists only what it varies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+
+PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+
+FAKE_KUBECTL_SCRIPT = """#!{python}
+import json, sys
+from pathlib import Path
+here = Path(__file__).resolve().parent
+answer = json.loads((here / "answer.json").read_text())
+stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+with open(here / "calls.jsonl", "a", encoding="utf-8") as log:
+    log.write(json.dumps({{"argv": sys.argv[1:], "stdin": stdin}}) + "\\n")
+sys.stdout.write(answer["stdout"])
+sys.stderr.write(answer["stderr"])
+sys.exit(answer["exit_code"])
+"""
+
+
+@dataclass
+class FakeKubectl:
+    """A kubectl stand-in: where it is, and what it was asked."""
+
+    path: Path
+
+    def answer(self, stdout: str = "", stderr: str = "", exit_code: int = 0) -> FakeKubectl:
+        """Set what every following call prints and returns."""
+        answer = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code}
+        (self.path.parent / "answer.json").write_text(json.dumps(answer))
+        return self
+
+    def answer_json(self, document: Any) -> FakeKubectl:
+        """Answer with a JSON document on stdout and exit 0."""
+        return self.answer(stdout=json.dumps(document))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call so far: ``{"argv": [...], "stdin": "..."}``."""
+        log = self.path.parent / "calls.jsonl"
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+Runner = Callable[..., Result]
+
+
+def offer_args(
+    *extra: str, kind: str = "inference", name: str = "qwen", price: str | None = "0.001"
+) -> list[str]:
+    """``sell <kind> NAME`` with the required flags (``--price`` unless None) plus ``extra``."""
+    price_args = ["--price", price] if price is not None else []
+    return [
+        "sell", kind, name, "--upstream", "vllm", "--port", "8000",
+        "--network", "base", "--pay-to", PAY_TO, *price_args, *extra,
+    ]
+
+
+def dry_run_spec(
+    run: Runner, *extra: str, kind: str = "inference", price: str | None = "0.001"
+) -> dict[str, Any]:
+    """The spec a ``--dry-run -o json`` prints for the required flags plus ``extra``."""
+    result = run(offer_args(*extra, "--dry-run", "-o", "json", kind=kind, price=price))
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    spec: dict[str, Any] = document["spec"]
+    return spec
+
+
+def path_without(binary: str) -> str:
+    """A PATH made of the current one minus every directory holding ``binary``."""
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and not (Path(d) / binary).exists()]
+    return os.pathsep.join(keep)
