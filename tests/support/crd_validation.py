@@ -50,6 +50,14 @@ by ``Crd.unsupported_rules()`` and reported as a ``"cel"`` violation whenever it
 it never passes silently. Evaluation errors that are limitations of cel-python are reported as
 ``"cel"`` violations starting with ``validator limitation:``.
 
+Usage
+    ``validate_object(obj)`` / ``assert_valid(obj)`` pick the CRD by apiVersion and kind (upstream
+    schemas plus ``crds/serviceoffer.yaml``; ``LookupError`` for anything else, core kinds
+    included); ``validate_status(status)`` checks a ServiceOffer ``.status`` alone;
+    ``load_crd(path).validate(obj)`` and ``.defaulted(obj)`` work for any CRD file. Programs are
+    compiled once per rule text and outcomes are memoized per (rule, value), so property tests
+    can call the validator hundreds of times.
+
 What it does NOT model
     * Transition rules: rules that reference ``oldSelf`` are skipped (there is no old object);
       ``Crd.skipped_rules()`` lists them. Ratcheting of unchanged invalid fields is not modelled.
@@ -79,11 +87,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import celpy
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import lark
-import re2
+import re2  # type: ignore[import-untyped]
 import yaml
 from celpy import celtypes
+from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, Evaluator, base_functions
 
 __all__ = [
@@ -477,6 +486,11 @@ _KNOWN_FUNCTIONS = frozenset(
 # --------------------------------------------------------------------------------------------
 
 
+def _token_text(node: Any) -> str:
+    """The text of a lark Token child (IDENT)."""
+    return str(node.value) if isinstance(node, lark.Token) else str(node)
+
+
 def _unwrap_single(node: Any) -> Any:
     while isinstance(node, lark.Tree) and node.data != "member_dot":
         children = [child for child in node.children if child is not None]
@@ -486,13 +500,13 @@ def _unwrap_single(node: Any) -> Any:
     return node
 
 
-class _KubeEvaluator(Evaluator):  # type: ignore[misc]
+class _KubeEvaluator(Evaluator):
     """celpy's interpreter with Kubernetes' ``has()`` and absent-field semantics."""
 
-    def sub_evaluator(self, ast: lark.Tree) -> Evaluator:
+    def sub_evaluator(self, ast: lark.Tree[Any]) -> Evaluator:
         return _KubeEvaluator(ast, activation=self.activation)
 
-    def macro_has_eval(self, exprlist: lark.Tree) -> Any:
+    def macro_has_eval(self, exprlist: lark.Tree[Any]) -> Any:
         node = _unwrap_single(exprlist)
         if not isinstance(node, lark.Tree) or node.data != "member_dot":
             return CELEvalError("invalid argument to has() macro", TypeError, None)
@@ -501,32 +515,30 @@ class _KubeEvaluator(Evaluator):  # type: ignore[misc]
         if isinstance(operand, CELEvalError):
             return operand
         if isinstance(operand, celtypes.MapType):
-            return celtypes.BoolType(celtypes.StringType(name_token.value) in operand)
+            return celtypes.BoolType(celtypes.StringType(_token_text(name_token)) in operand)
         return CELEvalError(
             f"invalid type for field selection: {type(operand).__name__}", TypeError, None
         )
 
-    def member_dot(self, tree: lark.Tree) -> Any:
+    def member_dot(self, tree: lark.Tree[Any]) -> Any:
         member_tree, name_token = tree.children
         member = self.visit(member_tree)
         if isinstance(member, celtypes.MapType) and not isinstance(member, celtypes.MessageType):
-            key = celtypes.StringType(name_token.value)
+            key = celtypes.StringType(_token_text(name_token))
             if key in member:
                 return member[key]
-            return CELEvalError(f"no such key: {name_token.value}", KeyError, None, tree=tree)
+            return CELEvalError(f"no such key: {key}", KeyError, None, tree=tree)
         return super().member_dot(tree)
 
-    def member_dot_arg(self, tree: lark.Tree) -> Any:
+    def member_dot_arg(self, tree: lark.Tree[Any]) -> Any:
         # celpy treats ``.min()`` as its own macro; Kubernetes has the lists library's min().
-        if tree.children[1].value == "min":
-            values = self.visit_children(tree)
-            if len(values) == 2:
-                return self.method_eval(values[0], values[1])
-            return self.method_eval(values[0], values[1], values[2])
+        if _token_text(tree.children[1]) == "min":
+            values: list[Any] = self.visit_children(tree)
+            return self.method_eval(*values)
         return super().member_dot_arg(tree)
 
 
-class _KubeRunner(celpy.InterpretedRunner):  # type: ignore[misc]
+class _KubeRunner(celpy.InterpretedRunner):
     _base_activation: Any = None
 
     def evaluate(self, context: Any) -> Any:
@@ -546,18 +558,18 @@ class _Program:
     uses_old_self: bool
 
 
-def _static_problems(ast: lark.Tree) -> tuple[list[str], bool]:
+def _static_problems(ast: lark.Tree[Any]) -> tuple[list[str], bool]:
     """Functions and variables the expression uses that this validator does not provide."""
     problems: list[str] = []
     bound: set[str] = set()
     used_idents: list[str] = []
     for node in ast.iter_subtrees():
         if node.data == "ident_arg":
-            name = node.children[0].value
+            name = _token_text(node.children[0])
             if name not in _GLOBAL_MACROS and name not in _KNOWN_FUNCTIONS:
                 problems.append(f"function {name}() is not provided")
         elif node.data == "member_dot_arg":
-            name = node.children[1].value
+            name = _token_text(node.children[1])
             args = node.children[2] if len(node.children) > 2 else None
             argc = len(args.children) if isinstance(args, lark.Tree) else 0
             if name in _METHOD_MACROS:
@@ -566,13 +578,13 @@ def _static_problems(ast: lark.Tree) -> tuple[list[str], bool]:
                 elif isinstance(args, lark.Tree) and isinstance(args.children[0], lark.Tree):
                     idents = list(args.children[0].find_data("ident"))
                     if len(idents) == 1:
-                        bound.add(idents[0].children[0].value)
+                        bound.add(_token_text(idents[0].children[0]))
                     else:
                         problems.append(f"macro {name}() needs a variable name first")
             elif name not in _KNOWN_FUNCTIONS:
                 problems.append(f"function .{name}() is not provided")
         elif node.data == "ident":
-            used_idents.append(node.children[0].value)
+            used_idents.append(_token_text(node.children[0]))
         elif node.data in ("dot_ident", "dot_ident_arg", "member_object"):
             problems.append(f"{node.data} expressions are not supported")
     allowed = {"self", "oldSelf", *bound, *_KNOWN_FUNCTIONS, "null_type", "type", "dyn"}
@@ -603,7 +615,7 @@ _PASS_THROUGH = frozenset(
 )
 
 
-def _collapse(tree: lark.Tree) -> lark.Tree:
+def _collapse(tree: lark.Tree[Any]) -> lark.Tree[Any]:
     """Drop single-child pass-through levels (about 8 per operand); evaluation is unchanged
     and about twice as fast, because celpy visits every level."""
     while tree.data in _PASS_THROUGH:
@@ -627,7 +639,7 @@ def evaluate_cel(expression: str, self_value: Any) -> Any:
     program = _compile(expression)
     if program.runner is None:
         raise ValueError(program.error)
-    return program.runner.evaluate({"self": celpy.json_to_cel(self_value)})
+    return program.runner.evaluate({"self": json_to_cel(self_value)})
 
 
 def _eval_error_text(error: CELEvalError) -> str:
@@ -885,7 +897,6 @@ _DATE_TIME = re.compile(
 )
 
 
-@_FORMAT_CHECKER.checks("date-time", raises=ValueError)
 def _check_date_time(instance: object) -> bool:
     if not isinstance(instance, str):
         return True
@@ -897,30 +908,33 @@ def _check_date_time(instance: object) -> bool:
     return True
 
 
-@_FORMAT_CHECKER.checks("ipv4", raises=ValueError)
 def _check_ipv4(instance: object) -> bool:
     return not isinstance(instance, str) or bool(ipaddress.IPv4Address(instance))
 
 
-@_FORMAT_CHECKER.checks("ipv6", raises=ValueError)
 def _check_ipv6(instance: object) -> bool:
     return not isinstance(instance, str) or bool(ipaddress.IPv6Address(instance))
 
 
-@_FORMAT_CHECKER.checks("cidr", raises=ValueError)
 def _check_cidr(instance: object) -> bool:
     return not isinstance(instance, str) or bool(ipaddress.ip_network(instance, strict=False))
 
 
-@_FORMAT_CHECKER.checks("uuid")
 def _check_uuid(instance: object) -> bool:
     uuid = r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$"
     return not isinstance(instance, str) or re.match(uuid, instance) is not None
 
 
-@_FORMAT_CHECKER.checks("byte", raises=ValueError)
 def _check_byte(instance: object) -> bool:
     return not isinstance(instance, str) or bool(base64.b64decode(instance, validate=True) or 1)
+
+
+_FORMAT_CHECKER.checks("date-time", raises=ValueError)(_check_date_time)
+_FORMAT_CHECKER.checks("ipv4", raises=ValueError)(_check_ipv4)
+_FORMAT_CHECKER.checks("ipv6", raises=ValueError)(_check_ipv6)
+_FORMAT_CHECKER.checks("cidr", raises=ValueError)(_check_cidr)
+_FORMAT_CHECKER.checks("uuid")(_check_uuid)
+_FORMAT_CHECKER.checks("byte", raises=ValueError)(_check_byte)
 
 
 # jsonschema keywords whose failure the API server treats as "blocking" for CEL.
@@ -1153,9 +1167,9 @@ def _apply_defaults(value: Any, node: _Node) -> None:
             if name not in value and child.has_default:
                 value[name] = copy.deepcopy(child.default)
         for name, child_value in value.items():
-            child = node.properties.get(name)
-            if child is not None:
-                _apply_defaults(child_value, child)
+            declared = node.properties.get(name)
+            if declared is not None:
+                _apply_defaults(child_value, declared)
             elif node.additional is not None:
                 _apply_defaults(child_value, node.additional)
     elif isinstance(value, list) and node.items is not None:
@@ -1225,7 +1239,7 @@ def _canonical(value: Any) -> Any:
 
 def _to_cel_scalar(value: Any, node: _Node) -> Any:
     if isinstance(value, bool) or value is None:
-        return celpy.json_to_cel(value)
+        return json_to_cel(value)
     if node.type == "number" and isinstance(value, (int, float)):
         return celtypes.DoubleType(float(value))
     if node.type == "integer" and isinstance(value, float) and value.is_integer():
@@ -1239,7 +1253,7 @@ def _to_cel_scalar(value: Any, node: _Node) -> Any:
         converted = cel_duration(value)
         if not isinstance(converted, CELEvalError):
             return converted
-    return celpy.json_to_cel(value)
+    return json_to_cel(value)
 
 
 # Outcome of one rule on one value: None when it holds, else (message, at_field_path).
@@ -1276,7 +1290,7 @@ class _CelWalk:
                         visible = {
                             k: child_value[k] for k in ("name", "generateName") if k in child_value
                         }
-                        entries[celtypes.StringType(name)] = celpy.json_to_cel(visible)
+                        entries[celtypes.StringType(name)] = json_to_cel(visible)
                         frozen_entries.append((name, repr(sorted(visible.items()))))
                     continue
                 if child is not None:
@@ -1290,7 +1304,7 @@ class _CelWalk:
                     )
                     entries[celtypes.StringType(name)] = converted
                 else:
-                    entries[celtypes.StringType(name)] = celpy.json_to_cel(child_value)
+                    entries[celtypes.StringType(name)] = json_to_cel(child_value)
                     child_frozen = repr(_canonical(child_value))
                 frozen_entries.append((name, child_frozen))
             cel_value = celtypes.MapType(entries)
@@ -1302,7 +1316,7 @@ class _CelWalk:
             cel_value = celtypes.ListType([converted for converted, _ in visited])
             frozen = ("list", tuple(item_frozen for _, item_frozen in visited))
         elif isinstance(value, list):
-            cel_value = celpy.json_to_cel(value)
+            cel_value = json_to_cel(value)
             frozen = repr(_canonical(value))
         else:
             cel_value = _to_cel_scalar(value, node)
@@ -1495,11 +1509,11 @@ class Crd:
                 if version.storage:
                     return version
             raise LookupError(f"{self.name} has no storage version")
-        version = self.versions.get(name)
-        if version is None or not version.served:
+        named = self.versions.get(name)
+        if named is None or not named.served:
             served = [v.name for v in self.versions.values() if v.served]
             raise LookupError(f"{self.name} does not serve {name!r} (served: {served})")
-        return version
+        return named
 
     def validate(self, obj: Any, *, version: str | None = None) -> list[Violation]:
         """Validate a whole object: the version is ``version``, else the object's apiVersion

@@ -179,6 +179,13 @@ def _relative_path(route: Obj) -> None:
     _rule(route)["matches"][0]["path"]["value"] = "services/qwen"
 
 
+def _path_value(value: str) -> Mutation:
+    def mutate(route: Obj) -> None:
+        _rule(route)["matches"][0]["path"]["value"] = value
+
+    return mutate
+
+
 def _same_gateway_twice_without_section(route: Obj) -> None:
     for ref in route["spec"]["parentRefs"]:
         del ref["sectionName"]
@@ -251,6 +258,38 @@ REWRITE_NEEDS_ONE_PREFIX = (
                 )
             ],
             id="invalid because a PathPrefix value does not start with '/'",
+        ),
+        pytest.param(
+            _path_value("/services//qwen"),
+            [
+                _cel(
+                    "spec.rules[0].matches[0].path",
+                    "must not contain '//' when type one of ['Exact', 'PathPrefix']",
+                )
+            ],
+            id="invalid because a PathPrefix value contains '//' (contains())",
+        ),
+        pytest.param(
+            _path_value("/services/.."),
+            [
+                _cel(
+                    "spec.rules[0].matches[0].path",
+                    "must not end with '/..' when type one of ['Exact', 'PathPrefix']",
+                )
+            ],
+            id="invalid because a PathPrefix value ends with '/..' (endsWith())",
+        ),
+        pytest.param(
+            _path_value("/services/qwen?x=1"),
+            [
+                _cel(
+                    "spec.rules[0].matches[0].path",
+                    "must only contain valid characters (matching "
+                    "^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$) for types "
+                    "['Exact', 'PathPrefix']",
+                )
+            ],
+            id="invalid because a PathPrefix value has a query (matches() with a raw string)",
         ),
         pytest.param(
             _same_gateway_twice_without_section,
