@@ -82,6 +82,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -129,13 +133,11 @@ def offer_view(obj: Mapping[str, Any]) -> OfferView:
         capacity_message=_text(reported.get("message")),
         ready=ready,
         conditions=conditions,
-        warnings=tuple(w for w in status.get("warnings") or () if isinstance(w, str)),
+        warnings=tuple(w for w in _items(status.get("warnings")) if isinstance(w, str)),
     )
 
 
 def _conditions(raw: Any) -> tuple[ConditionView, ...]:
-    if not isinstance(raw, list):
-        return ()
     return tuple(
         ConditionView(
             type=_text(item.get("type")) or NONE_SHOWN,
@@ -143,7 +145,7 @@ def _conditions(raw: Any) -> tuple[ConditionView, ...]:
             reason=_text(item.get("reason")) or "",
             message=" ".join((_text(item.get("message")) or "").split()),
         )
-        for item in raw
+        for item in _items(raw)
         if isinstance(item, Mapping)
     )
 
