@@ -13,6 +13,8 @@
 #   bash tests/e2e/build.sh --print          only print NAME=PATH lines; exit 3 if one is missing
 #   bash tests/e2e/build.sh --update-modules regenerate gobuild/*/go.mod and go.sum from the pins
 #                                            below (needs the checksum database through the proxy)
+#   bash tests/e2e/build.sh --prune          delete the Go module and build caches (several GB)
+#                                            under the cache dir; keeps the binaries
 #
 # stdout carries only the NAME=PATH lines (machine-readable); progress goes to stderr.
 set -euo pipefail
@@ -156,6 +158,12 @@ EOF
 
 if [[ ${1:-} == --update-modules ]]; then
   update_modules
+  exit 0
+elif [[ ${1:-} == --prune ]]; then
+  log "pruning $GOMODCACHE and $GOCACHE (binaries in $BIN stay)"
+  "$GO" clean -modcache
+  "$GO" clean -cache
+  rm -rf "$GOMODCACHE" "$GOCACHE"
   exit 0
 elif [[ $# -gt 0 ]]; then
   die "unknown argument: $1 (see the header of this script)"
