@@ -64,10 +64,12 @@ What it does NOT model
     * CEL cost estimation and runtime cost budgets, and CEL compile-time type checking (a rule
       that is ill-typed for the schema fails at evaluation here, at CRD creation there).
     * cel-go's heterogeneous equality/comparison (``1 == 1.0``): cel-python raises instead.
-    * Validation of the CRD itself (structural-schema rules), admission webhooks and
-      ValidatingAdmissionPolicies, server-side apply/managed fields, ``status`` subresource
-      resets, conversion between versions, ``metadata`` beyond the checks listed above, and
-      nanosecond precision of durations and timestamps (microseconds here).
+    * Most validation of the CRD itself: ``Crd.definition_problems()`` covers only rule
+      ``reason``/``message``/``fieldPath``, a missing ``type``, list-map keys that are neither
+      required nor defaulted, and ``default`` values that fail their schema.
+    * Admission webhooks and ValidatingAdmissionPolicies, server-side apply/managed fields,
+      ``status`` subresource resets, conversion between versions, ``metadata`` beyond the checks
+      listed above, and nanosecond precision of durations and timestamps (microseconds here).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ __all__ = [
     "SERVICEOFFER_CRD",
     "SHARED_SCHEMAS_DIR",
     "Crd",
+    "CrdProblem",
     "CrdVersion",
     "SkippedRule",
     "UnsupportedRule",
@@ -151,6 +154,16 @@ class UnsupportedRule:
     """Schema path of the node that carries the rule, like ``spec.rules[]``."""
     rule: str
     reason: str
+
+
+@dataclass(frozen=True)
+class CrdProblem:
+    """Something in the CRD itself that the API server would reject when the CRD is applied."""
+
+    version: str
+    path: str
+    """Schema path of the node, like ``spec.capacity``."""
+    message: str
 
 
 @dataclass(frozen=True)
@@ -723,6 +736,7 @@ class _Node:
     list_map_keys: tuple[str, ...] = ()
     rules: list[_Rule] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    definition_problems: list[str] = field(default_factory=list)
     _validator: Any = None
 
     def validator(self) -> Any:
@@ -781,8 +795,29 @@ def _build_node(raw: Mapping[str, Any], schema_path: str) -> _Node:
         node.additional_allowed = True
     elif additional is True:
         node.additional_allowed = True
-    for entry in raw.get("x-kubernetes-validations") or ():
+    if node.type is None and not (node.int_or_string or node.preserve_unknown):
+        node.definition_problems.append(
+            "type: Required value: must not be empty for specified object fields"
+        )
+    if node.list_type == "map" and node.items is not None:
+        required = set(node.items.raw.get("required") or ())
+        for key in node.list_map_keys:
+            key_node = node.items.properties.get(key)
+            if key_node is None or (key not in required and not key_node.has_default):
+                node.definition_problems.append(
+                    f"x-kubernetes-list-map-keys: Invalid value: {key!r}: a map key must be "
+                    "a required or defaulted scalar property of the items"
+                )
+    for index, entry in enumerate(raw.get("x-kubernetes-validations") or ()):
         text = str(entry["rule"])
+        where = f"x-kubernetes-validations[{index}]"
+        node.definition_problems.extend(f"{where}.{p}" for p in _rule_definition_problems(entry))
+        field_path = entry.get("fieldPath")
+        if field_path and not _field_path_exists(node, field_path):
+            node.definition_problems.append(
+                f"{where}.fieldPath: Invalid value: {field_path!r}: does not name a field of "
+                "this schema node"
+            )
         program = _compile(text)
         if program.uses_old_self:
             node.skipped.append(text)
@@ -792,9 +827,6 @@ def _build_node(raw: Mapping[str, Any], schema_path: str) -> _Node:
         problem = program.error
         if problem is None and message_program is not None and message_program.error:
             problem = f"messageExpression: {message_program.error}"
-        field_path = entry.get("fieldPath")
-        if problem is None and field_path and not _field_path_exists(node, field_path):
-            problem = f"fieldPath {field_path!r} does not name a field of this schema node"
         node.rules.append(
             _Rule(
                 rule=text,
@@ -808,6 +840,37 @@ def _build_node(raw: Mapping[str, Any], schema_path: str) -> _Node:
             )
         )
     return node
+
+
+_SUPPORTED_REASONS: tuple[str, ...] = (
+    "FieldValueDuplicate",
+    "FieldValueForbidden",
+    "FieldValueInvalid",
+    "FieldValueRequired",
+)
+
+
+def _rule_definition_problems(entry: Mapping[str, Any]) -> list[str]:
+    """What the API server's CRD validation says about one x-kubernetes-validations entry."""
+    problems: list[str] = []
+    if not str(entry.get("rule", "")).strip():
+        problems.append("rule: Required value")
+    reason = entry.get("reason")
+    if reason is not None and reason not in _SUPPORTED_REASONS:
+        supported = ", ".join(f'"{r}"' for r in _SUPPORTED_REASONS)
+        problems.append(f'reason: Unsupported value: "{reason}": supported values: {supported}')
+    message = entry.get("message")
+    if message is not None:
+        if not str(message).strip():
+            problems.append("message: Required value: message must be non-empty if specified")
+        elif "\n" in str(message):
+            problems.append("message: Invalid value: message must not contain line breaks")
+    expression = entry.get("messageExpression")
+    if expression is not None and not str(expression).strip():
+        problems.append(
+            "messageExpression: Required value: messageExpression must be non-empty if specified"
+        )
+    return problems
 
 
 def _field_path_exists(node: _Node, field_path: str) -> bool:
@@ -1471,6 +1534,21 @@ class CrdVersion:
             if rule.problem is not None
         ]
 
+    def definition_problems(self) -> list[CrdProblem]:
+        problems = [
+            CrdProblem(self.name, node.schema_path, message)
+            for node in self.root.walk()
+            for message in node.definition_problems
+        ]
+        for node in self.root.walk():
+            if node.has_default:
+                where = f"{node.schema_path}.default"
+                for violation in self._validate(node.default, node, where, root=False):
+                    problems.append(
+                        CrdProblem(self.name, violation.path or where, violation.message)
+                    )
+        return problems
+
     def skipped_rules(self) -> list[SkippedRule]:
         return [
             SkippedRule(self.name, node.schema_path, text)
@@ -1569,6 +1647,12 @@ class Crd:
     def unsupported_rules(self) -> list[UnsupportedRule]:
         """Rules (in every version) this validator cannot evaluate faithfully, with why."""
         return [r for v in self.versions.values() for r in v.unsupported_rules()]
+
+    def definition_problems(self) -> list[CrdProblem]:
+        """What the API server would reject in this CRD when it is applied (a subset of its CRD
+        validation: rule ``reason``/``message``/``fieldPath``, structural ``type``, list-map keys,
+        and ``default`` values that fail their own schema)."""
+        return [p for v in self.versions.values() for p in v.definition_problems()]
 
     def skipped_rules(self) -> list[SkippedRule]:
         """Transition rules (they use ``oldSelf``), which are never evaluated here."""
