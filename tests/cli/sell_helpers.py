@@ -3,6 +3,7 @@
 Design notes:
 - :class:`FakeKubectl` wraps the fake kubectl script: set its answer, read the calls it logged.
 - :func:`offer_args` gives the required flags once, so each table case lists only what it varies.
+- :func:`synced` gives an example offer with the status the real pure hook writes for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from click.testing import Result
+
+from hooks.settings import Settings
+from hooks.status import Observation
+from hooks.sync import sync
+from tests.support.observed import observed_children, parent_object, sync_request
 
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
 
@@ -86,3 +93,37 @@ def path_without(binary: str) -> str:
     keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
             if d and not (Path(d) / binary).exists()]
     return os.pathsep.join(keep)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = Settings(public_base_url="https://obol.example")
+QWEN = "inference-qwen36-fast.yaml"
+LLAMA = "inference-obol-ethereum.yaml"
+WEATHER = "http-weather-api.yaml"
+
+
+def example(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "examples" / name).read_text())
+    return document
+
+
+def synced(
+    name: str,
+    *,
+    in_flight: int | None = None,
+    route_accepted: bool | None = True,
+    children_observed: bool = True,
+) -> dict[str, Any]:
+    """The example with the status the hook writes after its children were observed."""
+    offer = example(name)
+    first = sync(sync_request(parent_object(offer)), SETTINGS)
+    if not children_observed:
+        return {**offer, "status": first["status"]}
+    children = observed_children(first["children"], route_accepted=route_accepted)
+    observations = {}
+    if in_flight is not None:
+        url = first["status"]["upstream"]["url"]
+        observations[url] = Observation(True, "GET /health answered 200", 200, in_flight, "vllm")
+    parent = parent_object(offer, status=first["status"])
+    second = sync(sync_request(parent, children), SETTINGS, observations)
+    return {**offer, "status": second["status"]}

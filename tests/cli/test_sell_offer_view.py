@@ -14,11 +14,9 @@ Design notes:
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,43 +31,9 @@ from hooks.offer_view import (
     status_record,
     status_text,
 )
-from hooks.settings import Settings
-from hooks.status import Observation
 from hooks.sync import sync
-from tests.support.observed import observed_children, parent_object, sync_request
-
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = Settings(public_base_url="https://obol.example")
-QWEN = "inference-qwen36-fast.yaml"
-LLAMA = "inference-obol-ethereum.yaml"
-WEATHER = "http-weather-api.yaml"
-
-
-def example(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((ROOT / "examples" / name).read_text())
-    return document
-
-
-def synced(
-    name: str,
-    *,
-    in_flight: int | None = None,
-    route_accepted: bool | None = True,
-    children_observed: bool = True,
-) -> dict[str, Any]:
-    """The example with the status the hook writes after its children were observed."""
-    offer = example(name)
-    first = sync(sync_request(parent_object(offer)), SETTINGS)
-    if not children_observed:
-        return {**offer, "status": first["status"]}
-    children = observed_children(first["children"], route_accepted=route_accepted)
-    observations = {}
-    if in_flight is not None:
-        url = first["status"]["upstream"]["url"]
-        observations[url] = Observation(True, "GET /health answered 200", 200, in_flight, "vllm")
-    parent = parent_object(offer, status=first["status"])
-    second = sync(sync_request(parent, children), SETTINGS, observations)
-    return {**offer, "status": second["status"]}
+from tests.cli.sell_helpers import LLAMA, QWEN, SETTINGS, WEATHER, example, synced
+from tests.support.observed import parent_object, sync_request
 
 
 def facts(view: OfferView) -> dict[str, str]:
