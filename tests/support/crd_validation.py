@@ -111,6 +111,7 @@ __all__ = [
     "ViolationKind",
     "assert_valid",
     "crd_for",
+    "escape_cel_property",
     "evaluate_cel",
     "format_violations",
     "load_crd",

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+from celpy import celtypes
 from celpy.evaluation import CELEvalError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -1084,8 +1085,10 @@ def test_reading_an_absent_field_without_has_is_a_no_such_key_error() -> None:
 
 
 def test_has_means_present_and_is_an_error_on_an_absent_parent() -> None:
-    assert evaluate_cel("has(self.a)", {"a": ""}) is not False
-    assert evaluate_cel("has(self.a)", {"b": 1}) == False  # noqa: E712 (a CEL BoolType)
+    present = evaluate_cel("has(self.a)", {"a": ""})
+    absent = evaluate_cel("has(self.a)", {"b": 1})
+    assert (type(present), bool(present)) == (celtypes.BoolType, True)
+    assert (type(absent), bool(absent)) == (celtypes.BoolType, False)
     with pytest.raises(CELEvalError, match="no such key: a"):
         evaluate_cel("has(self.a.b)", {})
     with pytest.raises(CELEvalError, match="no such key: a"):
@@ -1277,7 +1280,8 @@ def test_defaults_fill_missing_fields_of_present_objects_only_and_replace_nulls(
 def test_extension_functions(expression: str, self_value: Any, expected: Any) -> None:
     result = evaluate_cel(expression, self_value)
     assert result == expected
-    assert type(result) is not bool or isinstance(expected, bool)
+    cel_type = {bool: celtypes.BoolType, int: celtypes.IntType, str: celtypes.StringType}
+    assert type(result) is cel_type.get(type(expected), celtypes.ListType)
 
 
 @pytest.mark.parametrize(
