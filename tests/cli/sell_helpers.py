@@ -26,13 +26,14 @@ from tests.support.observed import observed_children, parent_object, sync_reques
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
 
 FAKE_KUBECTL_SCRIPT = """#!{python}
-import json, sys
+import json, sys, time
 from pathlib import Path
 here = Path(__file__).resolve().parent
 answer = json.loads((here / "answer.json").read_text())
 stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
 with open(here / "calls.jsonl", "a", encoding="utf-8") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "stdin": stdin}}) + "\\n")
+time.sleep(answer["sleep"])
 sys.stdout.write(answer["stdout"])
 sys.stderr.write(answer["stderr"])
 sys.exit(answer["exit_code"])
@@ -45,9 +46,11 @@ class FakeKubectl:
 
     path: Path
 
-    def answer(self, stdout: str = "", stderr: str = "", exit_code: int = 0) -> FakeKubectl:
-        """Set what every following call prints and returns."""
-        answer = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code}
+    def answer(
+        self, stdout: str = "", stderr: str = "", exit_code: int = 0, sleep: float = 0
+    ) -> FakeKubectl:
+        """Set what every following call prints and returns (after ``sleep`` seconds)."""
+        answer = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code, "sleep": sleep}
         (self.path.parent / "answer.json").write_text(json.dumps(answer))
         return self
 
