@@ -1,0 +1,107 @@
+"""The busy responder: what a buyer of a saturated offer gets instead of a payment quote.
+
+Test-design notes:
+
+* Traefik's errors Middleware copies the responder's headers and body and forces the status to
+  the caught 429, so headers and body are the contract: ``Retry-After`` (integer seconds),
+  ``Content-Type: application/json``, ``Cache-Control: no-store``, a small JSON body, and never
+  any x402 payment terms (no ``accepts``, no ``x402Version``, no PAYMENT-REQUIRED header).
+* ``retryAfter`` comes from the Middleware's query (hooks.admission.busy_query); a table covers
+  the fallback (2) and the clamp (1..3600).
+* Jitter is random by design, so its test checks bounds over many draws on a dedicated server,
+  plus that more than one value occurs (the chance that 60 draws from 0..3 agree is 4^-59).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from hooks.admission import busy_query
+from tests.http.http_harness import HookServer, LaunchHook
+
+X402_BODY_KEYS = {"accepts", "x402Version", "paymentRequirements", "payTo", "price", "resource"}
+X402_HEADERS = {"payment-required", "x-payment-required", "payment-response", "x-payment-response"}
+
+
+def busy(server: HookServer, query: str) -> tuple[int, dict[str, str], dict[str, object]]:
+    response = server.get(server.busy_url + query)
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return response.status_code, headers, orjson.loads(response.content)
+
+
+def test_saturation_is_429_with_retry_after_and_json(hook_server: HookServer) -> None:
+    # Exactly the path and query the offer's errors Middleware asks for (Traefik fills {status}).
+    query = busy_query("llm-sellers", "qwen36-fast", 5).replace("{status}", "429")
+    status, headers, body = busy(hook_server, query)
+    assert status == 429
+    assert headers["retry-after"] == "5"
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store"
+    assert body["error"] == "offer_saturated"
+    assert body["offer"] == "llm-sellers/qwen36-fast"
+    assert body["retryAfterSeconds"] == 5
+    assert "Retry after 5 seconds" in str(body["message"])
+    assert "No payment was quoted or charged" in str(body["message"])
+
+
+def test_no_x402_terms_are_ever_returned(hook_server: HookServer) -> None:
+    status, headers, body = busy(hook_server, "/busy/tenant-a/weather-api?retryAfter=2&status=402")
+    assert status == 429  # whatever status Traefik caught, the responder says 429
+    assert not X402_BODY_KEYS & set(body)
+    assert not X402_HEADERS & set(headers)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("retryAfter=7", 7, id="given"),
+        pytest.param("", 2, id="missing"),
+        pytest.param("retryAfter=", 2, id="empty"),
+        pytest.param("retryAfter=abc", 2, id="not-a-number"),
+        pytest.param("retryAfter=-5", 2, id="negative"),
+        pytest.param("retryAfter=2.5", 2, id="fraction"),
+        pytest.param("retryAfter=0", 1, id="zero-clamped-to-1"),
+        pytest.param("retryAfter=3600", 3600, id="maximum"),
+        pytest.param("retryAfter=3601", 3600, id="above-maximum"),
+        pytest.param("retryAfter=99999999999", 2, id="absurd"),
+    ],
+)
+def test_retry_after_falls_back_and_clamps(
+    hook_server: HookServer, raw: str, expected: int
+) -> None:
+    status, headers, body = busy(hook_server, f"/busy/ns/offer?{raw}")
+    assert status == 429
+    assert headers["retry-after"] == str(expected)
+    assert body["retryAfterSeconds"] == expected
+
+
+def test_names_that_are_not_kubernetes_names_are_not_echoed(hook_server: HookServer) -> None:
+    status, _, body = busy(hook_server, "/busy/Not_A_Namespace/%3Cscript%3E?retryAfter=2")
+    assert status == 429
+    assert "offer" not in body
+
+
+@pytest.fixture(scope="module")
+def jitter_server(launch_hook: LaunchHook) -> Iterator[HookServer]:
+    with launch_hook({"OBOL_BUSY_JITTER_SECONDS": "3"}, workers=2) as server:
+        yield server
+
+
+def test_jitter_stays_within_zero_to_the_configured_seconds(jitter_server: HookServer) -> None:
+    seen = set()
+    for _ in range(60):
+        status, headers, body = busy(jitter_server, "/busy/ns/offer?retryAfter=5")
+        assert status == 429
+        value = int(headers["retry-after"])
+        assert 5 <= value <= 8
+        assert body["retryAfterSeconds"] == value  # header and body agree
+        seen.add(value)
+    assert len(seen) > 1
+
+
+def test_no_jitter_by_default(hook_server: HookServer) -> None:
+    values = {busy(hook_server, "/busy/ns/offer?retryAfter=4")[1]["retry-after"] for _ in range(20)}
+    assert values == {"4"}

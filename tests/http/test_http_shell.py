@@ -1,0 +1,202 @@
+"""The HTTP shell in-process (Flask test client and ``handle_sync_body``): paths a real server
+cannot reach without breaking the core on purpose.
+
+Test-design notes:
+
+* The core is replaced by stubs that crash or misbehave, to prove the shell's promises: a JSON
+  500 with a generic body (no exception text, since Metacontroller copies bodies into Events),
+  and never a 200 that would delete children (no empty list while children exist, no keys
+  outside the v2 contract).
+* Listener routing is checked with the test client's base URL port, which becomes
+  ``SERVER_PORT`` as gunicorn sets it from the listening socket.
+* ``create_app()`` without arguments must read the environment (that is how gunicorn loads it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from hooks import app as app_module
+from hooks.app import (
+    busy_body,
+    create_app,
+    handle_sync_body,
+    offer_key,
+    retry_after_seconds,
+)
+from hooks.settings import Settings
+from tests.http.http_harness import example_offer, sync_body
+
+SECRET_TEXT = "detail-that-must-not-leak"
+
+
+def crash(request: Any, settings: Settings) -> Any:
+    raise RuntimeError(SECRET_TEXT)
+
+
+def test_a_crash_in_the_core_is_a_generic_json_500(
+    monkeypatch: pytest.MonkeyPatch, valid_body: bytes
+) -> None:
+    monkeypatch.setattr(app_module, "sync", crash)
+    response = create_app(Settings()).test_client().post("/sync", data=valid_body)
+    assert response.status_code == 500
+    assert response.content_type == "application/json"
+    assert orjson.loads(response.data)["error"] == "internal_error"
+    assert SECRET_TEXT.encode() not in response.data
+
+
+def test_handle_sync_body_hands_the_exception_to_the_shell(
+    monkeypatch: pytest.MonkeyPatch, valid_body: bytes
+) -> None:
+    monkeypatch.setattr(app_module, "sync", crash)
+    answer = handle_sync_body(valid_body, Settings())
+    assert (answer.status, answer.outcome, answer.children) == (500, "error", 0)
+    assert isinstance(answer.error, RuntimeError)
+    assert answer.offer == "llm-sellers/qwen36-fast"
+
+
+def existing_children_body() -> bytes:
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": "so-qwen36-fast", "namespace": "llm-sellers"}}  # fmt: skip
+    return sync_body(
+        example_offer("inference-qwen36-fast.yaml"),
+        children={"HTTPRoute.gateway.networking.k8s.io/v1": {"llm-sellers/so-qwen36-fast": route}},
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_answer",
+    [
+        pytest.param({"status": {}, "children": []}, id="empty-children-while-children-exist"),
+        pytest.param({"status": {}}, id="no-children-key"),
+        pytest.param({"status": {}, "children": [{}], "debug": 1}, id="key-outside-contract"),
+        pytest.param([], id="not-an-object"),
+    ],
+)
+def test_a_dangerous_core_answer_becomes_500(
+    monkeypatch: pytest.MonkeyPatch, bad_answer: Any
+) -> None:
+    monkeypatch.setattr(app_module, "sync", lambda request, settings: bad_answer)
+    answer = handle_sync_body(existing_children_body(), Settings())
+    assert answer.status == 500
+    assert b"children" not in answer.body
+
+
+def test_empty_children_are_fine_when_finalizing_or_when_nothing_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        app_module, "sync", lambda request, settings: {"status": {}, "children": []}
+    )
+    offer = example_offer("inference-qwen36-fast.yaml")
+    assert handle_sync_body(sync_body(offer), Settings()).status == 200
+    finalizing = orjson.loads(existing_children_body())
+    finalizing["finalizing"] = True
+    assert handle_sync_body(orjson.dumps(finalizing), Settings()).status == 200
+
+
+def test_an_invalid_spec_is_counted_as_invalid_spec() -> None:
+    answer = handle_sync_body(sync_body(example_offer("invalid/zero-price.yaml")), Settings())
+    assert (answer.status, answer.outcome) == (200, "invalid_spec")
+
+
+@pytest.mark.parametrize(
+    ("port", "sync_status", "busy_status"),
+    [
+        pytest.param("8080", 200, 404, id="sync-port"),
+        pytest.param("8081", 404, 429, id="busy-port"),
+        pytest.param("9999", 200, 429, id="port-not-configured"),
+    ],
+)
+def test_routing_follows_the_listening_port(
+    valid_body: bytes, port: str, sync_status: int, busy_status: int
+) -> None:
+    client = create_app(Settings(), sync_port=8080, busy_port=8081).test_client()
+    base = f"http://127.0.0.1:{port}"  # the test client derives SERVER_PORT from it
+    assert client.post("/sync", data=valid_body, base_url=base).status_code == sync_status
+    assert client.get("/busy/a/b", base_url=base).status_code == busy_status
+    assert client.get("/healthz", base_url=base).status_code == 200
+
+
+def test_without_ports_every_endpoint_answers_everywhere(valid_body: bytes) -> None:
+    client = create_app(Settings()).test_client()
+    assert client.post("/sync", data=valid_body).status_code == 200
+    assert client.get("/busy/a/b").status_code == 429
+
+
+def test_create_app_without_settings_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch, valid_body: bytes
+) -> None:
+    monkeypatch.setenv("OBOL_GATEWAY_NAME", "gateway-from-env")
+    monkeypatch.setenv("OBOL_MAX_REQUEST_BYTES", "4096")
+    monkeypatch.setenv("OBOL_HOOK_TOKEN", "env-token")
+    app = create_app()
+    assert app.config["MAX_CONTENT_LENGTH"] == 4096
+    client = app.test_client()
+    assert client.post("/sync", data=valid_body).status_code == 401
+    padded = valid_body + b" " * 4096
+    response = client.post("/sync", data=padded, headers={"Authorization": "Bearer env-token"})
+    assert response.status_code == 413
+    small = create_app(max_request_bytes=1 << 20, hook_token="t").test_client()
+    answer = small.post("/sync", data=valid_body, headers={"Authorization": "Bearer t"})
+    route = orjson.loads(answer.data)["children"][0]
+    assert route["spec"]["parentRefs"][0]["name"] == "gateway-from-env"
+
+
+def test_the_default_body_cap_is_8_mib() -> None:
+    assert create_app(Settings()).config["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, 2), ("7", 7), ("0", 1), ("4000", 3600), ("x", 2), ("٣", 2), ("1e3", 2)],
+)
+def test_retry_after_seconds(raw: str | None, expected: int) -> None:
+    assert retry_after_seconds(raw) == expected
+
+
+def test_retry_after_jitter_bounds() -> None:
+    values = {retry_after_seconds("10", jitter=2) for _ in range(200)}
+    assert values <= {10, 11, 12}
+    assert len(values) > 1
+
+
+def test_busy_body_has_no_payment_terms() -> None:
+    body = orjson.loads(busy_body("ns", "offer", 3))
+    assert set(body) == {"error", "offer", "retryAfterSeconds", "message"}
+
+
+@pytest.mark.parametrize(
+    ("request_object", "expected"),
+    [
+        ({"parent": {"metadata": {"name": "a", "namespace": "b"}}}, "b/a"),
+        ({"parent": {"metadata": {"name": "a"}}}, "default/a"),
+        ({"parent": {"metadata": {"name": 5}}}, "-"),
+        ([], "-"),
+    ],
+)
+def test_offer_key_for_logs(request_object: Any, expected: str) -> None:
+    assert offer_key(request_object) == expected
+
+
+def test_one_log_line_per_sync_without_the_body(
+    capsys: pytest.CaptureFixture[str], valid_body: bytes
+) -> None:
+    create_app(Settings()).test_client().post("/sync", data=valid_body)
+    lines = [line for line in capsys.readouterr().err.splitlines() if '"message":"sync"' in line]
+    assert len(lines) == 1
+    entry = orjson.loads(lines[0])
+    assert entry["offer"] == "llm-sellers/qwen36-fast"
+    assert entry["outcome"] == "ok"
+    assert entry["children"] > 0 and entry["durationMs"] >= 0
+    assert "payTo" not in lines[0] and "spec" not in entry
+
+
+def test_examples_render_through_the_shell() -> None:
+    # Every valid example gives children; keeps this module honest if examples change.
+    for name in ("inference-qwen36-fast.yaml", "http-weather-api.yaml"):
+        answer = handle_sync_body(sync_body(example_offer(name)), Settings())
+        assert answer.status == 200 and answer.children > 0
