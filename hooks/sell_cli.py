@@ -421,6 +421,15 @@ _output_options = _options(
 )
 
 _SELL_EPILOG = """\b
+Examples:
+  obol sell presets
+  obol sell inference qwen --upstream vllm --port 8000 -n llm --runtime openai \\
+    --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.002 \\
+    --capacity-preset external-vllm-1gpu-balanced --dry-run
+  obol sell status qwen -n llm
+  obol sell list -A
+
+\b
 Exit codes:
   0 success            4 kubectl not found
   1 kubectl failed     5 cluster unreachable
@@ -551,7 +560,7 @@ def http(**params: Any) -> None:
     _sell_offer("http", params)
 
 
-@sell.command(epilog=_PRESETS_EPILOG)
+@sell.command(epilog=_PRESETS_EPILOG, short_help="List the capacity presets.")
 @click.option("-o", "--output", type=click.Choice(["table", "yaml", "json"]), default="table",
               show_default=True, help="Output format.")
 def presets(output: str) -> None:
@@ -589,7 +598,7 @@ def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
     click.echo(f"No ServiceOffers found in {where}.", err=True)
 
 
-@sell.command(epilog=_STATUS_EPILOG)
+@sell.command(epilog=_STATUS_EPILOG, short_help="Show offers in detail.")
 @click.argument("name", required=False)
 @_namespace_options
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
@@ -611,7 +620,7 @@ def status(
         _nothing_found(namespace, all_namespaces)
 
 
-@sell.command("list", epilog=_LIST_EPILOG)
+@sell.command("list", epilog=_LIST_EPILOG, short_help="One line per offer.")
 @_namespace_options
 @click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
               show_default=True, help="Output format.")
