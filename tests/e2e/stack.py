@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,16 +179,18 @@ class Binaries:
         try:
             proc = subprocess.run(
                 ["bash", str(BUILD_SH), "--print"],
-                capture_output=True, text=True, timeout=30, check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BinariesMissing(f"cannot run {BUILD_SH} --print: {exc}") from exc
-        kv = dict(
-            line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line
-        )
+        kv = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
         if proc.returncode != 0:
             missing = [
-                v for k, v in kv.items()
+                v
+                for k, v in kv.items()
                 if k in {"ETCD", "KUBE_APISERVER", "KUBECTL", "TRAEFIK"} and not Path(v).exists()
             ]
             raise BinariesMissing(
@@ -312,8 +315,11 @@ class HTTPServerProcess:
 
     def wait_held(self, key: str, count: int, timeout: float = 10.0) -> None:
         """Wait until exactly ``count`` requests are held under ``key``."""
-        wait_until(lambda: self.held().get(key, 0) == count, timeout=timeout,
-                   what=f"{count} request(s) held under {key!r} at {self.name}")
+        wait_until(
+            lambda: self.held().get(key, 0) == count,
+            timeout=timeout,
+            what=f"{count} request(s) held under {key!r} at {self.name}",
+        )
 
     def release(self, key: str) -> int:
         """Release every request held under ``key``; returns how many were held."""
@@ -350,8 +356,9 @@ class Netns:
 
     @staticmethod
     def _ip(*args: str) -> str:
-        proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15,
-                              check=False)
+        proc = subprocess.run(
+            ["ip", *args], capture_output=True, text=True, timeout=15, check=False
+        )
         if proc.returncode != 0:
             raise StackError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout
@@ -437,6 +444,7 @@ class Stack:
         self._procs: list[ManagedProcess] = []
         self._servers: list[HTTPServerProcess] = []
         self._stopped = True
+        self._old_sigterm: Any = None
         self.netns: Netns | None = None
         self.workdir = Path()
         self.log_dir = Path()
@@ -464,6 +472,7 @@ class Stack:
         t0 = time.monotonic()
         self._stopped = False
         atexit.register(self.stop)
+        self._trap_sigterm()
         self.workdir = Path(tempfile.mkdtemp(prefix="obol-e2e-"))
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir()
@@ -473,7 +482,8 @@ class Stack:
             self._start_apiserver()
             crds = [SCHEMAS_DIR / f for f in SHARED_CRD_FILES]
             crds += sorted(
-                p for p in self.binaries.traefik_crds.glob("*.yaml")
+                p
+                for p in self.binaries.traefik_crds.glob("*.yaml")
                 if p.name not in SHARED_CRD_FILES
             )
             self.install_crds(crds + self.extra_crds)
@@ -485,8 +495,10 @@ class Stack:
             self.failed = True
             self.stop()
             raise
-        _log(f"stack ready in {time.monotonic() - t0:.1f}s: api {self.api_url}, "
-             f"web {self.web_url}, traefik api {self.traefik_api_url}")
+        _log(
+            f"stack ready in {time.monotonic() - t0:.1f}s: api {self.api_url}, "
+            f"web {self.web_url}, traefik api {self.traefik_api_url}"
+        )
         return self
 
     def mark_failed(self) -> None:
@@ -503,6 +515,7 @@ class Stack:
         self._stopped = True
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
+        self._untrap_sigterm()
         if self.failed:
             with contextlib.suppress(Exception):
                 print(self.diagnostics(), file=sys.stderr, flush=True)
@@ -526,14 +539,37 @@ class Stack:
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def _trap_sigterm(self) -> None:
+        """While the stack runs, turn SIGTERM (e.g. a CI timeout) into SystemExit, so that the
+        ``with`` block / fixture teardown still stops the children. Only from the main thread
+        and only if nobody else installed a handler."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _untrap_sigterm(self) -> None:
+        if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
     def diagnostics(self, lines: int = 40) -> str:
-        """Where the logs are, plus the tails of the Traefik, API server and etcd logs."""
+        """Where the logs are, plus the tails of the Traefik, API server and etcd logs (and
+        shorter tails of the access log and of each stand-in server)."""
         out = [f"==== e2e stack logs: {self.log_dir} ===="]
-        for name in ("traefik.log", "kube-apiserver.log", "etcd.log"):
+        names = [(n, lines) for n in ("traefik.log", "kube-apiserver.log", "etcd.log")]
+        names.append(("traefik-access.log", 10))
+        names += [(p.name, 10) for p in sorted(self.log_dir.glob("server-*.log"))]
+        for name, n in names:
             path = self.log_dir / name
             if path.exists():
-                out.append(f"---- tail -n {lines} {path}")
-                out.append(_tail(path, lines))
+                out.append(f"---- tail -n {n} {path}")
+                out.append(_tail(path, n))
         return "\n".join(out)
 
     # -- etcd --------------------------------------------------------------------------------
@@ -542,18 +578,30 @@ class Stack:
         client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         data = self.workdir / "etcd-data"
-        proc = ManagedProcess("etcd", [
-            self.binaries.etcd,
-            "--name", "e2e",
-            "--data-dir", data,
-            "--listen-client-urls", self.etcd_url,
-            "--advertise-client-urls", self.etcd_url,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"e2e=http://127.0.0.1:{peer}",
-            "--unsafe-no-fsync",  # throw-away data: no fsync, much faster on a shared disk
-            "--log-level", "warn",
-        ], self.log_dir / "etcd.log")
+        proc = ManagedProcess(
+            "etcd",
+            [
+                self.binaries.etcd,
+                "--name",
+                "e2e",
+                "--data-dir",
+                data,
+                "--listen-client-urls",
+                self.etcd_url,
+                "--advertise-client-urls",
+                self.etcd_url,
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                f"e2e=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",  # throw-away data: no fsync, much faster on a shared disk
+                "--log-level",
+                "warn",
+            ],
+            self.log_dir / "etcd.log",
+        )
         self._procs.append(proc)
         proc.start(env=self._child_env())
 
@@ -580,24 +628,41 @@ class Stack:
         # serving key doubles as one: no openssl or crypto library needed.
         sa_key = certs / "apiserver.key"
         self.api_url = f"https://127.0.0.1:{port}"
-        proc = ManagedProcess("kube-apiserver", [
-            self.binaries.kube_apiserver,
-            "--etcd-servers", self.etcd_url,
-            "--bind-address", "127.0.0.1",
-            "--advertise-address", "127.0.0.1",
-            "--secure-port", str(port),
-            "--cert-dir", certs,
-            "--token-auth-file", token_file,
-            "--authorization-mode", "AlwaysAllow",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", sa_key,
-            "--service-account-signing-key-file", sa_key,
-            "--service-cluster-ip-range", "10.96.0.0/16",
-            # no kubelet/nodes: do not try to publish the apiserver's own (loopback) endpoint
-            "--endpoint-reconciler-type", "none",
-            "--profiling=false",
-            "--v", "1",
-        ], self.log_dir / "kube-apiserver.log")
+        proc = ManagedProcess(
+            "kube-apiserver",
+            [
+                self.binaries.kube_apiserver,
+                "--etcd-servers",
+                self.etcd_url,
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(port),
+                "--cert-dir",
+                certs,
+                "--token-auth-file",
+                token_file,
+                "--authorization-mode",
+                "AlwaysAllow",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                sa_key,
+                "--service-account-signing-key-file",
+                sa_key,
+                "--service-cluster-ip-range",
+                "10.96.0.0/16",
+                # no kubelet/nodes: do not try to publish the apiserver's own (loopback) endpoint
+                "--endpoint-reconciler-type",
+                "none",
+                "--profiling=false",
+                "--v",
+                "1",
+            ],
+            self.log_dir / "kube-apiserver.log",
+        )
         self._procs.append(proc)
         proc.start(env=self._child_env())
 
@@ -605,24 +670,37 @@ class Stack:
             proc.check_alive()
             if not self.ca_file.exists():
                 return False
-            r = requests.get(f"{self.api_url}/readyz", headers=self._auth(),
-                             verify=str(self.ca_file), timeout=5)
+            r = requests.get(
+                f"{self.api_url}/readyz", headers=self._auth(), verify=str(self.ca_file), timeout=5
+            )
             return r.status_code == 200
 
         wait_until(ready, timeout=self.start_timeout, what="kube-apiserver /readyz", interval=0.5)
         self.kubeconfig = self.workdir / "kubeconfig"
-        self.kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "e2e", "cluster": {
-                "server": self.api_url, "certificate-authority": str(self.ca_file)}}],
-            "users": [{"name": "e2e-admin", "user": {"token": self.token}}],
-            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "e2e-admin"}}],
-            "current-context": "e2e",
-        }))
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "e2e",
+                            "cluster": {
+                                "server": self.api_url,
+                                "certificate-authority": str(self.ca_file),
+                            },
+                        }
+                    ],
+                    "users": [{"name": "e2e-admin", "user": {"token": self.token}}],
+                    "contexts": [
+                        {"name": "e2e", "context": {"cluster": "e2e", "user": "e2e-admin"}}
+                    ],
+                    "current-context": "e2e",
+                }
+            )
+        )
         # The API server creates the default namespace shortly after it is ready.
-        wait_until(lambda: self.get("namespace", "default"), timeout=30,
-                   what="namespace default")
+        wait_until(lambda: self.get("namespace", "default"), timeout=30, what="namespace default")
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -654,8 +732,15 @@ class Stack:
         env["KUBECACHEDIR"] = str(self.workdir / "kubecache")
         argv = [str(self.binaries.kubectl), *args]
         try:
-            proc = subprocess.run(argv, input=input, capture_output=True, text=True,
-                                  timeout=timeout, env=env, check=False)
+            proc = subprocess.run(
+                argv,
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise StackTimeout(f"kubectl {' '.join(args)} took more than {timeout}s") from exc
         if check and proc.returncode != 0:
@@ -665,8 +750,14 @@ class Stack:
     def apply(self, *objs: Mapping[str, Any] | str, timeout: float = 120.0) -> str:
         """Server-side apply objects (dicts or YAML text) with field manager ``obol-e2e``."""
         return self.kubectl(
-            "apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}",
-            "-f", "-", input=to_yaml(*objs), timeout=timeout,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            f"--field-manager={FIELD_MANAGER}",
+            "-f",
+            "-",
+            input=to_yaml(*objs),
+            timeout=timeout,
         ).stdout
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -677,17 +768,24 @@ class Stack:
         out = self.kubectl(*args).stdout.strip()
         return json.loads(out) if out else None
 
-    def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """All objects of a kind (in one namespace, or in all if ``namespace`` is None)."""
         args = ["get", kind, "-o", "json"]
         args += ["-n", namespace] if namespace else ["--all-namespaces"]
         return list(json.loads(self.kubectl(*args).stdout)["items"])
 
-    def delete(self, kind: str, name: str, namespace: str | None = None,
-               timeout: float = 60.0) -> None:
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, timeout: float = 60.0
+    ) -> None:
         """Delete an object if it exists and wait for it to be gone."""
-        args = ["delete", kind, name, "--ignore-not-found", "--wait=true",
-                f"--timeout={int(timeout)}s"]
+        args = [
+            "delete",
+            kind,
+            name,
+            "--ignore-not-found",
+            "--wait=true",
+            f"--timeout={int(timeout)}s",
+        ]
         if namespace:
             args += ["-n", namespace]
         self.kubectl(*args, timeout=timeout + 10)
@@ -706,8 +804,13 @@ class Stack:
         if not names:
             return names
         self.apply(*texts, timeout=timeout)
-        self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
-                     *(f"crd/{n}" for n in names), timeout=timeout + 10)
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={int(timeout)}s",
+            *(f"crd/{n}" for n in names),
+            timeout=timeout + 10,
+        )
         _log(f"CRDs established: {', '.join(names)}")
         return names
 
@@ -716,26 +819,41 @@ class Stack:
     def _create_gateway(self) -> None:
         self.web_port = free_port()
         self.apply(
-            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-             "metadata": {"name": GATEWAY_CLASS},
-             "spec": {"controllerName": GATEWAY_CONTROLLER}},
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "GatewayClass",
+                "metadata": {"name": GATEWAY_CLASS},
+                "spec": {"controllerName": GATEWAY_CONTROLLER},
+            },
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": GATEWAY_NAMESPACE}},
-            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-             "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-             "spec": {
-                 "gatewayClassName": GATEWAY_CLASS,
-                 "listeners": [{
-                     "name": LISTENER_NAME, "protocol": "HTTP", "port": self.web_port,
-                     "allowedRoutes": {"namespaces": {"from": "All"}},
-                 }],
-             }},
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "Gateway",
+                "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+                "spec": {
+                    "gatewayClassName": GATEWAY_CLASS,
+                    "listeners": [
+                        {
+                            "name": LISTENER_NAME,
+                            "protocol": "HTTP",
+                            "port": self.web_port,
+                            "allowedRoutes": {"namespaces": {"from": "All"}},
+                        }
+                    ],
+                },
+            },
         )
 
     @staticmethod
     def parent_ref() -> dict[str, str]:
         """The HTTPRoute ``parentRefs`` entry for the stack's Gateway listener."""
-        return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME,
-                "namespace": GATEWAY_NAMESPACE, "sectionName": LISTENER_NAME}
+        return {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": GATEWAY_NAME,
+            "namespace": GATEWAY_NAMESPACE,
+            "sectionName": LISTENER_NAME,
+        }
 
     # -- Traefik -------------------------------------------------------------------------------
 
@@ -743,8 +861,11 @@ class Stack:
         api_port = free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.traefik_api_url = f"http://127.0.0.1:{api_port}"
-        kube = {"endpoint": self.api_url, "token": self.token,
-                "certAuthFilePath": str(self.ca_file)}
+        kube = {
+            "endpoint": self.api_url,
+            "token": self.token,
+            "certAuthFilePath": str(self.ca_file),
+        }
         config = {
             # Never phone home: no version check, no anonymous usage statistics.
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
@@ -754,21 +875,29 @@ class Stack:
             },
             "api": {"insecure": True, "dashboard": False},
             "ping": {"entryPoint": "traefik"},
-            "log": {"level": "DEBUG", "filePath": str(self.log_dir / "traefik.log"),
-                    "noColor": True},
-            "accessLog": {"filePath": str(self.log_dir / "traefik-access.log"),
-                          "format": "json"},
+            "log": {
+                "level": "DEBUG",
+                "filePath": str(self.log_dir / "traefik.log"),
+                "noColor": True,
+            },
+            "accessLog": {"filePath": str(self.log_dir / "traefik-access.log"), "format": "json"},
             "providers": {
                 "providersThrottleDuration": "200ms",
-                "kubernetesCRD": {**kube, "allowExternalNameServices": True,
-                                  "allowEmptyServices": True},
+                "kubernetesCRD": {
+                    **kube,
+                    "allowExternalNameServices": True,
+                    "allowEmptyServices": True,
+                },
                 "kubernetesGateway": dict(kube),
             },
         }
         config_file = self.workdir / "traefik.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        proc = ManagedProcess("traefik", [self.binaries.traefik, f"--configFile={config_file}"],
-                              self.log_dir / "traefik-stdout.log")
+        proc = ManagedProcess(
+            "traefik",
+            [self.binaries.traefik, f"--configFile={config_file}"],
+            self.log_dir / "traefik-stdout.log",
+        )
         self._procs.append(proc)
         proc.start(env=self._child_env())
 
@@ -783,8 +912,9 @@ class Stack:
             gw = self.get("gateway", GATEWAY_NAME, GATEWAY_NAMESPACE) or {}
             return _condition_true(gw, "Programmed")
 
-        wait_until(gateway_programmed, timeout=60, what="Gateway Programmed=True by Traefik",
-                   interval=0.5)
+        wait_until(
+            gateway_programmed, timeout=60, what="Gateway Programmed=True by Traefik", interval=0.5
+        )
 
     def traefik_api(self, path: str) -> Any:
         """GET a Traefik API path (e.g. ``/api/http/routers``) and return the JSON."""
@@ -799,8 +929,10 @@ class Stack:
     @staticmethod
     def route_router_prefix(namespace: str, route: str) -> str:
         """Prefix of the Traefik router names made from an HTTPRoute on the stack's Gateway."""
-        return (f"httproute-{namespace}-{route}-gw-{GATEWAY_NAMESPACE}-{GATEWAY_NAME}"
-                f"-ep-{LISTENER_NAME}-")
+        return (
+            f"httproute-{namespace}-{route}-gw-{GATEWAY_NAMESPACE}-{GATEWAY_NAME}"
+            f"-ep-{LISTENER_NAME}-"
+        )
 
     def wait_for_route(self, namespace: str, route: str, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until Traefik serves an enabled router for HTTPRoute ``namespace/route``."""
@@ -814,17 +946,35 @@ class Stack:
 
         return wait_until(found, timeout=timeout, what=f"Traefik router {prefix}*", interval=0.3)
 
-    def http(self, method: str, path: str, *, timeout: float = 10.0,
-             **kwargs: Any) -> requests.Response:
+    def access_log(self) -> list[dict[str, Any]]:
+        """Traefik's access log so far (JSON lines: RouterName, DownstreamStatus, ...)."""
+        path = self.log_dir / "traefik-access.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def http(
+        self, method: str, path: str, *, timeout: float = 10.0, **kwargs: Any
+    ) -> requests.Response:
         """Send one request through Traefik's ``web`` entry point."""
         return requests.request(method, f"{self.web_url}{path}", timeout=timeout, **kwargs)
 
     # -- stand-in servers and how Kubernetes points at them ----------------------------------------
 
-    def _start_server(self, name: str, args: Sequence[str], *, in_netns: bool,
-                      host: str) -> HTTPServerProcess:
-        argv = [sys.executable, str(UPSTREAM_SERVER), "--host", host, "--port", "0",
-                "--name", name, *args]
+    def _start_server(
+        self, name: str, args: Sequence[str], *, in_netns: bool, host: str
+    ) -> HTTPServerProcess:
+        argv = [
+            sys.executable,
+            str(UPSTREAM_SERVER),
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--name",
+            name,
+            *args,
+        ]
         if in_netns:
             if self.netns is None:
                 raise StackError("this stack has no network namespace (use_netns=False)")
@@ -838,8 +988,11 @@ class Stack:
         if len(parts) != 3 or parts[0] != "LISTENING":
             raise StackError(f"{name}: unexpected first line {line!r}")
         server.port = int(parts[2])
-        wait_until(lambda: requests.get(f"{server.url}/__e2e/health", timeout=2).ok,
-                   timeout=10, what=f"{name} /__e2e/health")
+        wait_until(
+            lambda: requests.get(f"{server.url}/__e2e/health", timeout=2).ok,
+            timeout=10,
+            what=f"{name} /__e2e/health",
+        )
         return server
 
     def start_upstream(self, name: str, *, hold_timeout: float = 60.0) -> HTTPServerProcess:
@@ -847,12 +1000,18 @@ class Stack:
         ``upstream_server.py``); expose it with :meth:`expose_endpoints`."""
         if self.netns is None:
             raise StackError("start_upstream needs the network namespace (use_netns=True)")
-        return self._start_server(name, ["--hold-timeout", str(hold_timeout)], in_netns=True,
-                                  host=self.netns.ns_ip)
+        return self._start_server(
+            name, ["--hold-timeout", str(hold_timeout)], in_netns=True, host=self.netns.ns_ip
+        )
 
-    def start_responder(self, name: str, *, status: int = 200,
-                        headers: Mapping[str, str] | None = None,
-                        body: str = "") -> HTTPServerProcess:
+    def start_responder(
+        self,
+        name: str,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        body: str = "",
+    ) -> HTTPServerProcess:
         """Start a fixed-response server on 127.0.0.1 (for an ExternalName ``localhost``
         Service, e.g. the ``errors`` middleware's service)."""
         args = ["--fixed-status", str(status), "--fixed-body", body]
@@ -875,35 +1034,57 @@ class Stack:
         ``address:port``, in the form Traefik needs: label ``kubernetes.io/service-name``,
         EndpointSlice port name equal to the Service port name, ``conditions.ready: true``.
         ``address`` must not be loopback (the API server rejects 127.0.0.0/8)."""
-        svc_port: dict[str, Any] = {"name": port_name, "port": service_port or port,
-                                    "targetPort": port, "protocol": "TCP"}
+        svc_port: dict[str, Any] = {
+            "name": port_name,
+            "port": service_port or port,
+            "targetPort": port,
+            "protocol": "TCP",
+        }
         slice_port: dict[str, Any] = {"name": port_name, "port": port, "protocol": "TCP"}
         if app_protocol:
             svc_port["appProtocol"] = app_protocol
             slice_port["appProtocol"] = app_protocol
         self.apply(
-            {"apiVersion": "v1", "kind": "Service",
-             "metadata": {"name": name, "namespace": namespace},
-             "spec": {"type": "ClusterIP", "ports": [svc_port]}},
-            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-             "metadata": {"name": f"{name}-e2e", "namespace": namespace,
-                          "labels": {"kubernetes.io/service-name": name,
-                                     "endpointslice.kubernetes.io/managed-by": FIELD_MANAGER}},
-             "addressType": "IPv4",
-             "ports": [slice_port],
-             "endpoints": [{"addresses": [address], "conditions": {"ready": True}}]},
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"type": "ClusterIP", "ports": [svc_port]},
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-e2e",
+                    "namespace": namespace,
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        "endpointslice.kubernetes.io/managed-by": FIELD_MANAGER,
+                    },
+                },
+                "addressType": "IPv4",
+                "ports": [slice_port],
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            },
         )
 
-    def expose_external_name(self, namespace: str, name: str, external_name: str, port: int,
-                             *, port_name: str = "http") -> None:
+    def expose_external_name(
+        self, namespace: str, name: str, external_name: str, port: int, *, port_name: str = "http"
+    ) -> None:
         """An ExternalName Service (only the kubernetesCRD provider follows it, because the
         stack enables ``allowExternalNameServices``; the Gateway provider refuses it)."""
-        self.apply({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"type": "ExternalName", "externalName": external_name,
-                     "ports": [{"name": port_name, "port": port, "protocol": "TCP"}]},
-        })
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "type": "ExternalName",
+                    "externalName": external_name,
+                    "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+                },
+            }
+        )
 
     def ensure_namespace(self, namespace: str) -> None:
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -914,4 +1095,3 @@ def _condition_true(obj: Mapping[str, Any], ctype: str) -> bool:
         if c.get("type") == ctype:
             return bool(c.get("status") == "True")
     return False
-

@@ -49,36 +49,83 @@ def demo(stack: Stack) -> Iterator[tuple[HTTPServerProcess, HTTPServerProcess]]:
 
     mw = {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware"}
     stack.apply(
-        {**mw, "metadata": {"name": "demo-busy", "namespace": NS},
-         "spec": {"errors": {"status": ["429"], "query": "/busy",
-                             "service": {"name": "busy", "port": busy.port}}}},
-        {**mw, "metadata": {"name": "demo-inflight", "namespace": NS},
-         "spec": {"inFlightReq": {"amount": 1,
-                                  "sourceCriterion": {"requestHeaderName": "X-Offer-Key"}}}},
-        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-         "metadata": {"name": ROUTE, "namespace": NS},
-         "spec": {
-             "parentRefs": [stack.parent_ref()],
-             "rules": [{
-                 "matches": [{"path": {"type": "PathPrefix", "value": "/services/demo"}}],
-                 "filters": [
-                     {"type": "RequestHeaderModifier", "requestHeaderModifier": {
-                         "set": [{"name": "X-Offer-Key", "value": f"{NS}/demo"}]}},
-                     {"type": "ExtensionRef", "extensionRef": {
-                         "group": "traefik.io", "kind": "Middleware", "name": "demo-busy"}},
-                     {"type": "ExtensionRef", "extensionRef": {
-                         "group": "traefik.io", "kind": "Middleware", "name": "demo-inflight"}},
-                     {"type": "URLRewrite", "urlRewrite": {"path": {
-                         "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}},
-                 ],
-                 "backendRefs": [{"name": "demo-upstream", "port": 8080}],
-             }],
-         }},
+        {
+            **mw,
+            "metadata": {"name": "demo-busy", "namespace": NS},
+            "spec": {
+                "errors": {
+                    "status": ["429"],
+                    "query": "/busy",
+                    "service": {"name": "busy", "port": busy.port},
+                }
+            },
+        },
+        {
+            **mw,
+            "metadata": {"name": "demo-inflight", "namespace": NS},
+            "spec": {
+                "inFlightReq": {
+                    "amount": 1,
+                    "sourceCriterion": {"requestHeaderName": "X-Offer-Key"},
+                }
+            },
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": ROUTE, "namespace": NS},
+            "spec": {
+                "parentRefs": [stack.parent_ref()],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/services/demo"}}],
+                        "filters": [
+                            {
+                                "type": "RequestHeaderModifier",
+                                "requestHeaderModifier": {
+                                    "set": [{"name": "X-Offer-Key", "value": f"{NS}/demo"}]
+                                },
+                            },
+                            {
+                                "type": "ExtensionRef",
+                                "extensionRef": {
+                                    "group": "traefik.io",
+                                    "kind": "Middleware",
+                                    "name": "demo-busy",
+                                },
+                            },
+                            {
+                                "type": "ExtensionRef",
+                                "extensionRef": {
+                                    "group": "traefik.io",
+                                    "kind": "Middleware",
+                                    "name": "demo-inflight",
+                                },
+                            },
+                            {
+                                "type": "URLRewrite",
+                                "urlRewrite": {
+                                    "path": {
+                                        "type": "ReplacePrefixMatch",
+                                        "replacePrefixMatch": "/",
+                                    }
+                                },
+                            },
+                        ],
+                        "backendRefs": [{"name": "demo-upstream", "port": 8080}],
+                    }
+                ],
+            },
+        },
     )
     stack.wait_for_route(NS, ROUTE, timeout=30)
     # The router exists; wait (bounded) until a request really reaches the upstream.
-    wait_until(lambda: stack.http("GET", "/services/demo/ready").status_code == 200,
-               timeout=30, what="first 200 through Traefik", interval=0.3)
+    wait_until(
+        lambda: stack.http("GET", "/services/demo/ready").status_code == 200,
+        timeout=30,
+        what="first 200 through Traefik",
+        interval=0.3,
+    )
     yield upstream, busy
 
 

@@ -154,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0, help="port (0: pick a free one)")
     ap.add_argument("--name", default="upstream", help="name reported in responses and logs")
     ap.add_argument("--hold-timeout", type=float, default=60.0, help="max seconds a hold lasts")
-    ap.add_argument("--max-lifetime", type=float, default=3600.0,
-                    help="exit after this many seconds even if nobody stops the server")
+    ap.add_argument(
+        "--max-lifetime",
+        type=float,
+        default=3600.0,
+        help="exit after this many seconds even if nobody stops the server",
+    )
     ap.add_argument("--fixed-status", type=int, help="fixed mode: status to answer with")
     ap.add_argument("--fixed-header", action="append", default=[], metavar="NAME: VALUE")
     ap.add_argument("--fixed-body", default="", help="fixed mode: response body")
