@@ -252,25 +252,25 @@ def usage_problem(flags: Mapping[str, Any], preset: Preset | None) -> str | None
 
 def explain_problems(error: SpecError, flags: Mapping[str, Any], preset: Preset | None) -> str:
     """The SpecError as one line, each problem tagged with the flag (or preset) behind it."""
-    by_path = {field.spec_path: field for field in FLAG_FIELDS}
-    parts = []
-    for problem in error.problems:
-        field = by_path.get(problem.path)
-        parts.append(str(problem) + _origin(field, flags, preset, problem))
+    parts = [str(problem) + _origin(problem, flags, preset) for problem in error.problems]
     return "invalid offer: " + "; ".join(parts)
 
 
-def _origin(
-    field: FlagField | None, flags: Mapping[str, Any], preset: Preset | None,
-    problem: FieldProblem,
-) -> str:
-    if problem.path == "metadata.name":
-        return " [NAME]"
-    if problem.path == "metadata.namespace":
-        return " [-n/--namespace]"
+_FIELD_BY_PATH: Mapping[str, FlagField] = {field.spec_path: field for field in FLAG_FIELDS}
+_METADATA_ORIGINS: Mapping[str, str] = {
+    "metadata.name": "NAME",
+    "metadata.namespace": "-n/--namespace",
+}
+
+
+def _origin(problem: FieldProblem, flags: Mapping[str, Any], preset: Preset | None) -> str:
+    """`` [--flag]`` (or the preset that set the field) for a problem's path, else ``""``."""
+    if problem.path in _METADATA_ORIGINS:
+        return f" [{_METADATA_ORIGINS[problem.path]}]"
+    field = _FIELD_BY_PATH.get(problem.path)
     if field is None:
         return ""
-    if flags.get(field.param) is None and preset is not None and field.path[0] in _PRESET_SECTIONS:
+    if preset is not None and field.path[0] in _PRESET_SECTIONS and flags.get(field.param) is None:
         return f" [from preset {preset.name}; override with {field.flag}]"
     return f" [{field.flag}]"
 
@@ -505,27 +505,13 @@ def sell() -> None:
 
 
 def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
-    name = params.pop("name")
-    namespace = params.pop("namespace")
-    dry_run = params.pop("dry_run")
-    output = params.pop("output")
+    """The body of ``sell inference`` and ``sell http``: build, validate, print or apply."""
+    name, namespace = params.pop("name"), params.pop("namespace")
+    dry_run, output = params.pop("dry_run"), params.pop("output")
     kubectl = Kubectl(params.pop("kubectl_path"), params.pop("kube_context"))
-    registry_file = params.pop("asset_registry_file")
-    preset = _preset_named(params.pop("capacity_preset"))
-    runtime = params.pop("runtime", None)
-    if params.get("protocol") is None and runtime is not None:
-        params["protocol"] = RUNTIME_PROTOCOLS[runtime]
-    problem = usage_problem(params, preset)
-    if problem is None and output is not None and not dry_run:
-        problem = "-o/--output only applies with --dry-run"
-    if problem is not None:
-        raise click.UsageError(problem)
-    registry = _load_registry(registry_file)
-    manifest = offer_manifest(name, namespace, offer_type, params, preset)
-    try:
-        offer = validate_manifest(manifest, registry)
-    except SpecError as exc:
-        _fail(explain_problems(exc, params, preset), EXIT_INVALID)
+    if output is not None and not dry_run:
+        raise click.UsageError("-o/--output only applies with --dry-run")
+    offer = _validated_offer(name, namespace, offer_type, params)
     _warn(offer.warnings)
     if dry_run:
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
@@ -535,6 +521,25 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     click.echo(applied or f"{api.PLURAL}.{api.GROUP}/{name} applied")
     where = f" -n {namespace}" if namespace else ""
     click.echo(f"Check status: obol sell status {name}{where}")
+
+
+def _validated_offer(
+    name: str, namespace: str | None, offer_type: str, params: dict[str, Any]
+) -> ValidatedOffer:
+    preset = _preset_named(params.pop("capacity_preset"))
+    registry_file = params.pop("asset_registry_file")
+    runtime = params.pop("runtime", None)
+    if params.get("protocol") is None and runtime is not None:
+        params["protocol"] = RUNTIME_PROTOCOLS[runtime]
+    problem = usage_problem(params, preset)
+    if problem is not None:
+        raise click.UsageError(problem)
+    registry = _load_registry(registry_file)
+    manifest = offer_manifest(name, namespace, offer_type, params, preset)
+    try:
+        return validate_manifest(manifest, registry)
+    except SpecError as exc:
+        _fail(explain_problems(exc, params, preset), EXIT_INVALID)
 
 
 @sell.command(epilog=_INFERENCE_EPILOG)
