@@ -926,15 +926,7 @@ UNSUPPORTED_REASON = (
     "path",
     [
         *[pytest.param(p, id=p.name) for p in sorted(SHARED_SCHEMAS_DIR.glob("*.yaml"))],
-        pytest.param(
-            SERVICEOFFER_CRD,
-            id=SERVICEOFFER_CRD.name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="crds/serviceoffer.yaml spec.capacity rule 2 has reason "
-                "FieldValueNotSupported, which the API server rejects (reported to its owner)",
-            ),
-        ),
+        pytest.param(SERVICEOFFER_CRD, id=SERVICEOFFER_CRD.name),
     ],
 )
 def test_the_api_server_would_accept_every_crd_definition(path: Path) -> None:
