@@ -214,7 +214,7 @@ class Binaries:
 class ManagedProcess:
     """One child process, started by us, stopped by its own PID, with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: Sequence[str | os.PathLike[str]], log_path: Path) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
@@ -478,6 +478,8 @@ class Stack:
         self.log_dir.mkdir()
         _log(f"workdir {self.workdir}; versions {dict(self.binaries.versions)}")
         try:
+            if not SCHEMAS_DIR.is_dir():
+                raise StackError(f"{SCHEMAS_DIR} not found: shared/ must sit beside the repository")
             self._start_etcd()
             self._start_apiserver()
             crds = [SCHEMAS_DIR / f for f in SHARED_CRD_FILES]
@@ -796,6 +798,8 @@ class Stack:
         names: list[str] = []
         texts: list[str] = []
         for path in paths:
+            if not Path(path).is_file():
+                raise StackError(f"CRD file {path} does not exist")
             text = Path(path).read_text()
             for doc in yaml.safe_load_all(text):
                 if doc and doc.get("kind") == "CustomResourceDefinition":

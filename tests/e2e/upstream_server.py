@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     state = State(args.name, args.hold_timeout)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(state, fixed))
     server.daemon_threads = True
-    host, port = server.server_address[:2]
-    print(f"LISTENING {host} {port}", flush=True)
+    port = server.server_address[1]
+    print(f"LISTENING {args.host} {port}", flush=True)
     # A watchdog so that a forgotten server never outlives its test run by much.
     watchdog = threading.Timer(args.max_lifetime, server.shutdown)
     watchdog.daemon = True
