@@ -81,6 +81,11 @@ def child_names(namespace: str, name: str) -> ChildNames:
     )
 
 
+def upstream_url(offer_namespace: str, service: str, namespace: str | None, port: int) -> str:
+    """In-cluster base URL of an offer's upstream Service (probed by the observation layer)."""
+    return f"http://{service}.{namespace or offer_namespace}.svc.cluster.local:{port}"
+
+
 def child_labels(namespace: str, name: str, component: str) -> dict[str, str]:
     """Labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
     return {

@@ -30,7 +30,7 @@ from hooks.admission import envelope
 from hooks.children import desired_children
 from hooks.errors import HookFailure, SpecError
 from hooks.models import parse_spec
-from hooks.names import child_names
+from hooks.names import child_names, upstream_url
 from hooks.payment import resolve_payment
 from hooks.settings import Settings
 from hooks.status import (
@@ -95,10 +95,9 @@ def sync(
     except SpecError as problem:
         return _invalid_spec_response(problem, previous, observed, generation, when, settings)
 
-    upstream_ns = spec.upstream.namespace or namespace
-    upstream_url = f"http://{spec.upstream.service}.{upstream_ns}.svc.cluster.local:" \
-        f"{spec.upstream.port}"
-    observation = observations.get(upstream_url)
+    upstream = spec.upstream
+    upstream_base = upstream_url(namespace, upstream.service, upstream.namespace, upstream.port)
+    observation = observations.get(upstream_base)
 
     # Status first, from what was observed; then the desired children.
     conditions = [
@@ -112,7 +111,7 @@ def sync(
         "endpoint": endpoint,
         "capacity": capacity_status(spec, limits, observation, settings),
         "payment": payment_status(payment),
-        "upstream": {"url": upstream_url},
+        "upstream": {"url": upstream_base},
         "conditions": finish_conditions(conditions, previous.get("conditions"), generation, when),
     }
     if observation is not None and observation.http_status is not None:
