@@ -1,0 +1,215 @@
+"""The deployment manifests (metacontroller/, crds/kustomization.yaml) agree with the code.
+
+Test-design notes:
+
+* Plain YAML tests need nothing installed: every manifest parses, the CompositeController's
+  child types equal ``hooks.api.CHILD_TYPES`` (an apiVersion mismatch makes Metacontroller
+  delete and recreate children forever), and the names that tie objects together agree: hook
+  URL, Service, ``OBOL_BUSY_HOST``, busy port, container ports, NetworkPolicy ports.
+* The kustomize test renders ``kubectl kustomize metacontroller/`` with a kubectl from PATH or
+  from the e2e cache (``~/.cache/obol-e2e/bin/kubectl-*``) and skips, saying so, without one.
+* These live with the HTTP tests because they describe how the HTTP server is deployed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from hooks import api
+from hooks.environment import SHELL_ENVIRONMENT
+from hooks.settings import ENVIRONMENT, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "metacontroller"
+NAMESPACE = "obol-system"
+SERVICE = "serviceoffer-hook"
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    loaded = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    assert all(isinstance(doc, dict) for doc in loaded), path
+    return loaded
+
+
+def one(kind: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    found = [d for d in docs or all_documents() if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def all_documents() -> list[dict[str, Any]]:
+    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in documents(path)
+            if path.name != "kustomization.yaml"]  # fmt: skip
+
+
+def container() -> dict[str, Any]:
+    containers = one("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def env_values() -> dict[str, str]:
+    return {item["name"]: item.get("value", "") for item in container()["env"]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(MANIFESTS.glob("*.yaml")), ROOT / "crds" / "kustomization.yaml"],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_manifest_parses_with_api_version_and_kind(path: Path) -> None:
+    for doc in documents(path):
+        assert doc.get("apiVersion") and doc.get("kind"), path
+
+
+def test_kustomizations_list_existing_files() -> None:
+    for kustomization in (MANIFESTS / "kustomization.yaml", ROOT / "crds" / "kustomization.yaml"):
+        for resource in one("Kustomization", documents(kustomization))["resources"]:
+            assert (kustomization.parent / resource).exists(), resource
+    resources = one("Kustomization", documents(MANIFESTS / "kustomization.yaml"))["resources"]
+    assert "../crds" in resources
+
+
+def test_child_resources_equal_the_code_child_types() -> None:
+    spec = one("CompositeController")["spec"]
+    declared = [(c["apiVersion"], c["resource"]) for c in spec["childResources"]]
+    assert declared == [(version, plural) for version, _, plural in api.CHILD_TYPES]
+    assert all(c["updateStrategy"]["method"] == "InPlace" for c in spec["childResources"])
+
+
+def test_the_parent_and_hook_are_configured_as_the_hook_expects() -> None:
+    controller = one("CompositeController")
+    spec = controller["spec"]
+    assert controller["metadata"]["name"] == "serviceoffer-controller"
+    assert spec["generateSelector"] is True
+    assert spec["parentResource"] == {
+        "apiVersion": api.API_VERSION, "resource": api.PLURAL, "ignoreStatusChanges": True,
+    }  # fmt: skip
+    assert set(spec["hooks"]) == {"sync"}
+    sync_hook = spec["hooks"]["sync"]
+    assert sync_hook["version"] == "v2"
+    assert sync_hook["webhook"]["timeout"] == "5s"
+    url = urlsplit(sync_hook["webhook"]["url"])
+    assert (url.scheme, url.hostname, url.path) == (
+        "http", f"{SERVICE}.{NAMESPACE}.svc.cluster.local", "/sync",
+    )  # fmt: skip
+    service_ports = {p["name"]: p["port"] for p in one("Service")["spec"]["ports"]}
+    assert url.port == service_ports["sync"]
+
+
+def test_the_busy_host_default_is_this_service() -> None:
+    service = one("Service")
+    fqdn = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    assert Settings().busy_host == fqdn
+    assert env_values()["OBOL_BUSY_HOST"] == fqdn
+
+
+def test_ports_line_up_from_container_to_service() -> None:
+    container_ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    assert container_ports == {"sync": 8080, "busy": 8081}
+    service_ports = {
+        p["name"]: (p["port"], p["targetPort"]) for p in one("Service")["spec"]["ports"]
+    }
+    assert service_ports == {"sync": (8080, "sync"), "busy": (Settings().busy_port, "busy")}
+
+
+def test_deployment_env_names_are_known_settings() -> None:
+    known = {s.variable for s in ENVIRONMENT} | {s.variable for s in SHELL_ENVIRONMENT}
+    assert set(env_values()) <= known
+    for platform_setting in ("OBOL_PUBLIC_BASE_URL", "OBOL_GATEWAY_NAME", "OBOL_GATEWAY_NAMESPACE",
+                             "OBOL_GATEWAY_LISTENER", "OBOL_GATEWAY_REPLICAS", "OBOL_VERIFIER_URL",
+                             "OBOL_BUSY_HOST"):  # fmt: skip
+        assert platform_setting in env_values()
+    # The values shown are the embedded defaults, so applying the manifest changes nothing.
+    defaults = {s.variable: getattr(Settings(), s.attribute) for s in ENVIRONMENT}
+    for name, value in env_values().items():
+        if name in defaults and value != "":
+            assert value == str(defaults[name]), name
+
+
+def test_the_pod_is_hardened_and_highly_available() -> None:
+    deployment = one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    hook = container()
+    assert deployment["spec"]["replicas"] == 2
+    assert pod["automountServiceAccountToken"] is False
+    assert one("ServiceAccount")["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert hook["securityContext"]["readOnlyRootFilesystem"] is True
+    assert hook["securityContext"]["allowPrivilegeEscalation"] is False
+    assert hook["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {m["mountPath"] for m in hook["volumeMounts"]} == {"/tmp"}
+    assert hook["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert hook["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert hook["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+    assert hook["resources"]["requests"] and hook["resources"]["limits"]["memory"]
+    assert one("PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
+    assert one("NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == selector
+
+
+def test_network_policy_admits_metacontroller_to_sync_and_traefik_to_busy() -> None:
+    rules = {}
+    for rule in one("NetworkPolicy")["spec"]["ingress"]:
+        (source,) = rule["from"]
+        namespace = source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        rules[namespace] = [port["port"] for port in rule["ports"]]
+    assert rules == {"metacontroller": [8080], "traefik": [Settings().busy_port]}
+
+
+def test_rbac_lets_metacontroller_manage_every_child_type() -> None:
+    rules = one("ClusterRole")["rules"]
+    for version, _, plural in api.CHILD_TYPES:
+        group = version.rpartition("/")[0]
+        verbs = {v for r in rules if group in r["apiGroups"] and plural in r["resources"]
+                 for v in r["verbs"]}  # fmt: skip
+        assert {"get", "list", "watch", "create", "update", "patch", "delete"} <= verbs, plural
+    for resource in (api.PLURAL, f"{api.PLURAL}/status"):
+        assert any(api.GROUP in r["apiGroups"] and resource in r["resources"] for r in rules)
+    binding = one("ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "metacontroller", "namespace": "metacontroller"}
+    ]
+
+
+def find_kubectl() -> str | None:
+    on_path = shutil.which("kubectl")
+    if on_path:
+        return on_path
+    cached = sorted((Path.home() / ".cache" / "obol-e2e" / "bin").glob("kubectl-*"))
+    return str(cached[-1]) if cached else None
+
+
+def test_kustomize_renders_the_whole_install() -> None:
+    kubectl = find_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl on PATH or in ~/.cache/obol-e2e/bin (run tests/e2e/build.sh)")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(MANIFESTS)], capture_output=True, text=True, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted([
+        "Namespace", "CustomResourceDefinition", "ServiceAccount", "Deployment", "Service",
+        "PodDisruptionBudget", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+        "NetworkPolicy", "CompositeController",
+    ])  # fmt: skip
+    crd = one("CustomResourceDefinition", docs)
+    assert crd["metadata"]["name"] == f"{api.PLURAL}.{api.GROUP}"
+    image = one("Deployment", docs)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("ghcr.io/") and ":" in image
+    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole",
+                      "ClusterRoleBinding", "CompositeController"}  # fmt: skip
+    for doc in docs:
+        if doc["kind"] not in cluster_scoped:
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]

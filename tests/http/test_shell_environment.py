@@ -1,0 +1,178 @@
+"""Reading the shell configuration from the environment (hooks.environment).
+
+Test-design notes:
+
+* ``load_config`` takes the environment as a mapping, so every case is a plain dict: defaults,
+  each shell variable, the asset-registry file and the token file (with the trailing newline a
+  mounted Secret often has).
+* Errors must name the variable, report every bad variable at once, and never contain a token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hooks.environment import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    SHELL_ENVIRONMENT,
+    ShellConfig,
+    bind_port,
+    load_config,
+)
+from hooks.errors import SpecError
+from hooks.settings import Settings
+
+REGISTRY = """\
+networks:
+  - name: optimism
+    chainId: 10
+assets:
+  - symbol: USDC
+    network: optimism
+    address: "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85"
+    decimals: 6
+    transferMethod: eip3009
+    eip712Name: USD Coin
+    eip712Version: "2"
+"""
+
+
+def problem_text(env: dict[str, str]) -> str:
+    with pytest.raises(SpecError) as caught:
+        load_config(env)
+    return str(caught.value)
+
+
+def test_the_defaults_need_no_environment() -> None:
+    config = load_config({})
+    assert config == ShellConfig(Settings())
+    assert (config.bind, config.busy_bind) == ("0.0.0.0:8080", "0.0.0.0:8081")
+    assert (config.sync_port, config.busy_port) == (8080, 8081)
+    assert config.binds == ["0.0.0.0:8080", "0.0.0.0:8081"]
+    assert (config.workers, config.max_request_bytes) == (2, DEFAULT_MAX_REQUEST_BYTES)
+    assert config.hook_token is None and config.log_level == "info"
+
+
+def test_the_busy_port_default_matches_the_settings() -> None:
+    assert load_config({}).busy_port == Settings().busy_port
+
+
+def test_core_settings_come_through() -> None:
+    config = load_config({"OBOL_GATEWAY_NAME": "gw", "OBOL_BUSY_JITTER_SECONDS": "3"})
+    assert (config.settings.gateway_name, config.settings.busy_jitter_seconds) == ("gw", 3)
+
+
+def test_one_address_for_both_listeners_binds_once() -> None:
+    config = load_config({"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "127.0.0.1:9000"})
+    assert config.binds == ["127.0.0.1:9000"]
+
+
+@pytest.mark.parametrize(
+    ("bind", "port"),
+    [("0.0.0.0:8080", 8080), ("[::]:8081", 8081), ("localhost:1", 1), ("unix:/tmp/s", None)],
+)
+def test_bind_port(bind: str, port: int | None) -> None:
+    assert bind_port(bind) == port
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"OBOL_BIND": "8080"}, "OBOL_BIND: must be HOST:PORT"),
+        ({"OBOL_BIND": "0.0.0.0:0"}, "OBOL_BIND: port must be between 1 and 65535"),
+        ({"OBOL_BUSY_BIND": "host:http"}, "OBOL_BUSY_BIND: must be HOST:PORT"),
+        (
+            {"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "0.0.0.0:9000"},
+            "OBOL_BUSY_BIND: uses the same port as OBOL_BIND",
+        ),
+        ({"OBOL_WORKERS": "0"}, "OBOL_WORKERS: must be between 1 and 64"),
+        ({"OBOL_WORKERS": "two"}, "OBOL_WORKERS: must be a whole number"),
+        ({"OBOL_MAX_REQUEST_BYTES": "10"}, "OBOL_MAX_REQUEST_BYTES: must be between 1024"),
+        ({"OBOL_LOG_LEVEL": "chatty"}, "OBOL_LOG_LEVEL: must be one of debug, info"),
+        ({"OBOL_GATEWAY_REPLICAS": "0"}, "OBOL_GATEWAY_REPLICAS: must be between 1 and 1000"),
+        ({"OBOL_ASSET_REGISTRY_FILE": "/no/such/file"}, "OBOL_ASSET_REGISTRY_FILE: cannot read"),
+    ],
+)
+def test_a_bad_variable_is_named(env: dict[str, str], fragment: str) -> None:
+    assert fragment in problem_text(env)
+
+
+def test_every_bad_variable_is_reported_at_once() -> None:
+    text = problem_text({"OBOL_WORKERS": "0", "OBOL_LOG_LEVEL": "x", "OBOL_GATEWAY_REPLICAS": "0"})
+    assert "OBOL_WORKERS" in text and "OBOL_LOG_LEVEL" in text and "OBOL_GATEWAY_REPLICAS" in text
+
+
+def test_the_token_file_is_read_and_stripped(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("abc.DEF-123\n")
+    assert load_config({"OBOL_HOOK_TOKEN_FILE": str(token_file)}).hook_token == "abc.DEF-123"
+    assert load_config({"OBOL_HOOK_TOKEN": " inline "}).hook_token == "inline"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [("\n", "the token is empty"), ("two words", "printable ASCII without spaces")],
+)
+def test_a_bad_token_is_refused_without_echoing_it(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(content)
+    text = problem_text({"OBOL_HOOK_TOKEN_FILE": str(token_file)})
+    assert fragment in text
+    if content.strip():
+        assert content.strip() not in text
+
+
+def test_token_and_token_file_are_exclusive(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token")
+    env = {"OBOL_HOOK_TOKEN": "inline-token", "OBOL_HOOK_TOKEN_FILE": str(token_file)}
+    text = problem_text(env)
+    assert "set either OBOL_HOOK_TOKEN or OBOL_HOOK_TOKEN_FILE" in text
+    assert "inline-token" not in text and "file-token" not in text
+
+
+def test_a_missing_token_file_is_named(tmp_path: Path) -> None:
+    text = problem_text({"OBOL_HOOK_TOKEN_FILE": str(tmp_path / "absent")})
+    assert "OBOL_HOOK_TOKEN_FILE: cannot read the token file" in text
+
+
+def test_the_asset_registry_file_extends_the_builtin_table(tmp_path: Path) -> None:
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(REGISTRY)
+    config = load_config({"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
+    assert config.settings.asset_registry.network("optimism").caip2 == "eip155:10"
+    assert config.settings.asset_registry.network("base").caip2 == "eip155:8453"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("networks: [", "is not valid YAML"),
+        ("- a\n- b\n", "must hold a YAML mapping"),
+        ("networks:\n  - name: optimism\n", "chainId"),
+    ],
+)
+def test_a_bad_asset_registry_file_is_refused(tmp_path: Path, content: str, fragment: str) -> None:
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text(content)
+    assert fragment in problem_text({"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
+
+
+def test_an_empty_asset_registry_file_means_the_builtin_table(tmp_path: Path) -> None:
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text("")
+    config = load_config({"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
+    assert config.settings.asset_registry.network("base").caip2 == "eip155:8453"
+
+
+def test_every_shell_variable_is_documented() -> None:
+    names = {variable.variable for variable in SHELL_ENVIRONMENT}
+    assert names == {
+        "OBOL_BIND", "OBOL_BUSY_BIND", "OBOL_WORKERS", "OBOL_HOOK_TOKEN", "OBOL_HOOK_TOKEN_FILE",
+        "OBOL_MAX_REQUEST_BYTES", "OBOL_LOG_LEVEL", "OBOL_ASSET_REGISTRY_FILE",
+    }  # fmt: skip
+    assert all(variable.description for variable in SHELL_ENVIRONMENT)

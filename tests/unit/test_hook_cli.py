@@ -1,0 +1,232 @@
+"""``obol hook sync``, ``render`` and ``serve`` through click's CliRunner.
+
+Test-design notes:
+
+* ``sync`` must give exactly the bytes POST /sync gives (one shared function), with exit codes
+  0 (200), 1 (400) and 2 (500); errors are one line on stderr, never a traceback.
+* ``render`` runs every offer in ``examples/``: valid ones print stable multi-document YAML (or
+  a JSON v1 List) of children; each invalid one exits 1 with the field-path message its
+  ``examples.obol.org/expected-error`` annotation promises.
+* ``serve`` would replace the test process with gunicorn, so ``os.execve`` is stubbed; the real
+  server is exercised in tests/http.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from hooks import api, hook_cli
+from hooks import app as app_module
+from hooks.app import handle_sync_body
+from hooks.cli import obol
+from hooks.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+VALID = sorted(EXAMPLES.glob("*.yaml"))
+INVALID = sorted((EXAMPLES / "invalid").glob("*.yaml"))
+CHILD_KINDS = {(version, kind) for version, kind, _ in api.CHILD_TYPES}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded defaults, whatever the developer's shell exports."""
+    for name in list(os.environ):
+        if name.startswith("OBOL_"):
+            monkeypatch.delenv(name)
+
+
+def run(*args: str, stdin: bytes | str | None = None) -> Result:
+    return CliRunner().invoke(obol, ["hook", *args], input=stdin)
+
+
+def assert_one_line_error(result: Result, code: int, fragment: str) -> None:
+    assert result.exit_code == code, result.output
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def request_for(path: Path) -> bytes:
+    return orjson.dumps(hook_cli.render_request(yaml.safe_load(path.read_text())))
+
+
+# --- obol hook sync --------------------------------------------------------------------------
+
+
+def test_sync_prints_what_post_sync_answers() -> None:
+    body = request_for(EXAMPLES / "inference-qwen36-fast.yaml")
+    result = run("sync", stdin=body)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == handle_sync_body(body, Settings()).body + b"\n"
+    assert set(orjson.loads(result.stdout_bytes)) <= {"status", "children", "resyncAfterSeconds"}
+
+
+def test_sync_of_an_invalid_spec_is_still_exit_0() -> None:
+    result = run("sync", stdin=request_for(EXAMPLES / "invalid" / "no-price.yaml"))
+    assert result.exit_code == 0
+    conditions = orjson.loads(result.stdout_bytes)["status"]["conditions"]
+    ready = next(c for c in conditions if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+
+
+@pytest.mark.parametrize(
+    ("stdin", "fragment"),
+    [(b"{oops", "not valid JSON"), (b"[]", "<request>: must be a JSON object"), (b"", "JSON")],
+)
+def test_sync_of_a_malformed_request_exits_1(stdin: bytes, fragment: str) -> None:
+    assert_one_line_error(run("sync", stdin=stdin), 1, fragment)
+
+
+def test_sync_of_a_crashing_core_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(request: Any, settings: Settings) -> Any:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(app_module, "sync", crash)
+    result = run("sync", stdin=request_for(EXAMPLES / "inference-qwen36-fast.yaml"))
+    assert_one_line_error(result, 2, "internal error: RuntimeError: boom second line")
+
+
+def test_sync_with_a_bad_setting_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBOL_GATEWAY_REPLICAS", "zero")
+    result = run("sync", stdin=b"{}")
+    assert_one_line_error(result, 2, "OBOL_GATEWAY_REPLICAS: must be a whole number")
+
+
+# --- obol hook render ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+def test_render_prints_the_children_as_sorted_multi_document_yaml(path: Path) -> None:
+    result = run("render", "-f", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("---\n")
+    children = list(yaml.safe_load_all(result.stdout))
+    assert children and {(c["apiVersion"], c["kind"]) for c in children} <= CHILD_KINDS
+    offer = yaml.safe_load(path.read_text())
+    assert {c["metadata"]["namespace"] for c in children} == {offer["metadata"]["namespace"]}
+    for child in children:
+        assert list(child) == sorted(child)
+    assert run("render", "-f", str(path)).stdout == result.stdout  # stable
+
+
+def test_render_shows_the_pricing_json_as_a_literal_block() -> None:
+    result = run("render", "-f", str(EXAMPLES / "inference-qwen36-fast.yaml"))
+    assert "routes.json: |" in result.stdout
+
+
+def test_render_json_is_a_v1_list_of_the_same_children() -> None:
+    path = str(EXAMPLES / "inference-qwen36-fast.yaml")
+    listing = orjson.loads(run("render", "-f", path, "-o", "json").stdout_bytes)
+    assert (listing["apiVersion"], listing["kind"]) == ("v1", "List")
+    assert listing["items"] == list(yaml.safe_load_all(run("render", "-f", path).stdout))
+
+
+def test_render_reads_stdin() -> None:
+    path = EXAMPLES / "http-weather-api.yaml"
+    from_stdin = run("render", "-f", "-", stdin=path.read_text())
+    assert from_stdin.exit_code == 0
+    assert from_stdin.stdout == run("render", "-f", str(path)).stdout
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_render_of_an_invalid_offer_prints_the_field_path_message(path: Path) -> None:
+    offer = yaml.safe_load(path.read_text())
+    expected = offer["metadata"]["annotations"]["examples.obol.org/expected-error"]
+    assert_one_line_error(run("render", "-f", str(path)), 1, expected)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("kind: Deployment\nmetadata: {name: x}\n", "kind: must be ServiceOffer"),
+        ("a: [", "not valid YAML"),
+        ("- 1\n", "expected a ServiceOffer mapping"),
+        ("", "expected one ServiceOffer document, found 0"),
+        ("kind: ServiceOffer\n---\nkind: ServiceOffer\n", "found 2"),
+        ("kind: ServiceOffer\nspec: {}\n", "parent.metadata"),
+    ],
+)
+def test_render_of_a_bad_file_exits_1(tmp_path: Path, content: str, fragment: str) -> None:
+    offer = tmp_path / "offer.yaml"
+    offer.write_text(content)
+    assert_one_line_error(run("render", "-f", str(offer)), 1, fragment)
+
+
+def test_render_of_a_missing_file_exits_1(tmp_path: Path) -> None:
+    assert_one_line_error(run("render", "-f", str(tmp_path / "absent.yaml")), 1, "cannot read")
+
+
+def test_render_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBOL_GATEWAY_NAME", "edge")
+    result = run("render", "-f", str(EXAMPLES / "http-weather-api.yaml"))
+    route = next(c for c in yaml.safe_load_all(result.stdout) if c["kind"] == "HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["name"] == "edge"
+
+
+# --- obol hook serve -------------------------------------------------------------------------
+
+
+class ExecRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def __call__(self, path: str, argv: list[str], env: dict[str, str]) -> None:
+        self.calls.append((path, argv, env))
+
+
+@pytest.fixture
+def exec_recorder(monkeypatch: pytest.MonkeyPatch) -> ExecRecorder:
+    recorder = ExecRecorder()
+    monkeypatch.setattr(hook_cli.os, "execve", recorder)
+    return recorder
+
+
+def test_serve_execs_gunicorn_with_the_checked_in_config(exec_recorder: ExecRecorder) -> None:
+    result = run("serve", "--bind", "127.0.0.1:9000", "--busy-bind", "127.0.0.1:9001",
+                 "--workers", "3")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    ((path, argv, env),) = exec_recorder.calls
+    assert argv[1:] == ["-m", "gunicorn", "--config", "python:hooks.gunicorn_conf"]
+    assert path == argv[0]
+    assert (env["OBOL_BIND"], env["OBOL_BUSY_BIND"], env["OBOL_WORKERS"]) == (
+        "127.0.0.1:9000", "127.0.0.1:9001", "3",
+    )  # fmt: skip
+
+
+def test_serve_starts_with_nothing_configured(exec_recorder: ExecRecorder) -> None:
+    assert run("serve").exit_code == 0
+    ((_, _, env),) = exec_recorder.calls
+    assert not {name for name in env if name.startswith("OBOL_")}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--bind", "nonsense"], "OBOL_BIND: must be HOST:PORT"),
+        (["--busy-bind", "0.0.0.0:99999"], "OBOL_BUSY_BIND: port must be between 1 and 65535"),
+    ],
+)
+def test_serve_refuses_a_bad_configuration(
+    exec_recorder: ExecRecorder, args: list[str], fragment: str
+) -> None:
+    assert_one_line_error(run("serve", *args), 2, fragment)
+    assert exec_recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    "command", [["--help"], ["serve", "--help"], ["sync", "--help"], ["render", "--help"]]
+)
+def test_every_help_shows_an_example(command: list[str]) -> None:
+    result = run(*command)
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    assert "obol hook" in result.stdout.split("Example", 1)[1]
