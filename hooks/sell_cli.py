@@ -35,7 +35,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -44,6 +43,7 @@ import yaml
 from hooks import api
 from hooks.admission import envelope
 from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.environment import ASSET_REGISTRY_FILE, load_asset_registry
 from hooks.errors import FieldProblem, SpecError
 from hooks.kubectl import (
     ClusterUnreachable,
@@ -95,7 +95,6 @@ _EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
 
 RUNTIME_PROTOCOLS: Mapping[str, str] = {"openai": "openai-chat"}
 INFERENCE_PROTOCOLS = ("openai-chat", "openai-completions", "openai-embeddings")
-REGISTRY_ENV = "OBOL_ASSET_REGISTRY_FILE"
 KUBECTL_ENV = "OBOL_KUBECTL"
 
 
@@ -279,20 +278,11 @@ def _origin(problem: FieldProblem, flags: Mapping[str, Any], preset: Preset | No
 
 
 def _load_registry(path: str | None) -> AssetRegistry:
-    if not path:
-        return BUILTIN_REGISTRY
+    """The registry the hook would use: built-in, extended by the operator's file if named."""
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        _fail(f"cannot read asset registry file {path}: {exc.strerror or exc}", EXIT_INVALID)
-    except yaml.YAMLError as exc:
-        _fail(f"asset registry file {path} is not valid YAML: {exc}", EXIT_INVALID)
-    if document is not None and not isinstance(document, Mapping):
-        _fail(f"asset registry file {path} must be a YAML mapping", EXIT_INVALID)
-    try:
-        return BUILTIN_REGISTRY.extend(document or {}, source=path)
+        return load_asset_registry(path) or BUILTIN_REGISTRY
     except SpecError as exc:
-        _fail(f"asset registry file {path}: {exc}", EXIT_INVALID)
+        _fail(f"invalid asset registry file: {exc}", EXIT_INVALID)
 
 
 def _fail(message: str, exit_code: int) -> NoReturn:
@@ -388,7 +378,7 @@ _payment_options = _options(
                  help="Price per million tokens; --price becomes optional."),
     click.option("--max-timeout", type=int, metavar="S",
                  help="Seconds a signed payment stays valid (CRD default 300)."),
-    click.option("--asset-registry-file", envvar=REGISTRY_ENV, show_envvar=True,
+    click.option("--asset-registry-file", envvar=ASSET_REGISTRY_FILE, show_envvar=True,
                  metavar="FILE", help="Operator registry file extending the built-in assets."),
 )
 

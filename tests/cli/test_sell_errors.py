@@ -262,9 +262,12 @@ def test_validation_failure_names_path_value_reason_and_flag(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param(None, "cannot read asset registry file", id="missing file"),
-        pytest.param("networks: [unclosed", "is not valid YAML", id="not YAML"),
-        pytest.param("- just\n- a list\n", "must be a YAML mapping", id="not a mapping"),
+        pytest.param(None, "OBOL_ASSET_REGISTRY_FILE: cannot read the file: No such file",
+                     id="missing file"),
+        pytest.param("networks: [unclosed", "OBOL_ASSET_REGISTRY_FILE: is not valid YAML",
+                     id="not YAML"),
+        pytest.param("- just\n- a list\n", "OBOL_ASSET_REGISTRY_FILE: must hold a YAML mapping",
+                     id="not a mapping"),
         pytest.param("networks:\n  - name: optimism\n", "networks[0].chainId",
                      id="invalid entry"),
     ],
@@ -276,4 +279,5 @@ def test_bad_registry_file(
     if content is not None:
         path.write_text(content)
     result = run(offer_args("--dry-run", "--asset-registry-file", str(path)))
-    assert_one_line_failure(result, EXIT_INVALID, message)
+    assert_one_line_failure(result, EXIT_INVALID, "Error: invalid asset registry file: ")
+    assert message in result.stderr
