@@ -76,6 +76,9 @@ export CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
 export GOWORK=off
 mkdir -p "$BIN" "$GOMODCACHE" "$GOCACHE"
+# Work from a directory that is not inside any Go module, so that `go mod download m@v` never
+# touches a go.mod/go.sum of wherever the script was started from.
+cd "$CACHE"
 
 log "go: $("$GO" version); cache: $CACHE"
 
@@ -171,9 +174,9 @@ fi
 
 # The committed wrapper modules must match the pins above.
 grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$HERE/gobuild/etcd/go.mod" ||
-  die "gobuild/etcd/go.mod does not pin etcd $ETCD_VERSION; run: bash $0 --update-modules"
+  die "gobuild/etcd/go.mod does not pin etcd $ETCD_VERSION; run: bash tests/e2e/build.sh --update-modules"
 grep -Eq "^(require )?[[:space:]]*k8s\.io/kubernetes $KUBE_VERSION( |\$)" "$HERE/gobuild/kube/go.mod" ||
-  die "gobuild/kube/go.mod does not pin kubernetes $KUBE_VERSION; run: bash $0 --update-modules"
+  die "gobuild/kube/go.mod does not pin kubernetes $KUBE_VERSION; run: bash tests/e2e/build.sh --update-modules"
 
 TMP_DIRS=()
 cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
