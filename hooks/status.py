@@ -306,10 +306,17 @@ def ready_condition(conditions: list[dict[str, str]]) -> dict[str, str]:
 
 
 def capacity_status(
-    spec: ServiceOfferSpec, limits: Envelope, observation: Observation | None,
+    spec: ServiceOfferSpec,
+    limits: Envelope,
+    observation: Observation | None,
     settings: Settings,
+    previous: Any = None,
 ) -> dict[str, Any]:
-    """``status.capacity``: the declared envelope, and use only when observed."""
+    """``status.capacity``: the declared envelope, and use only when observed.
+
+    To keep status writes rare, an observed ``inFlight`` that moved by less than a tenth of
+    ``maxInFlight`` (at least 1) without changing the state keeps the previous value.
+    """
     capacity = spec.capacity
     if capacity is None:
         return {
@@ -332,16 +339,25 @@ def capacity_status(
     if capacity.per_buyer_max_in_flight is not None:
         block["perBuyerMaxInFlight"] = capacity.per_buyer_max_in_flight
     if observation is not None and observation.in_flight is not None:
-        block["inFlight"] = observation.in_flight
-        saturated = observation.in_flight >= capacity.max_in_flight
-        block["state"] = "Saturated" if saturated else "Available"
+        in_flight = _steady_in_flight(observation.in_flight, capacity.max_in_flight, previous)
+        block["inFlight"] = in_flight
+        block["state"] = "Saturated" if in_flight >= capacity.max_in_flight else "Available"
         block["message"] = (
-            f"{SCALING_STATEMENT}; {observation.in_flight} of {capacity.max_in_flight}"
+            f"{SCALING_STATEMENT}; {in_flight} of {capacity.max_in_flight}"
             " in flight as reported by the upstream"
         )
         if observation.source:
             block["source"] = observation.source
     return block
+
+
+def _steady_in_flight(observed: int, ceiling: int, previous: Any) -> int:
+    old = previous.get("inFlight") if isinstance(previous, Mapping) else None
+    if not isinstance(old, int) or isinstance(old, bool):
+        return observed
+    same_state = (old >= ceiling) == (observed >= ceiling)
+    step = max(1, -(-ceiling // 10))
+    return old if same_state and abs(observed - old) < step else observed
 
 
 def payment_status(payment: ResolvedPayment) -> dict[str, Any]:

@@ -109,7 +109,9 @@ def sync(
     conditions.append(ready_condition(conditions))
     status: dict[str, Any] = {
         "endpoint": endpoint,
-        "capacity": capacity_status(spec, limits, observation, settings),
+        "capacity": capacity_status(
+            spec, limits, observation, settings, previous.get("capacity")
+        ),
         "payment": payment_status(payment),
         "upstream": {"url": upstream_base},
         "conditions": finish_conditions(conditions, previous.get("conditions"), generation, when),
