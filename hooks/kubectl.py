@@ -31,6 +31,10 @@ SERVICEOFFERS = f"{api.PLURAL}.{api.GROUP}"
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 _KLOG_LINE = re.compile(r"^[IWEF]\d{4} \d{2}:\d{2}:\d{2}")
+# kubectl's advice to skip client-side validation; never the right fix for an unreachable server.
+_VALIDATE_ADVICE = (
+    "; if you choose to ignore these errors, turn validation off with --validate=false"
+)
 _UNREACHABLE_MARKERS = (
     "unable to connect to the server",
     "connection refused",
@@ -83,7 +87,7 @@ def summary_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     plain = [line for line in lines if not _KLOG_LINE.match(line)]
     chosen = plain[0] if plain else (lines[-1] if lines else "no error message")
-    chosen = chosen.removeprefix("error: ")
+    chosen = chosen.removeprefix("error: ").replace(_VALIDATE_ADVICE, "")
     return chosen if len(chosen) <= 400 else chosen[:397] + "..."
 
 

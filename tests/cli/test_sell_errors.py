@@ -42,6 +42,7 @@ def assert_one_line_failure(result: Result, exit_code: int, message: str) -> Non
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ")
     assert message in lines[0], lines[0]
+    assert "--validate=false" not in lines[0]
 
 
 def test_the_documented_exit_codes_are_distinct() -> None:
@@ -56,6 +57,11 @@ def test_the_documented_exit_codes_are_distinct() -> None:
 
 # --- kubectl failures --------------------------------------------------------------------------
 
+KLOG_1_37 = (
+    'E1126 19:06:34.996635   25209 memcache.go:381] "Couldn\'t get current server API group'
+    ' list" err="Get \\"https://127.0.0.1:1/api?timeout=32s\\": dial tcp 127.0.0.1:1: connect:'
+    ' connection refused"\n'
+)
 KLOG = (
     'E1126 10:00:00.000000   4242 memcache.go:265] couldn\'t get current server API group'
     ' list: Get "https://127.0.0.1:6443/api?timeout=32s": dial tcp 127.0.0.1:6443:'
@@ -76,6 +82,17 @@ KUBECTL_FAILURES = [
         "Error: cannot reach the cluster: The connection to the server 127.0.0.1:6443 was"
         " refused - did you specify the right host or port?",
         id="connection refused (after klog noise)",
+    ),
+    pytest.param(
+        KLOG_1_37 * 2 + 'error: error validating "STDIN": error validating data: failed to'
+        ' download openapi: Get "https://127.0.0.1:1/openapi/v2?timeout=32s": dial tcp'
+        " 127.0.0.1:1: connect: connection refused; if you choose to ignore these errors, turn"
+        " validation off with --validate=false\n",
+        EXIT_UNREACHABLE,
+        'Error: cannot reach the cluster: error validating "STDIN": error validating data:'
+        ' failed to download openapi: Get "https://127.0.0.1:1/openapi/v2?timeout=32s": dial tcp'
+        " 127.0.0.1:1: connect: connection refused",
+        id="connection refused while apply validates (kubectl 1.37 klog format)",
     ),
     pytest.param(
         "Unable to connect to the server: dial tcp: lookup api.nowhere: no such host\n",
