@@ -1,0 +1,808 @@
+"""The observation layer: live upstream health and engine in-flight counts, kept out of the core.
+
+The pure core (:func:`hooks.sync.sync`) takes ``observations: Mapping[str, Observation]`` keyed by
+the upstream's in-cluster base URL (:func:`hooks.names.upstream_url`) and turns them into
+``status.capacity.inFlight/state/source`` and the ``UpstreamHealthy`` condition. This module is
+the shell that *produces* that mapping. Traefik cannot (it has no per-route in-flight gauge), so
+the count is read where requests end: at the inference engine's own ``/metrics``.
+
+How it works
+- A sync asks :meth:`Observer.observations_for` with its raw request. The observer derives the
+  offer's upstream (base URL, health path, whether in-flight metrics are wanted), marks it as
+  wanted, and answers from its cache: the latest probe result if it is *fresh* (younger than
+  ``OBOL_PROBE_TTL_SECONDS``), else nothing, so the status says Unknown and never pretends.
+- An upstream never seen before is probed at once; the sync waits for that first probe at most
+  ``OBOL_SYNC_PROBE_BUDGET_MS`` (150 ms by default, far below Metacontroller's 5 s hook
+  timeout) and otherwise answers without it. A stale entry starts a probe but is not waited for.
+- A daemon thread (:meth:`Observer.start`) re-probes every wanted upstream every
+  ``OBOL_PROBE_INTERVAL_SECONDS`` on a pool of ``OBOL_PROBE_CONCURRENCY`` threads, and forgets
+  upstreams no sync asked about for ``OBOL_OBSERVE_FORGET_SECONDS``.
+- A probe is ``GET <base><healthPath>`` (2xx: healthy) and, for ``type: inference`` offers with
+  a capacity envelope and a healthy upstream, ``GET <base>/metrics``: in-flight is
+  ``vllm:num_requests_running + vllm:num_requests_waiting`` or ``llamacpp:requests_processing +
+  llamacpp:requests_deferred``, summed over every label set (several engines or models).
+
+Cost. Probes are per distinct upstream (base URL + health path), not per offer, and per
+process: every gunicorn worker of every hook replica keeps its own cache. For ``U`` distinct
+upstreams asked about in the last ``OBOL_OBSERVE_FORGET_SECONDS``, of which ``M`` need metrics,
+at interval ``I`` seconds, with ``W`` workers per replica and ``R`` replicas::
+
+    GET/s (whole Deployment) = W x R x (U + M) / I
+    GET/s seen by one upstream = W x R x (1 + metrics) / I
+
+Example: 1,000 inference offers on 50 distinct upstreams, I = 10 s, 2 workers, 1 replica:
+2 x 50 x (1 + 1) / 10 = 20 GET/s in total, 0.4 GET/s per upstream; the 1,000 offers do not
+enter the formula. Each first sight of an upstream in a worker adds one probe.
+
+Per-worker caches. Each worker learns its values at its own probe times, so two syncs of one
+offer answered by different workers may report different ``inFlight`` values (at most one
+interval apart). Status churn stays bounded: a value only changes when a probe completes (never
+per sync), messages carry no timings or counters, the CompositeController sets
+``ignoreStatusChanges: true`` (a status write never triggers another sync), and syncs happen
+at the rate of ``resyncAfterSeconds`` (:func:`resync_after_seconds`).
+
+This module must never be imported by the pure core, never block a sync longer than the budget,
+never raise into the sync path (malformed input gives an empty mapping: the core reports the
+spec problem), never copy an upstream's response body into the status (only the HTTP status
+and parsed numbers), never follow redirects or use proxies, and never probe anything but the
+in-cluster URL derived from the spec (or its configured override). Everything is bounded: the
+tracked upstreams (:data:`MAX_UPSTREAMS`), the metrics body (:data:`MAX_METRICS_BYTES`), one
+probe in flight per upstream, and the threads (one scheduler plus the pool).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import logging
+import math
+import os
+import re
+import socket
+import threading
+import time
+import types
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hooks.errors import FieldProblem, SpecError
+from hooks.models import DNS1123_LABEL, HTTP_PATH
+from hooks.names import upstream_url
+from hooks.status import Observation
+
+LOGGER: Final = logging.getLogger("obol.hook.observe")
+
+MAX_UPSTREAMS: Final = 2048  # distinct upstreams one process tracks; more are not observed
+MAX_METRICS_BYTES: Final = 2 * 1024 * 1024  # a larger /metrics body is not parsed at all
+METRICS_PATH: Final = "/metrics"
+USER_AGENT: Final = "obol-serviceoffer-hook/observe"
+# vLLM and llama.cpp serve the classic text format; ask for it explicitly.
+METRICS_ACCEPT: Final = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
+_MAX_LABEL: Final = 120
+_READ_CHUNK: Final = 64 * 1024
+_LABEL = re.compile(DNS1123_LABEL)
+_PATH = re.compile(HTTP_PATH)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveVariable:
+    """One documented environment variable of the observation layer (the README's table)."""
+
+    variable: str
+    default: str
+    description: str
+
+
+OBSERVE: Final = "OBOL_OBSERVE"
+PROBE_TIMEOUT_MS: Final = "OBOL_PROBE_TIMEOUT_MS"
+PROBE_TTL_SECONDS: Final = "OBOL_PROBE_TTL_SECONDS"
+PROBE_INTERVAL_SECONDS: Final = "OBOL_PROBE_INTERVAL_SECONDS"
+PROBE_CONCURRENCY: Final = "OBOL_PROBE_CONCURRENCY"
+SYNC_PROBE_BUDGET_MS: Final = "OBOL_SYNC_PROBE_BUDGET_MS"
+OBSERVE_FORGET_SECONDS: Final = "OBOL_OBSERVE_FORGET_SECONDS"
+OBSERVE_UPSTREAM_OVERRIDES: Final = "OBOL_OBSERVE_UPSTREAM_OVERRIDES"
+
+# (variable, attribute, minimum, maximum) of the whole-number settings.
+_INTEGERS: Final = (
+    (PROBE_TIMEOUT_MS, "probe_timeout_ms", 10, 60_000),
+    (PROBE_TTL_SECONDS, "ttl_seconds", 1, 86_400),
+    (PROBE_INTERVAL_SECONDS, "interval_seconds", 1, 86_400),
+    (PROBE_CONCURRENCY, "concurrency", 1, 64),
+    (SYNC_PROBE_BUDGET_MS, "sync_budget_ms", 0, 2_000),
+    (OBSERVE_FORGET_SECONDS, "forget_seconds", 1, 7 * 86_400),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveSettings:
+    """How (and whether) upstreams are probed; built once at start-up by :meth:`from_env`.
+
+    Durations are plain numbers so tests can use fractions of a second; the environment only
+    accepts whole milliseconds and seconds.
+    """
+
+    enabled: bool = False
+    probe_timeout_ms: float = 800
+    ttl_seconds: float = 15
+    interval_seconds: float = 10
+    concurrency: int = 4
+    sync_budget_ms: float = 150
+    forget_seconds: float = 600
+    upstream_overrides: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # A read-only copy: the dataclass is frozen, its mapping must be too.
+        frozen = types.MappingProxyType(dict(self.upstream_overrides))
+        object.__setattr__(self, "upstream_overrides", frozen)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ObserveSettings:
+        """Read the ``OBOL_OBSERVE*`` / ``OBOL_PROBE*`` variables; :class:`SpecError` on bad ones.
+
+        Every problem names its variable as the path. An unset or empty variable keeps its
+        default.
+        """
+        values: dict[str, Any] = {}
+        problems: list[FieldProblem] = []
+        raw = env.get(OBSERVE, "").strip().lower()
+        if raw in ("on", "off"):
+            values["enabled"] = raw == "on"
+        elif raw:
+            problems.append(FieldProblem(OBSERVE, "must be on or off", env[OBSERVE]))
+        for variable, attribute, low, high in _INTEGERS:
+            text = env.get(variable, "").strip()
+            if not text:
+                continue
+            try:
+                number = int(text, 10)
+            except ValueError:
+                problems.append(FieldProblem(variable, "must be a whole number", env[variable]))
+                continue
+            if not low <= number <= high:
+                problems.append(
+                    FieldProblem(variable, f"must be between {low} and {high}", env[variable])
+                )
+                continue
+            values[attribute] = number
+        text = env.get(OBSERVE_UPSTREAM_OVERRIDES, "").strip()
+        if text:
+            try:
+                values["upstream_overrides"] = parse_overrides(text)
+            except ValueError as exc:
+                problems.append(FieldProblem(OBSERVE_UPSTREAM_OVERRIDES, str(exc), text))
+        if not problems:
+            defaults = cls()
+            ttl = values.get("ttl_seconds", defaults.ttl_seconds)
+            interval = values.get("interval_seconds", defaults.interval_seconds)
+            forget = values.get("forget_seconds", defaults.forget_seconds)
+            if ttl <= interval:
+                problems.append(FieldProblem(
+                    PROBE_TTL_SECONDS,
+                    f"must exceed {PROBE_INTERVAL_SECONDS} ({interval}), or every observation"
+                    " goes stale before it is refreshed",
+                    ttl,
+                ))
+            if forget <= ttl:
+                problems.append(FieldProblem(
+                    OBSERVE_FORGET_SECONDS, f"must exceed {PROBE_TTL_SECONDS} ({ttl})", forget
+                ))
+        if problems:
+            raise SpecError(problems)
+        return cls(**values)
+
+    @property
+    def probe_timeout(self) -> float:
+        """The per-request probe timeout in seconds."""
+        return self.probe_timeout_ms / 1000
+
+    @property
+    def sync_budget(self) -> float:
+        """The longest a sync waits for a first probe, in seconds."""
+        return self.sync_budget_ms / 1000
+
+    def probe_base(self, base: str) -> str:
+        """The URL actually probed for the in-cluster base URL ``base``."""
+        return self.upstream_overrides.get(base, base)
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """Parse ``OBOL_OBSERVE_UPSTREAM_OVERRIDES``: a JSON object of base URL -> probed base URL."""
+    shape = "must be a JSON object of in-cluster base URL to probed base URL"
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        raise ValueError(shape) from None
+    if not isinstance(loaded, dict):
+        raise ValueError(shape)
+    overrides: dict[str, str] = {}
+    for key, value in loaded.items():
+        for url in (key, value):
+            if not isinstance(url, str) or not re.match(r"^https?://[^/\s?#]+/?$", url):
+                raise ValueError(
+                    f"every key and value must be an http(s) base URL without a path (got {url!r})"
+                )
+        overrides[key.rstrip("/")] = value.rstrip("/")
+    return overrides
+
+
+OBSERVE_ENVIRONMENT: tuple[ObserveVariable, ...] = (
+    ObserveVariable(
+        OBSERVE, "off",
+        "on: probe upstreams and report health and in-flight in status; off: no probes at all,"
+        " UpstreamHealthy and capacity state stay Unknown.",
+    ),
+    ObserveVariable(
+        PROBE_TIMEOUT_MS, "800",
+        "Timeout of each probe request (health and /metrics), in milliseconds.",
+    ),
+    ObserveVariable(
+        PROBE_TTL_SECONDS, "15",
+        "How long a probe result counts as fresh; older results are not reported (Unknown)."
+        " Must exceed the interval.",
+    ),
+    ObserveVariable(
+        PROBE_INTERVAL_SECONDS, "10",
+        "How often each wanted upstream is re-probed in the background, per worker.",
+    ),
+    ObserveVariable(
+        PROBE_CONCURRENCY, "4",
+        "Probes running at once per worker (the probe thread pool size).",
+    ),
+    ObserveVariable(
+        SYNC_PROBE_BUDGET_MS, "150",
+        "Longest a sync waits for the first probe of an upstream it has never seen (0: never"
+        " wait); the sync then answers without it.",
+    ),
+    ObserveVariable(
+        OBSERVE_FORGET_SECONDS, "600",
+        "Stop probing an upstream no sync asked about for this long. Must exceed the TTL and"
+        " should exceed resyncAfterSeconds.",
+    ),
+    ObserveVariable(
+        OBSERVE_UPSTREAM_OVERRIDES, "(none)",
+        'JSON object mapping an in-cluster base URL to the URL actually probed, e.g.'
+        ' {"http://vllm.llm.svc.cluster.local:8000": "http://10.203.0.2:8000"}; for running'
+        " the hook outside the cluster and for tests.",
+    ),
+)
+
+
+def resync_after_seconds(configured: int, observe: ObserveSettings) -> int:
+    """The ``resyncAfterSeconds`` the shell should use: status only refreshes on a sync.
+
+    Observation off: ``configured`` unchanged. On: ``configured`` when set (but never below the
+    probe interval: a faster resync reads the same cached value), else three intervals (30 s by
+    default). Each sync costs Metacontroller one live GET of the parent (client-go QPS 5 by
+    default), so with many offers raise ``OBOL_RESYNC_SECONDS`` (about offers / 5 seconds).
+    """
+    if not observe.enabled:
+        return configured
+    interval = math.ceil(observe.interval_seconds)
+    if configured > 0:
+        return max(configured, interval)
+    return 3 * interval
+
+
+# --- metrics parsing (pure) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Engine:
+    name: str
+    running: str
+    waiting: str
+    kv_cache: tuple[str, ...]
+
+
+_ENGINES: Final = (
+    _Engine(
+        "vllm", "vllm:num_requests_running", "vllm:num_requests_waiting",
+        ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    ),
+    _Engine(
+        "llama.cpp", "llamacpp:requests_processing", "llamacpp:requests_deferred",
+        ("llamacpp:kv_cache_usage_ratio",),
+    ),
+)
+_WANTED_NAMES: Final = frozenset(
+    name for e in _ENGINES for name in (e.running, e.waiting, *e.kv_cache)
+)
+_SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineReading:
+    """In-flight requests read from one engine's ``/metrics``."""
+
+    engine: str  # "vllm" or "llama.cpp"
+    running: float
+    waiting: float
+    kv_cache_usage: float | None = None  # 0..1, highest over label sets; not put in status
+
+    @property
+    def in_flight(self) -> int:
+        """Requests the engine holds: running plus waiting (queued, deferred)."""
+        return round(self.running + self.waiting)
+
+    @property
+    def source(self) -> str:
+        """What ``status.capacity.source`` says, e.g. ``vllm /metrics``."""
+        return f"{self.engine} {METRICS_PATH}"
+
+
+def _relevant_lines(text: str) -> Iterable[str]:
+    # Keep only our families' HELP/TYPE and sample lines: vLLM's /metrics is mostly histograms
+    # we do not need, and an unrelated malformed line must not hide the gauges we do need.
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            parts = stripped.split(None, 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2] in _WANTED_NAMES:
+                yield stripped
+            continue
+        match = _SAMPLE_NAME.match(stripped)
+        if match and match.group(1) in _WANTED_NAMES:
+            yield stripped
+
+
+def parse_engine_metrics(text: str) -> EngineReading | None:
+    """Read vLLM or llama.cpp in-flight gauges from a Prometheus text exposition.
+
+    Sums each gauge over every label set (vLLM exposes one per engine and model). Returns None
+    when neither engine's running *and* waiting gauges are present, when a value is negative or
+    not finite, or when the relevant lines do not parse: an unknown count is never a zero.
+    """
+    sums: dict[str, float] = {}
+    highest: dict[str, float] = {}
+    try:
+        families = text_string_to_metric_families("\n".join(_relevant_lines(text)) + "\n")
+        for family in families:
+            for sample in family.samples:
+                value = float(sample.value)
+                if sample.name not in _WANTED_NAMES:
+                    continue
+                if not math.isfinite(value) or value < 0:
+                    return None
+                sums[sample.name] = sums.get(sample.name, 0.0) + value
+                highest[sample.name] = max(highest.get(sample.name, 0.0), value)
+    except Exception:  # the parser raises ValueError, IndexError, ... on malformed lines
+        return None
+    for engine in _ENGINES:
+        if engine.running in sums and engine.waiting in sums:
+            kv = next((highest[name] for name in engine.kv_cache if name in highest), None)
+            return EngineReading(engine.name, sums[engine.running], sums[engine.waiting], kv)
+    return None
+
+
+# --- the upstream of a sync request (pure) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRef:
+    """What a sync request asks to observe."""
+
+    url: str  # in-cluster base URL: the key of the observations mapping
+    health_path: str
+    wants_metrics: bool  # an inference offer with a capacity envelope
+
+
+def upstream_of(request: Any) -> UpstreamRef | None:
+    """The upstream a raw sync request names, or None when it is malformed or finalizing.
+
+    Never raises: the pure core reports spec problems; here a bad request is just not observed.
+    The checks mirror the CRD's (DNS-1123 labels, port range, health path pattern), so nothing
+    else is ever probed.
+    """
+    if not isinstance(request, Mapping) or request.get("finalizing") is True:
+        return None
+    parent = request.get("parent")
+    if not isinstance(parent, Mapping):
+        return None
+    meta, spec = parent.get("metadata"), parent.get("spec")
+    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
+        return None
+    namespace = meta.get("namespace") or "default"
+    upstream = spec.get("upstream")
+    if not _is_label(namespace) or not isinstance(upstream, Mapping):
+        return None
+    service, other_namespace = upstream.get("service"), upstream.get("namespace")
+    port, health_path = upstream.get("port"), upstream.get("healthPath", "/health")
+    if not isinstance(service, str) or not _is_label(service):
+        return None
+    if other_namespace is not None and not _is_label(other_namespace):
+        return None
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return None
+    if not isinstance(health_path, str) or len(health_path) > 1024 or not _PATH.match(health_path):
+        return None
+    wants_metrics = spec.get("type") == "inference" and isinstance(spec.get("capacity"), Mapping)
+    url = upstream_url(namespace, service, other_namespace, port)
+    return UpstreamRef(url, health_path, wants_metrics)
+
+
+def _is_label(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and _LABEL.match(value) is not None
+
+
+# --- fetching (the only network I/O) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One HTTP answer: status, at most ``max_bytes`` of body, and whether more was cut off."""
+
+    status: int
+    body: bytes = b""
+    truncated: bool = False
+
+
+class Fetch(Protocol):
+    """``GET url`` with a timeout in seconds, reading at most ``max_bytes`` of the body.
+
+    Answers any HTTP status (non-2xx included) as a :class:`FetchResult`; raises on transport
+    failures (timeout, refused, reset, unresolvable name, invalid HTTP).
+    """
+
+    def __call__(self, url: str, timeout: float, max_bytes: int) -> FetchResult: ...
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A 3xx is an answer, not an invitation to probe somewhere else.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# No proxies (in-cluster names must not go to an HTTP_PROXY), no redirects.
+_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+
+
+def urllib_fetch(url: str, timeout: float, max_bytes: int) -> FetchResult:
+    """The default :class:`Fetch`: stdlib urllib, bounded in time and body size.
+
+    ``timeout`` bounds connecting and each read; reading the body also stops at a deadline of
+    ``timeout`` after the answer began, so a fetch takes at most about twice the timeout.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("only http(s) URLs are probed")
+    request = urllib.request.Request(
+        url, headers={"User-Agent": USER_AGENT, "Accept": METRICS_ACCEPT}
+    )
+    try:
+        response = _OPENER.open(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return FetchResult(error.code)
+    with response:
+        status = int(response.status)
+        if max_bytes <= 0:
+            return FetchResult(status)
+        deadline = time.monotonic() + timeout
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            if time.monotonic() > deadline:
+                raise TimeoutError("body read timed out")
+            chunk = response.read1(min(_READ_CHUNK, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    body = b"".join(chunks)
+    return FetchResult(status, body[:max_bytes], size > max_bytes)
+
+
+def describe_error(error: BaseException, timeout_ms: float) -> str:
+    """A short, stable text for a transport failure (no addresses, no timings but the limit)."""
+    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
+        return describe_error(error.reason, timeout_ms)
+    if isinstance(error, TimeoutError):
+        return f"timed out after {timeout_ms:g} ms"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError):
+        return "connection reset"
+    if isinstance(error, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(error, http.client.RemoteDisconnected):
+        return "connection closed without an answer"
+    if isinstance(error, http.client.HTTPException):
+        return "invalid HTTP answer"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()[:_MAX_LABEL]
+    return type(error).__name__
+
+
+# --- the observer (thread-safe, one per process) -----------------------------------------------
+
+
+class _Target:
+    """One tracked upstream and its latest probe result."""
+
+    __slots__ = (
+        "first_done", "health_path", "metrics_wanted_at", "next_due", "observation",
+        "observed_at", "probe_base", "probing", "url", "wanted_at",
+    )
+
+    def __init__(self, ref: UpstreamRef, probe_base: str, now: float) -> None:
+        self.url = ref.url
+        self.health_path = ref.health_path
+        self.probe_base = probe_base
+        self.wanted_at = now
+        self.metrics_wanted_at: float | None = None
+        self.observation: Observation | None = None
+        self.observed_at = 0.0
+        self.probing = False
+        self.next_due = now
+        self.first_done = threading.Event()
+
+
+_NONE: Final[Mapping[str, Observation]] = types.MappingProxyType({})
+
+
+class Observer:
+    """Probes upstreams off the sync path and answers syncs from a bounded, fresh-only cache.
+
+    Thread-safe. Create one per process *after* the fork (gunicorn runs ``create_app`` in each
+    worker, ``preload_app`` is off) and call :meth:`start` there; a fork after :meth:`start`
+    is survived too (the child drops the parent's threads and starts its own on the next
+    :meth:`start` or probe). Each worker keeps its own cache (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        settings: ObserveSettings,
+        *,
+        fetch: Fetch | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._fetch: Fetch = fetch if fetch is not None else urllib_fetch
+        self._clock = clock
+        self._targets: dict[tuple[str, str], _Target] = {}
+        self._changed = threading.Condition(threading.Lock())
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        own = weakref.ref(self)
+
+        def after_fork() -> None:
+            observer = own()
+            if observer is not None:
+                observer._forget_threads()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    # -- the sync path --------------------------------------------------------------------------
+
+    def observations_for(self, request: Any) -> Mapping[str, Observation]:
+        """Fresh observations for the request's upstream, keyed by its in-cluster base URL.
+
+        Returns an empty mapping when observation is off, the request is malformed, the upstream
+        has no fresh result, or anything goes wrong. Waits only for the first probe of an
+        upstream never seen before, and at most the sync budget. Never raises.
+        """
+        if not self.settings.enabled:
+            return _NONE
+        try:
+            ref = upstream_of(request)
+            return _NONE if ref is None else self._observe(ref)
+        except Exception:
+            LOGGER.exception("observation failed; answering the sync without it")
+            return _NONE
+
+    def _observe(self, ref: UpstreamRef) -> Mapping[str, Observation]:
+        started = time.monotonic()
+        with self._changed:
+            now = self._clock()
+            key = (ref.url, ref.health_path)
+            target = self._targets.get(key)
+            if target is None:
+                if len(self._targets) >= MAX_UPSTREAMS:
+                    LOGGER.warning(
+                        "not observing a new upstream: %d upstreams already tracked",
+                        MAX_UPSTREAMS, extra={"fields": {"upstream": ref.url}},
+                    )
+                    return _NONE
+                target = _Target(ref, self.settings.probe_base(ref.url), now)
+                self._targets[key] = target
+            target.wanted_at = now
+            if ref.wants_metrics:
+                target.metrics_wanted_at = now
+            fresh = self._fresh(target, now)
+            if fresh is not None:
+                return fresh
+            if not target.probing:
+                self._submit(target, now)
+            if target.observation is not None:
+                return _NONE  # stale: a probe is on its way, but only first probes are awaited
+            first_done = target.first_done
+        remaining = self.settings.sync_budget - (time.monotonic() - started)
+        if remaining <= 0 or not first_done.wait(remaining):
+            return _NONE
+        with self._changed:
+            return self._fresh(target, self._clock()) or _NONE
+
+    def _fresh(self, target: _Target, now: float) -> Mapping[str, Observation] | None:
+        if target.observation is None or now - target.observed_at > self.settings.ttl_seconds:
+            return None
+        return {target.url: target.observation}
+
+    # -- probing --------------------------------------------------------------------------------
+
+    def _submit(self, target: _Target, now: float) -> bool:
+        # Called with the lock held. At most one probe per target is queued or running.
+        metrics = (
+            target.metrics_wanted_at is not None
+            and now - target.metrics_wanted_at <= self.settings.forget_seconds
+        )
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.settings.concurrency, thread_name_prefix="obol-probe"
+            )
+        try:
+            future = self._pool.submit(self._run_probe, target, metrics)
+        except RuntimeError:  # the pool is shutting down (stop() raced with this sync)
+            return False
+        target.probing = True
+        target.next_due = now + self.settings.interval_seconds
+        future.add_done_callback(lambda done: self._cancelled(target, done))
+        return True
+
+    def _cancelled(self, target: _Target, future: concurrent.futures.Future[None]) -> None:
+        if future.cancelled():
+            with self._changed:
+                target.probing = False
+                self._changed.notify_all()
+
+    def _run_probe(self, target: _Target, metrics: bool) -> None:
+        try:
+            observation = self.probe(target.probe_base, target.health_path, metrics=metrics)
+        except Exception:  # a bug here must not mark a healthy upstream unhealthy
+            LOGGER.exception("probe failed", extra={"fields": {"upstream": target.url}})
+            observation = Observation(None, "upstream probe failed inside the hook")
+        with self._changed:
+            before = target.observation
+            target.observation = observation
+            target.observed_at = self._clock()
+            target.probing = False
+            self._changed.notify_all()
+        target.first_done.set()
+        if before is None or before.healthy != observation.healthy:
+            LOGGER.info(
+                "upstream health %s", _health_word(observation.healthy),
+                extra={"fields": {"upstream": target.url, "detail": observation.message}},
+            )
+
+    def probe(self, base: str, health_path: str, *, metrics: bool) -> Observation:
+        """Probe one upstream now (blocking, up to about four timeouts): health, then metrics."""
+        settings = self.settings
+        label = f"GET {health_path[:_MAX_LABEL]}"
+        try:
+            health = self._fetch(base + health_path, settings.probe_timeout, 0)
+        except Exception as error:
+            reason = describe_error(error, settings.probe_timeout_ms)
+            return Observation(False, f"{label} failed: {reason}")
+        answered = f"{label} answered {health.status}"
+        if not 200 <= health.status < 300:
+            return Observation(False, answered, http_status=health.status)
+        if not metrics:
+            return Observation(True, answered, http_status=health.status)
+        reading, problem = self._read_metrics(base)
+        if reading is None:
+            return Observation(
+                True, f"{answered}; in-flight not observed: {problem}", http_status=health.status
+            )
+        return Observation(
+            True, answered, http_status=health.status,
+            in_flight=reading.in_flight, source=reading.source,
+        )
+
+    def _read_metrics(self, base: str) -> tuple[EngineReading | None, str]:
+        label = f"GET {METRICS_PATH}"
+        try:
+            answer = self._fetch(
+                base + METRICS_PATH, self.settings.probe_timeout, MAX_METRICS_BYTES
+            )
+        except Exception as error:
+            return None, f"{label} failed: {describe_error(error, self.settings.probe_timeout_ms)}"
+        if not 200 <= answer.status < 300:
+            return None, f"{label} answered {answer.status}"
+        if answer.truncated:
+            return None, f"{label} body exceeds {MAX_METRICS_BYTES // (1024 * 1024)} MiB"
+        reading = parse_engine_metrics(answer.body.decode("utf-8", "replace"))
+        if reading is None:
+            return None, f"{label} has no vLLM or llama.cpp request gauges"
+        return reading, ""
+
+    # -- the background scheduler ---------------------------------------------------------------
+
+    def refresh_due(self) -> int:
+        """One scheduler round: forget unwanted upstreams, start due probes; returns how many."""
+        started = 0
+        with self._changed:
+            now = self._clock()
+            for key, target in list(self._targets.items()):
+                if now - target.wanted_at > self.settings.forget_seconds:
+                    del self._targets[key]
+                elif not target.probing and now >= target.next_due:
+                    started += self._submit(target, now)
+        return started
+
+    def start(self) -> None:
+        """Start the background re-probing thread (idempotent; a no-op when observation is off)."""
+        if not self.settings.enabled:
+            return
+        with self._changed:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping = threading.Event()
+            self._thread = threading.Thread(
+                target=self._loop, args=(self._stopping,), name="obol-observe", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and the probe pool (idempotent); running probes end on their own."""
+        with self._changed:
+            thread, self._thread = self._thread, None
+            pool, self._pool = self._pool, None
+            self._stopping.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread runs."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _loop(self, stopping: threading.Event) -> None:
+        # Wake often enough to honour the interval to within a quarter of it (at most 1 s).
+        tick = max(0.01, min(1.0, self.settings.interval_seconds / 4))
+        while not stopping.wait(tick):
+            try:
+                self.refresh_due()
+            except Exception:
+                LOGGER.exception("observation round failed")
+
+    def _forget_threads(self) -> None:
+        # In a forked child: the parent's threads do not exist here, and a lock may have been
+        # held by one of them at the fork. Start clean, keeping the cached results.
+        self._changed = threading.Condition(threading.Lock())
+        self._pool = None
+        self._thread = None
+        self._stopping = threading.Event()
+        for target in self._targets.values():
+            target.probing = False
+            if not target.first_done.is_set():
+                target.first_done = threading.Event()
+
+    # -- introspection (tests, diagnostics) -----------------------------------------------------
+
+    def tracked(self) -> tuple[str, ...]:
+        """The in-cluster base URLs currently tracked, sorted."""
+        with self._changed:
+            return tuple(sorted({target.url for target in self._targets.values()}))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no probe is queued or running; False if that took longer than ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: not any(t.probing for t in self._targets.values()), timeout
+            )
+
+
+def _health_word(healthy: bool | None) -> str:
+    return {True: "healthy", False: "unhealthy", None: "unknown"}[healthy]
