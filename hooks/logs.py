@@ -51,13 +51,24 @@ def _utc_timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (like logging.lastResort)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def configure(level: str = "info", name: str = LOGGER_NAME) -> logging.Logger:
     """The logger ``name``, writing JSON lines to stderr; safe to call more than once."""
     logger = logging.getLogger(name)
     logger.setLevel(_LEVELS.get(level, logging.INFO))
     logger.propagate = False
     if not any(getattr(h, _HANDLER_TAG, False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
         setattr(handler, _HANDLER_TAG, True)
         logger.addHandler(handler)
