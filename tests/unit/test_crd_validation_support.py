@@ -660,7 +660,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
             [
                 _cel(
                     "spec.capacity.perBuyerMaxInFlight",
-                    "perBuyerMaxInFlight must be <= maxInFlight (8 > 4)",
+                    "perBuyerMaxInFlight must be <= maxInFlight",
                 )
             ],
             id="invalid because perBuyerMaxInFlight 8 exceeds maxInFlight 4 (messageExpression)",
@@ -686,7 +686,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
             [
                 _cel(
                     "spec.capacity.retryAfterSeconds",
-                    "capacity.retryAfterSeconds must be < payment.maxTimeoutSeconds (600 >= 300): "
+                    "capacity.retryAfterSeconds must be < payment.maxTimeoutSeconds: "
                     "a buyer told to wait must still be able to use its signed payment",
                 )
             ],
@@ -882,7 +882,7 @@ def test_per_buyer_rule_holds_exactly_when_per_buyer_is_at_most_the_ceiling(
         else [
             _cel(
                 "spec.capacity.perBuyerMaxInFlight",
-                f"perBuyerMaxInFlight must be <= maxInFlight ({per_buyer} > {max_in_flight})",
+                "perBuyerMaxInFlight must be <= maxInFlight",
             )
         ]
     )
