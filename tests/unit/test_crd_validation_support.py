@@ -737,8 +737,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
             [
                 _cel(
                     "spec.requestLimits.maxInputTokens",
-                    "requestLimits.maxInputTokens must be <= capabilities.contextWindowTokens "
-                    "(8192 > 4096)",
+                    "requestLimits.maxInputTokens must be <= capabilities.contextWindowTokens",
                 )
             ],
             id="invalid because maxInputTokens exceeds the context window",
