@@ -32,7 +32,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, Final, NamedTuple
 
@@ -44,8 +44,9 @@ from hooks import logs
 from hooks.environment import DEFAULT_MAX_REQUEST_BYTES, load_config
 from hooks.errors import HookFailure, SpecError
 from hooks.metrics import HookMetrics
+from hooks.observe import Observer
 from hooks.settings import Settings
-from hooks.status import READY, REASON_INVALID_SPEC
+from hooks.status import READY, REASON_INVALID_SPEC, Observation
 from hooks.sync import sync
 
 JSON: Final = "application/json"
@@ -58,6 +59,10 @@ _MAX_DETAIL: Final = 1000
 _OFFER_PART: Final = 253
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
+
+# Live upstream observations for one parsed request (hooks.observe.Observer.observations_for).
+ObservationSource = Callable[[Any], Mapping[str, Observation]]
 
 
 class SyncAnswer(NamedTuple):
@@ -72,15 +77,22 @@ class SyncAnswer(NamedTuple):
     error: BaseException | None = None  # the exception behind a 500, for the shell to log
 
 
-def handle_sync_body(body: bytes, settings: Settings) -> SyncAnswer:
-    """Answer one sync request body: the single code path of POST /sync and ``obol hook sync``."""
+def handle_sync_body(
+    body: bytes, settings: Settings, observe: ObservationSource | None = None
+) -> SyncAnswer:
+    """Answer one sync request body: the single code path of POST /sync and ``obol hook sync``.
+
+    ``observe`` supplies live upstream observations (the server's observer); without it the
+    status reports upstream health and in-flight as Unknown, as the CLI does.
+    """
     try:
         request_object = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
     offer = offer_key(request_object)
     try:
-        response = sync(request_object, settings)
+        observations = _NO_OBSERVATIONS if observe is None else observe(request_object)
+        response = sync(request_object, settings, observations)
         children = _checked_children(request_object, response)
         payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
     except SpecError as problem:
@@ -203,8 +215,10 @@ class _HookShell:
         sync_port: int | None,
         busy_port: int | None,
         max_request_bytes: int,
+        observer: Observer | None,
     ) -> None:
         self.settings = settings
+        self.observe = observer.observations_for if observer is not None else None
         self.token = token.encode("latin-1") if token is not None else None
         self.metrics = metrics
         self.logger = logger
@@ -247,7 +261,7 @@ class _HookShell:
         except RequestEntityTooLarge:
             detail = f"request body exceeds {self.max_request_bytes} bytes"
             return self._refuse(413, "payload_too_large", detail, "bad_request", started)
-        answer = handle_sync_body(body, self.settings)
+        answer = handle_sync_body(body, self.settings, self.observe)
         elapsed = time.perf_counter() - started
         if answer.error is not None:
             logs.log_failure(self.logger, "sync failed", answer.error, offer=answer.offer)
@@ -348,16 +362,21 @@ def create_app(
     busy_port: int | None = None,
     metrics: HookMetrics | None = None,
     log_level: str | None = None,
+    observer: Observer | None = None,
 ) -> Flask:
     """The Flask app.
 
     With no ``settings``, everything is read from the environment (:mod:`hooks.environment`):
-    settings, token, size cap (default 8 MiB), listener ports and log level; keyword arguments
-    still override. With ``settings``, only the keyword arguments apply and, without ports,
-    every endpoint answers on every port.
+    settings, token, size cap (default 8 MiB), listener ports, log level and the observation
+    layer (started here, so once per gunicorn worker); keyword arguments still override. With
+    ``settings``, only the keyword arguments apply: without ports every endpoint answers on
+    every port, and without an ``observer`` nothing is probed.
     """
     if settings is None:
         config = load_config()
+        if observer is None and config.observe.enabled:
+            observer = Observer(config.observe)
+            observer.start()
         settings = config.settings
         hook_token = hook_token if hook_token is not None else config.hook_token
         max_request_bytes = max_request_bytes or config.max_request_bytes
@@ -377,6 +396,7 @@ def create_app(
         sync_port,
         busy_port,
         max_request_bytes,
+        observer,
     )
     shell.register(app)
     return app

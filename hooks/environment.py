@@ -4,7 +4,9 @@
 :class:`ShellConfig`: the core's :class:`~hooks.settings.Settings` (the ``OBOL_*`` variables of
 :data:`hooks.settings.ENVIRONMENT`, plus the optional asset-registry YAML file named by
 ``OBOL_ASSET_REGISTRY_FILE``) and the shell-only settings listed in :data:`SHELL_ENVIRONMENT`
-(listen addresses, worker count, bearer token, request size cap, log level).
+(listen addresses, worker count, bearer token, request size cap, log level), plus the
+observation layer's :class:`~hooks.observe.ObserveSettings` (``OBOL_OBSERVE``, ``OBOL_PROBE_*``),
+which also lifts ``resyncAfterSeconds`` to the probe interval when observation is on.
 
 Reading happens once, at start-up; a bad value raises :class:`~hooks.errors.SpecError` naming
 the variable. This module must never put a token's value into an error message or a log, and
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +25,7 @@ import yaml
 
 from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.errors import FieldProblem, SpecError
+from hooks.observe import ObserveSettings, resync_after_seconds
 from hooks.settings import Settings
 
 DEFAULT_BIND = "0.0.0.0:8080"
@@ -99,6 +102,7 @@ class ShellConfig:
     busy_bind: str = DEFAULT_BUSY_BIND
     workers: int = DEFAULT_WORKERS
     log_level: str = DEFAULT_LOG_LEVEL
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
     def sync_port(self) -> int | None:
@@ -135,6 +139,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
         DEFAULT_MAX_REQUEST_BYTES,
     )
     level = _collect(problems, lambda: _log_level(env), DEFAULT_LOG_LEVEL)
+    observe = _collect(problems, lambda: ObserveSettings.from_env(env), ObserveSettings())
     if problems:
         raise SpecError(problems)
     if (
@@ -144,7 +149,11 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     ):
         # Routing is by port, so two addresses on one port could not be told apart.
         raise SpecError.at(BUSY_BIND, f"uses the same port as {BIND} on another host", busy_bind)
-    return ShellConfig(settings, token, max_bytes, bind, busy_bind, workers, level)
+    # With observation on, status refreshes only on a sync: resync at least once per interval.
+    settings = replace(
+        settings, resync_seconds=resync_after_seconds(settings.resync_seconds, observe)
+    )
+    return ShellConfig(settings, token, max_bytes, bind, busy_bind, workers, level, observe)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:

@@ -33,7 +33,7 @@ from tests.http.http_harness import example_offer, sync_body
 SECRET_TEXT = "detail-that-must-not-leak"
 
 
-def crash(request: Any, settings: Settings) -> Any:
+def crash(request: Any, settings: Settings, observations: Any = None) -> Any:
     raise RuntimeError(SECRET_TEXT)
 
 
@@ -79,7 +79,7 @@ def existing_children_body() -> bytes:
 def test_a_dangerous_core_answer_becomes_500(
     monkeypatch: pytest.MonkeyPatch, bad_answer: Any
 ) -> None:
-    monkeypatch.setattr(app_module, "sync", lambda request, settings: bad_answer)
+    monkeypatch.setattr(app_module, "sync", lambda request, settings, observations=None: bad_answer)
     answer = handle_sync_body(existing_children_body(), Settings())
     assert answer.status == 500
     assert b"children" not in answer.body
@@ -89,7 +89,9 @@ def test_empty_children_are_fine_when_finalizing_or_when_nothing_exists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        app_module, "sync", lambda request, settings: {"status": {}, "children": []}
+        app_module,
+        "sync",
+        lambda request, settings, observations=None: {"status": {}, "children": []},
     )
     offer = example_offer("inference-qwen36-fast.yaml")
     assert handle_sync_body(sync_body(offer), Settings()).status == 200

@@ -176,3 +176,28 @@ def test_every_shell_variable_is_documented() -> None:
         "OBOL_MAX_REQUEST_BYTES", "OBOL_LOG_LEVEL", "OBOL_ASSET_REGISTRY_FILE",
     }  # fmt: skip
     assert all(variable.description for variable in SHELL_ENVIRONMENT)
+
+
+def test_observation_is_off_by_default_and_keeps_the_configured_resync() -> None:
+    config = load_config({"OBOL_RESYNC_SECONDS": "5"})
+    assert config.observe.enabled is False
+    assert config.settings.resync_seconds == 5
+
+
+@pytest.mark.parametrize(("resync", "expected"), [(None, 30), ("5", 10), ("120", 120)])
+def test_observation_on_resyncs_at_least_once_per_probe_interval(
+    resync: str | None, expected: int
+) -> None:
+    env = (
+        {"OBOL_OBSERVE": "on"}
+        if resync is None
+        else {"OBOL_OBSERVE": "on", "OBOL_RESYNC_SECONDS": resync}
+    )
+    config = load_config(env)
+    assert config.observe.enabled is True
+    assert config.settings.resync_seconds == expected
+
+
+def test_bad_observation_settings_are_reported_with_the_others() -> None:
+    text = problem_text({"OBOL_OBSERVE": "maybe", "OBOL_WORKERS": "0"})
+    assert "OBOL_OBSERVE: must be on or off" in text and "OBOL_WORKERS" in text

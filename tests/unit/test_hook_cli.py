@@ -87,7 +87,7 @@ def test_sync_of_a_malformed_request_exits_1(stdin: bytes, fragment: str) -> Non
 
 
 def test_sync_of_a_crashing_core_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    def crash(request: Any, settings: Settings) -> Any:
+    def crash(request: Any, settings: Settings, observations: Any = None) -> Any:
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(app_module, "sync", crash)
