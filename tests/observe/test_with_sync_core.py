@@ -1,0 +1,126 @@
+"""The observation layer feeding the pure core: what a seller reads in ``status``.
+
+Test design notes:
+- The request is built from ``examples/inference-qwen36-fast.yaml`` (maxInFlight 8) used as the
+  parent with ``children: {}``, exactly as the shell will call
+  ``sync(request, settings, observer.observations_for(request))``; the upstream is a loopback
+  vLLM-like server behind the override of ``http://vllm-qwen36.llm-sellers.svc.cluster.local:8000``.
+- Asserted: ``status.capacity.inFlight/state/source`` (Available below maxInFlight, Saturated at
+  and above it), ``status.upstream.httpStatus``, and ``UpstreamHealthy`` True/False/Unknown
+  (unhealthy, off, stale); every status validates against the CRD's status schema.
+- Saturation uses the engine's running + waiting count: the same quantity Traefik's inFlightReq
+  counts for requests that reached the upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hooks.observe import Observer
+from hooks.settings import Settings
+from hooks.status import UPSTREAM_HEALTHY
+from hooks.sync import sync
+from tests.observe.engines import FakeClock, FakeEngine, vllm_exposition
+from tests.support.crd_validation import validate_status
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "inference-qwen36-fast.yaml"
+UPSTREAM = "http://vllm-qwen36.llm-sellers.svc.cluster.local:8000"
+StartEngine = Callable[[str], FakeEngine]
+Build = Callable[..., Observer]
+
+
+def example_request() -> dict[str, Any]:
+    parent = yaml.safe_load(EXAMPLE.read_text())
+    return {"parent": parent, "children": {}}
+
+
+def synced_status(observer: Observer) -> dict[str, Any]:
+    request = example_request()
+    response = sync(request, Settings(), observer.observations_for(request))
+    status: dict[str, Any] = response["status"]
+    assert validate_status(status) == []
+    return status
+
+
+def upstream_condition(status: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [c for c in status["conditions"] if c["type"] == UPSTREAM_HEALTHY]
+    assert isinstance(found, dict)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("running", "waiting", "state"),
+    [
+        pytest.param((0,), (0,), "Available", id="idle"),
+        pytest.param((3, 2), (1, 1), "Available", id="7-of-8"),
+        pytest.param((4, 4), (0, 0), "Saturated", id="8-of-8"),
+        pytest.param((8,), (3,), "Saturated", id="queueing-beyond-8"),
+    ],
+)
+def test_engine_metrics_become_capacity_state(
+    engine: StartEngine, observer: Build,
+    running: tuple[int, ...], waiting: tuple[int, ...], state: str,
+) -> None:
+    server = engine(vllm_exposition(running, waiting))
+    watcher = observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000)
+    status = synced_status(watcher)
+    capacity = status["capacity"]
+    assert capacity["inFlight"] == sum(running) + sum(waiting)
+    assert (capacity["state"], capacity["source"], capacity["maxInFlight"]) == (
+        state, "vllm /metrics", 8
+    )
+    assert status["upstream"] == {"url": UPSTREAM, "httpStatus": 200}
+    condition = upstream_condition(status)
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "True", "Healthy", "GET /health answered 200"
+    )
+
+
+def test_unhealthy_upstream(engine: StartEngine, observer: Build) -> None:
+    server = engine(vllm_exposition((1,), (0,)))
+    server.health_status = 503
+    status = synced_status(
+        observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000)
+    )
+    condition = upstream_condition(status)
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "False", "Unhealthy", "GET /health answered 503"
+    )
+    assert status["capacity"]["state"] == "Unknown" and "inFlight" not in status["capacity"]
+    assert status["upstream"]["httpStatus"] == 503
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "UpstreamHealthy is False" in ready["message"]
+
+
+def test_observation_off_says_unknown(engine: StartEngine, observer: Build) -> None:
+    server = engine(vllm_exposition((1,), (0,)))
+    status = synced_status(observer(enabled=False, upstream_overrides={UPSTREAM: server.url}))
+    condition = upstream_condition(status)
+    assert (condition["status"], condition["reason"]) == ("Unknown", "NotObserved")
+    assert status["capacity"]["state"] == "Unknown" and "inFlight" not in status["capacity"]
+    assert server.paths == []
+
+
+def test_a_stale_observation_says_unknown(engine: StartEngine, observer: Build) -> None:
+    server = engine(vllm_exposition((2,), (0,)))
+    clock = FakeClock()
+    watcher = observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000, clock=clock)
+    assert synced_status(watcher)["capacity"]["state"] == "Available"
+    server.hold.clear()  # the refresh this stale read starts stays pending
+    clock.advance(16)
+    status = synced_status(watcher)
+    assert upstream_condition(status)["status"] == "Unknown"
+    assert status["capacity"]["state"] == "Unknown" and "inFlight" not in status["capacity"]
+    server.hold.set()
+
+
+def test_the_same_observation_gives_the_same_status(engine: StartEngine, observer: Build) -> None:
+    server = engine(vllm_exposition((5,), (0,)))
+    watcher = observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000)
+    assert synced_status(watcher) == synced_status(watcher)  # no churn between syncs
