@@ -32,7 +32,11 @@ at interval ``I`` seconds, with ``W`` workers per replica and ``R`` replicas::
 
 Example: 1,000 inference offers on 50 distinct upstreams, I = 10 s, 2 workers, 1 replica:
 2 x 50 x (1 + 1) / 10 = 20 GET/s in total, 0.4 GET/s per upstream; the 1,000 offers do not
-enter the formula. Each first sight of an upstream in a worker adds one probe.
+enter the formula. Each first sight of an upstream in a worker adds one probe. The pool must
+also keep up: a round takes about (sum of probe durations) / ``OBOL_PROBE_CONCURRENCY``; answers
+take milliseconds, but an upstream that times out holds a thread for the timeout (metrics are
+skipped when health fails), so with the defaults about 4 x 10 s / 0.8 s = 50 timing-out
+upstreams fill an interval before results start to go stale.
 
 Per-worker caches. Each worker learns its values at its own probe times, so two syncs of one
 offer answered by different workers may report different ``inFlight`` values (at most one
@@ -509,12 +513,12 @@ def describe_error(error: BaseException, timeout_ms: float) -> str:
         return f"timed out after {timeout_ms:g} ms"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(error, http.client.RemoteDisconnected):  # before its base ConnectionResetError
+        return "connection closed without an answer"
     if isinstance(error, ConnectionResetError):
         return "connection reset"
     if isinstance(error, socket.gaierror):
         return "host name not resolved"
-    if isinstance(error, http.client.RemoteDisconnected):
-        return "connection closed without an answer"
     if isinstance(error, http.client.HTTPException):
         return "invalid HTTP answer"
     if isinstance(error, OSError) and error.strerror:
@@ -573,6 +577,7 @@ class Observer:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._warned_full = False
         own = weakref.ref(self)
 
         def after_fork() -> None:
@@ -608,11 +613,14 @@ class Observer:
             target = self._targets.get(key)
             if target is None:
                 if len(self._targets) >= MAX_UPSTREAMS:
-                    LOGGER.warning(
-                        "not observing a new upstream: %d upstreams already tracked",
-                        MAX_UPSTREAMS, extra={"fields": {"upstream": ref.url}},
-                    )
+                    if not self._warned_full:  # once until there is room again, not per sync
+                        self._warned_full = True
+                        LOGGER.warning(
+                            "not observing new upstreams: %d upstreams already tracked",
+                            MAX_UPSTREAMS, extra={"fields": {"upstream": ref.url}},
+                        )
                     return _NONE
+                self._warned_full = False
                 target = _Target(ref, self.settings.probe_base(ref.url), now)
                 self._targets[key] = target
             target.wanted_at = now
@@ -752,7 +760,11 @@ class Observer:
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread and the probe pool (idempotent); running probes end on their own."""
+        """Stop the thread and the probe pool (idempotent); running probes end on their own.
+
+        Queued probes are dropped. A later sync still probes an upstream it has never seen
+        (on a new pool); call :meth:`start` again to resume background refreshes.
+        """
         with self._changed:
             thread, self._thread = self._thread, None
             pool, self._pool = self._pool, None

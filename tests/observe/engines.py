@@ -68,6 +68,7 @@ class FakeEngine:
         self.metrics_status = 200
         self.metrics = metrics
         self.redirect_to: str | None = None  # answer /health with a 302 to this URL
+        self.drip: float | None = None  # send /metrics a line at a time, this many s apart
         self.hold = threading.Event()  # set = answer at once; clear = hold (bounded)
         self.hold.set()
         self.paths: list[str] = []
@@ -134,8 +135,15 @@ class FakeEngine:
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
+                pause = engine.drip if self.path == "/metrics" else None
                 try:
-                    self.wfile.write(body)
+                    if pause is None:
+                        self.wfile.write(body)
+                        return
+                    for line in body.splitlines(keepends=True):
+                        self.wfile.write(line)
+                        self.wfile.flush()
+                        threading.Event().wait(pause)
                 except OSError:
                     pass  # the prober gave up (timeout); nothing to do
 

@@ -13,8 +13,12 @@ Test design notes:
 
 from __future__ import annotations
 
+import http.client
+import logging
+import socket
 import threading
 import time
+import urllib.error
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +28,7 @@ from hypothesis import strategies as st
 
 from hooks import observe
 from hooks.names import upstream_url
-from hooks.observe import FetchResult, Observer, UpstreamRef, upstream_of
+from hooks.observe import FetchResult, Observer, UpstreamRef, describe_error, upstream_of
 from hooks.status import Observation
 from tests.observe.engines import (
     FakeClock,
@@ -335,6 +339,37 @@ def test_transport_failure_is_unhealthy_with_a_short_reason(observer: Build) -> 
     watcher = observer(fetch=ScriptedFetch(), sync_budget_ms=2000)
     answer = watcher.observations_for(sync_request(offer()))
     assert answer == {BASE: Observation(False, "GET /health failed: connection refused")}
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (TimeoutError("timed out"), "timed out after 800 ms"),
+        (urllib.error.URLError(TimeoutError("timed out")), "timed out after 800 ms"),
+        (urllib.error.URLError(ConnectionRefusedError(111, "x")), "connection refused"),
+        (http.client.RemoteDisconnected("closed"), "connection closed without an answer"),
+        (ConnectionResetError(104, "Connection reset by peer"), "connection reset"),
+        (socket.gaierror(-2, "Name or service not known"), "host name not resolved"),
+        (http.client.BadStatusLine("garbage"), "invalid HTTP answer"),
+        (OSError(113, "No route to host"), "no route to host"),
+        (ValueError("odd"), "ValueError"),
+    ],
+)
+def test_transport_errors_are_described_shortly(error: BaseException, text: str) -> None:
+    assert describe_error(error, 800) == text
+
+
+def test_a_full_table_is_logged_once(
+    observer: Build, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(observe, "MAX_UPSTREAMS", 1)
+    watcher = observer(fetch=ScriptedFetch(), sync_budget_ms=0)
+    with caplog.at_level(logging.WARNING, logger="obol.hook.observe"):
+        for index in range(5):
+            watcher.observations_for(sync_request(offer(service=f"vllm-{index}")))
+    assert [r.getMessage() for r in caplog.records] == [
+        "not observing new upstreams: 1 upstreams already tracked"
+    ]
 
 
 def test_a_bug_in_probing_reports_unknown_not_unhealthy(observer: Build) -> None:

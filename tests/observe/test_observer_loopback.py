@@ -8,7 +8,8 @@ Test design notes:
 - Cases: healthy vLLM and llama.cpp (in-flight and source), 503 (unhealthy, metrics skipped),
   slow beyond the timeout (the sync returns within the budget plus slack, the probe later
   reports the timeout), connection refused, llama.cpp without ``--metrics`` (healthy, in-flight
-  unknown and why), a metrics body over the cap, a redirect (not followed), an HTTP proxy in
+  unknown and why), a metrics body over the cap or dripping past the deadline, a redirect
+  (not followed), an HTTP proxy in
   the environment (ignored), and a forked worker (its own threads, the cache kept).
 - Timing: the only timing assertion is "returned within budget + 350 ms", measured with a
   monotonic clock; every other wait is on an event or a bounded condition.
@@ -99,6 +100,21 @@ def test_slow_upstream_never_holds_a_sync_beyond_the_budget(
     assert watcher.observations_for(REQUEST) == {
         BASE: Observation(False, "GET /health failed: timed out after 800 ms")
     }
+
+
+def test_a_dripping_metrics_body_is_cut_off_at_the_deadline(
+    engine: StartEngine, observer: Build
+) -> None:
+    server = engine(llamacpp_exposition(1, 0))  # 30 lines, 0.1 s apart: 3 s in all
+    server.drip = 0.1
+    watcher = pointed_at(observer, server.url, probe_timeout_ms=300)
+    started = time.monotonic()
+    answer = watcher.observations_for(REQUEST)
+    assert time.monotonic() - started < 0.3 * 2 + 0.5  # about twice the timeout at most
+    assert answer[BASE] == Observation(
+        True, "GET /health answered 200; in-flight not observed:"
+        " GET /metrics failed: timed out after 300 ms", 200,
+    )
 
 
 def test_connection_refused(observer: Build) -> None:
