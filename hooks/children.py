@@ -82,7 +82,7 @@ def pricing_route(
     asset = payment.asset
     route: dict[str, Any] = {
         "pattern": f"{names.path}/*",
-        "price": payment.amount(payment.quote_atomic),
+        "price": payment.quote_amount,
         "description": f"ServiceOffer {namespace}/{offer}",
         "payTo": payment.pay_to,
         "network": payment.network.caip2,
@@ -97,8 +97,8 @@ def pricing_route(
         "offerNamespace": namespace,
         "offerName": offer,
     }
-    if payment.per_mtok_atomic is not None:
-        route["perMTok"] = payment.amount(payment.per_mtok_atomic)
+    if payment.per_mtok_amount is not None:
+        route["perMTok"] = payment.per_mtok_amount
     return route
 
 

@@ -42,26 +42,17 @@ class ResolvedPayment:
     quote_atomic: int
     quote_basis: str
     warnings: tuple[str, ...]
+    # Whole-token decimal strings of the amounts above, computed once.
+    per_request_amount: str | None
+    per_mtok_amount: str | None
+    quote_amount: str
+    summary: str
 
     @property
     def price_model(self) -> str:
         """How the verifier should read the price: ``perRequest`` or ``perMTok``."""
         return "perRequest" if self.per_mtok_atomic is None else "perMTok"
 
-    def amount(self, atomic: int) -> str:
-        """An atomic amount as a whole-token decimal string."""
-        return format_atomic(atomic, self.asset.decimals)
-
-    @property
-    def summary(self) -> str:
-        """One-line description, e.g. ``0.002 USDC/request + 0.5 USDC/MTok``."""
-        symbol = self.asset.symbol
-        parts = []
-        if self.per_request_atomic is not None:
-            parts.append(f"{self.amount(self.per_request_atomic)} {symbol}/request")
-        if self.per_mtok_atomic is not None:
-            parts.append(f"{self.amount(self.per_mtok_atomic)} {symbol}/MTok")
-        return " + ".join(parts)
 
 
 def resolve_payment(
@@ -110,6 +101,13 @@ def _resolve(
             f"quotes 0 {asset.symbol} per request; raise the price",
             payment.price.per_m_tok,
         )
+    per_request_amount = _amount(per_request, asset)
+    per_mtok_amount = _amount(per_mtok, asset)
+    parts = []
+    if per_request_amount is not None:
+        parts.append(f"{per_request_amount} {asset.symbol}/request")
+    if per_mtok_amount is not None:
+        parts.append(f"{per_mtok_amount} {asset.symbol}/MTok")
     if asset.test_asset:
         warnings.append(f"{asset.symbol} on {network.name} is a test token, not a canonical one")
     return ResolvedPayment(
@@ -123,7 +121,15 @@ def _resolve(
         quote_atomic=quote,
         quote_basis=basis,
         warnings=tuple(warnings),
+        per_request_amount=per_request_amount,
+        per_mtok_amount=per_mtok_amount,
+        quote_amount=format_atomic(quote, asset.decimals),
+        summary=" + ".join(parts),
     )
+
+
+def _amount(atomic: int | None, asset: Asset) -> str | None:
+    return None if atomic is None else format_atomic(atomic, asset.decimals)
 
 
 def _atomic(

@@ -108,12 +108,12 @@ def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
     newest = EPOCH
     for obj in (parent, *observed.objects()):
         meta = obj.get("metadata")
-        if not isinstance(meta, Mapping):
+        if not isinstance(meta, dict):
             continue
         stamps = [meta.get("creationTimestamp")]
         fields = meta.get("managedFields")
         if isinstance(fields, list):
-            stamps.extend(entry.get("time") for entry in fields if isinstance(entry, Mapping))
+            stamps.extend(entry.get("time") for entry in fields if isinstance(entry, dict))
         for stamp in stamps:
             if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.match(stamp):
                 newest = stamp
@@ -135,7 +135,7 @@ def finish_conditions(
     before: dict[str, Mapping[str, Any]] = {}
     if isinstance(previous, list):
         for item in previous:
-            if isinstance(item, Mapping) and isinstance(item.get("type"), str):
+            if isinstance(item, dict) and isinstance(item.get("type"), str):
                 before[item["type"]] = item
     finished = []
     for cond in conditions:
@@ -154,7 +154,7 @@ def finish_conditions(
 
 def _conditions_of(obj: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     status = obj.get("status") if obj else None
-    return status.get("conditions", []) if isinstance(status, Mapping) else []
+    return status.get("conditions", []) if isinstance(status, dict) else []
 
 
 def route_condition(
@@ -165,10 +165,10 @@ def route_condition(
         return condition(ROUTE_PUBLISHED, "False", REASON_PENDING, "HTTPRoute not observed yet")
     generation = (observed_route.get("metadata") or {}).get("generation")
     status = observed_route.get("status")
-    parents = status.get("parents", []) if isinstance(status, Mapping) else []
+    parents = status.get("parents", []) if isinstance(status, dict) else []
     ours = None
     for entry in parents if isinstance(parents, list) else []:
-        ref = entry.get("parentRef", {}) if isinstance(entry, Mapping) else {}
+        ref = entry.get("parentRef", {}) if isinstance(entry, dict) else {}
         if (
             ref.get("name") == settings.gateway_name
             and ref.get("namespace", settings.gateway_namespace) == settings.gateway_namespace
@@ -214,12 +214,12 @@ def route_condition(
 
 def _route_extension_refs(observed_route: Mapping[str, Any] | None) -> set[str]:
     spec = observed_route.get("spec") if observed_route else None
-    rules = spec.get("rules", []) if isinstance(spec, Mapping) else []
+    rules = spec.get("rules", []) if isinstance(spec, dict) else []
     names: set[str] = set()
     for rule in rules if isinstance(rules, list) else []:
-        for item in rule.get("filters", []) if isinstance(rule, Mapping) else []:
-            ref = item.get("extensionRef") if isinstance(item, Mapping) else None
-            if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+        for item in rule.get("filters", []) if isinstance(rule, dict) else []:
+            ref = item.get("extensionRef") if isinstance(item, dict) else None
+            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
                 names.add(ref["name"])
     return names
 
@@ -352,7 +352,7 @@ def capacity_status(
 
 
 def _steady_in_flight(observed: int, ceiling: int, previous: Any) -> int:
-    old = previous.get("inFlight") if isinstance(previous, Mapping) else None
+    old = previous.get("inFlight") if isinstance(previous, dict) else None
     if not isinstance(old, int) or isinstance(old, bool):
         return observed
     same_state = (old >= ceiling) == (observed >= ceiling)
@@ -379,7 +379,7 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
             "eip712Version": asset.eip712_version,
         },
         "quote": {
-            "amount": payment.amount(payment.quote_atomic),
+            "amount": payment.quote_amount,
             "atomic": str(payment.quote_atomic),
             "basis": payment.quote_basis,
         },
@@ -387,12 +387,12 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
     }
     if payment.per_request_atomic is not None:
         block["perRequest"] = {
-            "amount": payment.amount(payment.per_request_atomic),
+            "amount": payment.per_request_amount,
             "atomic": str(payment.per_request_atomic),
         }
     if payment.per_mtok_atomic is not None:
         block["perMTok"] = {
-            "amount": payment.amount(payment.per_mtok_atomic),
+            "amount": payment.per_mtok_amount,
             "atomic": str(payment.per_mtok_atomic),
         }
     return block

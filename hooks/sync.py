@@ -64,13 +64,14 @@ def sync(
     observations: Mapping[str, Observation] = _NO_OBSERVATIONS,
 ) -> Response:
     """Answer one CompositeController sync (or finalize) request."""
-    if not isinstance(request, Mapping):
+    # Requests are parsed JSON, so objects are plain dicts (checked with a fast isinstance).
+    if not isinstance(request, dict):
         raise SpecError.at("<request>", "must be a JSON object")
     parent = request.get("parent")
-    if not isinstance(parent, Mapping):
+    if not isinstance(parent, dict):
         raise SpecError.at("parent", "must be the ServiceOffer object")
     meta = parent.get("metadata")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         raise SpecError.at("parent.metadata", "must be an object")
     offer, namespace = meta.get("name"), meta.get("namespace") or "default"
     if not isinstance(offer, str) or not offer or not isinstance(namespace, str):
@@ -78,7 +79,7 @@ def sync(
     generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
     observed = index_children(request.get("children"))
     raw_status = parent.get("status")
-    previous: Mapping[str, Any] = raw_status if isinstance(raw_status, Mapping) else {}
+    previous: Mapping[str, Any] = raw_status if isinstance(raw_status, dict) else {}
     names = child_names(namespace, offer)
     endpoint = settings.public_endpoint_base + names.path
     when = request_time(parent, observed)
@@ -137,18 +138,18 @@ def index_children(children: Any) -> ObservedChildren:
     """Index the request's ``children`` map by (kind, name), for the kinds we manage."""
     if children is None:
         return ObservedChildren({})
-    if not isinstance(children, Mapping):
+    if not isinstance(children, dict):
         raise SpecError.at("children", "must be an object keyed by Kind.apiVersion")
     index: dict[tuple[str, str], Mapping[str, Any]] = {}
     for type_key, objects in children.items():
-        if not isinstance(objects, Mapping):
+        if not isinstance(objects, dict):
             raise SpecError.at(f"children[{type_key!r}]", "must be an object keyed by name")
         for obj in objects.values():
-            if not isinstance(obj, Mapping):
+            if not isinstance(obj, dict):
                 raise SpecError.at(f"children[{type_key!r}]", "every child must be an object")
             kind = obj.get("kind")
             meta = obj.get("metadata")
-            name = meta.get("name") if isinstance(meta, Mapping) else None
+            name = meta.get("name") if isinstance(meta, dict) else None
             if kind in _MANAGED_KINDS and isinstance(name, str):
                 index[(kind, name)] = obj
     return ObservedChildren(index)
@@ -167,7 +168,7 @@ def _invalid_spec_response(
         message = message[: _MAX_MESSAGE - 3] + "..."
     kept = [
         c for c in previous.get("conditions", []) or []
-        if isinstance(c, Mapping) and c.get("type") != READY
+        if isinstance(c, dict) and c.get("type") != READY
     ]
     ready = condition(READY, "False", REASON_INVALID_SPEC, message)
     status = {k: v for k, v in previous.items() if k not in ("conditions", "observedGeneration")}
@@ -197,7 +198,7 @@ def kept_children(observed: ObservedChildren) -> list[dict[str, Any]]:
 
 def _as_last_applied(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
     last = annotations.get(api.LAST_APPLIED_ANNOTATION)
     if isinstance(last, str):
         try:
@@ -226,7 +227,7 @@ def _strip_controller_fields(obj: dict[str, Any]) -> dict[str, Any]:
     # Metacontroller stamps controller-uid itself; it is not one of our fields.
     meta = dict(obj["metadata"])
     labels = meta.get("labels")
-    if isinstance(labels, Mapping) and "controller-uid" in labels:
+    if isinstance(labels, dict) and "controller-uid" in labels:
         labels = {k: v for k, v in labels.items() if k != "controller-uid"}
         if labels:
             meta["labels"] = labels
