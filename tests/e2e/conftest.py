@@ -2,12 +2,17 @@
 
 Never starts a build: when the binaries are missing the tests are skipped with the command to
 run (``bash tests/e2e/build.sh``).
+
+``print_diagnostics_on_failure(request, stack)`` (call it from an autouse fixture) prints the
+stack's diagnostics (log tails of Traefik, the API server, etcd, the hook and the stand-ins,
+plus whatever the module registered with ``Stack.add_diagnostics``) right after a failed test,
+so they appear in that test's report instead of only at module teardown.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -37,3 +42,26 @@ def e2e_stack(request: pytest.FixtureRequest, **kwargs: Any) -> Iterator[Stack]:
         finally:
             if request.session.testsfailed != failed_before:
                 stack.mark_failed()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item (``item.e2e_reports[when]``) for teardown code."""
+    report = yield
+    reports = item.__dict__.setdefault("e2e_reports", {})
+    reports[report.when] = report
+    return report
+
+
+def phase_failed(request: pytest.FixtureRequest) -> bool:
+    """True when the running test's setup or call phase failed (use in fixture teardown)."""
+    reports = request.node.__dict__.get("e2e_reports", {})
+    return any(r.failed for r in reports.values())
+
+
+def print_diagnostics_on_failure(request: pytest.FixtureRequest, stack: Stack) -> None:
+    """After a failed test, print the stack's diagnostics into that test's report."""
+    if phase_failed(request):
+        print(stack.diagnostics(lines=60))

@@ -443,6 +443,8 @@ class Stack:
         self.failed = False
         self._procs: list[ManagedProcess] = []
         self._servers: list[HTTPServerProcess] = []
+        self._extra_logs: list[Path] = []
+        self._diagnostics: list[Callable[[], str]] = []
         self._stopped = True
         self._old_sigterm: Any = None
         self.netns: Netns | None = None
@@ -567,12 +569,40 @@ class Stack:
         names = [(n, lines) for n in ("traefik.log", "kube-apiserver.log", "etcd.log")]
         names.append(("traefik-access.log", 10))
         names += [(p.name, 10) for p in sorted(self.log_dir.glob("server-*.log"))]
-        for name, n in names:
-            path = self.log_dir / name
+        paths = [(self.log_dir / name, n) for name, n in names]
+        paths += [(path, lines) for path in self._extra_logs]
+        for path, n in paths:
             if path.exists():
                 out.append(f"---- tail -n {n} {path}")
                 out.append(_tail(path, n))
+        for extra in self._diagnostics:
+            try:
+                out.append(extra())
+            except Exception as exc:  # diagnostics must never hide the original failure
+                out.append(f"<diagnostics callback failed: {exc!r}>")
         return "\n".join(out)
+
+    def add_diagnostics(self, callback: Callable[[], str]) -> None:
+        """Also print ``callback()`` in :meth:`diagnostics` (e.g. a test driver's history)."""
+        self._diagnostics.append(callback)
+
+    def start_process(
+        self,
+        name: str,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> ManagedProcess:
+        """Start a helper process (e.g. the sync hook) owned by the stack: its output goes to
+        ``log_dir/<name>.log``, its log tail is part of :meth:`diagnostics`, and :meth:`stop`
+        stops it by PID before Traefik and the API server. ``env`` is added to the stack's
+        small child environment."""
+        log_path = self.log_dir / f"{name}.log"
+        proc = ManagedProcess(name, argv, log_path)
+        self._procs.append(proc)
+        self._extra_logs.append(log_path)
+        proc.start(env={**self._child_env(), **(env or {})})
+        return proc
 
     # -- etcd --------------------------------------------------------------------------------
 
@@ -729,9 +759,7 @@ class Stack:
     ) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this stack; raise :class:`KubectlError` on failure
         (unless ``check=False``)."""
-        env = self._child_env()
-        env["KUBECONFIG"] = str(self.kubeconfig)
-        env["KUBECACHEDIR"] = str(self.workdir / "kubecache")
+        env = self.kubectl_env()
         argv = [str(self.binaries.kubectl), *args]
         try:
             proc = subprocess.run(
@@ -748,6 +776,14 @@ class Stack:
         if check and proc.returncode != 0:
             raise KubectlError(args, proc)
         return proc
+
+    def kubectl_env(self) -> dict[str, str]:
+        """The environment the stack's kubectl runs with (``KUBECONFIG`` = this stack, context
+        ``e2e``); also right for any program that runs kubectl itself, such as ``obol sell``."""
+        env = self._child_env()
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["KUBECACHEDIR"] = str(self.workdir / "kubecache")
+        return env
 
     def apply(self, *objs: Mapping[str, Any] | str, timeout: float = 120.0) -> str:
         """Server-side apply objects (dicts or YAML text) with field manager ``obol-e2e``."""

@@ -1,0 +1,631 @@
+"""A small Metacontroller stand-in that drives the real sync hook against the real API server.
+
+Why a stand-in
+    Metacontroller itself cannot be built here (it is not published as a Go module the build can
+    fetch, and the e2e harness builds everything from the module proxy), so the e2e tests need
+    something that plays its part. This module does exactly what one CompositeController sync
+    does with the default ``dynamic-apply`` strategy, for the controller in
+    ``metacontroller/compositecontroller.yaml`` (``generateSelector: true``, every child
+    ``InPlace``, hook ``v2``), following shared/reference/metacontroller.md sections 1 and 2.3
+    and Metacontroller's ``pkg/controller/common/manage_children.go`` and
+    ``pkg/dynamic/apply/apply.go``:
+
+    1. read the parent (a ServiceOffer) and its owned children: the four child types of
+       :data:`hooks.api.CHILD_TYPES`, selected by the label ``controller-uid=<parent uid>`` in
+       the parent's namespace; an orphan with that label is adopted (ownerReference added), a
+       child controlled by another owner is ignored;
+    2. POST a v2 sync request ``{controller, parent, children: {"Kind.apiVersion": {"ns/name":
+       obj}}, related: {}, finalizing: false}`` to the hook; anything but a 200 whose JSON has
+       only ``status``, ``children``, ``resyncAfterSeconds`` and ``finalized`` changes nothing
+       and raises :class:`HookError` (Metacontroller would record a SyncError event and retry);
+    3. check the desired children (known type, parent namespace, no foreign ``controller-uid``)
+       and stamp ``controller-uid``; one bad child fails the whole sync before any write;
+    4. delete owned children that are no longer desired (UID precondition, background
+       propagation), create missing ones (last-applied annotation, then an ownerReference with
+       ``controller`` and ``blockOwnerDeletion``), and update existing ones with the three-way
+       merge (observed, last-applied, desired), sending a PUT only when the merged object
+       differs from the observed one; NotFound/Conflict/AlreadyExists are swallowed as
+       Metacontroller does;
+    5. write ``status`` (the hook's, plus ``observedGeneration`` = the parent's generation) to
+       the status subresource, only when it differs from the live status.
+
+    Every write is counted in :class:`SyncResult`, so a test can prove that a second sync of an
+    unchanged offer writes nothing.
+
+What it is not
+    Not Metacontroller: no informers or watches (tests call :meth:`Driver.sync` or
+    :meth:`Driver.converge` instead of reacting to events), no work queue, backoff, events or
+    resyncs, no finalize hook (the controller has none), no customize hook or ``related``
+    objects, no Rolling/Recreate/OnDelete strategies, no server-side-apply mode, and no release
+    of children whose labels stop matching. JSON numbers are compared as Python values (Go's
+    ``reflect.DeepEqual`` would tell ``1`` from ``1.0``; the API server never returns floats for
+    these children).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from hooks import api
+
+from .kube import ApiError, KubeClient, collection_path, object_path
+from .stack import REPO_ROOT, StackTimeout
+
+CONTROLLER_MANIFEST = REPO_ROOT / "metacontroller" / "compositecontroller.yaml"
+CONTROLLER_UID_LABEL = "controller-uid"
+LAST_APPLIED = api.LAST_APPLIED_ANNOTATION
+HOOK_TIMEOUT = 5.0  # the CompositeController's webhook timeout
+RESPONSE_KEYS = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
+# Metacontroller's knownMergeKeys, in precedence order (pkg/dynamic/apply/apply.go).
+MERGE_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "path")
+# ObjectMeta fields Metacontroller reverts to the observed values before comparing.
+SYSTEM_METADATA = (
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+
+Obj = dict[str, Any]
+StatusPredicate = Callable[[Mapping[str, Any]], bool]
+
+
+class HookError(RuntimeError):
+    """The hook did not answer 200 with a valid v2 response; nothing was changed."""
+
+    def __init__(self, offer: str, message: str, status: int | None = None, body: str = "") -> None:
+        self.offer = offer
+        self.status = status
+        self.body = body
+        super().__init__(f"sync hook failed for {offer}: {message}")
+
+
+class SyncFailed(RuntimeError):
+    """The hook answered, but the desired children were rejected or a write failed."""
+
+    def __init__(self, result: SyncResult) -> None:
+        self.result = result
+        super().__init__(
+            f"sync of {result.namespace}/{result.name} failed: " + "; ".join(result.errors)
+        )
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: the exchange with the hook and every write it caused."""
+
+    namespace: str
+    name: str
+    request: Obj
+    response: Obj
+    status: Obj  # the status as written (or as found unchanged), with observedGeneration
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    # For each update: what it changed, as a JSON merge patch from the observed object (the
+    # last-applied annotation left out), like Metacontroller's "Diff between observed and desired".
+    diffs: dict[str, Any] = field(default_factory=dict)
+    status_written: bool = False
+    errors: list[str] = field(default_factory=list)
+    skipped_children: bool = False  # the parent is being deleted: children were left alone
+
+    @property
+    def child_writes(self) -> int:
+        """Creates + updates (PUTs) + deletes + adoptions of children."""
+        return len(self.created) + len(self.updated) + len(self.deleted) + len(self.adopted)
+
+    @property
+    def writes(self) -> int:
+        """Every write, the status subresource included."""
+        return self.child_writes + int(self.status_written)
+
+    def describe(self) -> str:
+        """One line for assertion messages."""
+        text = (
+            f"{self.namespace}/{self.name}: created={self.created} updated={self.updated}"
+            f" deleted={self.deleted} adopted={self.adopted} status_written={self.status_written}"
+        )
+        if self.diffs:
+            text += f" diffs={go_json(self.diffs)}"
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# dynamic-apply: a faithful port of Metacontroller's client-side three-way merge
+
+
+def go_json(obj: Any) -> str:
+    """JSON as Go's ``encoding/json`` writes it: sorted keys, compact, HTML characters escaped."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def merge(destination: Any, last_applied: Any, desired: Any) -> Any:
+    """Apply the change from ``last_applied`` to ``desired`` onto ``destination`` (mutated)."""
+    if isinstance(destination, dict):
+        if not isinstance(desired, dict):
+            raise ValueError(f"desired: expecting an object, got {type(desired).__name__}")
+        return _merge_object(destination, last_applied or {}, desired)
+    if isinstance(destination, list):
+        if not isinstance(desired, list):
+            raise ValueError(f"desired: expecting a list, got {type(desired).__name__}")
+        return _merge_list(destination, last_applied or [], desired)
+    # A scalar or null: take the desired value.
+    return copy.deepcopy(desired)
+
+
+def _merge_object(destination: Obj, last_applied: Mapping[str, Any], desired: Obj) -> Obj:
+    for key in last_applied:
+        if key not in desired:
+            destination.pop(key, None)  # we set it before and no longer want it
+    for key, value in desired.items():
+        destination[key] = merge(destination.get(key), last_applied.get(key), value)
+    return destination
+
+
+def _merge_list(destination: list[Any], last_applied: list[Any], desired: list[Any]) -> list[Any]:
+    key = _list_map_key(destination, last_applied, desired)
+    if key is None:
+        return copy.deepcopy(desired)  # not a list map: replaced wholesale
+    dest_map = {_merge_key(item[key]): item for item in destination}
+    last_map = {_merge_key(item[key]): item for item in last_applied}
+    desired_map = {_merge_key(item[key]): item for item in desired}
+    _merge_object(dest_map, last_map, desired_map)
+    merged: list[Any] = []
+    added: set[str] = set()
+    for item in [*destination, *desired]:  # existing order first, then new desired items
+        k = _merge_key(item[key])
+        if k in dest_map and k not in added:
+            merged.append(dest_map[k])
+            added.add(k)
+    return merged
+
+
+def _list_map_key(*lists: list[Any]) -> str | None:
+    common: set[str] | None = None
+    for items in lists:
+        for item in items:
+            if not isinstance(item, dict):
+                return None
+            common = set(item) if common is None else common & set(item)
+    return next((key for key in MERGE_KEYS if common and key in common), None)
+
+
+def _merge_key(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def last_applied_of(obj: Mapping[str, Any]) -> Obj | None:
+    """The object's last-applied annotation, parsed (None when absent or empty)."""
+    text = (obj.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return None
+    parsed = json.loads(text)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def set_last_applied(obj: Obj, applied: Mapping[str, Any]) -> None:
+    """Store ``applied`` (as Go JSON) in the object's last-applied annotation."""
+    text = go_json(applied)
+    meta = obj.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = {**annotations, LAST_APPLIED: text}
+
+
+def apply_update(observed: Obj, desired: Obj) -> Obj:
+    """Metacontroller's ``ApplyUpdate``: the object to PUT (equal to ``observed`` if no-op)."""
+    last = last_applied_of(observed)
+    update = copy.deepcopy(desired)
+    annotations = update.get("metadata", {}).get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        annotations[LAST_APPLIED] = ""
+    merged = merge(copy.deepcopy(observed), last, update)
+    for name in SYSTEM_METADATA:
+        _revert(merged, observed, ("metadata", name))
+    _revert(merged, observed, ("status",))
+    set_last_applied(merged, update)
+    return merged  # type: ignore[no-any-return]
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return copy.deepcopy(new)
+    patch: Obj = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = copy.deepcopy(value)
+        elif old[key] != value:
+            patch[key] = merge_patch(old[key], value)
+    return patch
+
+
+def _without_last_applied(obj: Obj) -> Obj:
+    copied = copy.deepcopy(obj)
+    (copied.get("metadata", {}).get("annotations") or {}).pop(LAST_APPLIED, None)
+    return copied
+
+
+def _revert(new: Obj, old: Mapping[str, Any], path: tuple[str, ...]) -> None:
+    source: Any = old
+    for part in path:
+        source = source.get(part) if isinstance(source, Mapping) else None
+        if source is None:
+            break
+    target = new
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    if source is None:
+        target.pop(path[-1], None)
+    else:
+        target[path[-1]] = copy.deepcopy(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def controller_object(path: Path = CONTROLLER_MANIFEST) -> Obj:
+    """The CompositeController as Metacontroller sends it in ``controller`` (with ``status``)."""
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, dict) or loaded.get("kind") != "CompositeController":
+        raise ValueError(f"{path}: not a CompositeController")
+    return {**loaded, "status": {}}
+
+
+def _controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") is True:
+            return ref  # type: ignore[no-any-return]
+    return None
+
+
+def _describe(kind: str, obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return f"{kind} {meta.get('namespace')}/{meta.get('name')}"
+
+
+class Driver:
+    """Syncs ServiceOffers through the real hook, as Metacontroller's dynamic-apply would.
+
+    ``hook_url`` is the hook's ``/sync`` URL. :attr:`history` keeps every :class:`SyncResult`
+    and :attr:`hook_errors` every failed hook call, for diagnostics.
+    """
+
+    def __init__(
+        self,
+        client: KubeClient,
+        hook_url: str,
+        *,
+        controller: Obj | None = None,
+        hook_timeout: float = HOOK_TIMEOUT,
+    ) -> None:
+        self.client = client
+        self.hook_url = hook_url
+        self.controller = controller if controller is not None else controller_object()
+        self.hook_timeout = hook_timeout
+        self.history: list[SyncResult] = []
+        self.hook_errors: list[HookError] = []
+        self._types = {
+            api.children_key(kind, version): (version, kind, plural)
+            for version, kind, plural in api.CHILD_TYPES
+        }
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def parent_path(self, namespace: str, name: str) -> str:
+        return object_path(api.API_VERSION, api.PLURAL, namespace, name)
+
+    def get_parent(self, namespace: str, name: str) -> Obj:
+        parent = self.client.get(self.parent_path(namespace, name))
+        if parent is None:
+            raise LookupError(f"ServiceOffer {namespace}/{name} not found")
+        return parent
+
+    def observed_children(self, parent: Obj, result: SyncResult | None = None) -> dict[str, Obj]:
+        """``children`` of the sync request: owned children per type, keyed ``ns/name``."""
+        meta = parent["metadata"]
+        namespace, uid = meta["namespace"], meta["uid"]
+        children: dict[str, Obj] = {}
+        for key, (version, kind, plural) in self._types.items():
+            group: Obj = {}
+            path = collection_path(version, plural, namespace)
+            for obj in self.client.list(path, f"{CONTROLLER_UID_LABEL}={uid}"):
+                ref = _controller_ref(obj)
+                if ref is not None and ref.get("uid") != uid:
+                    continue  # controlled by someone else: not ours to manage
+                if ref is None:
+                    obj = self._adopt(parent, version, plural, obj)
+                    if result is not None:
+                        result.adopted.append(_describe(kind, obj))
+                group[f"{namespace}/{obj['metadata']['name']}"] = obj
+            children[key] = group
+        return children
+
+    def _adopt(self, parent: Obj, version: str, plural: str, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        refs = [*(meta.get("ownerReferences") or []), self._owner_ref(parent)]
+        path = object_path(version, plural, meta["namespace"], meta["name"])
+        return self.client.merge_patch(
+            path,
+            {"metadata": {"ownerReferences": refs, "resourceVersion": meta["resourceVersion"]}},
+        )
+
+    @staticmethod
+    def _owner_ref(parent: Mapping[str, Any]) -> Obj:
+        meta = parent["metadata"]
+        return {
+            "apiVersion": parent["apiVersion"],
+            "kind": parent["kind"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    # -- the hook --------------------------------------------------------------------------------
+
+    def call_hook(self, request: Obj, offer: str) -> Obj:
+        """POST the sync request; return the response or raise :class:`HookError`."""
+        try:
+            reply = requests.post(self.hook_url, json=request, timeout=self.hook_timeout)
+        except requests.RequestException as exc:
+            raise self._hook_error(offer, f"http error: {exc}") from exc
+        if reply.status_code != 200:
+            raise self._hook_error(
+                offer,
+                f"unsupported status code: {reply.status_code} body: {reply.text[:500]}",
+                reply.status_code,
+                reply.text,
+            )
+        try:
+            response = reply.json()
+        except ValueError as exc:
+            raise self._hook_error(offer, f"can't unmarshal response: {exc}", 200) from exc
+        if not isinstance(response, dict):
+            raise self._hook_error(offer, "response is not a JSON object", 200, reply.text)
+        unknown = set(response) - RESPONSE_KEYS
+        if unknown:  # v2 responses are parsed strictly
+            raise self._hook_error(
+                offer, f"strict validation failed: unknown fields {sorted(unknown)}", 200
+            )
+        return response
+
+    def _hook_error(
+        self, offer: str, message: str, status: int | None = None, body: str = ""
+    ) -> HookError:
+        error = HookError(offer, message, status, body)
+        self.hook_errors.append(error)
+        return error
+
+    # -- one sync --------------------------------------------------------------------------------
+
+    def sync(self, namespace: str, name: str) -> SyncResult:
+        """One full sync of ``namespace/name``; raises :class:`HookError` or :class:`SyncFailed`."""
+        parent = self.get_parent(namespace, name)
+        offer = f"{namespace}/{name}"
+        result = SyncResult(namespace, name, {}, {}, {})
+        children = self.observed_children(parent, result)
+        request = {
+            "controller": self.controller,
+            "parent": parent,
+            "children": children,
+            "related": {},
+            "finalizing": False,
+        }
+        result.request = request
+        response = self.call_hook(request, offer)
+        result.response = response
+        desired = self._desired_children(parent, response.get("children"), result)
+        if result.errors:
+            self.history.append(result)
+            raise SyncFailed(result)  # like Metacontroller: a bad child fails the sync, no writes
+        if parent["metadata"].get("deletionTimestamp"):
+            result.skipped_children = True  # without a finalize hook, children are ignored
+        else:
+            self._manage_children(parent, children, desired, result)
+        self._write_status(parent, response.get("status"), result)
+        self.history.append(result)
+        if result.errors:
+            raise SyncFailed(result)
+        return result
+
+    def _desired_children(self, parent: Obj, raw: Any, result: SyncResult) -> dict[str, Obj]:
+        meta = parent["metadata"]
+        namespace, uid = meta["namespace"], meta["uid"]
+        desired: dict[str, Obj] = {key: {} for key in self._types}
+        for child in raw or []:
+            if not isinstance(child, dict):
+                result.errors.append(f"desired child is not an object: {child!r}")
+                continue
+            child = copy.deepcopy(child)
+            key = api.children_key(str(child.get("kind")), str(child.get("apiVersion")))
+            if key not in self._types:
+                result.errors.append(f"{key} is not one of the controller's child types")
+                continue
+            child_meta = child.setdefault("metadata", {})
+            child_namespace = child_meta.get("namespace") or namespace
+            if child_namespace != namespace:
+                result.errors.append(f"{_describe(child['kind'], child)}: not in {namespace}")
+                continue
+            child_meta["namespace"] = namespace
+            labels = child_meta.setdefault("labels", {})
+            if labels.get(CONTROLLER_UID_LABEL, uid) != uid:
+                result.errors.append(
+                    f"labels on desired child {_describe(child['kind'], child)}"
+                    " don't match parent selector"
+                )
+                continue
+            labels[CONTROLLER_UID_LABEL] = uid
+            desired[key][f"{namespace}/{child_meta.get('name')}"] = child
+        return desired
+
+    def _manage_children(
+        self, parent: Obj, observed: dict[str, Obj], desired: dict[str, Obj], result: SyncResult
+    ) -> None:
+        # Delete first, then create or update (ManageChildren's order).
+        for key, group in observed.items():
+            version, kind, plural = self._types[key]
+            for child_key, obj in group.items():
+                meta = obj["metadata"]
+                if meta.get("deletionTimestamp") or child_key in desired[key]:
+                    continue
+                path = object_path(version, plural, meta["namespace"], meta["name"])
+                try:
+                    self.client.delete(path, uid=meta["uid"])
+                except ApiError as exc:
+                    if not exc.not_found:
+                        result.errors.append(f"can't delete {_describe(kind, obj)}: {exc}")
+                    continue
+                result.deleted.append(_describe(kind, obj))
+        for key, group in desired.items():
+            version, kind, plural = self._types[key]
+            for child_key, obj in group.items():
+                old = observed[key].get(child_key)
+                if old is None:
+                    self._create(parent, version, plural, kind, obj, result)
+                else:
+                    self._update(version, plural, kind, old, obj, result)
+
+    def _create(
+        self, parent: Obj, version: str, plural: str, kind: str, desired: Obj, result: SyncResult
+    ) -> None:
+        new = copy.deepcopy(desired)
+        set_last_applied(new, desired)  # before anything else is added, as Metacontroller does
+        meta = new["metadata"]
+        meta["ownerReferences"] = [*(meta.get("ownerReferences") or []), self._owner_ref(parent)]
+        try:
+            self.client.create(collection_path(version, plural, meta["namespace"]), new)
+        except ApiError as exc:
+            if not exc.already_exists:
+                result.errors.append(f"can't create {_describe(kind, new)}: {exc}")
+            return
+        result.created.append(_describe(kind, new))
+
+    def _update(
+        self, version: str, plural: str, kind: str, old: Obj, desired: Obj, result: SyncResult
+    ) -> None:
+        new = apply_update(old, desired)
+        if new == old or old["metadata"].get("deletionTimestamp"):
+            return
+        meta = new["metadata"]
+        try:
+            self.client.update(object_path(version, plural, meta["namespace"], meta["name"]), new)
+        except ApiError as exc:
+            if not (exc.not_found or exc.conflict):
+                result.errors.append(f"can't update {_describe(kind, new)}: {exc}")
+            return
+        result.updated.append(_describe(kind, new))
+        result.diffs[_describe(kind, new)] = merge_patch(
+            _without_last_applied(old), _without_last_applied(new)
+        )
+
+    def _write_status(self, parent: Obj, status: Any, result: SyncResult) -> None:
+        wanted: Obj = dict(status) if isinstance(status, Mapping) else {}
+        wanted["observedGeneration"] = parent["metadata"].get("generation")
+        result.status = wanted
+        meta = parent["metadata"]
+        path = self.parent_path(meta["namespace"], meta["name"])
+        live = self.client.get(path)  # a live GET, as AtomicStatusUpdate does
+        if live is None or live.get("status") == wanted:
+            return
+        live["status"] = wanted
+        try:
+            self.client.update(path + "/status", live)
+        except ApiError as exc:
+            if not (exc.not_found or exc.conflict):
+                result.errors.append(f"can't update status: {exc}")
+            return
+        result.status_written = True
+
+    # -- helpers for tests -------------------------------------------------------------------------
+
+    def sync_all(self, namespace: str | None = None) -> list[SyncResult]:
+        """Sync every ServiceOffer (in one namespace, or in all)."""
+        offers = self.client.list(collection_path(api.API_VERSION, api.PLURAL, namespace))
+        return [
+            self.sync(o["metadata"]["namespace"], o["metadata"]["name"])
+            for o in sorted(
+                offers, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])
+            )
+        ]
+
+    def converge(
+        self,
+        namespace: str,
+        name: str,
+        until: StatusPredicate = lambda status: True,
+        *,
+        timeout: float = 30.0,
+        interval: float = 0.3,
+    ) -> SyncResult:
+        """Sync repeatedly until ``until(status)`` holds (Traefik writes the HTTPRoute status
+        asynchronously, so RoutePublished needs a sync after that write). Hook errors and
+        failed writes are raised at once; running out of time raises :class:`StackTimeout`
+        with the last status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.sync(namespace, name)
+            if until(result.status):
+                return result
+            if time.monotonic() >= deadline:
+                raise StackTimeout(
+                    f"ServiceOffer {namespace}/{name} did not converge within {timeout:.0f}s;"
+                    f" last status: {json.dumps(result.status, indent=1)[:4000]}"
+                )
+            time.sleep(interval)
+
+    def diagnostics(self, last: int = 5) -> str:
+        """The last syncs and hook errors, for failure output."""
+        lines = ["---- driver: last syncs"]
+        lines += [f"  {r.describe()} errors={r.errors}" for r in self.history[-last:]]
+        lines += [f"  hook error: {e}" for e in self.hook_errors[-last:]]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# status predicates
+
+
+def condition(status: Mapping[str, Any], ctype: str) -> Mapping[str, Any]:
+    """The condition of type ``ctype`` in a status (empty mapping when absent)."""
+    for item in status.get("conditions") or []:
+        if isinstance(item, Mapping) and item.get("type") == ctype:
+            return item
+    return {}
+
+
+def condition_is(ctype: str, value: str, reason: str | None = None) -> StatusPredicate:
+    """A predicate: condition ``ctype`` has status ``value`` (and ``reason``, when given)."""
+
+    def check(status: Mapping[str, Any]) -> bool:
+        found = condition(status, ctype)
+        return found.get("status") == value and (reason is None or found.get("reason") == reason)
+
+    return check
+
+
+ready = condition_is("Ready", "True")

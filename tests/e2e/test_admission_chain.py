@@ -1,0 +1,780 @@
+"""The product's promise, proven with real traffic: 429 before 402, never a quote when saturated.
+
+Everything here is real except two stand-ins for things outside this repository: the
+Metacontroller stand-in (:mod:`.driver`, because Metacontroller cannot be built here) and the
+x402 verifier stand-in (:mod:`.verifier_stub`). The rest is the product and real infrastructure:
+the CRD installed in a real kube-apiserver (with etcd), the hook served by ``obol hook serve``
+(gunicorn), the children it asks for written by the driver's dynamic-apply, Traefik v3.6
+loading them through its kubernetesGateway and kubernetesCRD providers, the busy responder
+reached through the offer's ExternalName Service, and an upstream in a network namespace behind
+a selectorless Service + EndpointSlice, as an external vLLM is exposed.
+
+Design notes
+    * One stack, one hook, one verifier and one upstream per module (start-up about 10 s). All
+      offers are created and converged up front (fixture ``shop``), so no test changes Traefik's
+      configuration while another holds requests: an inFlightReq counter resets on every
+      configuration reload. Tests that edit or add offers come last.
+    * Offers: ``e2e-shop/capped`` (maxInFlight 2, maxBodyBytes 1024, not streaming: the full
+      chain including the buffering step), the repository examples ``llm-sellers/qwen36-fast``
+      (per-buyer limit, per-token quote) and ``tenant-a/weather-api`` (no capacity envelope),
+      and ``e2e-shop/editable`` for the invalid-edit test.
+    * A request is held open at the upstream with ``?hold=<key>`` until the test releases it;
+      every hold key is unique to its test, every request has a timeout, every wait is bounded.
+    * "Not quoted, not charged" is observed directly: the verifier stub records every call, so a
+      429 or 413 with no new call proves no 402 was built and no payment was verified; the
+      upstream's request log proves the request never reached it.
+    * On failure, the stack's log tails (Traefik, API server, etcd, hook, stand-ins), the
+      driver's last syncs and the verifier's last calls are printed into the test's report.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from hooks import api
+
+from .conftest import e2e_stack, print_diagnostics_on_failure
+from .driver import Driver, condition, ready
+from .hook_process import HookServer, obol_command, start_hook
+from .kube import KubeClient, collection_path
+from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
+from .verifier_stub import VerifierStub, payment_header
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = REPO_ROOT / "examples"
+SHOP = "e2e-shop"
+PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAYER_A = "0x" + "a1" * 20
+PAYER_B = "0x" + "b2" * 20
+PAYER_C = "0x" + "c3" * 20
+BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+REQUEST_TIMEOUT = 30.0
+HOLD_TIMEOUT = 25.0
+
+CAPPED: dict[str, Any] = {
+    "apiVersion": "obol.org/v1alpha1",
+    "kind": "ServiceOffer",
+    "metadata": {"name": "capped", "namespace": SHOP},
+    "spec": {
+        "type": "inference",
+        "upstream": {"service": "vllm", "port": 8000},
+        "capabilities": {"protocol": "openai-chat", "streaming": False},
+        "requestLimits": {"maxBodyBytes": 1024},
+        "capacity": {"mode": "external-static", "maxInFlight": 2, "retryAfterSeconds": 3},
+        "payment": {
+            "network": "base",
+            "asset": "usdc",
+            "payTo": PAY_TO,
+            "price": {"perRequest": "0.002"},
+        },
+    },
+}
+EDITABLE: dict[str, Any] = {
+    "apiVersion": "obol.org/v1alpha1",
+    "kind": "ServiceOffer",
+    "metadata": {"name": "editable", "namespace": SHOP},
+    "spec": {
+        "type": "http",
+        "upstream": {"service": "vllm", "port": 8000},
+        "capacity": {"mode": "external-static", "maxInFlight": 4},
+        "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}},
+    },
+}
+
+
+def _example(name: str) -> dict[str, Any]:
+    loaded = yaml.safe_load((EXAMPLES / name).read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+QWEN = _example("inference-qwen36-fast.yaml")  # llm-sellers/qwen36-fast, per-buyer limit 2
+WEATHER = _example("http-weather-api.yaml")  # tenant-a/weather-api, no capacity envelope
+OFFERS = (CAPPED, QWEN, WEATHER, EDITABLE)
+
+
+def _key(offer: Mapping[str, Any]) -> tuple[str, str]:
+    return offer["metadata"]["namespace"], offer["metadata"]["name"]
+
+
+def _path(offer: Mapping[str, Any]) -> str:
+    return f"/services/{offer['metadata']['name']}"
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with e2e_stack(request, extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def kube(stack: Stack) -> Iterator[KubeClient]:
+    client = KubeClient(stack.api_url, stack.token, stack.ca_file)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def verifier(stack: Stack, kube: KubeClient) -> Iterator[VerifierStub]:
+    stub = VerifierStub(lambda: kube.list("/api/v1/configmaps", "obol.org/x402-pricing=true"))
+    stub.start()
+
+    def recent() -> str:
+        lines = ["---- verifier stub: last calls"]
+        lines += [f"  {c.method} {c.uri} -> {c.status} payer={c.payer}" for c in stub.calls()[-10:]]
+        lines += [f"  error: {e}" for e in stub.errors[-5:]]
+        return "\n".join(lines)
+
+    stack.add_diagnostics(recent)
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(scope="module")
+def hook(stack: Stack, verifier: VerifierStub) -> HookServer:
+    return start_hook(stack, verifier_url=verifier.verify_url)
+
+
+@pytest.fixture(scope="module")
+def driver(stack: Stack, kube: KubeClient, hook: HookServer) -> Driver:
+    d = Driver(kube, hook.sync_endpoint)
+    stack.add_diagnostics(d.diagnostics)
+    return d
+
+
+@pytest.fixture(scope="module")
+def upstream(stack: Stack) -> HTTPServerProcess:
+    """One echo upstream in the network namespace, exposed in every offer's namespace under
+    the Service name and port its offer names (the way an external vLLM is exposed)."""
+    server = stack.start_upstream("upstream", hold_timeout=HOLD_TIMEOUT)
+    for offer in OFFERS:
+        namespace, _ = _key(offer)
+        backend = offer["spec"]["upstream"]
+        stack.ensure_namespace(namespace)
+        stack.expose_endpoints(
+            namespace, backend["service"], server.host, server.port, service_port=backend["port"]
+        )
+    return server
+
+
+@pytest.fixture(scope="module")
+def shop(stack: Stack, driver: Driver, upstream: HTTPServerProcess, verifier: VerifierStub) -> None:
+    """Every offer applied, converged to Ready=True, and served by Traefik (402 on a GET)."""
+    stack.apply(*OFFERS)
+    for offer in OFFERS:
+        namespace, name = _key(offer)
+        driver.converge(namespace, name, ready, timeout=60)
+    for offer in OFFERS:
+        namespace, name = _key(offer)
+        stack.wait_for_route(namespace, f"so-{name}", timeout=30)
+        wait_until(
+            lambda offer=offer: stack.http("GET", _path(offer)).status_code == 402,
+            timeout=30,
+            what=f"402 from {_path(offer)} through Traefik",
+            interval=0.3,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _diagnostics_on_failure(request: pytest.FixtureRequest, stack: Stack) -> Iterator[None]:
+    yield
+    print_diagnostics_on_failure(request, stack)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def header(headers: Mapping[str, Any], name: str) -> Any:
+    """A header from a JSON dict of headers (the echo upstream's), case-insensitively."""
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+def quote(stack: Stack, path: str) -> dict[str, Any]:
+    """The x402 v2 PaymentRequired of an unpaid GET (asserting the 402 on the way)."""
+    reply = stack.http("GET", path)
+    assert reply.status_code == 402, f"{path}: {reply.status_code} {reply.text[:300]}"
+    required: dict[str, Any] = reply.json()
+    return required
+
+
+def paid(required: Mapping[str, Any], payer: str) -> dict[str, str]:
+    """Headers of a request paid by ``payer`` for the first ``accepts`` entry of a 402."""
+    value = payment_header(required["accepts"][0], payer, required["resource"]["url"])
+    return {"PAYMENT-SIGNATURE": value}
+
+
+def assert_busy(reply: requests.Response, retry_after: int, offer: str) -> None:
+    """429 from the busy responder: Retry-After, JSON, and nothing of x402 in it."""
+    assert reply.status_code == 429, f"{reply.status_code} {dict(reply.headers)} {reply.text}"
+    assert reply.headers.get("Retry-After") == str(retry_after)
+    assert reply.headers.get("Content-Type", "").startswith("application/json")
+    assert "PAYMENT-REQUIRED" not in reply.headers
+    body = reply.json()
+    assert body["error"] == "offer_saturated"
+    assert body["retryAfterSeconds"] == retry_after
+    assert body["offer"] == offer
+    assert "accepts" not in body and "x402Version" not in body
+
+
+def owned_children(kube: KubeClient, namespace: str, offer: str) -> dict[tuple[str, str], Any]:
+    """The offer's children as they are stored: (kind, name) -> spec (data for ConfigMaps)."""
+    parent = kube.get(f"/apis/obol.org/v1alpha1/namespaces/{namespace}/serviceoffers/{offer}")
+    assert parent is not None
+    selector = f"controller-uid={parent['metadata']['uid']}"
+    found: dict[tuple[str, str], Any] = {}
+    for version, kind, plural in api.CHILD_TYPES:
+        for child in kube.list(collection_path(version, plural, namespace), selector):
+            found[(kind, child["metadata"]["name"])] = child.get("spec", child.get("data"))
+    return found
+
+
+class Held:
+    """Requests sent concurrently and held open at the upstream under one key until released.
+
+    Use as a context manager: entering waits until all of them are held; leaving releases them
+    (also when the test failed) and collects the responses in :attr:`responses`.
+    """
+
+    def __init__(
+        self,
+        stack: Stack,
+        upstream: HTTPServerProcess,
+        path: str,
+        key: str,
+        headers: list[dict[str, str]],
+    ) -> None:
+        self.upstream = upstream
+        self.key = key
+        self.count = len(headers)
+        self.responses: list[requests.Response] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.count)
+        self._futures = [
+            self._pool.submit(
+                stack.http, "GET", f"{path}?hold={key}", headers=h, timeout=REQUEST_TIMEOUT
+            )
+            for h in headers
+        ]
+
+    def __enter__(self) -> Held:
+        try:
+            self.upstream.wait_held(self.key, self.count, timeout=15)
+        except BaseException:
+            self._finish()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        self.upstream.release(self.key)
+        try:
+            self.responses = [f.result(timeout=REQUEST_TIMEOUT + 5) for f in self._futures]
+        finally:
+            self.upstream.release(self.key)  # in case one arrived after the first release
+            self._pool.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 402 and paid requests on an idle offer
+
+
+@pytest.mark.parametrize("offer", [CAPPED, QWEN, WEATHER], ids=lambda o: o["metadata"]["name"])
+def test_unpaid_request_to_an_idle_offer_gets_the_402_terms_of_its_status(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess, offer: Any
+) -> None:
+    namespace, name = _key(offer)
+    payment = stack.get("serviceoffer", name, namespace)["status"]["payment"]  # type: ignore[index]
+    seen_before, mark = len(upstream.requests()), verifier.mark()
+
+    reply = stack.http("GET", f"{_path(offer)}/v1/models?page=1")
+
+    assert reply.status_code == 402, reply.text
+    body = reply.json()
+    assert json.loads(base64.b64decode(reply.headers["PAYMENT-REQUIRED"])) == body
+    assert body["x402Version"] == 2
+    assert body["resource"]["url"].endswith(f"{_path(offer)}/v1/models?page=1")
+    [terms] = body["accepts"]
+    assert terms == {
+        "scheme": "exact",
+        "network": payment["caip2"],
+        "amount": payment["quote"]["atomic"],
+        "asset": payment["asset"]["address"],
+        "payTo": PAY_TO,
+        "maxTimeoutSeconds": payment["maxTimeoutSeconds"],
+        "extra": {
+            "name": payment["asset"]["eip712Name"],
+            "version": payment["asset"]["eip712Version"],
+            "assetTransferMethod": payment["asset"]["transferMethod"],
+        },
+    }
+    assert "Retry-After" not in reply.headers
+    # The verifier was asked with the public path (URLRewrite runs after forwardAuth), once.
+    [call] = verifier.calls_since(mark)
+    assert (call.path, call.status, call.payer) == (f"{_path(offer)}/v1/models", 402, None)
+    assert len(upstream.requests()) == seen_before
+
+
+def test_the_quotes_are_the_configured_amounts(stack: Stack, shop: None) -> None:
+    """Independent of status: the amounts a seller configured, in atomic units."""
+    capped = quote(stack, _path(CAPPED))["accepts"][0]
+    assert (capped["network"], capped["asset"], capped["amount"]) == (
+        "eip155:8453",
+        BASE_USDC,
+        "2000",  # 0.002 USDC, 6 decimals
+    )
+    # qwen36-fast: 0.002 + (32768 + 8192) tokens x 0.50 USDC/MTok = 0.02248 USDC, worst case.
+    assert quote(stack, _path(QWEN))["accepts"][0]["amount"] == "22480"
+    weather = quote(stack, _path(WEATHER))["accepts"][0]
+    assert (weather["network"], weather["amount"], weather["extra"]["name"]) == (
+        "eip155:84532",
+        "100",  # 0.0001 USDC
+        "USDC",  # base-sepolia's USDC calls itself "USDC", not "USD Coin"
+    )
+
+
+def test_paid_request_reaches_the_upstream_with_rewritten_path_and_verified_payer(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+) -> None:
+    required = quote(stack, _path(CAPPED))
+    mark = verifier.mark()
+    spoofed = {"X-Payment-Payer": PAYER_C, "X-Obol-Offer-Key": "someone/else"}
+
+    reply = stack.http(
+        "POST",
+        f"{_path(CAPPED)}/v1/chat/completions?stream=false",
+        headers={**paid(required, PAYER_A), **spoofed},
+        json={"model": "qwen", "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    assert reply.status_code == 200, reply.text
+    seen = reply.json()
+    assert (seen["method"], seen["path"], seen["query"]) == (
+        "POST",
+        "/v1/chat/completions",
+        "stream=false",
+    )
+    assert seen["body_bytes"] > 0
+    # forwardAuth replaced the client's payer header with the verifier's; the route set the key.
+    assert header(seen["headers"], "X-Payment-Payer") == PAYER_A
+    assert header(seen["headers"], "X-Obol-Offer-Key") == f"{SHOP}/capped"
+    [call] = verifier.calls_since(mark)
+    assert (call.path, call.status) == (f"{_path(CAPPED)}/v1/chat/completions", 200)
+    assert call.payer == PAYER_A
+
+
+def test_malformed_payment_gets_402_not_the_upstream(
+    stack: Stack, shop: None, upstream: HTTPServerProcess
+) -> None:
+    seen_before = len(upstream.requests())
+    reply = stack.http("GET", _path(CAPPED), headers={"PAYMENT-SIGNATURE": "bm90IGpzb24="})
+    assert reply.status_code == 402
+    assert reply.json()["error"].startswith("invalid payment")
+    assert len(upstream.requests()) == seen_before
+
+
+# ---------------------------------------------------------------------------------------------
+# saturation: 429 before 402
+
+
+def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifies(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+) -> None:
+    required = quote(stack, _path(CAPPED))
+    base = _path(CAPPED)
+    # maxInFlight 2: two paid requests held open at the upstream take both slots.
+    holders = [paid(required, PAYER_A), paid(required, PAYER_B)]
+    with Held(stack, upstream, f"{base}/v1/chat/completions", "saturate", holders) as held:
+        mark, seen_before = verifier.mark(), len(upstream.requests())
+
+        unpaid = stack.http("GET", f"{base}/v1/models")
+        paid_too = stack.http(
+            "POST",
+            f"{base}/v1/chat/completions",
+            headers=paid(required, PAYER_C),
+            json={"model": "qwen"},
+        )
+        # Saturation is checked before the body limit, too: 429, not 413.
+        oversized = stack.http("POST", f"{base}/v1/chat/completions", data=b"x" * 4096)
+
+        for reply in (unpaid, paid_too, oversized):
+            assert_busy(reply, 3, f"{SHOP}/capped")
+        assert verifier.calls_since(mark) == [], "the verifier was asked for a rejected request"
+        assert len(upstream.requests()) == seen_before, "a rejected request reached the upstream"
+
+    assert [(r.status_code, r.json()["released"]) for r in held.responses] == [(200, True)] * 2
+    after = stack.http("GET", f"{base}/v1/models")
+    assert after.status_code == 402, after.text
+    assert "Retry-After" not in after.headers
+
+
+def test_per_buyer_limit_rejects_that_buyer_only(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+) -> None:
+    required = quote(stack, _path(QWEN))
+    base = _path(QWEN)
+    # qwen36-fast: perBuyerMaxInFlight 2 (of maxInFlight 8); payer A holds two.
+    holders = [paid(required, PAYER_A), paid(required, PAYER_A)]
+    with Held(stack, upstream, f"{base}/v1/chat/completions", "per-buyer", holders) as held:
+        mark = verifier.mark()
+
+        third_a = stack.http("POST", f"{base}/v1/chat/completions", headers=paid(required, PAYER_A))
+        assert_busy(third_a, 2, "llm-sellers/qwen36-fast")
+        # The per-buyer limit keys on the verified payer, so it runs after the verify-only
+        # /verify (nothing is settled by it): the verifier saw A's third request, once.
+        assert [(c.payer, c.status) for c in verifier.calls_since(mark)] == [(PAYER_A, 200)]
+
+        b = stack.http("POST", f"{base}/v1/chat/completions", headers=paid(required, PAYER_B))
+        assert b.status_code == 200, b.text
+        assert header(b.json()["headers"], "X-Payment-Payer") == PAYER_B
+        assert stack.http("GET", f"{base}/v1/models").status_code == 402  # not saturated
+
+    assert [r.status_code for r in held.responses] == [200, 200]
+
+
+# ---------------------------------------------------------------------------------------------
+# body limit: 413 before 402
+
+
+def test_oversized_body_gets_413_before_any_quote(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+) -> None:
+    required = quote(stack, _path(CAPPED))
+    url = f"{_path(CAPPED)}/v1/chat/completions"
+    mark, seen_before = verifier.mark(), len(upstream.requests())
+
+    # maxBodyBytes 1024 on a non-streaming offer: the buffering step answers 413 before the
+    # verifier is asked, for unpaid and paid requests alike (an oversized request is never charged).
+    unpaid_big = stack.http("POST", url, data=b"x" * 4096)
+    paid_big = stack.http("POST", url, data=b"x" * 4096, headers=paid(required, PAYER_A))
+    for reply in (unpaid_big, paid_big):
+        assert reply.status_code == 413, reply.text
+        assert "PAYMENT-REQUIRED" not in reply.headers
+    assert verifier.calls_since(mark) == []
+    assert len(upstream.requests()) == seen_before
+
+    small = stack.http("POST", url, data=b"x" * 100)
+    assert small.status_code == 402, small.text
+    assert [c.status for c in verifier.calls_since(mark)] == [402]
+    small_paid = stack.http("POST", url, data=b"x" * 1024, headers=paid(required, PAYER_A))
+    assert small_paid.status_code == 200, small_paid.text
+    assert small_paid.json()["body_bytes"] == 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# an offer without a capacity envelope behaves as before
+
+
+def test_offer_without_capacity_is_the_plain_paid_route_it_always_was(
+    stack: Stack, shop: None, kube: KubeClient, upstream: HTTPServerProcess
+) -> None:
+    base = _path(WEATHER)
+    required = quote(stack, f"{base}/forecast")
+    ok = stack.http("GET", f"{base}/forecast?city=berlin", headers=paid(required, PAYER_A))
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["path"], ok.json()["query"]) == ("/forecast", "city=berlin")
+
+    # Six paid requests held at once (a capped offer would have rejected some): all admitted,
+    # and meanwhile unpaid requests still get 402 and paid ones still get through.
+    payers = [f"0x{i:040x}" for i in range(1, 7)]
+    with Held(
+        stack, upstream, f"{base}/forecast", "no-capacity", [paid(required, p) for p in payers]
+    ) as held:
+        assert stack.http("GET", f"{base}/forecast").status_code == 402
+        extra = stack.http("GET", f"{base}/forecast", headers=paid(required, PAYER_B))
+        assert extra.status_code == 200, extra.text
+    assert [r.status_code for r in held.responses] == [200] * 6
+
+    # No admission children: only the forwardAuth Middleware, no busy Service.
+    selector = "obol.org/serviceoffer-name=weather-api"
+    middlewares = kube.list("/apis/traefik.io/v1alpha1/namespaces/tenant-a/middlewares", selector)
+    assert [m["metadata"]["name"] for m in middlewares] == ["so-weather-api-x402"]
+    assert kube.list("/api/v1/namespaces/tenant-a/services", selector) == []
+    status = stack.get("serviceoffer", "weather-api", "tenant-a")["status"]  # type: ignore[index]
+    assert condition(status, "CapacityEnforced")["reason"] == "NotConfigured"
+    assert condition(status, "Ready")["status"] == "True"
+
+
+# ---------------------------------------------------------------------------------------------
+# the CRD's own validation
+
+
+def test_crd_cel_rule_rejects_per_buyer_above_global_at_kubectl_apply(
+    stack: Stack, shop: None
+) -> None:
+    # The CRD's messages are static (b5d7efa: a messageExpression that quoted the values
+    # exceeded the API server's CEL cost budget), so the values are not in the text.
+    path = EXAMPLES / "invalid" / "per-buyer-above-global.yaml"
+    proc = stack.kubectl("apply", "-f", str(path), check=False)
+    assert proc.returncode != 0
+    assert (
+        "spec.capacity.perBuyerMaxInFlight: Invalid value: "
+        "perBuyerMaxInFlight must be <= maxInFlight" in proc.stderr
+    ), proc.stderr
+    assert stack.get("serviceoffer", "per-buyer-above-global", "tenant-a") is None
+
+
+INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", INVALID_EXAMPLES, ids=lambda p: p.stem)
+def test_invalid_example_meets_its_documented_crd_expectation(
+    stack: Stack, shop: None, path: Path
+) -> None:
+    """Each invalid example says what the API server does with it; the real one agrees."""
+    expected = yaml.safe_load(path.read_text())["metadata"]["annotations"][
+        "examples.obol.org/expected-crd-error"
+    ]
+    proc = stack.kubectl("apply", "--dry-run=server", "-f", str(path), check=False)
+    if expected == "accepted":  # only the hook (asset registry) can tell
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0
+        assert expected in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# status, convergence and dynamic-apply
+
+
+def test_status_after_convergence_and_a_second_sync_writes_nothing(
+    stack: Stack, shop: None, driver: Driver, kube: KubeClient
+) -> None:
+    result = driver.converge(SHOP, "capped", ready, timeout=30)
+    status = result.status
+    offer = stack.get("serviceoffer", "capped", SHOP)
+    assert offer is not None and offer["status"] == status
+    generation = offer["metadata"]["generation"]
+    assert status["observedGeneration"] == generation
+    expected = {
+        "Ready": ("True", "Ready"),
+        "RoutePublished": ("True", "Accepted"),  # from Traefik's own HTTPRoute status
+        "CapacityEnforced": ("True", "Enforced"),
+        "PaymentGateReady": ("True", "Published"),
+    }
+    for ctype, (value, reason) in expected.items():
+        found = condition(status, ctype)
+        assert (found.get("status"), found.get("reason")) == (value, reason), found
+        assert found.get("observedGeneration") == generation
+    assert status["capacity"]["state"] == "Unknown"  # in-flight use is not observed here
+    assert status["capacity"]["scalingControlled"] is False
+    assert status["requestLimits"]["enforced"] == ["maxBodyBytes"]
+
+    route = stack.get("httproute", "so-capped", SHOP)
+    assert route is not None
+    [parent] = route["status"]["parents"]
+    assert parent["controllerName"] == "traefik.io/gateway-controller"
+
+    # Every child carries what Metacontroller adds: controller-uid, the controller ownerRef and
+    # the last-applied annotation.
+    uid = offer["metadata"]["uid"]
+    children = set()
+    for version, kind, plural in api.CHILD_TYPES:
+        for child in kube.list(collection_path(version, plural, SHOP), f"controller-uid={uid}"):
+            meta = child["metadata"]
+            assert meta["ownerReferences"] == [
+                {
+                    "apiVersion": "obol.org/v1alpha1",
+                    "kind": "ServiceOffer",
+                    "name": "capped",
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
+            assert api.LAST_APPLIED_ANNOTATION in meta["annotations"]
+            children.add((kind, meta["name"]))
+    assert children == {
+        ("HTTPRoute", "so-capped"),
+        ("Middleware", "so-capped-busy"),
+        ("Middleware", "so-capped-inflight"),
+        ("Middleware", "so-capped-body-limit"),
+        ("Middleware", "so-capped-x402"),
+        ("ConfigMap", "so-capped-pricing"),
+        ("Service", "so-capped-busy"),
+    }
+
+    again = driver.sync(SHOP, "capped")
+    assert again.child_writes == 0, f"an unchanged offer caused child writes: {again.describe()}"
+    assert not again.status_written, "an unchanged offer caused a status write"
+    assert again.status == status
+
+
+def test_invalid_edit_of_a_live_offer_keeps_it_serving_and_reports_invalid_spec(
+    stack: Stack, shop: None, driver: Driver, kube: KubeClient
+) -> None:
+    base = _path(EDITABLE)
+    before = quote(stack, base)["accepts"][0]
+    children_before = owned_children(kube, SHOP, "editable")
+    assert ("HTTPRoute", "so-editable") in children_before
+    assert before["network"] == "eip155:8453"
+
+    # The CRD accepts the network name (it matches the pattern); only the hook's asset
+    # registry knows there is no "solana".
+    stack.kubectl(
+        "patch",
+        "serviceoffer",
+        "editable",
+        "-n",
+        SHOP,
+        "--type=merge",
+        "-p",
+        '{"spec":{"payment":{"network":"solana"}}}',
+    )
+    try:
+        result = driver.sync(SHOP, "editable")
+        invalid = condition(result.status, "Ready")
+        assert (invalid["status"], invalid["reason"]) == ("False", "InvalidSpec"), invalid
+        assert "spec.payment.network" in invalid["message"] and "solana" in invalid["message"]
+        # The children are kept exactly as they were (nothing deleted, nothing changed).
+        assert (result.created, result.deleted) == ([], []), result.describe()
+        assert owned_children(kube, SHOP, "editable") == children_before
+        assert result.status_written
+
+        # The route keeps serving the last valid terms.
+        during = stack.http("GET", base)
+        assert during.status_code == 402
+        assert during.json()["accepts"][0] == before
+        required = during.json()
+        served = stack.http("GET", f"{base}/ping", headers=paid(required, PAYER_A))
+        assert served.status_code == 200, served.text
+    finally:
+        stack.kubectl(
+            "patch",
+            "serviceoffer",
+            "editable",
+            "-n",
+            SHOP,
+            "--type=merge",
+            "-p",
+            '{"spec":{"payment":{"network":"base"}}}',
+        )
+    fixed = driver.converge(SHOP, "editable", ready, timeout=30)
+    assert condition(fixed.status, "Ready")["reason"] == "Ready"
+
+
+# ---------------------------------------------------------------------------------------------
+# the seller's CLI against the real API server
+
+
+def run_obol(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """``obol <args> --kubectl <built kubectl> --context e2e``, KUBECONFIG = this stack."""
+    argv = [*obol_command(), *args, "--kubectl", str(stack.binaries.kubectl), "--context", "e2e"]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env=stack.kubectl_env(), check=False
+    )
+
+
+def test_obol_sell_creates_an_offer_that_converges_and_shows_in_status_and_list(
+    stack: Stack, shop: None, driver: Driver
+) -> None:
+    created = run_obol(
+        stack,
+        "sell",
+        "inference",
+        "cli-qwen",
+        "-n",
+        SHOP,
+        "--upstream",
+        "vllm",
+        "--port",
+        "8000",
+        "--runtime",
+        "openai",
+        "--network",
+        "base-sepolia",
+        "--pay-to",
+        PAY_TO,
+        "--price",
+        "0.001",
+        "--max-inflight",
+        "3",
+        "--retry-after",
+        "4",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "serviceoffer.obol.org/cli-qwen created" in created.stdout, created.stdout
+
+    driver.converge(SHOP, "cli-qwen", ready, timeout=60)
+    stack.wait_for_route(SHOP, "so-cli-qwen", timeout=30)
+    terms = wait_until(
+        lambda: (
+            stack.http("GET", "/services/cli-qwen").status_code == 402
+            and stack.http("GET", "/services/cli-qwen").json()
+        ),
+        timeout=30,
+        what="402 from /services/cli-qwen",
+    )
+    assert terms["accepts"][0]["network"] == "eip155:84532"
+    assert terms["accepts"][0]["amount"] == "1000"
+
+    status = run_obol(stack, "sell", "status", "cli-qwen", "-n", SHOP)
+    assert status.returncode == 0, status.stderr
+    lines = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+        for line in status.stdout.splitlines()
+        if ":" in line
+    }
+    assert lines["Price"] == "0.001 USDC/request on base-sepolia"
+    assert lines["Capacity mode"] == "external-static"
+    assert lines["Scaling"].startswith("scalingControlled=false")
+    assert lines["Max in-flight"] == "3"
+    assert lines["In flight"] == "Unknown"
+    assert lines["Capacity state"] == "Unknown"
+    assert lines["Ready"] == "True"
+    assert lines["Endpoint"] == "/services/cli-qwen"
+
+    as_json = json.loads(
+        run_obol(stack, "sell", "status", "cli-qwen", "-n", SHOP, "-o", "json").stdout
+    )
+    assert as_json["capacity"] == {
+        "mode": "external-static",
+        "scalingControlled": False,
+        "gpuCount": None,
+        "maxInFlight": 3,
+        "perBuyerMaxInFlight": None,
+        "inFlight": "Unknown",
+        "state": "Unknown",
+    }
+
+    listing = run_obol(stack, "sell", "list", "-A")
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    assert rows[0] == [
+        "NAMESPACE",
+        "NAME",
+        "TYPE",
+        "PRICE",
+        "NETWORK",
+        "MAX-IN-FLIGHT",
+        "CAPACITY",
+        "READY",
+    ]
+    mine = next(row for row in rows if row[:2] == [SHOP, "cli-qwen"])
+    assert mine[2:] == [
+        "inference",
+        "0.001",
+        "USDC/request",
+        "base-sepolia",
+        "3",
+        "Unknown",
+        "True",
+    ]
+    names = {(row[0], row[1]) for row in rows[1:]}
+    assert {_key(o) for o in OFFERS} <= names
