@@ -8,12 +8,15 @@ Test design notes:
 - Asserted: ``status.capacity.inFlight/state/source`` (Available below maxInFlight, Saturated at
   and above it), ``status.upstream.httpStatus``, and ``UpstreamHealthy`` True/False/Unknown
   (unhealthy, off, stale); every status validates against the CRD's status schema.
+- The pure core's modules never import this layer (nor sockets, threads or urllib): checked
+  on their source with ``ast``.
 - Saturation uses the engine's running + waiting count: the same quantity Traefik's inFlightReq
   counts for requests that reached the upstream.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +127,27 @@ def test_the_same_observation_gives_the_same_status(engine: StartEngine, observe
     server = engine(vllm_exposition((5,), (0,)))
     watcher = observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000)
     assert synced_status(watcher) == synced_status(watcher)  # no churn between syncs
+
+
+PURE_MODULES = ("admission", "api", "children", "models", "names", "payment", "status", "sync")
+SHELL_ONLY_IMPORTS = (
+    "hooks.observe", "urllib.request", "urllib.error", "socket", "threading",
+    "concurrent.futures", "http.client", "http.server",
+)
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_the_pure_core_never_imports_the_observation_layer(module: str) -> None:
+    tree = ast.parse((ROOT / "hooks" / f"{module}.py").read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    shell = sorted(
+        name for name in imported for banned in SHELL_ONLY_IMPORTS
+        if name == banned or name.startswith(banned + ".")
+    )
+    assert shell == [], f"hooks/{module}.py imports {shell}"
