@@ -163,7 +163,8 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     ):
         # Routing is by port, so two addresses on one port could not be told apart.
         raise SpecError.at(BUSY_BIND, f"uses the same port as {BIND} on another host", busy_bind)
-    # With observation on, status refreshes only on a sync: resync at least once per interval.
+    # With observation on, status refreshes only on a sync: resync every 3 probe intervals when
+    # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.
     settings = replace(
         settings, resync_seconds=resync_after_seconds(settings.resync_seconds, observe)
     )
