@@ -1035,14 +1035,19 @@ class Stack:
         )
         return server
 
-    def start_upstream(self, name: str, *, hold_timeout: float = 60.0) -> HTTPServerProcess:
+    def start_upstream(
+        self, name: str, *, hold_timeout: float = 60.0, vllm_metrics: bool = False
+    ) -> HTTPServerProcess:
         """Start an echo upstream inside the stack's network namespace (see
-        ``upstream_server.py``); expose it with :meth:`expose_endpoints`."""
+        ``upstream_server.py``); expose it with :meth:`expose_endpoints`. ``vllm_metrics``
+        makes it also serve vLLM-style ``/metrics`` (held requests count as running) and
+        ``/health``."""
         if self.netns is None:
             raise StackError("start_upstream needs the network namespace (use_netns=True)")
-        return self._start_server(
-            name, ["--hold-timeout", str(hold_timeout)], in_netns=True, host=self.netns.ns_ip
-        )
+        args = ["--hold-timeout", str(hold_timeout)]
+        if vllm_metrics:
+            args.append("--vllm-metrics")
+        return self._start_server(name, args, in_netns=True, host=self.netns.ns_ip)
 
     def start_responder(
         self,

@@ -30,25 +30,23 @@ Design notes
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import json
-import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from hooks import api
 
+from .buyer import Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import e2e_stack, print_diagnostics_on_failure
 from .driver import Driver, condition, ready
-from .hook_process import HookServer, obol_command, start_hook
+from .hook_process import HookServer, start_hook
 from .kube import KubeClient, collection_path
 from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
-from .verifier_stub import VerifierStub, payment_header
+from .verifier_stub import VerifierStub
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +57,6 @@ PAYER_A = "0x" + "a1" * 20
 PAYER_B = "0x" + "b2" * 20
 PAYER_C = "0x" + "c3" * 20
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
-REQUEST_TIMEOUT = 30.0
 HOLD_TIMEOUT = 25.0
 
 CAPPED: dict[str, Any] = {
@@ -198,97 +195,6 @@ def _diagnostics_on_failure(request: pytest.FixtureRequest, stack: Stack) -> Ite
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def header(headers: Mapping[str, Any], name: str) -> Any:
-    """A header from a JSON dict of headers (the echo upstream's), case-insensitively."""
-    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
-
-
-def quote(stack: Stack, path: str) -> dict[str, Any]:
-    """The x402 v2 PaymentRequired of an unpaid GET (asserting the 402 on the way)."""
-    reply = stack.http("GET", path)
-    assert reply.status_code == 402, f"{path}: {reply.status_code} {reply.text[:300]}"
-    required: dict[str, Any] = reply.json()
-    return required
-
-
-def paid(required: Mapping[str, Any], payer: str) -> dict[str, str]:
-    """Headers of a request paid by ``payer`` for the first ``accepts`` entry of a 402."""
-    value = payment_header(required["accepts"][0], payer, required["resource"]["url"])
-    return {"PAYMENT-SIGNATURE": value}
-
-
-def assert_busy(reply: requests.Response, retry_after: int, offer: str) -> None:
-    """429 from the busy responder: Retry-After, JSON, and nothing of x402 in it."""
-    assert reply.status_code == 429, f"{reply.status_code} {dict(reply.headers)} {reply.text}"
-    assert reply.headers.get("Retry-After") == str(retry_after)
-    assert reply.headers.get("Content-Type", "").startswith("application/json")
-    assert "PAYMENT-REQUIRED" not in reply.headers
-    body = reply.json()
-    assert body["error"] == "offer_saturated"
-    assert body["retryAfterSeconds"] == retry_after
-    assert body["offer"] == offer
-    assert "accepts" not in body and "x402Version" not in body
-
-
-def owned_children(kube: KubeClient, namespace: str, offer: str) -> dict[tuple[str, str], Any]:
-    """The offer's children as they are stored: (kind, name) -> spec (data for ConfigMaps)."""
-    parent = kube.get(f"/apis/obol.org/v1alpha1/namespaces/{namespace}/serviceoffers/{offer}")
-    assert parent is not None
-    selector = f"controller-uid={parent['metadata']['uid']}"
-    found: dict[tuple[str, str], Any] = {}
-    for version, kind, plural in api.CHILD_TYPES:
-        for child in kube.list(collection_path(version, plural, namespace), selector):
-            found[(kind, child["metadata"]["name"])] = child.get("spec", child.get("data"))
-    return found
-
-
-class Held:
-    """Requests sent concurrently and held open at the upstream under one key until released.
-
-    Use as a context manager: entering waits until all of them are held; leaving releases them
-    (also when the test failed) and collects the responses in :attr:`responses`.
-    """
-
-    def __init__(
-        self,
-        stack: Stack,
-        upstream: HTTPServerProcess,
-        path: str,
-        key: str,
-        headers: list[dict[str, str]],
-    ) -> None:
-        self.upstream = upstream
-        self.key = key
-        self.count = len(headers)
-        self.responses: list[requests.Response] = []
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.count)
-        self._futures = [
-            self._pool.submit(
-                stack.http, "GET", f"{path}?hold={key}", headers=h, timeout=REQUEST_TIMEOUT
-            )
-            for h in headers
-        ]
-
-    def __enter__(self) -> Held:
-        try:
-            self.upstream.wait_held(self.key, self.count, timeout=15)
-        except BaseException:
-            self._finish()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        self.upstream.release(self.key)
-        try:
-            self.responses = [f.result(timeout=REQUEST_TIMEOUT + 5) for f in self._futures]
-        finally:
-            self.upstream.release(self.key)  # in case one arrived after the first release
-            self._pool.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,14 +577,6 @@ def test_invalid_edit_of_a_live_offer_keeps_it_serving_and_reports_invalid_spec(
 
 # ---------------------------------------------------------------------------------------------
 # the seller's CLI against the real API server
-
-
-def run_obol(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """``obol <args> --kubectl <built kubectl> --context e2e``, KUBECONFIG = this stack."""
-    argv = [*obol_command(), *args, "--kubectl", str(stack.binaries.kubectl), "--context", "e2e"]
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=60, env=stack.kubectl_env(), check=False
-    )
 
 
 def test_obol_sell_creates_an_offer_that_converges_and_shows_in_status_and_list(

@@ -13,6 +13,11 @@ Modes
 - fixed (``--fixed-status``): answers every request with that status, the ``--fixed-header`` headers
   and the ``--fixed-body`` body; used as the 429 responder behind Traefik's ``errors`` middleware.
   It still logs requests and serves ``/__e2e/requests``.
+- ``--vllm-metrics`` (echo mode): also play a vLLM engine for the hook's observation layer.
+  ``GET /metrics`` answers the Prometheus text format with ``vllm:num_requests_running`` = the
+  number of requests held right now (all keys) and ``vllm:num_requests_waiting`` 0, and
+  ``GET /health`` answers 200 with an empty body, as vLLM does. These two are not logged in
+  ``/__e2e/requests`` (the hook probes them every second or so).
 
 The first line printed on stdout is ``LISTENING <host> <port>``; the parent reads it to learn the
 port when ``--port 0`` is given.
@@ -64,7 +69,21 @@ class State:
         return count
 
 
-def make_handler(state: State, fixed: dict[str, Any] | None) -> type[BaseHTTPRequestHandler]:
+def vllm_metrics(running: int) -> bytes:
+    """A vLLM-style exposition with the two gauges the hook's observer reads."""
+    return (
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        f'vllm:num_requests_running{{model_name="e2e"}} {float(running)}\n'
+        "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        'vllm:num_requests_waiting{model_name="e2e"} 0.0\n'
+    ).encode()
+
+
+def make_handler(
+    state: State, fixed: dict[str, Any] | None, engine: bool = False
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "obol-e2e-upstream"
@@ -101,6 +120,15 @@ def make_handler(state: State, fixed: dict[str, Any] | None) -> type[BaseHTTPReq
             }
             if url.path.startswith(CONTROL_PREFIX):
                 self._control(url.path[len(CONTROL_PREFIX) :], query)
+                return
+            if engine and fixed is None and self.command == "GET" and url.path == "/metrics":
+                with state.lock:
+                    running = sum(state.held.values())
+                content_type = "text/plain; version=0.0.4; charset=utf-8"
+                self._send(200, vllm_metrics(running), {"Content-Type": content_type})
+                return
+            if engine and fixed is None and self.command == "GET" and url.path == "/health":
+                self._send(200, b"", {})
                 return
             with state.lock:
                 state.log.append(seen)
@@ -163,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed-status", type=int, help="fixed mode: status to answer with")
     ap.add_argument("--fixed-header", action="append", default=[], metavar="NAME: VALUE")
     ap.add_argument("--fixed-body", default="", help="fixed mode: response body")
+    ap.add_argument(
+        "--vllm-metrics",
+        action="store_true",
+        help="echo mode: also serve vLLM-style /metrics (held requests as running) and /health",
+    )
     args = ap.parse_args(argv)
 
     fixed = None
@@ -174,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         fixed = {"status": args.fixed_status, "headers": headers, "body": args.fixed_body.encode()}
 
     state = State(args.name, args.hold_timeout)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(state, fixed))
+    handler = make_handler(state, fixed, args.vllm_metrics)
+    server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     port = server.server_address[1]
     print(f"LISTENING {args.host} {port}", flush=True)
