@@ -144,39 +144,20 @@ def _middleware(
     }
 
 
-def build_global_in_flight(
-    namespace: str, offer: str, names: ChildNames, amount: int, settings: Settings
+def build_in_flight(
+    namespace: str, offer: str, name: str, component: str, amount: int, key_header: str
 ) -> Manifest:
-    """inFlightReq shared by every buyer, keyed on the header the route sets (step 3)."""
+    """inFlightReq allowing ``amount`` requests per value of ``key_header`` (steps 3 and 6).
+
+    Step 3 keys on the header the route sets (one bucket per offer); step 6 on the payer header
+    forwardAuth copies from the verifier (one bucket per verified buyer).
+    """
     return _middleware(
         namespace,
         offer,
-        names.global_in_flight,
-        "global-in-flight",
-        {
-            "inFlightReq": {
-                "amount": amount,
-                "sourceCriterion": {"requestHeaderName": settings.admission_key_header},
-            }
-        },
-    )
-
-
-def build_buyer_in_flight(
-    namespace: str, offer: str, names: ChildNames, amount: int, settings: Settings
-) -> Manifest:
-    """inFlightReq per verified payer, keyed on the header forwardAuth sets (step 6)."""
-    return _middleware(
-        namespace,
-        offer,
-        names.buyer_in_flight,
-        "buyer-in-flight",
-        {
-            "inFlightReq": {
-                "amount": amount,
-                "sourceCriterion": {"requestHeaderName": settings.payer_header},
-            }
-        },
+        name,
+        component,
+        {"inFlightReq": {"amount": amount, "sourceCriterion": {"requestHeaderName": key_header}}},
     )
 
 
@@ -287,8 +268,13 @@ def admission_children(
             build_busy_errors(namespace, offer, names, capacity.retry_after_seconds, settings)
         )
         children.append(
-            build_global_in_flight(
-                namespace, offer, names, limits.per_replica_max_in_flight, settings
+            build_in_flight(
+                namespace,
+                offer,
+                names.global_in_flight,
+                "global-in-flight",
+                limits.per_replica_max_in_flight,
+                settings.admission_key_header,
             )
         )
     if limits.body_limit_bytes is not None:
@@ -296,8 +282,13 @@ def admission_children(
     children.append(build_forward_auth(namespace, offer, names, settings))
     if limits.per_replica_buyer_max_in_flight is not None:
         children.append(
-            build_buyer_in_flight(
-                namespace, offer, names, limits.per_replica_buyer_max_in_flight, settings
+            build_in_flight(
+                namespace,
+                offer,
+                names.buyer_in_flight,
+                "buyer-in-flight",
+                limits.per_replica_buyer_max_in_flight,
+                settings.payer_header,
             )
         )
     if capacity is not None:
