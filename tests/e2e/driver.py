@@ -115,9 +115,9 @@ class SyncResult:
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
-    # For each update: what it changed, as a JSON merge patch from the observed object (the
-    # last-applied annotation left out), like Metacontroller's "Diff between observed and desired".
-    diffs: dict[str, Any] = field(default_factory=dict)
+    # For each update: what it changed in the observed object (the last-applied annotation left
+    # out), like Metacontroller's "Diff between observed and desired" log line.
+    diffs: dict[str, list[str]] = field(default_factory=dict)
     status_written: bool = False
     errors: list[str] = field(default_factory=list)
     skipped_children: bool = False  # the parent is being deleted: children were left alone
@@ -139,7 +139,7 @@ class SyncResult:
             f" deleted={self.deleted} adopted={self.adopted} status_written={self.status_written}"
         )
         if self.diffs:
-            text += f" diffs={go_json(self.diffs)}"
+            text += f" changes={self.diffs}"
         return text
 
 
@@ -248,19 +248,27 @@ def apply_update(observed: Obj, desired: Obj) -> Obj:
     return merged  # type: ignore[no-any-return]
 
 
-def merge_patch(old: Any, new: Any) -> Any:
-    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return copy.deepcopy(new)
-    patch: Obj = {}
-    for key in old.keys() - new.keys():
-        patch[key] = None
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            patch[key] = merge_patch(old[key], value)
-    return patch
+def changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Every leaf that differs between ``old`` and ``new``, as ``path: old -> new`` lines
+    (``<absent>`` for a missing field), for readable failure messages."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: list[str] = []
+        for key in sorted(old.keys() | new.keys()):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                found.append(f"{sub}: {go_json(old[key])} -> <absent>")
+            elif key not in old:
+                found.append(f"{sub}: <absent> -> {go_json(new[key])}")
+            else:
+                found += changes(old[key], new[key], sub)
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            c
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for c in changes(a, b, f"{path}[{i}]")
+        ]
+    return [] if old == new else [f"{path}: {go_json(old)} -> {go_json(new)}"]
 
 
 def _without_last_applied(obj: Obj) -> Obj:
@@ -539,7 +547,7 @@ class Driver:
                 result.errors.append(f"can't update {_describe(kind, new)}: {exc}")
             return
         result.updated.append(_describe(kind, new))
-        result.diffs[_describe(kind, new)] = merge_patch(
+        result.diffs[_describe(kind, new)] = changes(
             _without_last_applied(old), _without_last_applied(new)
         )
 

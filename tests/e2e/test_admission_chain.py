@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from hooks import api
 
 from .buyer import Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import e2e_stack, print_diagnostics_on_failure
-from .driver import Driver, condition, ready
+from .driver import Driver, HookError, condition, ready
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient, collection_path
 from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
@@ -299,8 +300,19 @@ def test_malformed_payment_gets_402_not_the_upstream(
 # saturation: 429 before 402
 
 
+def busy_responses(hook: HookServer, namespace: str) -> float:
+    """The hook's ``obol_hook_busy_responses_total`` for one namespace (all workers)."""
+    text = requests.get(f"{hook.sync_url}/metrics", timeout=5).text
+    prefix = f'obol_hook_busy_responses_total{{namespace="{namespace}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
 def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifies(
-    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+    stack: Stack,
+    shop: None,
+    verifier: VerifierStub,
+    upstream: HTTPServerProcess,
+    hook: HookServer,
 ) -> None:
     required = quote(stack, _path(CAPPED))
     base = _path(CAPPED)
@@ -308,6 +320,7 @@ def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifi
     holders = [paid(required, PAYER_A), paid(required, PAYER_B)]
     with Held(stack, upstream, f"{base}/v1/chat/completions", "saturate", holders) as held:
         mark, seen_before = verifier.mark(), len(upstream.requests())
+        busy_before = busy_responses(hook, SHOP)
 
         unpaid = stack.http("GET", f"{base}/v1/models")
         paid_too = stack.http(
@@ -323,6 +336,9 @@ def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifi
             assert_busy(reply, 3, f"{SHOP}/capped")
         assert verifier.calls_since(mark) == [], "the verifier was asked for a rejected request"
         assert len(upstream.requests()) == seen_before, "a rejected request reached the upstream"
+        # The bodies came from the hook's own busy responder, through the offer's
+        # ExternalName Service, once per rejected request.
+        assert busy_responses(hook, SHOP) - busy_before == 3
 
     assert [(r.status_code, r.json()["released"]) for r in held.responses] == [(200, True)] * 2
     after = stack.http("GET", f"{base}/v1/models")
@@ -459,7 +475,7 @@ def test_invalid_example_meets_its_documented_crd_expectation(
 # status, convergence and dynamic-apply
 
 
-def test_status_after_convergence_and_a_second_sync_writes_nothing(
+def test_status_after_convergence_reports_ready_route_published_and_capacity_enforced(
     stack: Stack, shop: None, driver: Driver, kube: KubeClient
 ) -> None:
     result = driver.converge(SHOP, "capped", ready, timeout=30)
@@ -516,10 +532,54 @@ def test_status_after_convergence_and_a_second_sync_writes_nothing(
         ("Service", "so-capped-busy"),
     }
 
+    children = owned_children(kube, SHOP, "capped")
     again = driver.sync(SHOP, "capped")
-    assert again.child_writes == 0, f"an unchanged offer caused child writes: {again.describe()}"
-    assert not again.status_written, "an unchanged offer caused a status write"
-    assert again.status == status
+    assert again.status == status and not again.status_written
+    assert owned_children(kube, SHOP, "capped") == children
+
+
+def test_a_second_sync_of_unchanged_offers_writes_nothing(
+    stack: Stack, shop: None, driver: Driver
+) -> None:
+    """Metacontroller's dynamic-apply PUTs a child whenever the three-way merge of (observed,
+    last-applied, desired) differs from the observed object; for a converged, unchanged offer
+    the hook's children must merge to exactly what the API server stored."""
+    for offer in OFFERS:
+        driver.converge(*_key(offer), ready, timeout=30)
+    route_versions = {
+        offer["metadata"]["name"]: _resource_version(stack, offer) for offer in OFFERS
+    }
+    results = [driver.sync(*_key(offer)) for offer in OFFERS]
+    writes = [r.describe() for r in results if r.writes]
+    # Whether the PUT was a no-op for the API server (same resourceVersion: no watch event,
+    # so no sync loop) is printed with the failure; either way it is a wasted write per sync.
+    after = {offer["metadata"]["name"]: _resource_version(stack, offer) for offer in OFFERS}
+    assert writes == [], (
+        f"unchanged offers caused writes: {writes}; HTTPRoute resourceVersions before"
+        f" {route_versions} and after {after}"
+    )
+
+
+def _resource_version(stack: Stack, offer: Mapping[str, Any]) -> str:
+    namespace, name = _key(offer)
+    route = stack.get("httproute", f"so-{name}", namespace)
+    assert route is not None
+    return str(route["metadata"]["resourceVersion"])
+
+
+def test_a_failed_hook_call_changes_nothing(
+    stack: Stack, shop: None, kube: KubeClient, hook: HookServer
+) -> None:
+    """Like Metacontroller, the driver changes nothing when the hook does not answer 200. The
+    hook's busy listener refuses /sync (404), which makes a real failed call."""
+    wrong = Driver(kube, f"{hook.busy_url}/sync")
+    offer = stack.get("serviceoffer", "capped", SHOP)
+    children = owned_children(kube, SHOP, "capped")
+    with pytest.raises(HookError) as failure:
+        wrong.sync(SHOP, "capped")
+    assert failure.value.status == 404
+    assert owned_children(kube, SHOP, "capped") == children
+    assert stack.get("serviceoffer", "capped", SHOP) == offer
 
 
 def test_invalid_edit_of_a_live_offer_keeps_it_serving_and_reports_invalid_spec(
