@@ -180,12 +180,12 @@ def shop(stack: Stack, driver: Driver, upstream: HTTPServerProcess, verifier: Ve
     for offer in OFFERS:
         namespace, name = _key(offer)
         stack.wait_for_route(namespace, f"so-{name}", timeout=30)
-        wait_until(
-            lambda offer=offer: stack.http("GET", _path(offer)).status_code == 402,
-            timeout=30,
-            what=f"402 from {_path(offer)} through Traefik",
-            interval=0.3,
-        )
+        path = _path(offer)
+
+        def quoted(path: str = path) -> bool:
+            return stack.http("GET", path).status_code == 402
+
+        wait_until(quoted, timeout=30, what=f"402 from {path} through Traefik", interval=0.3)
 
 
 @pytest.fixture(autouse=True)
@@ -506,7 +506,7 @@ def test_status_after_convergence_reports_ready_route_published_and_capacity_enf
     # Every child carries what Metacontroller adds: controller-uid, the controller ownerRef and
     # the last-applied annotation.
     uid = offer["metadata"]["uid"]
-    children = set()
+    children: set[tuple[str, str]] = set()
     for version, kind, plural in api.CHILD_TYPES:
         for child in kube.list(collection_path(version, plural, SHOP), f"controller-uid={uid}"):
             meta = child["metadata"]
@@ -532,10 +532,10 @@ def test_status_after_convergence_reports_ready_route_published_and_capacity_enf
         ("Service", "so-capped-busy"),
     }
 
-    children = owned_children(kube, SHOP, "capped")
+    stored = owned_children(kube, SHOP, "capped")
     again = driver.sync(SHOP, "capped")
     assert again.status == status and not again.status_written
-    assert owned_children(kube, SHOP, "capped") == children
+    assert owned_children(kube, SHOP, "capped") == stored
 
 
 def test_a_second_sync_of_unchanged_offers_writes_nothing(
