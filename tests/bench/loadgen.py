@@ -1,0 +1,221 @@
+"""Drive ``wrk`` against a server and collect what one run measured.
+
+* :func:`wrk_run`: one closed-loop wrk run (``-t2 -cN -dS --latency --timeout 10s``, the method of
+  shared/reference/perf-baseline.md) with ``post.lua``; requests/s, latency percentiles, errors,
+  and the server's own CPU time per request from ``/proc`` (master + workers).
+* :func:`storm_run`: one resync storm with ``storm.lua``: every pre-generated request sent once
+  over N persistent wrk connections (one wrk thread), each answer checked for status 200 and for
+  the ``status.endpoint`` of one of the offers, wall time from the first request to the last
+  answer measured inside wrk (CLOCK_MONOTONIC), then wrk is ended with SIGINT.
+
+wrk, not a Python client, generates the load: it costs about 10-40 % of one core at these rates,
+where a Python client on the same two cores would compete with the server for CPU and measure
+itself as much as the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.bench.servers import Server
+
+HERE = Path(__file__).resolve().parent
+POST_LUA = HERE / "post.lua"
+STORM_LUA = HERE / "storm.lua"
+WRK_TIMEOUT = "10s"  # Metacontroller's default hook timeout; wrk's own default is 2 s
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """One wrk run."""
+
+    label: str
+    connections: int
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: dict[str, int]
+    server_cpu_us_per_request: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The median of several runs of one configuration, with the per-run values kept."""
+
+    label: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu_us_per_request: float
+    errors: dict[str, int]
+    runs: list[WrkResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        data = asdict(self)
+        data["runs"] = [run.as_dict() for run in self.runs]
+        return data
+
+
+def require_wrk() -> str:
+    """The wrk binary, or a clear error telling how to install it."""
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
+    return found
+
+
+def _summary_line(output: str, marker: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith(marker + " "):
+            parsed = orjson.loads(line[len(marker) + 1 :])
+            assert isinstance(parsed, dict)
+            return parsed
+    raise RuntimeError(f"wrk printed no {marker} line:\n{output}")
+
+
+def wrk_run(
+    server: Server,
+    label: str,
+    url: str,
+    connections: int,
+    seconds: float,
+    method: str = "GET",
+    body_file: Path | None = None,
+) -> WrkResult:
+    """One wrk run; the server's CPU is read from /proc before and after."""
+    threads = min(2, connections)
+    command = [
+        require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+        "--timeout", WRK_TIMEOUT, "-s", str(POST_LUA), url, "--", method,
+    ]  # fmt: skip
+    if body_file is not None:
+        command.append(str(body_file))
+    cpu_before = server.cpu_seconds()
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    cpu_after = server.cpu_seconds()
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}")
+    data = _summary_line(completed.stdout, "BENCH_JSON")
+    requests = int(data["requests"])
+    duration = data["duration_us"] / 1e6
+    latency = data["latency_us"]
+    return WrkResult(
+        label=label,
+        connections=connections,
+        seconds=duration,
+        requests=requests,
+        rps=requests / duration,
+        p50_ms=latency["p50"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000,
+        errors={key: int(value) for key, value in data["errors"].items()},
+        server_cpu_us_per_request=(cpu_after - cpu_before) / max(requests, 1) * 1e6,
+    )
+
+
+def summarize(runs: list[WrkResult]) -> Summary:
+    """Median of each metric over the runs (like the baseline), errors summed."""
+    errors: dict[str, int] = {}
+    for run in runs:
+        for key, value in run.errors.items():
+            errors[key] = errors.get(key, 0) + value
+    return Summary(
+        label=runs[0].label,
+        connections=runs[0].connections,
+        rps=statistics.median(run.rps for run in runs),
+        p50_ms=statistics.median(run.p50_ms for run in runs),
+        p99_ms=statistics.median(run.p99_ms for run in runs),
+        server_cpu_us_per_request=statistics.median(run.server_cpu_us_per_request for run in runs),
+        errors=errors,
+        runs=runs,
+    )
+
+
+@dataclass(frozen=True)
+class StormResult:
+    """One resync storm."""
+
+    connections: int
+    requests: int
+    ok: int
+    not_ok: int
+    wrong: int
+    distinct: int
+    wall_s: float
+    socket_errors: dict[str, int]
+    server_cpu_us_per_request: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+def storm_run(
+    server: Server, bodies: Path, endpoints: Path, connections: int, bound_s: float = 120.0
+) -> StormResult:
+    """Send every body once over ``connections`` connections; wall time first request..last."""
+    command = [
+        require_wrk(), "-t1", f"-c{connections}", f"-d{bound_s:g}s", "--timeout", WRK_TIMEOUT,
+        "-s", str(STORM_LUA), server.sync_url, "--", str(bodies), str(endpoints),
+    ]  # fmt: skip
+    cpu_before = server.cpu_seconds()
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + bound_s + 30
+    done: dict[str, Any] | None = None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("STORM_DONE "):
+            done = orjson.loads(line[len("STORM_DONE ") :])
+            cpu_after = server.cpu_seconds()
+            process.send_signal(signal.SIGINT)  # wrk would otherwise sleep out -d
+            break
+        if time.monotonic() > deadline:
+            break
+    remaining, errors_text = process.communicate(timeout=30)
+    lines.append(remaining)
+    if done is None:
+        raise RuntimeError(f"storm did not finish: {''.join(lines)}\n{errors_text}")
+    summary = _summary_line("".join(lines), "BENCH_JSON")
+    return StormResult(
+        connections=connections,
+        requests=int(done["requests"]),
+        ok=int(done["ok"]),
+        not_ok=int(done["not_ok"]),
+        wrong=int(done["wrong"]),
+        distinct=int(done["distinct"]),
+        wall_s=float(done["wall_s"]),
+        socket_errors={
+            key: int(value) for key, value in summary["errors"].items() if key != "status"
+        },
+        server_cpu_us_per_request=(cpu_after - cpu_before) / max(int(done["requests"]), 1) * 1e6,
+    )
+
+
+def loadgen_cpu_count() -> int:
+    """CPUs this process may use (the load generator shares them with the server)."""
+    return len(os.sched_getaffinity(0))

@@ -1,0 +1,604 @@
+"""Benchmarks of the sync hook, side by side with a bare ceiling, in one run and one table.
+
+    python tests/bench/run.py            # full: wrk 3 x 15 s per configuration (about 10 min)
+    python tests/bench/run.py --quick    # 1 x 3 s per configuration (about 1.5 min)
+    python tests/bench/run.py --json results.json --markdown results.md
+    python tests/bench/run.py --profile  # where sync() and one POST /sync spend their time
+
+What is measured (method of shared/reference/perf-baseline.md: same machine, wrk closed loop,
+``--timeout 10s``, 3 runs per configuration and the median of each metric):
+
+1. The pure core in-process (:mod:`micro`): ``sync()`` per call, median and p99, for a small new
+   offer and for fixture 02 (full envelope, 8 existing children with server-set fields); plus
+   parse + sync + dump through ``handle_sync_body`` and one whole WSGI call of each app
+   (:mod:`wsgi_cost`) for context.
+2. ``POST /sync`` through the real server started like production (``obol hook serve``, default
+   workers) and through the bare app on the same gunicorn config (:mod:`bare_app`), runs
+   alternating between the two, at 16 and 64 connections. Twice: with fixture 02 as the one
+   body every time (after the first request every worker answers it from its answer cache), and
+   cycling through 4,096 copies of fixture 02 that differ only in ``resourceVersion`` (more than
+   the 2 x 1,024 cache entries, so every request is a miss and runs the whole hook).
+3. The busy responder (``GET /busy/<ns>/<name>?retryAfter=2`` on the busy port) against the bare
+   app's fixed 429, at 16 and 64 connections.
+4. A resync storm (:mod:`storm`): 10,000 distinct offers' requests sent once each by wrk over 5
+   and over 50 persistent connections (Metacontroller ``--workers 5`` / ``50``), every answer
+   checked for status 200 and for its offer's endpoint; wall time first request to last answer.
+
+The load generator is wrk on the same cores as the server (loopback only); a Python client
+would compete with the server for CPU and for its own GIL. The server's CPU time per request is
+read from ``/proc`` for the gunicorn master and its workers, which does not depend on how much
+CPU wrk took. Other processes on the machine make every number worse: the load average is
+recorded before and after, and a warning is printed when the machine was not idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+
+from tests.bench import loadgen, micro, storm  # noqa: E402
+from tests.bench.loadgen import StormResult, Summary, WrkResult  # noqa: E402
+from tests.bench.servers import Server, run_server  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SYNC_MEDIAN_TARGET_US = 60.0
+HTTP_RATIO_TARGET = 0.90
+P99_TARGET_MS = 25.0
+BUSY_RATIO_TARGET = 1.0
+STORM_TARGET_S = 5.0
+STORM_OFFERS = 10_000
+CACHE_MISS_VARIANTS = 4096
+CONNECTIONS = (16, 64)
+STORM_CONNECTIONS = (5, 50)
+BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2"
+BASELINE = {  # shared/reference/perf-baseline.md, 2-vCPU AMD EPYC VM, stand-in hook
+    "parse_sync_dump_us": 66.9,
+    "bare_rps": {16: 5055, 64: 5039},
+    "standin_rps": {16: 3538, 64: 3777},
+    "bare_cpu_us": 313,
+    "standin_cpu_us": 439,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how often to measure."""
+
+    iterations: int
+    runs: int
+    seconds: float
+    warmup_seconds: float
+    storm_runs: int
+
+
+FULL = Plan(iterations=20_000, runs=3, seconds=15, warmup_seconds=3, storm_runs=3)
+QUICK = Plan(iterations=3_000, runs=1, seconds=3, warmup_seconds=1, storm_runs=1)
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    measurement: str
+    result: str
+    target: str
+    ratio: float | None
+    verdict: str  # ok | miss | info
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return dict(self.__dict__)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str:
+    completed = subprocess.run(
+        [loadgen.require_wrk(), "--version"], capture_output=True, text=True, check=False
+    )
+    first = (completed.stdout or completed.stderr).splitlines()
+    return first[0].split(" Copyright")[0] if first else "unknown"
+
+
+def load_average() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "gunicorn": _version("gunicorn"),
+        "flask": _version("flask"),
+        "werkzeug": _version("werkzeug"),
+        "orjson": _version("orjson"),
+        "pydantic": _version("pydantic"),
+        "wrk": _wrk_version(),
+        "hook": _version("obol-serviceoffer-hook"),
+        "git": _git_revision(),
+    }
+
+
+def _git_revision() -> str:
+    completed = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "hooks"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    revision = completed.stdout.strip() or "unknown"
+    return revision + ("+dirty hooks/" if dirty.stdout.strip() else "")
+
+
+def listen_overflows() -> int:
+    """System-wide TcpExt ListenOverflows (a full accept queue drops connections)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def wsgi_cost(iterations: int) -> dict[str, Any]:
+    """One WSGI call of each app in a fresh process (see wsgi_cost.py)."""
+    completed = subprocess.run(
+        [sys.executable, str(HERE / "wsgi_cost.py"), str(iterations)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = orjson.loads(completed.stdout.strip().splitlines()[-1])
+    assert isinstance(result, dict)
+    return result
+
+
+def write_bodies(directory: Path) -> tuple[Path, Path]:
+    """Fixture 02 once (cache hits), and 4,096 copies differing in resourceVersion (misses)."""
+    request = micro.full_request()
+    same = directory / "fixture02.jsonl"
+    same.write_bytes(orjson.dumps(request) + b"\n")
+    varied = directory / "fixture02-varied.jsonl"
+    with varied.open("wb") as out:
+        for index in range(CACHE_MISS_VARIANTS):
+            request["parent"]["metadata"]["resourceVersion"] = str(100_000 + index)
+            out.write(orjson.dumps(request) + b"\n")
+    return same, varied
+
+
+def side_by_side(
+    hook: Server,
+    bare: Server,
+    plan: Plan,
+    url_of: Callable[[Server], str],
+    method: str,
+    body_file: Path | None,
+    label: str,
+) -> dict[int, dict[str, Summary]]:
+    """Runs alternating hook / bare at each connection count; medians per configuration."""
+    results: dict[int, dict[str, Summary]] = {}
+    for connections in CONNECTIONS:
+        runs: dict[str, list[WrkResult]] = {"hook": [], "bare": []}
+        for _ in range(plan.runs):
+            for name, server in (("hook", hook), ("bare", bare)):
+                runs[name].append(
+                    loadgen.wrk_run(
+                        server,
+                        f"{label} {name}",
+                        url_of(server),
+                        connections,
+                        plan.seconds,
+                        method,
+                        body_file,
+                    )
+                )
+        results[connections] = {name: loadgen.summarize(found) for name, found in runs.items()}
+        hook_rps, bare_rps = results[connections]["hook"].rps, results[connections]["bare"].rps
+        progress(f"{label} c={connections}: hook {hook_rps:,.0f} req/s, bare {bare_rps:,.0f}")
+    return results
+
+
+def run_storms(hook: Server, plan: Plan, bodies: Path, endpoints: Path) -> dict[int, Any]:
+    """The resync storm at 5 and 50 connections; the median wall time of each."""
+    results: dict[int, Any] = {}
+    for connections in STORM_CONNECTIONS:
+        runs: list[StormResult] = [
+            loadgen.storm_run(hook, bodies, endpoints, connections) for _ in range(plan.storm_runs)
+        ]
+        results[connections] = {
+            "wall_s": statistics.median(run.wall_s for run in runs),
+            "server_cpu_us_per_request": statistics.median(
+                run.server_cpu_us_per_request for run in runs
+            ),
+            "runs": [run.as_dict() for run in runs],
+        }
+        progress(f"storm c={connections}: {results[connections]['wall_s']:.2f} s")
+    return results
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- table
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "miss"
+
+
+def _errors_of(summaries: list[Summary], expected_status_errors: bool = False) -> int:
+    total = 0
+    for summary in summaries:
+        for key, value in summary.errors.items():
+            if key == "status" and expected_status_errors:
+                continue
+            total += value
+    return total
+
+
+def build_rows(results: dict[str, Any]) -> list[Row]:
+    """The table, from the raw results."""
+    rows: list[Row] = []
+    micro_results = results["micro"]
+    small, full, path = (
+        micro_results["small"],
+        micro_results["full"],
+        micro_results["full_http_path"],
+    )
+    rows.append(
+        Row(
+            "sync() small offer (weather example, new): median / p99",
+            f"{small['median_us']:.1f} / {small['p99_us']:.1f} µs",
+            "-",
+            None,
+            "info",
+        )
+    )
+    rows.append(
+        Row(
+            "sync() full envelope + 8 existing children (fixture 02): median / p99",
+            f"{full['median_us']:.1f} / {full['p99_us']:.1f} µs",
+            f"median <= {SYNC_MEDIAN_TARGET_US:.0f} µs",
+            full["median_us"] / SYNC_MEDIAN_TARGET_US,
+            _verdict(full["median_us"] <= SYNC_MEDIAN_TARGET_US),
+        )
+    )
+    rows.append(
+        Row(
+            "parse+sync+dump, orjson (handle_sync_body, fixture 02, no cache): median / p99",
+            f"{path['median_us']:.1f} / {path['p99_us']:.1f} µs",
+            f"stand-in baseline {BASELINE['parse_sync_dump_us']} µs",
+            path["median_us"] / BASELINE["parse_sync_dump_us"],
+            "info",
+        )
+    )
+    wsgi = results["wsgi"]
+    rows.append(
+        Row(
+            "one WSGI call POST /sync in-process, hook (cache on) vs bare: median",
+            f"{wsgi['hook']['median_us']:.0f} vs {wsgi['bare']['median_us']:.0f} µs",
+            "-",
+            wsgi["hook"]["median_us"] / wsgi["bare"]["median_us"],
+            "info",
+        )
+    )
+    for key, title in (
+        ("sync_same", "same body: cache hit"),
+        ("sync_varied", "4,096 bodies: miss"),
+    ):
+        for connections, pair in results[key].items():
+            hook, bare = pair["hook"], pair["bare"]
+            ratio = hook.rps / bare.rps
+            rows.append(
+                Row(
+                    f"POST /sync fixture 02 ({title}) c={connections}: req/s hook vs bare",
+                    f"{hook.rps:,.0f} vs {bare.rps:,.0f}",
+                    f">= {HTTP_RATIO_TARGET:.2f} x bare",
+                    ratio,
+                    _verdict(ratio >= HTTP_RATIO_TARGET),
+                )
+            )
+            latency = (
+                f"{hook.p50_ms:.1f} / {hook.p99_ms:.1f} ms (bare {bare.p50_ms:.1f} / "
+                f"{bare.p99_ms:.1f})"
+            )
+            if connections == 64:
+                rows.append(
+                    Row(
+                        f"POST /sync ({title}) c=64: p50 / p99",
+                        latency,
+                        f"p99 <= {P99_TARGET_MS:.0f} ms",
+                        hook.p99_ms / P99_TARGET_MS,
+                        _verdict(hook.p99_ms <= P99_TARGET_MS),
+                    )
+                )
+            else:
+                rows.append(
+                    Row(
+                        f"POST /sync ({title}) c={connections}: p50 / p99",
+                        latency,
+                        "-",
+                        None,
+                        "info",
+                    )
+                )
+            rows.append(
+                Row(
+                    f"server CPU per POST /sync ({title}) c={connections}: hook vs bare",
+                    f"{hook.server_cpu_us_per_request:.0f} vs "
+                    f"{bare.server_cpu_us_per_request:.0f} µs",
+                    f"baseline bare {BASELINE['bare_cpu_us']}, stand-in "
+                    f"{BASELINE['standin_cpu_us']} µs",
+                    hook.server_cpu_us_per_request / bare.server_cpu_us_per_request,
+                    "info",
+                )
+            )
+    for connections, pair in results["busy"].items():
+        hook, bare = pair["hook"], pair["bare"]
+        ratio = hook.rps / bare.rps
+        rows.append(
+            Row(
+                f"GET /busy (busy port) c={connections}: req/s hook vs bare 429, p99",
+                f"{hook.rps:,.0f} vs {bare.rps:,.0f}, p99 {hook.p99_ms:.1f} ms",
+                f">= {BUSY_RATIO_TARGET:.1f} x bare",
+                ratio,
+                _verdict(ratio >= BUSY_RATIO_TARGET),
+            )
+        )
+    storm_mix = results["storm_mix"]
+    for connections, found in results["storm"].items():
+        wall = found["wall_s"]
+        rows.append(
+            Row(
+                f"resync storm, {storm_mix['offers']:,} distinct offers, {connections} "
+                "connections: wall",
+                f"{wall:.2f} s ({storm_mix['offers'] / wall:,.0f} offers/s, "
+                f"{found['server_cpu_us_per_request']:.0f} µs CPU/req)",
+                f"< {STORM_TARGET_S:.0f} s",
+                wall / STORM_TARGET_S,
+                _verdict(wall < STORM_TARGET_S),
+            )
+        )
+    sync_summaries = [
+        summary
+        for key in ("sync_same", "sync_varied")
+        for pair in results[key].values()
+        for summary in pair.values()
+    ]
+    busy_summaries = [summary for pair in results["busy"].values() for summary in pair.values()]
+    storm_bad = sum(
+        run["not_ok"] + run["wrong"] + sum(run["socket_errors"].values())
+        for found in results["storm"].values()
+        for run in found["runs"]
+    )
+    errors = _errors_of(sync_summaries) + _errors_of(busy_summaries, True) + storm_bad
+    rows.append(
+        Row(
+            "errors: socket errors, non-2xx on /sync, wrong storm answers (all runs)",
+            f"{errors} (listen overflows {results['listen_overflows']})",
+            "0",
+            None,
+            _verdict(errors == 0),
+        )
+    )
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """A plain-text table with aligned columns."""
+    header = ("measurement", "result", "baseline/target", "ratio", "verdict")
+    cells = [
+        (row.measurement, row.result, row.target, "" if row.ratio is None else f"{row.ratio:.2f}",
+         row.verdict)
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(5)]
+    rule = "-+-".join("-" * width for width in widths)
+    lines = [" | ".join(text.ljust(width) for text, width in zip(header, widths, strict=True))]
+    lines.append(rule)
+    for line in cells:
+        lines.append(
+            " | ".join(text.ljust(width) for text, width in zip(line, widths, strict=True))
+        )
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[Row], results: dict[str, Any]) -> str:
+    """The same table as Markdown, with the machine and the date."""
+    info = results["machine"]
+    lines = [
+        f"Measured {results['date']} with `python tests/bench/run.py"
+        f"{' --quick' if results['quick'] else ''}` on {info['nproc']} x {info['cpu']}, "
+        f"{info['memory_gib']} GiB, kernel {info['kernel']}; Python {info['python']}, gunicorn "
+        f"{info['gunicorn']}, Flask {info['flask']}, Werkzeug {info['werkzeug']}, orjson "
+        f"{info['orjson']}, {info['wrk']}; hook {info['hook']} at {info['git']}. "
+        f"Load average {results['load_before']:.2f} before, {results['load_after']:.2f} after.",
+        "",
+        "| measurement | result | baseline/target | ratio | verdict |",
+        "|---|---|---|---:|---|",
+    ]
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        lines.append(
+            f"| {row.measurement} | {row.result} | {row.target} | {ratio} | {row.verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Summary | WrkResult | StormResult):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, micro.Timing):
+        return value.as_dict()
+    return value
+
+
+# ---------------------------------------------------------------- main
+
+
+def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
+    """Every measurement, in order; returns the raw results."""
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": quick,
+        "plan": plan.__dict__,
+        "machine": machine(),
+        "load_before": load_average(),
+    }
+    progress(f"machine: {results['machine']['cpu']}, load {results['load_before']:.2f}")
+    timings = micro.run(plan.iterations)
+    results["micro"] = {name: timing.as_dict() for name, timing in timings.items()}
+    progress(f"sync() fixture 02 median {timings['full'].median_us:.1f} µs")
+    results["wsgi"] = wsgi_cost(max(2000, plan.iterations // 4))
+    workdir = Path(tempfile.mkdtemp(prefix="obol-bench-"))
+    try:
+        same, varied = write_bodies(workdir)
+        storm_bodies, storm_endpoints = workdir / "storm.jsonl", workdir / "endpoints.txt"
+        progress(f"generating {storm_offers:,} storm offers")
+        results["storm_mix"] = storm.generate(storm_offers, storm_bodies, storm_endpoints)
+        overflows_before = listen_overflows()
+        with run_server("hook") as hook, run_server("bare", bare=True) as bare:
+            results["rss_before_mb"] = {"hook": hook.rss_bytes() / 2**20,
+                                        "bare": bare.rss_bytes() / 2**20}  # fmt: skip
+            for server in (hook, bare):  # warm-up, discarded
+                loadgen.wrk_run(server, "warm-up", server.sync_url + "/sync", 16,
+                                plan.warmup_seconds, "POST", varied)  # fmt: skip
+            results["sync_same"] = side_by_side(
+                hook, bare, plan, lambda s: s.sync_url + "/sync", "POST", same, "same body"
+            )
+            results["sync_varied"] = side_by_side(
+                hook, bare, plan, lambda s: s.sync_url + "/sync", "POST", varied, "4096 bodies"
+            )
+            results["busy"] = side_by_side(
+                hook, bare, plan, lambda s: s.busy_url + BUSY_PATH, "GET", None, "busy"
+            )
+            results["storm"] = run_storms(hook, plan, storm_bodies, storm_endpoints)
+            results["rss_after_mb"] = {"hook": hook.rss_bytes() / 2**20,
+                                       "bare": bare.rss_bytes() / 2**20}  # fmt: skip
+        results["listen_overflows"] = listen_overflows() - overflows_before
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["load_after"] = load_average()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 x 3 s per configuration")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument("--markdown", type=Path, metavar="PATH", help="write the table as Markdown")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--storm-offers", type=int, default=STORM_OFFERS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", action="store_true", help="print where sync() and POST /sync spend time"
+    )
+    args = parser.parse_args(argv)
+    if args.profile:
+        print(micro.profile_sync())
+        completed = subprocess.run(
+            [sys.executable, str(HERE / "wsgi_cost.py"), "5000", "--profile"], cwd=ROOT, check=True
+        )
+        return completed.returncode
+    loadgen.require_wrk()
+    plan = QUICK if args.quick else FULL
+    results = measure(plan, args.quick, args.storm_offers)
+    rows = build_rows(results)
+    results["rows"] = [row.as_dict() for row in rows]
+    info = results["machine"]
+    print(
+        f"obol ServiceOffer hook benchmarks, {results['date']}"
+        f"{' (quick)' if args.quick else ''}\n"
+        f"machine: {info['nproc']} x {info['cpu']}, {info['memory_gib']} GiB, kernel "
+        f"{info['kernel']}; Python {info['python']}, gunicorn {info['gunicorn']}, Flask "
+        f"{info['flask']}, Werkzeug {info['werkzeug']}, orjson {info['orjson']}, {info['wrk']}; "
+        f"hook {info['hook']} at {info['git']}\n"
+        f"load average: {results['load_before']:.2f} before, {results['load_after']:.2f} after\n"
+    )
+    print(format_table(rows))
+    print(
+        "\nratio: hook/bare for req/s rows (target >= the factor), result/target for time rows "
+        "(target <= 1)."
+    )
+    storm_5 = results["storm"].get(5)
+    if storm_5 is not None:
+        offers = results["storm_mix"]["offers"]
+        print(
+            f"meaning: a Metacontroller with --workers 5 gets {offers:,} offers re-synced by "
+            f"this hook in {storm_5['wall_s']:.1f} s of hook time "
+            f"({offers / storm_5['wall_s']:,.0f} syncs/s); with its default client-go QPS of 5 "
+            "its own API calls, not the hook, bound a resync of that size."
+        )
+    if max(results["load_before"], results["load_after"]) > 0.5:
+        print(
+            "WARNING: the machine was not idle (load average above 0.5): other processes shared "
+            "the CPUs, so throughput is understated and latency overstated."
+        )
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(_jsonable(results), option=orjson.OPT_INDENT_2))
+    if args.markdown is not None:
+        args.markdown.write_text(format_markdown(rows, results))
+    misses = [row.measurement for row in rows if row.verdict == "miss"]
+    return 1 if misses and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
