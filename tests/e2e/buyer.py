@@ -56,7 +56,8 @@ def assert_busy(reply: requests.Response, retry_after: int, offer: str) -> None:
     assert reply.headers.get("Content-Type", "").startswith("application/json")
     assert "PAYMENT-REQUIRED" not in reply.headers
     body = reply.json()
-    assert body["error"] == "offer_saturated"
+    assert body["error"] == "offer_saturated"  # the hook's busy responder wrote this body
+    assert "No payment was quoted or charged" in body["message"]
     assert body["retryAfterSeconds"] == retry_after
     assert body["offer"] == offer
     assert "accepts" not in body and "x402Version" not in body
