@@ -50,7 +50,7 @@ from hooks.metrics import HookMetrics
 from hooks.observe import Observer
 from hooks.settings import Settings
 from hooks.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.sync import sync
+from hooks.sync import index_children, sync
 
 JSON: Final = "application/json"
 SYNC_PATHS: Final = frozenset({"/sync", "/finalize"})
@@ -160,9 +160,8 @@ def _checked_children(request_object: Mapping[str, Any], response: Any) -> int:
 
 
 def _observed_child_count(children: Any) -> int:
-    if not isinstance(children, Mapping):
-        return 0
-    return sum(len(group) for group in children.values() if isinstance(group, Mapping))
+    # The same definition of "a child of ours" as the core uses.
+    return len(index_children(children))
 
 
 def is_invalid_spec(response: Mapping[str, Any]) -> bool:

@@ -3,7 +3,8 @@
 One builder per child kind; the Middlewares and the busy Service of the admission chain are
 built in :mod:`hooks.admission`. Every child is built fresh on each call with only the fields we
 own, server defaults written out (so Metacontroller's three-way merge is a no-op on the next
-sync), no empty strings or nulls, no ownerReferences, and always in the offer's namespace.
+sync; hence the one empty string, a core backendRef's ``group: ""``), no nulls, no
+ownerReferences, and always in the offer's namespace.
 
 Pure: no I/O; the same inputs give the same dicts.
 """
@@ -38,7 +39,11 @@ def build_httproute(
     One rule with one match on one listener means one Traefik router, hence one in-flight
     counter per gateway replica.
     """
+    # group "" is the API server's default for a core Service. It is the one empty string we
+    # emit: Metacontroller replaces the rules list wholesale, so an omitted default would make
+    # every sync write the HTTPRoute again.
     backend: dict[str, Any] = {
+        "group": "",
         "kind": "Service",
         "name": spec.upstream.service,
         "port": spec.upstream.port,

@@ -31,20 +31,21 @@ import shutil
 import tempfile
 from typing import Any
 
-from gunicorn.glogging import Logger as _GunicornLogger
-
-from hooks.environment import load_config
-from hooks.logs import JsonFormatter
-
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_config = load_config()
-
 if not os.environ.get(_MULTIPROC_ENV):
-    # Set before any worker imports prometheus_client (it chooses its value store on import).
+    # Set before anything imports prometheus_client (it chooses its value store on import),
+    # hence before the hooks imports below.
     os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="obol-hook-metrics-")
     _private_metrics_dir: str | None = os.environ[_MULTIPROC_ENV]
 else:
     _private_metrics_dir = None
+
+from gunicorn.glogging import Logger as _GunicornLogger  # noqa: E402
+
+from hooks.environment import load_config  # noqa: E402
+from hooks.logs import JsonFormatter  # noqa: E402
+
+_config = load_config()
 
 wsgi_app = "hooks.app:create_app()"
 bind = _config.binds

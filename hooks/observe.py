@@ -77,8 +77,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from hooks.errors import FieldProblem, SpecError
 from hooks.models import DNS1123_LABEL, HTTP_PATH
 from hooks.names import upstream_url
@@ -372,6 +370,10 @@ def parse_engine_metrics(text: str) -> EngineReading | None:
     sums: dict[str, float] = {}
     highest: dict[str, float] = {}
     try:
+        # Imported here, not at module level: the gunicorn master imports this module (through
+        # hooks.environment) and prometheus_client picks its multiprocess store on first import.
+        from prometheus_client.parser import text_string_to_metric_families
+
         families = text_string_to_metric_families("\n".join(_relevant_lines(text)) + "\n")
         for family in families:
             for sample in family.samples:

@@ -152,9 +152,13 @@ def finish_conditions(
     return finished
 
 
-def _conditions_of(obj: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    status = obj.get("status") if obj else None
-    return status.get("conditions", []) if isinstance(status, dict) else []
+def _conditions_by_type(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    conditions = entry.get("conditions")
+    found: dict[str, Mapping[str, Any]] = {}
+    for item in conditions if isinstance(conditions, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("type"), str):
+            found[item["type"]] = item
+    return found
 
 
 def route_condition(
@@ -163,12 +167,15 @@ def route_condition(
     """RoutePublished from the observed HTTPRoute's status for *our* parentRef."""
     if observed_route is None:
         return condition(ROUTE_PUBLISHED, "False", REASON_PENDING, "HTTPRoute not observed yet")
-    generation = (observed_route.get("metadata") or {}).get("generation")
+    meta = observed_route.get("metadata")
+    generation = meta.get("generation") if isinstance(meta, dict) else None
     status = observed_route.get("status")
     parents = status.get("parents", []) if isinstance(status, dict) else []
     ours = None
     for entry in parents if isinstance(parents, list) else []:
-        ref = entry.get("parentRef", {}) if isinstance(entry, dict) else {}
+        ref = entry.get("parentRef") if isinstance(entry, dict) else None
+        if not isinstance(ref, dict):
+            continue
         if (
             ref.get("name") == settings.gateway_name
             and ref.get("namespace", settings.gateway_namespace) == settings.gateway_namespace
@@ -182,7 +189,7 @@ def route_condition(
             ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
             f"Gateway {gateway} has not reported on the HTTPRoute yet",
         )
-    by_type = {c.get("type"): c for c in _conditions_of({"status": ours})}
+    by_type = _conditions_by_type(ours)
     for needed, reason in (("Accepted", REASON_NOT_ACCEPTED),
                            ("ResolvedRefs", REASON_REFS_NOT_RESOLVED)):
         found = by_type.get(needed)

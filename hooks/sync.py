@@ -86,7 +86,8 @@ def sync(
 
     if request.get("finalizing") is True:
         # Deletion: drop every child (route first is implicit: Metacontroller deletes them all).
-        kept = {k: v for k, v in previous.items() if k != "observedGeneration"}
+        kept = carried_status(previous)
+        kept["conditions"] = carried_conditions(previous)
         return {"status": kept, "children": [], "resyncAfterSeconds": 0, "finalized": True}
 
     try:
@@ -150,7 +151,8 @@ def index_children(children: Any) -> ObservedChildren:
             kind = obj.get("kind")
             meta = obj.get("metadata")
             name = meta.get("name") if isinstance(meta, dict) else None
-            if kind in _MANAGED_KINDS and isinstance(name, str):
+            # Objects without a string kind and name cannot be ours: they are skipped.
+            if isinstance(kind, str) and kind in _MANAGED_KINDS and isinstance(name, str):
                 index[(kind, name)] = obj
     return ObservedChildren(index)
 
@@ -166,12 +168,9 @@ def _invalid_spec_response(
     message = str(problem)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
-    kept = [
-        c for c in previous.get("conditions", []) or []
-        if isinstance(c, dict) and c.get("type") != READY
-    ]
+    kept = [c for c in carried_conditions(previous) if c["type"] != READY]
     ready = condition(READY, "False", REASON_INVALID_SPEC, message)
-    status = {k: v for k, v in previous.items() if k not in ("conditions", "observedGeneration")}
+    status = carried_status(previous)
     status["conditions"] = [
         *kept,
         *finish_conditions([ready], previous.get("conditions"), generation, when),
@@ -180,6 +179,42 @@ def _invalid_spec_response(
     if len(observed) and not children:
         raise HookFailure("refusing to answer with no children while children exist")
     return {"status": status, "children": children, "resyncAfterSeconds": settings.resync_seconds}
+
+
+# The status blocks the hook owns besides conditions (observedGeneration is Metacontroller's).
+_CARRIED_BLOCKS = ("endpoint", "capacity", "payment", "requestLimits", "upstream", "warnings")
+_MAX_CARRIED_DEPTH = 8
+
+
+def carried_status(previous: Mapping[str, Any]) -> dict[str, Any]:
+    """The previous status's own blocks, kept while the spec is invalid or being finalized.
+
+    Only the blocks this hook writes, and only when they are shallow JSON as it writes them:
+    anything else the API server would prune anyway, and could not be serialised safely.
+    """
+    return {
+        key: previous[key]
+        for key in _CARRIED_BLOCKS
+        if key in previous and _shallow(previous[key], _MAX_CARRIED_DEPTH)
+    }
+
+
+def carried_conditions(previous: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The previous conditions that are well-formed (an object with a string type)."""
+    conditions = previous.get("conditions")
+    return [
+        c
+        for c in (conditions if isinstance(conditions, list) else [])
+        if isinstance(c, dict) and isinstance(c.get("type"), str) and _shallow(c, 1)
+    ]
+
+
+def _shallow(value: Any, depth: int) -> bool:
+    if isinstance(value, dict):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value.values())
+    if isinstance(value, list):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value)
+    return True
 
 
 _SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
