@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.http.http_harness import HookServer, run_hook_server
+from tests.http.http_harness import HookServer, LaunchHook, run_hook_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,9 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="module")
-def launch(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Any:
+def launch(tmp_path_factory: pytest.TempPathFactory) -> LaunchHook:
     """``with launch({"OBOL_X": "y"}, workers=2) as server:`` starts a dedicated real server."""
 
     def start(

@@ -160,7 +160,8 @@ def observed_managed_children(request: Any) -> int:
         for obj in group.values():
             meta = obj.get("metadata") if isinstance(obj, Mapping) else None
             name = meta.get("name") if isinstance(meta, Mapping) else None
-            if obj.get("kind") in MANAGED_KINDS and isinstance(name, str):
+            kind = obj.get("kind")
+            if isinstance(kind, str) and kind in MANAGED_KINDS and isinstance(name, str):
                 count += 1
     return count
 
@@ -177,48 +178,3 @@ def assert_response_shape(response: Any) -> None:
         assert isinstance(child.get("metadata"), dict) and isinstance(
             child["metadata"].get("name"), str
         ), child
-
-
-# ---------------------------------------------------------------- known product bugs
-# Input shapes that currently make the core raise (the shell answers 500) although the request
-# is well-formed. Each is pinned by a strict xfail in test_known_issues.py; the fuzzers skip an
-# example only when it crashed AND has one of these shapes, so any other crash still fails.
-# Delete a shape here when its xfail starts passing.
-
-
-def _hashable(value: Any) -> bool:
-    return not isinstance(value, list | dict)
-
-
-def _bad_route_status(obj: Mapping[str, Any]) -> bool:
-    status = obj.get("status")
-    parents = status.get("parents") if isinstance(status, dict) else None
-    for entry in parents if isinstance(parents, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        if "parentRef" in entry and not isinstance(entry["parentRef"], dict):
-            return True  # status.route_condition: ref.get on a non-object
-        conditions = entry.get("conditions", [])
-        if not isinstance(conditions, list) or not all(
-            isinstance(c, dict) and _hashable(c.get("type")) for c in conditions
-        ):
-            return True  # status.route_condition: c.get / {type: c} on junk conditions
-    return False
-
-
-def known_product_bug(request: Any) -> str | None:
-    """Which known bug a crashing request shows, or None (see test_known_issues.py)."""
-    children = request.get("children") if isinstance(request, Mapping) else None
-    objects = 0
-    for group in children.values() if isinstance(children, Mapping) else []:
-        for obj in group.values() if isinstance(group, Mapping) else []:
-            objects += 1
-            if not isinstance(obj, Mapping):
-                continue
-            if not _hashable(obj.get("kind")):
-                return "sync.index_children: unhashable child kind"
-            if obj.get("kind") == "HTTPRoute" and _bad_route_status(obj):
-                return "status.route_condition: malformed HTTPRoute status"
-    if objects > observed_managed_children(request):
-        return "app._checked_children counts child objects the core ignores"
-    return None
