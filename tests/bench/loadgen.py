@@ -16,6 +16,7 @@ itself as much as the server.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -49,6 +50,8 @@ class WrkResult:
     max_ms: float
     errors: dict[str, int]
     server_cpu_us_per_request: float
+    wrk_cpu_pct: float  # of one core
+    foreign_cpu_pct: float  # other processes (and uncharged kernel time), of one core
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -109,17 +112,19 @@ def wrk_run(
     ]  # fmt: skip
     if body_file is not None:
         command.append(str(body_file))
-    cpu_before = server.cpu_seconds()
+    cpu_before, busy_before, wrk_before = server.cpu_seconds(), system_busy(), children_cpu()
     completed = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 30, check=False
     )
-    cpu_after = server.cpu_seconds()
+    cpu_after, busy_after, wrk_after = server.cpu_seconds(), system_busy(), children_cpu()
     if completed.returncode != 0:
         raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}")
     data = _summary_line(completed.stdout, "BENCH_JSON")
     requests = int(data["requests"])
     duration = data["duration_us"] / 1e6
     latency = data["latency_us"]
+    server_cpu, wrk_cpu = cpu_after - cpu_before, wrk_after - wrk_before
+    foreign = (busy_after - busy_before) - server_cpu - wrk_cpu
     return WrkResult(
         label=label,
         connections=connections,
@@ -130,8 +135,23 @@ def wrk_run(
         p99_ms=latency["p99"] / 1000,
         max_ms=latency["max"] / 1000,
         errors={key: int(value) for key, value in data["errors"].items()},
-        server_cpu_us_per_request=(cpu_after - cpu_before) / max(requests, 1) * 1e6,
+        server_cpu_us_per_request=server_cpu / max(requests, 1) * 1e6,
+        wrk_cpu_pct=100 * wrk_cpu / duration,
+        foreign_cpu_pct=100 * max(foreign, 0.0) / duration,
     )
+
+
+def system_busy() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs; idle and iowait excluded)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (the finished wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarize(runs: list[WrkResult]) -> Summary:
@@ -165,6 +185,8 @@ class StormResult:
     wall_s: float
     socket_errors: dict[str, int]
     server_cpu_us_per_request: float
+    p50_ms: float
+    p99_ms: float
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -179,7 +201,7 @@ def storm_run(
         require_wrk(), "-t1", f"-c{connections}", f"-d{bound_s:g}s", "--timeout", WRK_TIMEOUT,
         "-s", str(STORM_LUA), server.sync_url, "--", str(bodies), str(endpoints),
     ]  # fmt: skip
-    cpu_before = server.cpu_seconds()
+    cpu_before = cpu_after = server.cpu_seconds()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
     )
@@ -201,6 +223,8 @@ def storm_run(
     if done is None:
         raise RuntimeError(f"storm did not finish: {''.join(lines)}\n{errors_text}")
     summary = _summary_line("".join(lines), "BENCH_JSON")
+    wall = float(done["wall_s"])
+    server_cpu = cpu_after - cpu_before
     return StormResult(
         connections=connections,
         requests=int(done["requests"]),
@@ -208,11 +232,13 @@ def storm_run(
         not_ok=int(done["not_ok"]),
         wrong=int(done["wrong"]),
         distinct=int(done["distinct"]),
-        wall_s=float(done["wall_s"]),
+        wall_s=wall,
         socket_errors={
             key: int(value) for key, value in summary["errors"].items() if key != "status"
         },
-        server_cpu_us_per_request=(cpu_after - cpu_before) / max(int(done["requests"]), 1) * 1e6,
+        server_cpu_us_per_request=server_cpu / max(int(done["requests"]), 1) * 1e6,
+        p50_ms=summary["latency_us"]["p50"] / 1000,
+        p99_ms=summary["latency_us"]["p99"] / 1000,
     )
 
 

@@ -18,8 +18,10 @@ What is measured (method of shared/reference/perf-baseline.md: same machine, wrk
    body every time (after the first request every worker answers it from its answer cache), and
    cycling through 4,096 copies of fixture 02 that differ only in ``resourceVersion`` (more than
    the 2 x 1,024 cache entries, so every request is a miss and runs the whole hook).
-3. The busy responder (``GET /busy/<ns>/<name>?retryAfter=2`` on the busy port) against the bare
-   app's fixed 429, at 16 and 64 connections.
+3. The busy responder (``GET /busy/<ns>/<name>?retryAfter=2`` on the busy port) at 16 and 64
+   connections, against the bare ceiling of item 2 (the target: a saturated offer's 429s must
+   cost no more than the cheapest possible sync) and, like for like, against a bare GET that
+   returns a fixed 429.
 4. A resync storm (:mod:`storm`): 10,000 distinct offers' requests sent once each by wrk over 5
    and over 50 persistent connections (Metacontroller ``--workers 5`` / ``50``), every answer
    checked for status 200 and for its offer's endpoint; wall time first request to last answer.
@@ -27,8 +29,9 @@ What is measured (method of shared/reference/perf-baseline.md: same machine, wrk
 The load generator is wrk on the same cores as the server (loopback only); a Python client
 would compete with the server for CPU and for its own GIL. The server's CPU time per request is
 read from ``/proc`` for the gunicorn master and its workers, which does not depend on how much
-CPU wrk took. Other processes on the machine make every number worse: the load average is
-recorded before and after, and a warning is printed when the machine was not idle.
+CPU wrk took. Other processes on the machine make every number worse: the CPU they use during
+each run is measured (``/proc/stat`` minus server and wrk), a hook/bare pair is repeated (twice
+at most) when it exceeded 20 % of a core, and the load average is recorded before and after.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ STORM_TARGET_S = 5.0
 STORM_OFFERS = 10_000
 CACHE_MISS_VARIANTS = 4096
 CONNECTIONS = (16, 64)
+NOISY_PCT = 20.0  # CPU % of one core used by other processes during a run pair
+RETRIES = 2
+REPEATED = [0]  # noisy pairs measured again (a counter for the report)
 STORM_CONNECTIONS = (5, 50)
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2"
 BASELINE = {  # shared/reference/perf-baseline.md, 2-vCPU AMD EPYC VM, stand-in hook
@@ -233,22 +239,43 @@ def side_by_side(
     for connections in CONNECTIONS:
         runs: dict[str, list[WrkResult]] = {"hook": [], "bare": []}
         for _ in range(plan.runs):
-            for name, server in (("hook", hook), ("bare", bare)):
-                runs[name].append(
-                    loadgen.wrk_run(
-                        server,
-                        f"{label} {name}",
-                        url_of(server),
-                        connections,
-                        plan.seconds,
-                        method,
-                        body_file,
-                    )
-                )
+            pair = quietest_pair(hook, bare, url_of, connections, plan.seconds, method, body_file)
+            for name, result in pair.items():
+                runs[name].append(result)
         results[connections] = {name: loadgen.summarize(found) for name, found in runs.items()}
         hook_rps, bare_rps = results[connections]["hook"].rps, results[connections]["bare"].rps
         progress(f"{label} c={connections}: hook {hook_rps:,.0f} req/s, bare {bare_rps:,.0f}")
     return results
+
+
+def quietest_pair(
+    hook: Server,
+    bare: Server,
+    url_of: Callable[[Server], str],
+    connections: int,
+    seconds: float,
+    method: str,
+    body_file: Path | None,
+) -> dict[str, WrkResult]:
+    """One hook run and one bare run back to back; repeated (up to RETRIES times) when other
+    processes took more than NOISY_PCT of a core meanwhile, keeping the quietest pair."""
+    best: dict[str, WrkResult] | None = None
+    for _ in range(1 + RETRIES):
+        pair = {
+            name: loadgen.wrk_run(
+                server, name, url_of(server), connections, seconds, method, body_file
+            )
+            for name, server in (("hook", hook), ("bare", bare))
+        }
+        noise = max(result.foreign_cpu_pct for result in pair.values())
+        if best is None or noise < max(result.foreign_cpu_pct for result in best.values()):
+            best = pair
+        if noise <= NOISY_PCT:
+            break
+        REPEATED[0] += 1
+        progress(f"other processes used {noise:.0f} % of a core during the runs; repeating")
+    assert best is not None
+    return best
 
 
 def run_storms(hook: Server, plan: Plan, bodies: Path, endpoints: Path) -> dict[int, Any]:
@@ -263,6 +290,8 @@ def run_storms(hook: Server, plan: Plan, bodies: Path, endpoints: Path) -> dict[
             "server_cpu_us_per_request": statistics.median(
                 run.server_cpu_us_per_request for run in runs
             ),
+            "p50_ms": statistics.median(run.p50_ms for run in runs),
+            "p99_ms": statistics.median(run.p99_ms for run in runs),
             "runs": [run.as_dict() for run in runs],
         }
         progress(f"storm c={connections}: {results[connections]['wall_s']:.2f} s")
@@ -390,14 +419,25 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
             )
     for connections, pair in results["busy"].items():
         hook, bare = pair["hook"], pair["bare"]
-        ratio = hook.rps / bare.rps
+        ceiling = results["sync_same"][connections]["bare"]
+        ratio = hook.rps / ceiling.rps
         rows.append(
             Row(
-                f"GET /busy (busy port) c={connections}: req/s hook vs bare 429, p99",
-                f"{hook.rps:,.0f} vs {bare.rps:,.0f}, p99 {hook.p99_ms:.1f} ms",
+                f"GET /busy (busy port) c={connections}: req/s vs the bare POST /sync ceiling",
+                f"{hook.rps:,.0f} vs {ceiling.rps:,.0f}, p99 {hook.p99_ms:.1f} ms",
                 f">= {BUSY_RATIO_TARGET:.1f} x bare",
                 ratio,
                 _verdict(ratio >= BUSY_RATIO_TARGET),
+            )
+        )
+        rows.append(
+            Row(
+                f"GET /busy c={connections}: req/s vs a bare GET with a fixed 429 (like for like)",
+                f"{hook.rps:,.0f} vs {bare.rps:,.0f} (CPU {hook.server_cpu_us_per_request:.0f} "
+                f"vs {bare.server_cpu_us_per_request:.0f} µs/req)",
+                "-",
+                hook.rps / bare.rps,
+                "info",
             )
         )
     storm_mix = results["storm_mix"]
@@ -407,8 +447,9 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
             Row(
                 f"resync storm, {storm_mix['offers']:,} distinct offers, {connections} "
                 "connections: wall",
-                f"{wall:.2f} s ({storm_mix['offers'] / wall:,.0f} offers/s, "
-                f"{found['server_cpu_us_per_request']:.0f} µs CPU/req)",
+                f"{wall:.2f} s ({storm_mix['offers'] / wall:,.0f}/s, p50 {found['p50_ms']:.1f} / "
+                f"p99 {found['p99_ms']:.1f} ms, {found['server_cpu_us_per_request']:.0f} µs "
+                "CPU/req)",
                 f"< {STORM_TARGET_S:.0f} s",
                 wall / STORM_TARGET_S,
                 _verdict(wall < STORM_TARGET_S),
@@ -467,7 +508,7 @@ def format_markdown(rows: list[Row], results: dict[str, Any]) -> str:
         f"{info['memory_gib']} GiB, kernel {info['kernel']}; Python {info['python']}, gunicorn "
         f"{info['gunicorn']}, Flask {info['flask']}, Werkzeug {info['werkzeug']}, orjson "
         f"{info['orjson']}, {info['wrk']}; hook {info['hook']} at {info['git']}. "
-        f"Load average {results['load_before']:.2f} before, {results['load_after']:.2f} after.",
+        f"The {noise_line(results)}.",
         "",
         "| measurement | result | baseline/target | ratio | verdict |",
         "|---|---|---|---:|---|",
@@ -478,6 +519,16 @@ def format_markdown(rows: list[Row], results: dict[str, Any]) -> str:
             f"| {row.measurement} | {row.result} | {row.target} | {ratio} | {row.verdict} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def noise_line(results: dict[str, Any]) -> str:
+    """How much CPU other processes took while the HTTP runs were measured."""
+    noise = results["noise"]
+    return (
+        f"other processes during the HTTP runs: median {noise['median_pct']:.0f} %, max "
+        f"{noise['max_pct']:.0f} % of one core ({noise['repeated']} noisy pairs repeated); "
+        f"load average {results['load_before']:.2f} before the start"
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -538,6 +589,18 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_after"] = load_average()
+    foreign = [
+        run.foreign_cpu_pct
+        for key in ("sync_same", "sync_varied", "busy")
+        for pair in results[key].values()
+        for summary in pair.values()
+        for run in summary.runs
+    ]
+    results["noise"] = {
+        "median_pct": statistics.median(foreign),
+        "max_pct": max(foreign),
+        "repeated": REPEATED[0],
+    }
     return results
 
 
@@ -571,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['kernel']}; Python {info['python']}, gunicorn {info['gunicorn']}, Flask "
         f"{info['flask']}, Werkzeug {info['werkzeug']}, orjson {info['orjson']}, {info['wrk']}; "
         f"hook {info['hook']} at {info['git']}\n"
-        f"load average: {results['load_before']:.2f} before, {results['load_after']:.2f} after\n"
+        f"{noise_line(results)}\n"
     )
     print(format_table(rows))
     print(
@@ -584,13 +647,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"meaning: a Metacontroller with --workers 5 gets {offers:,} offers re-synced by "
             f"this hook in {storm_5['wall_s']:.1f} s of hook time "
-            f"({offers / storm_5['wall_s']:,.0f} syncs/s); with its default client-go QPS of 5 "
-            "its own API calls, not the hook, bound a resync of that size."
+            f"({offers / storm_5['wall_s']:,.0f} syncs/s, {storm_5['p50_ms']:.1f} ms per sync at "
+            "p50); Metacontroller's own API client (default --client-go-qps 5, burst 10, "
+            "shared/reference/metacontroller.md 2.2) limits a resync of that size far more."
         )
-    if max(results["load_before"], results["load_after"]) > 0.5:
+    if results["noise"]["median_pct"] > NOISY_PCT:
         print(
-            "WARNING: the machine was not idle (load average above 0.5): other processes shared "
-            "the CPUs, so throughput is understated and latency overstated."
+            "WARNING: other processes used the CPUs during the runs: throughput is understated "
+            "and latency overstated; run again on an idle machine."
         )
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(_jsonable(results), option=orjson.OPT_INDENT_2))
