@@ -52,7 +52,7 @@ from hooks.status import (
 )
 
 Response = dict[str, Any]
-_MANAGED_KINDS = {kind: api_version for api_version, kind, _ in api.CHILD_TYPES}
+_MANAGED_KINDS = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
 _KIND_ORDER = {kind: index for index, (_, kind, _) in enumerate(api.CHILD_TYPES)}
 _NO_OBSERVATIONS: Mapping[str, Observation] = {}
 _MAX_MESSAGE = 32768
@@ -85,7 +85,8 @@ def sync(
     when = request_time(parent, observed)
 
     if request.get("finalizing") is True:
-        # Deletion: drop every child (route first is implicit: Metacontroller deletes them all).
+        # Only reached if a finalize hook is configured (the shipped manifests rely on
+        # ownerReferences instead): no children, so Metacontroller deletes them all.
         kept = carried_status(previous)
         kept["conditions"] = carried_conditions(previous)
         return {"status": kept, "children": [], "resyncAfterSeconds": 0, "finalized": True}
