@@ -4,6 +4,7 @@
     python tests/bench/run.py --quick    # 1 x 3 s per configuration (about 1.5 min)
     python tests/bench/run.py --json results.json --markdown results.md
     python tests/bench/run.py --profile  # where sync() and one POST /sync spend their time
+    python tests/bench/variants.py       # what the log line and the answer cache cost over HTTP
 
 What is measured (method of shared/reference/perf-baseline.md: same machine, wrk closed loop,
 ``--timeout 10s``, 3 runs per configuration and the median of each metric):
@@ -508,7 +509,7 @@ def format_markdown(rows: list[Row], results: dict[str, Any]) -> str:
         f"{info['memory_gib']} GiB, kernel {info['kernel']}; Python {info['python']}, gunicorn "
         f"{info['gunicorn']}, Flask {info['flask']}, Werkzeug {info['werkzeug']}, orjson "
         f"{info['orjson']}, {info['wrk']}; hook {info['hook']} at {info['git']}. "
-        f"The {noise_line(results)}.",
+        f"{noise_line(results)}.",
         "",
         "| measurement | result | baseline/target | ratio | verdict |",
         "|---|---|---|---:|---|",
@@ -525,7 +526,7 @@ def noise_line(results: dict[str, Any]) -> str:
     """How much CPU other processes took while the HTTP runs were measured."""
     noise = results["noise"]
     return (
-        f"other processes during the HTTP runs: median {noise['median_pct']:.0f} %, max "
+        f"Other processes during the HTTP runs: median {noise['median_pct']:.0f} %, max "
         f"{noise['max_pct']:.0f} % of one core ({noise['repeated']} noisy pairs repeated); "
         f"load average {results['load_before']:.2f} before the start"
     )
@@ -544,6 +545,11 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- main
+
+
+def rss_mib(hook: Server, bare: Server) -> dict[str, float]:
+    """RSS of each server's master and workers, in MiB."""
+    return {"hook": hook.rss_bytes() / 2**20, "bare": bare.rss_bytes() / 2**20}
 
 
 def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
@@ -568,11 +574,10 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
         results["storm_mix"] = storm.generate(storm_offers, storm_bodies, storm_endpoints)
         overflows_before = listen_overflows()
         with run_server("hook") as hook, run_server("bare", bare=True) as bare:
-            results["rss_before_mb"] = {"hook": hook.rss_bytes() / 2**20,
-                                        "bare": bare.rss_bytes() / 2**20}  # fmt: skip
+            results["rss_before_mb"] = rss_mib(hook, bare)
             for server in (hook, bare):  # warm-up, discarded
-                loadgen.wrk_run(server, "warm-up", server.sync_url + "/sync", 16,
-                                plan.warmup_seconds, "POST", varied)  # fmt: skip
+                url = server.sync_url + "/sync"
+                loadgen.wrk_run(server, "warm-up", url, 16, plan.warmup_seconds, "POST", varied)
             results["sync_same"] = side_by_side(
                 hook, bare, plan, lambda s: s.sync_url + "/sync", "POST", same, "same body"
             )
@@ -583,8 +588,7 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
                 hook, bare, plan, lambda s: s.busy_url + BUSY_PATH, "GET", None, "busy"
             )
             results["storm"] = run_storms(hook, plan, storm_bodies, storm_endpoints)
-            results["rss_after_mb"] = {"hook": hook.rss_bytes() / 2**20,
-                                       "bare": bare.rss_bytes() / 2**20}  # fmt: skip
+            results["rss_after_mb"] = rss_mib(hook, bare)
         results["listen_overflows"] = listen_overflows() - overflows_before
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

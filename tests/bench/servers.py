@@ -136,24 +136,35 @@ def hook_command(sync_port: int, busy_port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def bare_command() -> list[str]:
-    """gunicorn with the hook's config module and the bare app."""
+def app_command(app: str) -> list[str]:
+    """gunicorn with the hook's config module and another app from this folder."""
     return [
         sys.executable, "-m", "gunicorn",
         "--config", "python:hooks.gunicorn_conf",
         "--pythonpath", str(HERE),
-        "bare_app:app",
+        app,
     ]  # fmt: skip
 
 
 @contextlib.contextmanager
-def run_server(name: str, *, bare: bool = False) -> Iterator[Server]:
-    """Start the real hook (or the bare app) on two free loopback ports; stop it on exit."""
+def run_server(
+    name: str,
+    *,
+    bare: bool = False,
+    app: str | None = None,
+    env_overrides: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start the real hook on two free loopback ports; stop it on exit.
+
+    ``bare=True`` serves ``bare_app:app`` instead, ``app="module:app"`` another app from this
+    folder (both with the hook's gunicorn config); ``env_overrides`` adds ``OBOL_*`` settings.
+    """
     workdir = Path(tempfile.mkdtemp(prefix=f"obol-bench-{name}-"))
     sync_port, busy_port = free_port(), free_port()
     binds = {"OBOL_BIND": f"127.0.0.1:{sync_port}", "OBOL_BUSY_BIND": f"127.0.0.1:{busy_port}"}
-    env = production_environment(workdir, binds if bare else None)
-    command = bare_command() if bare else hook_command(sync_port, busy_port)
+    app = "bare_app:app" if bare else app
+    env = production_environment(workdir, {**(env_overrides or {}), **(binds if app else {})})
+    command = app_command(app) if app else hook_command(sync_port, busy_port)
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
