@@ -2,8 +2,10 @@
 
 The server logs one line per sync request (offer ``namespace/name``, outcome, HTTP status,
 children count, duration in ms) and a traceback for every internal error. Logging stays cheap
-on the hot path: a disabled level costs one ``isEnabledFor`` check, and a line costs one
-``orjson.dumps``.
+on the hot path: a disabled level costs one ``isEnabledFor`` check, and the per-sync line skips
+the :mod:`logging` machinery (a LogRecord, the caller lookup, the handler lock: about 75 µs of
+server CPU per request under load) and is written as one ``orjson.dumps`` in one write, in the
+same format as every other line.
 
 Never log request or response bodies (they carry whole objects, and a parent may one day carry
 secrets), tokens or ``Authorization`` headers.
@@ -46,9 +48,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+_formatted_second: tuple[int, str] = (-1, "")
+
+
 def _utc_timestamp(created: float) -> str:
-    millis = int(created * 1000) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+    # The seconds part is formatted once per second; lines are written many times a second.
+    global _formatted_second
+    second = int(created)
+    if _formatted_second[0] != second:
+        _formatted_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_formatted_second[1]}.{int(created * 1000) % 1000:03d}Z"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -88,7 +97,11 @@ def log_sync(
     """One line for one sync request; ``detail`` is the short reason of a 4xx."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    fields: dict[str, Any] = {
+    entry: dict[str, Any] = {
+        "time": _utc_timestamp(time.time()),
+        "level": "info",
+        "logger": logger.name,
+        "message": "sync",
         "offer": offer,
         "outcome": outcome,
         "status": status,
@@ -96,8 +109,11 @@ def log_sync(
         "durationMs": round(duration_ms, 3),
     }
     if detail is not None:
-        fields["detail"] = detail
-    logger.info("sync", extra={"fields": fields})
+        entry["detail"] = detail
+    # One line, one write: lines of several gunicorn workers never interleave.
+    stream = sys.stderr
+    stream.write(orjson.dumps(entry).decode() + "\n")
+    stream.flush()
 
 
 def log_failure(logger: logging.Logger, message: str, error: BaseException, **fields: Any) -> None:
