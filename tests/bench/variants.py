@@ -95,7 +95,7 @@ def measure(
                         server, name, server.sync_url + "/sync", 16, seconds, "POST", body
                     )
                 )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, server in servers.items():
         wall = loadgen.storm_run(server, storm_bodies, storm_endpoints, 5).wall_s
         same_runs, varied_runs = results[name]["same"], results[name]["varied"]

@@ -93,7 +93,7 @@ def answer(request: Any) -> dict[str, Any] | None:
 
 @st.composite
 def requests_with_arbitrary_spec(draw: st.DrawFn) -> dict[str, Any]:
-    request = copy.deepcopy(draw(realistic_requests))
+    request: dict[str, Any] = copy.deepcopy(draw(realistic_requests))
     request["parent"]["spec"] = draw(json_values | json_objects)
     return request
 
@@ -146,13 +146,14 @@ def arbitrary_top_level(draw: st.DrawFn) -> Any:
 def junk_children(draw: st.DrawFn) -> dict[str, Any]:
     """A realistic request whose children map holds junk: real children edited, foreign objects,
     wrong kinds, duplicate names under other type keys."""
-    request = copy.deepcopy(draw(realistic_requests))
+    request: dict[str, Any] = copy.deepcopy(draw(realistic_requests))
     real = [obj for group in (request.get("children") or {}).values() for obj in group.values()]
     groups: dict[str, dict[str, Any]] = {}
     for _ in range(draw(st.integers(0, 5))):
         members: dict[str, Any] = {}
         for _ in range(draw(st.integers(0, 4))):
-            if real and draw(st.booleans()):
+            edit_a_real_child: bool = draw(st.booleans())
+            if real and edit_a_real_child:
                 obj = draw(mutated(draw(st.sampled_from(real)), max_edits=3))
             else:
                 obj = draw(json_objects)
