@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -138,6 +139,16 @@ def _wrk_version() -> str:
     )
     first = (completed.stdout or completed.stderr).splitlines()
     return first[0].split(" Copyright")[0] if first else "unknown"
+
+
+def cpu_reference_ms() -> float:
+    """A fixed pure-Python loop (median of 7): how fast this machine is right now.
+
+    VMs on a shared host can run 1.5x slower for minutes without any process in the VM showing
+    it; comparing this number between runs tells a slow machine from a slower hook.
+    """
+    loop = "sum(i * i for i in range(100_000))"
+    return statistics.median(timeit.timeit(loop, number=5) / 5 * 1000 for _ in range(7))
 
 
 def load_average() -> float:
@@ -528,7 +539,9 @@ def noise_line(results: dict[str, Any]) -> str:
     return (
         f"Other processes during the HTTP runs: median {noise['median_pct']:.0f} %, max "
         f"{noise['max_pct']:.0f} % of one core ({noise['repeated']} noisy pairs repeated); "
-        f"load average {results['load_before']:.2f} before the start"
+        f"load average {results['load_before']:.2f} before the start; CPU reference loop "
+        f"{results['cpu_reference_ms_before']:.2f} ms before, "
+        f"{results['cpu_reference_ms_after']:.2f} ms after"
     )
 
 
@@ -560,6 +573,7 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
         "plan": plan.__dict__,
         "machine": machine(),
         "load_before": load_average(),
+        "cpu_reference_ms_before": cpu_reference_ms(),
     }
     progress(f"machine: {results['machine']['cpu']}, load {results['load_before']:.2f}")
     timings = micro.run(plan.iterations)
@@ -593,6 +607,7 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["load_after"] = load_average()
+    results["cpu_reference_ms_after"] = cpu_reference_ms()
     foreign = [
         run.foreign_cpu_pct
         for key in ("sync_same", "sync_varied", "busy")

@@ -10,7 +10,9 @@ connections:
 
 * the hook as shipped (``obol hook serve``);
 * ``OBOL_LOG_LEVEL=warning``: no per-sync log line at all;
-* ``onewrite_log_app``: the same log line written with one ``os.write`` (see that module);
+* ``onewrite_log_app``: the same log line written with one ``os.write`` (see that module; since
+  0867547 ``hooks/logs.py`` itself writes the line in one write, so this row now only shows what
+  is left between its ``sys.stderr.write`` + flush and a raw ``os.write``);
 * ``OBOL_RESPONSE_CACHE_ENTRIES=0``: no answer cache (every request hashes nothing and misses);
 * the bare app (the ceiling of run.py).
 
