@@ -3,9 +3,11 @@
 ``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.environment`
 (``OBOL_BIND``, ``OBOL_BUSY_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``) or is fixed here:
 
-* ``sync`` workers, 2 by default: on 2 cores they beat ``gthread`` on p99 by 2.5-4x at
-  Metacontroller's concurrency (shared/reference/perf-baseline.md); the hook does no I/O, so
-  threads buy nothing but GIL contention.
+* ``sync`` workers (:mod:`hooks.gunicorn_worker`: gunicorn's own, plus a 1 s limit for the
+  first byte so idle connections cannot hold a worker), 2 by default: on 2 cores they beat
+  ``gthread`` on p99 by 2.5-4x at Metacontroller's concurrency
+  (shared/reference/perf-baseline.md); the hook does no I/O, so threads buy nothing but GIL
+  contention.
 * Two binds, the sync and the busy listener (one if they are the same address); the app routes
   by listening port (see :mod:`hooks.app`).
 * ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
@@ -50,7 +52,7 @@ _config = load_config()
 wsgi_app = "hooks.app:create_app()"
 bind = _config.binds
 workers = _config.workers
-worker_class = "sync"
+worker_class = "hooks.gunicorn_worker.FirstByteTimeoutSyncWorker"
 timeout = 30
 graceful_timeout = 20
 preload_app = False
