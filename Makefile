@@ -27,11 +27,18 @@ e2e-binaries:
 e2e: install-test e2e-binaries
 	$(PYTHON) -m pytest -m e2e tests/e2e
 
-# Everything: lint, types, unit/HTTP/property tests and the real-stack end-to-end suite.
+# Everything: lint, types, the long robustness runs, then every other test including the
+# real-stack end-to-end suite (last, so its summary line is the run's closing line).
 test: install-test e2e-binaries
 	ruff check hooks tests
 	mypy hooks
+	$(PYTHON) -m pytest -m slow
 	$(PYTHON) -m pytest
+
+# Benchmarks side by side with a bare-Flask ceiling (needs wrk; not part of `test`).
+bench: install-test
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PYTHON) tests/bench/run.py
 
 goldens: install-test
 	$(PYTHON) tests/fixtures/sync/generate.py
