@@ -55,7 +55,7 @@ FAST = settings(
         HealthCheck.data_too_large,
     ],
 )
-SLOW = settings(FAST, max_examples=1500)
+SLOW = settings(FAST, max_examples=1000)
 BUDGETS = [pytest.param(FAST, id="fast"), pytest.param(SLOW, id="long", marks=pytest.mark.slow)]
 
 

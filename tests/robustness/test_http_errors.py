@@ -10,9 +10,11 @@ Design notes:
   404 on the busy port, and malformed HTTP that gunicorn itself refuses before Flask runs (those
   answers are gunicorn's HTML, not JSON; Metacontroller's Go client never sends such requests).
 * Raw sockets where ``requests`` would fix the request up; every socket has a short timeout.
-* Under ``-m slow``: connections that send nothing must not stop syncs. A plain gunicorn sync
-  worker would block on each until the 30 s worker timeout; hooks/gunicorn_worker.py closes a
-  connection that stays silent for 1 s, so two idle connections delay a sync by about that.
+* Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn sync worker would
+  block on each until the 30 s worker timeout; hooks/gunicorn_worker.py closes a connection that
+  sends nothing for 1 s (then gunicorn's close_graceful lingers up to 2 s more), so two idle
+  connections delay a sync by about 3 s, inside Metacontroller's 5 s hook timeout. A connection
+  that sends part of a request and then stalls is still held for 30 s: pinned as strict xfails.
 """
 
 from __future__ import annotations
@@ -156,18 +158,52 @@ def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
     assert response.status_code == 200
 
 
+HOOK_TIMEOUT = 5.0  # metacontroller/compositecontroller.yaml: hooks.sync.webhook.timeout
+STALL_GAP = (
+    "availability gap: hooks/gunicorn_worker.py drops only connections that send no byte; one "
+    "that sends part of a request and stalls still holds a sync worker until the 30 s worker "
+    "timeout, so OBOL_WORKERS of them stop every sync (a socket timeout on the accepted client "
+    "for the whole request would close it)"
+)
+STALLS = {
+    # (port, bytes sent before going silent)
+    "idle": ("busy", b""),
+    "partial-headers": ("busy", b"GET /busy/ns/offer HTTP/1.1\r\nHost: hook\r\n"),
+    "partial-body": (  # with the token: without it the hook answers 401 unread
+        "sync",
+        b"POST /sync HTTP/1.1\r\nHost: hook\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n".encode()
+        + b"Content-Length: 1000\r\n\r\n{",
+    ),
+}
+
+
 @pytest.mark.slow
-def test_idle_connections_to_the_busy_port_do_not_stop_syncs(
-    server: HookServer, valid_body: bytes
+@pytest.mark.parametrize(
+    "stall",
+    [
+        pytest.param("idle", id="idle"),
+        pytest.param("partial-headers", marks=pytest.mark.xfail(strict=True, reason=STALL_GAP)),
+        pytest.param("partial-body", marks=pytest.mark.xfail(strict=True, reason=STALL_GAP)),
+    ],
+)
+def test_stalled_connections_do_not_stop_syncs(
+    server: HookServer, valid_body: bytes, stall: str
 ) -> None:
-    parts = urlsplit(server.busy_url)
-    idle = [socket.create_connection((parts.hostname, parts.port)) for _ in range(2)]
+    port, sent = STALLS[stall]
+    parts = urlsplit(server.busy_url if port == "busy" else server.sync_url)
+    stalled = [socket.create_connection((parts.hostname, parts.port)) for _ in range(2)]
     try:
+        for sock in stalled:
+            sock.sendall(sent)
         time.sleep(0.2)
+        # Answered within Metacontroller's hook timeout, though a worker may first spend up to
+        # about 3 s on each silent connection (1 s for the first byte, then gunicorn's
+        # close_graceful lingers up to 2 s for the peer's FIN).
         response = requests.post(
-            server.sync_url + "/sync", data=valid_body, headers=AUTH, timeout=3
+            server.sync_url + "/sync", data=valid_body, headers=AUTH, timeout=HOOK_TIMEOUT
         )
         assert response.status_code == 200
     finally:
-        for sock in idle:
+        for sock in stalled:
             sock.close()
