@@ -12,9 +12,8 @@ Design notes:
 * Raw sockets where ``requests`` would fix the request up; every socket has a short timeout.
 * Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn sync worker would
   block on each until the 30 s worker timeout; hooks/gunicorn_worker.py closes a connection that
-  sends nothing for 1 s (then gunicorn's close_graceful lingers up to 2 s more), so two idle
-  connections delay a sync by about 3 s, inside Metacontroller's 5 s hook timeout. A connection
-  that sends part of a request and then stalls is still held for 30 s: pinned as strict xfails.
+  sends nothing for 1 s and bounds every later stalled read at 2 s, so two idle or half-sent
+  connections delay a sync by a few seconds, inside Metacontroller's 5 s hook timeout.
 """
 
 from __future__ import annotations
@@ -159,12 +158,6 @@ def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
 
 
 HOOK_TIMEOUT = 5.0  # metacontroller/compositecontroller.yaml: hooks.sync.webhook.timeout
-STALL_GAP = (
-    "availability gap: hooks/gunicorn_worker.py drops only connections that send no byte; one "
-    "that sends part of a request and stalls still holds a sync worker until the 30 s worker "
-    "timeout, so OBOL_WORKERS of them stop every sync (a socket timeout on the accepted client "
-    "for the whole request would close it)"
-)
 STALLS = {
     # (port, bytes sent before going silent)
     "idle": ("busy", b""),
@@ -183,8 +176,8 @@ STALLS = {
     "stall",
     [
         pytest.param("idle", id="idle"),
-        pytest.param("partial-headers", marks=pytest.mark.xfail(strict=True, reason=STALL_GAP)),
-        pytest.param("partial-body", marks=pytest.mark.xfail(strict=True, reason=STALL_GAP)),
+        pytest.param("partial-headers"),
+        pytest.param("partial-body"),
     ],
 )
 def test_stalled_connections_do_not_stop_syncs(
