@@ -8,7 +8,7 @@ install:
 	$(PIP) install --quiet .
 
 install-test:
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test]' -c .ci/constraints.txt
 
 lint: install-test
 	ruff check hooks tests

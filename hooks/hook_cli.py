@@ -36,7 +36,8 @@ class CliFailure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_INPUT) -> None:
         super().__init__(" ".join(message.split()))
-        self.exit_code = exit_code
+        # An instance value; click >= 8.5 declares exit_code as a class variable.
+        vars(self)["exit_code"] = exit_code
 
 
 @click.group(
@@ -103,10 +104,10 @@ def sync_command() -> None:
     """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
     from hooks.app import handle_sync_body
 
-    body = click.get_binary_stream("stdin").read()
+    body = sys.stdin.buffer.read()
     answer = handle_sync_body(body, _settings())
     if answer.status == 200:
-        stdout = click.get_binary_stream("stdout")
+        stdout = sys.stdout.buffer
         stdout.write(answer.body + b"\n")
         stdout.flush()
         return
@@ -209,7 +210,7 @@ _BlockDumper.add_representer(str, _represent_str)
 def _read_offer(filename: str) -> dict[str, Any]:
     try:
         if filename == "-":
-            text = click.get_text_stream("stdin").read()
+            text = sys.stdin.read()
         else:
             text = Path(filename).read_text(encoding="utf-8")
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]

@@ -103,7 +103,8 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(" ".join(message.split()))
-        self.exit_code = exit_code
+        # An instance value; click >= 8.5 declares exit_code as a class variable.
+        vars(self)["exit_code"] = exit_code
 
 
 # --- flags -> spec (pure) ----------------------------------------------------------------------
