@@ -10,9 +10,6 @@ connections:
 
 * the hook as shipped (``obol hook serve``);
 * ``OBOL_LOG_LEVEL=warning``: no per-sync log line at all;
-* ``onewrite_log_app``: the same log line written with one ``os.write`` (see that module; since
-  0867547 ``hooks/logs.py`` itself writes the line in one write, so this row now only shows what
-  is left between its ``sys.stderr.write`` + flush and a raw ``os.write``);
 * ``OBOL_RESPONSE_CACHE_ENTRIES=0``: no answer cache (every request hashes nothing and misses);
 * the bare app (the ceiling of run.py).
 
@@ -44,7 +41,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "hook, OBOL_LOG_LEVEL=warning (no sync log line)": {
         "env_overrides": {"OBOL_LOG_LEVEL": "warning"}
     },
-    "hook, log line in one os.write (prototype)": {"app": "onewrite_log_app:app"},
     "hook, OBOL_RESPONSE_CACHE_ENTRIES=0": {"env_overrides": {"OBOL_RESPONSE_CACHE_ENTRIES": "0"}},
     "bare ceiling": {"bare": True},
 }
