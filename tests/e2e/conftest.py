@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from .stack import Binaries, BinariesMissing, Netns, Stack
+from .kube import KubeClient
+from .stack import REPO_ROOT, Binaries, BinariesMissing, Netns, Stack
 
 
 @contextlib.contextmanager
@@ -65,3 +66,20 @@ def print_diagnostics_on_failure(request: pytest.FixtureRequest, stack: Stack) -
     """After a failed test, print the stack's diagnostics into that test's report."""
     if phase_failed(request):
         print(stack.diagnostics(lines=60))
+
+
+# The product modules share one kind of stack (one per module: fixtures are module-scoped) with
+# our CRD installed, and a REST client on it; a module may define its own ``stack`` instead.
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A Stack with crds/serviceoffer.yaml installed, for one test module."""
+    with e2e_stack(request, extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"]) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def kube(stack: Stack) -> Iterator[KubeClient]:
+    """A REST client on the module's Stack."""
+    client = KubeClient(stack.api_url, stack.token, stack.ca_file)
+    yield client
+    client.close()

@@ -43,7 +43,7 @@ import yaml
 from hooks import api
 
 from .buyer import Held, assert_busy, header, owned_children, paid, quote, run_obol
-from .conftest import e2e_stack, print_diagnostics_on_failure
+from .conftest import print_diagnostics_on_failure
 from .driver import Driver, HookError, condition, ready
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient, collection_path
@@ -113,19 +113,6 @@ def _path(offer: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    with e2e_stack(request, extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"]) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def kube(stack: Stack) -> Iterator[KubeClient]:
-    client = KubeClient(stack.api_url, stack.token, stack.ca_file)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

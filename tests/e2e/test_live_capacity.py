@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 
 from .buyer import Held, assert_busy, paid, quote, run_obol
-from .conftest import e2e_stack, print_diagnostics_on_failure
+from .conftest import print_diagnostics_on_failure
 from .driver import Driver, condition, ready
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient
-from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
+from .stack import HTTPServerProcess, Stack, wait_until
 from .verifier_stub import VerifierStub
 
 pytestmark = pytest.mark.e2e
@@ -58,19 +58,6 @@ OFFER: dict[str, Any] = {
         },
     },
 }
-
-
-@pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    with e2e_stack(request, extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"]) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def kube(stack: Stack) -> Iterator[KubeClient]:
-    client = KubeClient(stack.api_url, stack.token, stack.ca_file)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
