@@ -13,6 +13,10 @@ Endpoints:
   ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
+Hot path: a plain ``POST /sync`` (Content-Length within the cap, right port, right token) is
+answered by :class:`SyncFastPath`, a small WSGI front that skips Flask's request cycle and calls
+the same :meth:`_HookShell.answer` as the Flask view; every other request goes to Flask.
+
 Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.gunicorn_conf`);
 the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
 the listening socket, not from the Host header). ``/sync`` and ``/finalize`` answer only on the
@@ -35,9 +39,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import orjson
 from flask import Flask, Response, request
@@ -51,6 +55,9 @@ from hooks.observe import Observer
 from hooks.settings import Settings
 from hooks.status import READY, REASON_INVALID_SPEC, Observation
 from hooks.sync import index_children, sync
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 JSON: Final = "application/json"
 SYNC_PATHS: Final = frozenset({"/sync", "/finalize"})
@@ -293,6 +300,7 @@ class _HookShell:
         return None
 
     def sync(self) -> Response:
+        """POST /sync through Flask: the requests :class:`SyncFastPath` leaves to it."""
         started = time.perf_counter()
         if self.token is not None and not bearer_matches(
             request.headers.get("Authorization"), self.token
@@ -305,6 +313,11 @@ class _HookShell:
         except RequestEntityTooLarge:
             detail = f"request body exceeds {self.max_request_bytes} bytes"
             return self._refuse(413, "payload_too_large", detail, "bad_request", started)
+        answer = self.answer(body, started)
+        return Response(answer.body, answer.status, content_type=JSON)
+
+    def answer(self, body: bytes, started: float) -> SyncAnswer:
+        """Answer one sync body (from the cache when it can), then count and log it."""
         key = AnswerCache.key(body) if self.cache is not None else b""
         answer = self.cache.get(key) if self.cache is not None else None
         if answer is None:
@@ -324,11 +337,21 @@ class _HookShell:
             duration_ms=elapsed * 1000,
             detail=answer.detail,
         )
-        return Response(answer.body, answer.status, content_type=JSON)
+        return answer
 
     def _refuse(
         self, status: int, error: str, detail: str, outcome: str, started: float
     ) -> Response:
+        answer = self.refusal(status, error, detail, outcome, started)
+        response = Response(answer.body, status, content_type=JSON)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
+        return response
+
+    def refusal(
+        self, status: int, error: str, detail: str, outcome: str, started: float
+    ) -> SyncAnswer:
+        """A sync request refused before the core saw it, counted and logged."""
         self.metrics.observe_sync(outcome, None)
         logs.log_sync(
             self.logger,
@@ -339,10 +362,7 @@ class _HookShell:
             duration_ms=(time.perf_counter() - started) * 1000,
             detail=detail,
         )
-        response = Response(_error_body(error, detail), status, content_type=JSON)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
-        return response
+        return SyncAnswer(status, _error_body(error, detail), outcome, detail=detail)
 
     def busy(self, namespace: str, name: str) -> Response:
         seconds = retry_after_seconds(
@@ -373,6 +393,69 @@ class _HookShell:
     def internal_error(self, exc: InternalServerError) -> Response:
         # Flask has already logged the original exception with its traceback.
         return Response(_INTERNAL_ERROR_BODY, 500, content_type=JSON)
+
+
+class SyncFastPath:
+    """WSGI middleware that answers the everyday ``POST /sync`` without Flask's request cycle.
+
+    Flask's per-request machinery (request and app contexts, URL matching, ``before_request``,
+    the Request and Response objects) cost about 200 µs of server CPU per sync under load, more
+    than the sync itself. This front answers a sync that needs none of it: POST to ``/sync`` or
+    ``/finalize`` on a port that serves them, a plain ``Content-Length`` within the size cap and,
+    when a token is configured, the right bearer token. It calls the very same
+    :meth:`_HookShell.answer` as the Flask view. Everything else (refusals, chunked bodies,
+    other paths and methods) goes on to the Flask app unchanged, so there is exactly one place
+    for each error answer.
+    """
+
+    def __init__(self, shell: _HookShell, app: WSGIApplication) -> None:
+        self.shell = shell
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        length = self._plain_sync_length(environ)
+        if length is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        body = environ["wsgi.input"].read(length)
+        try:
+            if len(body) != length:
+                answer = self.shell.refusal(
+                    400, "incomplete_body", "request body ended before its Content-Length",
+                    "bad_request", started,
+                )
+            else:
+                answer = self.shell.answer(body, started)
+        except Exception:
+            # What Flask's error handler does for the view: log the traceback, answer 500.
+            self.shell.logger.exception("sync failed outside the core")
+            answer = SyncAnswer(500, _INTERNAL_ERROR_BODY, "error")
+        start_response(
+            _STATUS_LINES.get(answer.status) or f"{answer.status} Error",
+            [("Content-Type", JSON), ("Content-Length", str(len(answer.body)))],
+        )
+        return [answer.body]
+
+    def _plain_sync_length(self, environ: WSGIEnvironment) -> int | None:
+        """The body length of a sync this front answers, or None to hand it to Flask."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in SYNC_PATHS:
+            return None
+        shell = self.shell
+        if environ.get("SERVER_PORT") == shell.busy_only_port:
+            return None
+        raw = environ.get("CONTENT_LENGTH")
+        if not raw or not raw.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        length = int(raw)
+        if length > shell.max_request_bytes:
+            return None
+        token = shell.token
+        if token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            return None
+        return length
+
+
+_STATUS_LINES: Final = {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}
 
 
 def bearer_matches(header: str | None, token: bytes) -> bool:
@@ -451,4 +534,5 @@ def create_app(
         cache_entries or 0,
     )
     shell.register(app)
+    app.wsgi_app = SyncFastPath(shell, app.wsgi_app)  # type: ignore[method-assign]
     return app
