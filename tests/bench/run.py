@@ -238,50 +238,50 @@ def write_bodies(directory: Path) -> tuple[Path, Path]:
 
 
 def side_by_side(
-    hook: Server,
-    bare: Server,
+    servers: dict[str, Server],
     plan: Plan,
     url_of: Callable[[Server], str],
     method: str,
     body_file: Path | None,
     label: str,
 ) -> dict[int, dict[str, Summary]]:
-    """Runs alternating hook / bare at each connection count; medians per configuration."""
+    """Runs alternating between the servers at each connection count; medians per configuration."""
     results: dict[int, dict[str, Summary]] = {}
     for connections in CONNECTIONS:
-        runs: dict[str, list[WrkResult]] = {"hook": [], "bare": []}
+        runs: dict[str, list[WrkResult]] = {name: [] for name in servers}
         for _ in range(plan.runs):
-            pair = quietest_pair(hook, bare, url_of, connections, plan.seconds, method, body_file)
-            for name, result in pair.items():
+            group = quietest_group(servers, url_of, connections, plan.seconds, method, body_file)
+            for name, result in group.items():
                 runs[name].append(result)
         results[connections] = {name: loadgen.summarize(found) for name, found in runs.items()}
-        hook_rps, bare_rps = results[connections]["hook"].rps, results[connections]["bare"].rps
-        progress(f"{label} c={connections}: hook {hook_rps:,.0f} req/s, bare {bare_rps:,.0f}")
+        rates = ", ".join(
+            f"{name} {summary.rps:,.0f}" for name, summary in results[connections].items()
+        )
+        progress(f"{label} c={connections}: {rates} req/s")
     return results
 
 
-def quietest_pair(
-    hook: Server,
-    bare: Server,
+def quietest_group(
+    servers: dict[str, Server],
     url_of: Callable[[Server], str],
     connections: int,
     seconds: float,
     method: str,
     body_file: Path | None,
 ) -> dict[str, WrkResult]:
-    """One hook run and one bare run back to back; repeated (up to RETRIES times) when other
-    processes took more than NOISY_PCT of a core meanwhile, keeping the quietest pair."""
+    """One run per server back to back; repeated (up to RETRIES times) when other processes
+    took more than NOISY_PCT of a core meanwhile, keeping the quietest group."""
     best: dict[str, WrkResult] | None = None
     for _ in range(1 + RETRIES):
-        pair = {
+        group = {
             name: loadgen.wrk_run(
                 server, name, url_of(server), connections, seconds, method, body_file
             )
-            for name, server in (("hook", hook), ("bare", bare))
+            for name, server in servers.items()
         }
-        noise = max(result.foreign_cpu_pct for result in pair.values())
+        noise = max(result.foreign_cpu_pct for result in group.values())
         if best is None or noise < max(result.foreign_cpu_pct for result in best.values()):
-            best = pair
+            best = group
         if noise <= NOISY_PCT:
             break
         REPEATED[0] += 1
@@ -415,6 +415,20 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
                         latency,
                         "-",
                         None,
+                        "info",
+                    )
+                )
+            floor = pair.get("floor")
+            if floor is not None:
+                rows.append(
+                    Row(
+                        f"POST /sync ({title}) c={connections}: req/s hook vs a bare WSGI parse"
+                        " (no Flask: like for like with the hook's sync front)",
+                        f"{hook.rps:,.0f} vs {floor.rps:,.0f} (CPU "
+                        f"{hook.server_cpu_us_per_request:.0f} vs "
+                        f"{floor.server_cpu_us_per_request:.0f} µs/req)",
+                        "-",
+                        hook.rps / floor.rps,
                         "info",
                     )
                 )
@@ -587,19 +601,29 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
         progress(f"generating {storm_offers:,} storm offers")
         results["storm_mix"] = storm.generate(storm_offers, storm_bodies, storm_endpoints)
         overflows_before = listen_overflows()
-        with run_server("hook") as hook, run_server("bare", bare=True) as bare:
+        with (
+            run_server("hook") as hook,
+            run_server("bare", bare=True) as bare,
+            run_server("floor", app="bare_wsgi:app") as floor,
+        ):
             results["rss_before_mb"] = rss_mib(hook, bare)
-            for server in (hook, bare):  # warm-up, discarded
+            for server in (hook, bare, floor):  # warm-up, discarded
                 url = server.sync_url + "/sync"
                 loadgen.wrk_run(server, "warm-up", url, 16, plan.warmup_seconds, "POST", varied)
+            sync_servers = {"hook": hook, "bare": bare, "floor": floor}
             results["sync_same"] = side_by_side(
-                hook, bare, plan, lambda s: s.sync_url + "/sync", "POST", same, "same body"
+                sync_servers, plan, lambda s: s.sync_url + "/sync", "POST", same, "same body"
             )
             results["sync_varied"] = side_by_side(
-                hook, bare, plan, lambda s: s.sync_url + "/sync", "POST", varied, "4096 bodies"
+                sync_servers, plan, lambda s: s.sync_url + "/sync", "POST", varied, "4096 bodies"
             )
             results["busy"] = side_by_side(
-                hook, bare, plan, lambda s: s.busy_url + BUSY_PATH, "GET", None, "busy"
+                {"hook": hook, "bare": bare},
+                plan,
+                lambda s: s.busy_url + BUSY_PATH,
+                "GET",
+                None,
+                "busy",
             )
             results["storm"] = run_storms(hook, plan, storm_bodies, storm_endpoints)
             results["rss_after_mb"] = rss_mib(hook, bare)
