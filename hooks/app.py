@@ -13,9 +13,10 @@ Endpoints:
   ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
-Hot path: a plain ``POST /sync`` (Content-Length within the cap, right port, right token) is
-answered by :class:`SyncFastPath`, a small WSGI front that skips Flask's request cycle and calls
-the same :meth:`_HookShell.answer` as the Flask view; every other request goes to Flask.
+Hot paths: a plain ``POST /sync`` (Content-Length within the cap, right port, right token) and
+``GET /busy/...`` with Kubernetes names are answered by :class:`HotPathFront`, a small WSGI front
+that skips Flask's request cycle and calls the same shell methods as the Flask views; every other
+request goes to Flask.
 
 Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.gunicorn_conf`);
 the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
@@ -42,6 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import Flask, Response, request
@@ -300,7 +302,7 @@ class _HookShell:
         return None
 
     def sync(self) -> Response:
-        """POST /sync through Flask: the requests :class:`SyncFastPath` leaves to it."""
+        """POST /sync through Flask: the requests :class:`HotPathFront` leaves to it."""
         started = time.perf_counter()
         if self.token is not None and not bearer_matches(
             request.headers.get("Authorization"), self.token
@@ -365,16 +367,17 @@ class _HookShell:
         return SyncAnswer(status, _error_body(error, detail), outcome, detail=detail)
 
     def busy(self, namespace: str, name: str) -> Response:
-        seconds = retry_after_seconds(
-            request.args.get("retryAfter"), self.settings.busy_jitter_seconds
-        )
+        """GET /busy through Flask: the requests :class:`HotPathFront` leaves to it."""
+        seconds, body = self.busy_answer(namespace, name, request.args.get(_RETRY))
+        return Response(body, 429, headers=_busy_headers(seconds), content_type=JSON)
+
+    def busy_answer(
+        self, namespace: str, name: str, raw_retry_after: str | None
+    ) -> tuple[int, bytes]:
+        """Retry-After seconds and the 429 body for one busy request, counted."""
+        seconds = retry_after_seconds(raw_retry_after, self.settings.busy_jitter_seconds)
         self.metrics.observe_busy(namespace)
-        return Response(
-            busy_body(namespace, name, seconds),
-            429,
-            headers={"Retry-After": str(seconds), "Cache-Control": "no-store"},
-            content_type=JSON,
-        )
+        return seconds, busy_body(namespace, name, seconds)
 
     def healthz(self) -> Response:
         return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)
@@ -395,17 +398,23 @@ class _HookShell:
         return Response(_INTERNAL_ERROR_BODY, 500, content_type=JSON)
 
 
-class SyncFastPath:
-    """WSGI middleware that answers the everyday ``POST /sync`` without Flask's request cycle.
+class HotPathFront:
+    """WSGI middleware answering the two hot requests without Flask's request cycle.
 
     Flask's per-request machinery (request and app contexts, URL matching, ``before_request``,
-    the Request and Response objects) cost about 200 µs of server CPU per sync under load, more
-    than the sync itself. This front answers a sync that needs none of it: POST to ``/sync`` or
-    ``/finalize`` on a port that serves them, a plain ``Content-Length`` within the size cap and,
-    when a token is configured, the right bearer token. It calls the very same
-    :meth:`_HookShell.answer` as the Flask view. Everything else (refusals, chunked bodies,
-    other paths and methods) goes on to the Flask app unchanged, so there is exactly one place
-    for each error answer.
+    the Request and Response objects) costs about 200 µs of server CPU per request under load,
+    more than a sync itself. Two requests are frequent enough for that to matter:
+
+    * a plain sync: POST to ``/sync`` or ``/finalize`` on a port that serves them, with a plain
+      ``Content-Length`` within the size cap and, when a token is configured, the right bearer
+      token (Metacontroller, once per offer on every resync);
+    * a busy body: GET ``/busy/<namespace>/<name>`` with names as Kubernetes spells them, on a
+      port that serves it (Traefik's errors Middleware, once per 429 of a saturated offer).
+
+    Both call the very same shell methods as the Flask views (:meth:`_HookShell.answer`,
+    :meth:`_HookShell.busy_answer`). Everything else (refusals, chunked bodies, unusual names,
+    other paths and methods) goes on to the Flask app unchanged, so each error answer has
+    exactly one place.
     """
 
     def __init__(self, shell: _HookShell, app: WSGIApplication) -> None:
@@ -413,17 +422,40 @@ class SyncFastPath:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        length = self._plain_sync_length(environ)
-        if length is None:
-            return self.app(environ, start_response)
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+        port = environ.get("SERVER_PORT")
+        if method == "POST" and path in SYNC_PATHS and port != self.shell.busy_only_port:
+            length = self._plain_sync_length(environ)
+            if length is not None:
+                return self._sync(environ, length, start_response)
+        elif method == "GET" and path.startswith(BUSY_PREFIX) and port != self.shell.sync_only_port:
+            offer = _PLAIN_BUSY_PATH.fullmatch(path)
+            if offer is not None:
+                return self._busy(environ, offer[1], offer[2], start_response)
+        return self.app(environ, start_response)
+
+    def _plain_sync_length(self, environ: WSGIEnvironment) -> int | None:
+        """The body length of a sync this front answers, or None to hand it to Flask."""
+        raw = environ.get("CONTENT_LENGTH")
+        if not raw or not raw.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        length = int(raw)
+        token = self.shell.token
+        if length > self.shell.max_request_bytes or (
+            token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token)
+        ):
+            return None
+        return length
+
+    def _sync(
+        self, environ: WSGIEnvironment, length: int, start_response: StartResponse
+    ) -> Iterable[bytes]:
         started = time.perf_counter()
         body = environ["wsgi.input"].read(length)
         try:
             if len(body) != length:
-                answer = self.shell.refusal(
-                    400, "incomplete_body", "request body ended before its Content-Length",
-                    "bad_request", started,
-                )
+                detail = "request body ended before its Content-Length"
+                answer = self.shell.refusal(400, "incomplete_body", detail, "bad_request", started)
             else:
                 answer = self.shell.answer(body, started)
         except Exception:
@@ -431,31 +463,32 @@ class SyncFastPath:
             self.shell.logger.exception("sync failed outside the core")
             answer = SyncAnswer(500, _INTERNAL_ERROR_BODY, "error")
         start_response(
-            _STATUS_LINES.get(answer.status) or f"{answer.status} Error",
+            _STATUS_LINES[answer.status],
             [("Content-Type", JSON), ("Content-Length", str(len(answer.body)))],
         )
         return [answer.body]
 
-    def _plain_sync_length(self, environ: WSGIEnvironment) -> int | None:
-        """The body length of a sync this front answers, or None to hand it to Flask."""
-        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in SYNC_PATHS:
-            return None
-        shell = self.shell
-        if environ.get("SERVER_PORT") == shell.busy_only_port:
-            return None
-        raw = environ.get("CONTENT_LENGTH")
-        if not raw or not raw.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
-            return None
-        length = int(raw)
-        if length > shell.max_request_bytes:
-            return None
-        token = shell.token
-        if token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
-            return None
-        return length
+    def _busy(
+        self, environ: WSGIEnvironment, namespace: str, name: str, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING", "")
+        raw = next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == _RETRY), None)
+        seconds, body = self.shell.busy_answer(namespace, name, raw)
+        headers = [("Content-Type", JSON), ("Content-Length", str(len(body)))]
+        start_response("429 TOO MANY REQUESTS", headers + _busy_headers(seconds))
+        return [body]
 
 
-_STATUS_LINES: Final = {200: "200 OK", 400: "400 Bad Request", 500: "500 Internal Server Error"}
+# Kubernetes names only (a namespace is a DNS label, an offer name a DNS subdomain); anything
+# else, percent-encoded or not, takes Flask's route and gets the same answer there.
+_PLAIN_BUSY_PATH: Final = re.compile(r"/busy/([a-z0-9-]{1,63})/([a-z0-9.-]{1,253})")
+_RETRY: Final = "retryAfter"
+# Werkzeug's spelling, so both paths put the same status line on the wire.
+_STATUS_LINES: Final = {200: "200 OK", 400: "400 BAD REQUEST", 500: "500 INTERNAL SERVER ERROR"}
+
+
+def _busy_headers(seconds: int) -> list[tuple[str, str]]:
+    return [("Retry-After", str(seconds)), ("Cache-Control", "no-store")]
 
 
 def bearer_matches(header: str | None, token: bytes) -> bool:
@@ -534,5 +567,5 @@ def create_app(
         cache_entries or 0,
     )
     shell.register(app)
-    app.wsgi_app = SyncFastPath(shell, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = HotPathFront(shell, app.wsgi_app)  # type: ignore[method-assign]
     return app

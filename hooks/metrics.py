@@ -97,8 +97,10 @@ class HookMetrics:
             multiprocess_mode="max",
         )
         info.labels(version=version).set(1)
-        for outcome in OUTCOMES:
-            self._sync_requests.labels(outcome=outcome)
+        # Every outcome exists from the start (at 0), resolved once: labels() costs per call.
+        self._sync_by_outcome = {
+            outcome: self._sync_requests.labels(outcome=outcome) for outcome in OUTCOMES
+        }
         self._busy_namespaces: set[str] = set()
 
     @classmethod
@@ -113,7 +115,8 @@ class HookMetrics:
 
     def observe_sync(self, outcome: str, seconds: float | None, children: int = 0) -> None:
         """Count one sync request; ``seconds`` is None when the body was never processed."""
-        self._sync_requests.labels(outcome=outcome).inc()
+        counter = self._sync_by_outcome.get(outcome)
+        (counter or self._sync_requests.labels(outcome=outcome)).inc()
         if seconds is not None:
             self._sync_duration.observe(seconds)
         if children:

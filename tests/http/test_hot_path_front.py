@@ -1,4 +1,4 @@
-"""The WSGI front that answers plain syncs without Flask (hooks.app.SyncFastPath).
+"""The WSGI front that answers plain syncs and busy bodies without Flask (hooks.app.HotPathFront).
 
 Test-design notes:
 
@@ -10,6 +10,9 @@ Test-design notes:
 * Which path answered is observed in-process with a ``before_request`` counter on the Flask app:
   it runs for every request Flask handles and never for one the front answers. That is the
   structural form of the performance claim; its size is measured by ``make bench``.
+* The busy responder: the front's answer is compared with Flask's view in-process (both WSGI
+  callables of one app) over generated namespaces, names and query strings, including the ones
+  the front must hand over (upper case, percent-encoded, too long).
 * Failures the front owns: a body shorter than its Content-Length (400 JSON) and an exception
   after the core (500 JSON with the generic body, traceback in the log only).
 """
@@ -25,6 +28,9 @@ import orjson
 import pytest
 import requests
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from hooks.app import create_app
 from hooks.settings import Settings
@@ -157,3 +163,55 @@ def test_requests_library_chunked_upload_really_is_chunked(hook_server: HookServ
     ).prepare()
     assert prepared.headers.get("Transfer-Encoding") == "chunked"
     assert "Content-Length" not in prepared.headers
+
+
+def wsgi_answer(wsgi: Any, path: str, query: str) -> tuple[str, dict[str, str], bytes]:
+    environ = EnvironBuilder(path=path, query_string=query, method="GET").get_environ()
+    body, status, headers = run_wsgi_app(wsgi, environ)
+    return status, dict(headers), b"".join(body)
+
+
+BUSY_APP = create_app(Settings())
+FLASK_ONLY = BUSY_APP.wsgi_app.app  # type: ignore[attr-defined]
+NAME_CHARS = "abcz09-.A_%/ é"
+KUBE_NAMES = st.from_regex(r"[a-z0-9][-a-z0-9.]{0,70}", fullmatch=True)
+QUERIES = st.one_of(
+    st.sampled_from(["", "retryAfter=5", "retryAfter=5&status=429", "status=429&retryAfter=7",
+                     "retryAfter=", "retryAfter", "retryAfter=%37", "retryAfter=99999999",
+                     "retryAfter=3&retryAfter=9", "retryAfter=-1", "retryAfter=1e3"]),
+    st.text(alphabet="retryAfte=&%0123456789", max_size=30),
+)  # fmt: skip
+
+
+@given(
+    namespace=st.one_of(KUBE_NAMES, st.text(alphabet=NAME_CHARS, min_size=1, max_size=70)),
+    name=st.one_of(KUBE_NAMES, st.text(alphabet=NAME_CHARS, min_size=1, max_size=260)),
+    query=QUERIES,
+)
+def test_busy_front_answers_exactly_like_the_flask_view(
+    namespace: str, name: str, query: str
+) -> None:
+    path = f"/busy/{namespace}/{name}"
+    assert wsgi_answer(BUSY_APP, path, query) == wsgi_answer(FLASK_ONLY, path, query)
+
+
+def test_plain_busy_requests_skip_flask_and_unusual_ones_go_through_it() -> None:
+    app = create_app(Settings(), sync_port=8080, busy_port=8081)
+    through_flask = counted(app)
+    client = app.test_client()
+    on_busy = {"SERVER_PORT": "8081"}
+    plain = client.get("/busy/llm-sellers/qwen36.fast?retryAfter=4", environ_overrides=on_busy)
+    assert plain.status_code == 429
+    assert plain.headers["Retry-After"] == "4"
+    assert plain.headers["Cache-Control"] == "no-store"
+    assert plain.headers["Content-Type"] == "application/json"
+    assert plain.json is not None and plain.json["offer"] == "llm-sellers/qwen36.fast"
+    assert through_flask == []
+
+    assert client.get("/busy/Tenant/offer", environ_overrides=on_busy).status_code == 429
+    assert client.get("/busy/ns/of%20fer", environ_overrides=on_busy).status_code == 429
+    assert client.head("/busy/ns/offer", environ_overrides=on_busy).status_code == 429
+    assert through_flask == ["/busy/Tenant/offer", "/busy/ns/of fer", "/busy/ns/offer"]
+    # On the sync port Flask's listener check answers 404 before the counter runs.
+    on_sync = client.get("/busy/ns/offer", environ_overrides={"SERVER_PORT": "8080"})
+    assert on_sync.status_code == 404
