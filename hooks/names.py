@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -88,8 +89,13 @@ def upstream_url(offer_namespace: str, service: str, namespace: str | None, port
 
 def child_labels(namespace: str, name: str, component: str) -> dict[str, str]:
     """Labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
+    return {api.LABEL_COMPONENT: component, **_offer_labels(namespace, name)}
+
+
+@lru_cache(maxsize=4096)
+def _offer_labels(namespace: str, name: str) -> Mapping[str, str]:
+    """The labels all children of one offer share; read-only, :func:`child_labels` copies it."""
     return {
-        api.LABEL_COMPONENT: component,
         api.LABEL_MANAGED_BY: api.MANAGED_BY,
         api.LABEL_OFFER_NAME: label_value(name),
         api.LABEL_OFFER_NAMESPACE: namespace,
