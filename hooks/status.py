@@ -129,18 +129,20 @@ def condition(type_: str, status: str, reason: str, message: str) -> dict[str, s
 
 
 def finish_conditions(
-    conditions: Iterable[dict[str, Any]],
+    conditions: list[dict[str, Any]],
     previous: Any,
     generation: int | None,
     transition_time: str,
 ) -> list[dict[str, Any]]:
-    """Add ``observedGeneration`` and a carried-forward or new ``lastTransitionTime``."""
+    """Add ``observedGeneration`` and a carried-forward or new ``lastTransitionTime``.
+
+    The conditions are completed in place (they are the caller's fresh dicts) and returned.
+    """
     before: dict[str, Mapping[str, Any]] = {}
     if isinstance(previous, list):
         for item in previous:
             if isinstance(item, dict) and isinstance(item.get("type"), str):
                 before[item["type"]] = item
-    finished = []
     for cond in conditions:
         old = before.get(cond["type"])
         stamp = transition_time
@@ -148,11 +150,10 @@ def finish_conditions(
             old_stamp = old.get("lastTransitionTime")
             if isinstance(old_stamp, str) and _TIMESTAMP.match(old_stamp):
                 stamp = old_stamp
-        cond = dict(cond, lastTransitionTime=stamp)
+        cond["lastTransitionTime"] = stamp
         if generation is not None:
             cond["observedGeneration"] = generation
-        finished.append(cond)
-    return finished
+    return conditions
 
 
 def _conditions_by_type(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -229,8 +230,9 @@ def _route_extension_refs(observed_route: Mapping[str, Any] | None) -> set[str]:
     for rule in rules if isinstance(rules, list) else []:
         for item in rule.get("filters", []) if isinstance(rule, dict) else []:
             ref = item.get("extensionRef") if isinstance(item, dict) else None
-            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                names.add(ref["name"])
+            name = ref.get("name") if isinstance(ref, dict) else None
+            if isinstance(name, str):
+                names.add(name)
     return names
 
 
@@ -268,11 +270,14 @@ def capacity_condition(
               names.global_in_flight), (api.SERVICE_KIND, names.busy_service)]
     if limits.per_replica_buyer_max_in_flight is not None:
         needed.append((api.MIDDLEWARE_KIND, names.buyer_in_flight))
-    missing = [f"{kind} {name}" for kind, name in needed if observed.get(kind, name) is None]
-    route = observed.get(api.HTTPROUTE_KIND, names.route)
-    refs = _route_extension_refs(route)
-    unreferenced = [name for kind, name in needed if kind == api.MIDDLEWARE_KIND
-                    and name not in refs]
+    refs = _route_extension_refs(observed.get(api.HTTPROUTE_KIND, names.route))
+    missing: list[str] = []
+    unreferenced: list[str] = []
+    for kind, name in needed:
+        if observed.get(kind, name) is None:
+            missing.append(f"{kind} {name}")
+        if kind == api.MIDDLEWARE_KIND and name not in refs:
+            unreferenced.append(name)
     if missing or unreferenced:
         parts = []
         if missing:
