@@ -312,6 +312,10 @@ class _HookShell:
             )
         try:
             body = request.get_data(cache=False)
+            if request.content_length is None and len(body) >= self.max_request_bytes:
+                # A chunked body is read only up to the cap; one more byte means it is over.
+                if request.environ["wsgi.input"].read(1):
+                    raise RequestEntityTooLarge()
         except RequestEntityTooLarge:
             detail = f"request body exceeds {self.max_request_bytes} bytes"
             return self._refuse(413, "payload_too_large", detail, "bad_request", started)
