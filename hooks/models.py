@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -278,12 +278,18 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[FieldPro
     return problems
 
 
+_SPEC_VALIDATOR = ServiceOfferSpec.__pydantic_validator__
+
+
 def parse_spec(spec: Any, *, path: str = "spec") -> ServiceOfferSpec:
     """Validate a ``spec`` mapping; raise :class:`SpecError` listing every problem."""
     if not isinstance(spec, Mapping):
         raise SpecError.at(path, "must be an object", None if spec is None else type(spec).__name__)
     try:
-        return ServiceOfferSpec.model_validate(spec)
+        # The model's pydantic-core validator, called directly: the same validation as
+        # ServiceOfferSpec.model_validate without its per-call keyword handling (the hook parses
+        # a spec on every sync).
+        return cast(ServiceOfferSpec, _SPEC_VALIDATOR.validate_python(spec))
     except ValidationError as exc:
         raise SpecError(problems_from_validation(exc, path)) from None
 
