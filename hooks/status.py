@@ -15,9 +15,9 @@ Pure: no I/O and no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from hooks import api
 from hooks.admission import Envelope
@@ -80,22 +80,9 @@ class Observation:
     source: str | None = None
 
 
-class ObservedChildren:
-    """The children Metacontroller observed, indexed by (kind, name)."""
-
-    def __init__(self, by_kind_and_name: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
-        self._objects = by_kind_and_name
-
-    def get(self, kind: str, name: str) -> Mapping[str, Any] | None:
-        """The observed object, or None."""
-        return self._objects.get((kind, name))
-
-    def __len__(self) -> int:
-        return len(self._objects)
-
-    def objects(self) -> Iterable[Mapping[str, Any]]:
-        """Every observed object."""
-        return self._objects.values()
+# The children Metacontroller observed, indexed by (kind, name); a plain dict, so that looking
+# a child up costs one C call.
+ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
 
 
 def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
@@ -108,7 +95,7 @@ def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
     # One plain loop, no intermediate lists: this runs on every sync over every child. The
     # regex only checks a stamp newer than the newest so far, which is rare.
     newest = EPOCH
-    for obj in (parent, *observed.objects()):
+    for obj in (parent, *observed.values()):
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             continue
@@ -242,7 +229,7 @@ def payment_condition(names: ChildNames, observed: ObservedChildren) -> dict[str
         f"{kind} {name}"
         for kind, name in ((api.MIDDLEWARE_KIND, names.forward_auth),
                            (api.CONFIGMAP_KIND, names.pricing))
-        if observed.get(kind, name) is None
+        if (kind, name) not in observed
     ]
     if missing:
         return condition(
@@ -270,11 +257,11 @@ def capacity_condition(
               names.global_in_flight), (api.SERVICE_KIND, names.busy_service)]
     if limits.per_replica_buyer_max_in_flight is not None:
         needed.append((api.MIDDLEWARE_KIND, names.buyer_in_flight))
-    refs = _route_extension_refs(observed.get(api.HTTPROUTE_KIND, names.route))
+    refs = _route_extension_refs(observed.get((api.HTTPROUTE_KIND, names.route)))
     missing: list[str] = []
     unreferenced: list[str] = []
     for kind, name in needed:
-        if observed.get(kind, name) is None:
+        if (kind, name) not in observed:
             missing.append(f"{kind} {name}")
         if kind == api.MIDDLEWARE_KIND and name not in refs:
             unreferenced.append(name)

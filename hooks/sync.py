@@ -106,7 +106,7 @@ def sync(
     conditions = [
         payment_condition(names, observed),
         capacity_condition(spec, names, limits, observed, settings),
-        route_condition(observed.get(api.HTTPROUTE_KIND, names.route), settings),
+        route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
         upstream_condition(observation),
     ]
     conditions.append(ready_condition(conditions))
@@ -139,10 +139,10 @@ def sync(
 def index_children(children: Any) -> ObservedChildren:
     """Index the request's ``children`` map by (kind, name), for the kinds we manage."""
     if children is None:
-        return ObservedChildren({})
+        return {}
     if not isinstance(children, dict):
         raise SpecError.at("children", "must be an object keyed by Kind.apiVersion")
-    index: dict[tuple[str, str], Mapping[str, Any]] = {}
+    index: ObservedChildren = {}
     for type_key, objects in children.items():
         if not isinstance(objects, dict):
             raise SpecError.at(f"children[{type_key!r}]", "must be an object keyed by name")
@@ -155,7 +155,7 @@ def index_children(children: Any) -> ObservedChildren:
             # Objects without a string kind and name cannot be ours: they are skipped.
             if isinstance(kind, str) and kind in _MANAGED_KINDS and isinstance(name, str):
                 index[(kind, name)] = obj
-    return ObservedChildren(index)
+    return index
 
 
 def _invalid_spec_response(
@@ -227,7 +227,7 @@ _FOREIGN_ANNOTATIONS = (api.LAST_APPLIED_ANNOTATION,
 
 def kept_children(observed: ObservedChildren) -> list[dict[str, Any]]:
     """Rebuild every observed child as we last desired it, in a stable order."""
-    rebuilt = [_as_last_applied(obj) for obj in observed.objects()]
+    rebuilt = [_as_last_applied(obj) for obj in observed.values()]
     rebuilt.sort(key=lambda o: (_KIND_ORDER[o["kind"]], o["metadata"]["name"]))
     return rebuilt
 
