@@ -131,7 +131,7 @@ def route_filters(
 
 
 def _middleware(
-    namespace: str, offer: str, name: str, component: str, spec: Manifest
+    namespace: str, names: ChildNames, name: str, component: str, spec: Manifest
 ) -> Manifest:
     return {
         "apiVersion": api.MIDDLEWARE_API_VERSION,
@@ -139,14 +139,14 @@ def _middleware(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": child_labels(namespace, offer, component),
+            "labels": child_labels(namespace, names, component),
         },
         "spec": spec,
     }
 
 
 def build_in_flight(
-    namespace: str, offer: str, name: str, component: str, amount: int, key_header: str
+    namespace: str, names: ChildNames, name: str, component: str, amount: int, key_header: str
 ) -> Manifest:
     """inFlightReq allowing ``amount`` requests per value of ``key_header`` (steps 3 and 6).
 
@@ -155,7 +155,7 @@ def build_in_flight(
     """
     return _middleware(
         namespace,
-        offer,
+        names,
         name,
         component,
         {"inFlightReq": {"amount": amount, "sourceCriterion": {"requestHeaderName": key_header}}},
@@ -179,7 +179,7 @@ def build_busy_errors(
     """errors Middleware catching 429 and asking the busy responder for the body (step 2)."""
     return _middleware(
         namespace,
-        offer,
+        names,
         names.busy_errors,
         "busy-errors",
         {
@@ -192,24 +192,22 @@ def build_busy_errors(
     )
 
 
-def build_body_limit(namespace: str, offer: str, names: ChildNames, max_bytes: int) -> Manifest:
+def build_body_limit(namespace: str, names: ChildNames, max_bytes: int) -> Manifest:
     """buffering Middleware answering 413 for oversized bodies before any quote (step 4)."""
     return _middleware(
         namespace,
-        offer,
+        names,
         names.body_limit,
         "body-limit",
         {"buffering": {"maxRequestBodyBytes": max_bytes}},
     )
 
 
-def build_forward_auth(
-    namespace: str, offer: str, names: ChildNames, settings: Settings
-) -> Manifest:
+def build_forward_auth(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
     """x402 forwardAuth Middleware: 402 terms for unpaid requests, payer header on success."""
     return _middleware(
         namespace,
-        offer,
+        names,
         names.forward_auth,
         "x402-forward-auth",
         {
@@ -223,9 +221,7 @@ def build_forward_auth(
     )
 
 
-def build_busy_service(
-    namespace: str, offer: str, names: ChildNames, settings: Settings
-) -> Manifest:
+def build_busy_service(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
     """ExternalName Service pointing the errors Middleware at this hook's busy responder.
 
     Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``.
@@ -238,7 +234,7 @@ def build_busy_service(
         "metadata": {
             "name": names.busy_service,
             "namespace": namespace,
-            "labels": child_labels(namespace, offer, "busy-responder"),
+            "labels": child_labels(namespace, names, "busy-responder"),
         },
         "spec": {
             "type": "ExternalName",
@@ -274,7 +270,7 @@ def admission_children(
         children.append(
             build_in_flight(
                 namespace,
-                offer,
+                names,
                 names.global_in_flight,
                 "global-in-flight",
                 limits.per_replica_max_in_flight,
@@ -282,13 +278,13 @@ def admission_children(
             )
         )
     if limits.body_limit_bytes is not None:
-        children.append(build_body_limit(namespace, offer, names, limits.body_limit_bytes))
-    children.append(build_forward_auth(namespace, offer, names, settings))
+        children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
+    children.append(build_forward_auth(namespace, names, settings))
     if limits.per_replica_buyer_max_in_flight is not None:
         children.append(
             build_in_flight(
                 namespace,
-                offer,
+                names,
                 names.buyer_in_flight,
                 "buyer-in-flight",
                 limits.per_replica_buyer_max_in_flight,
@@ -296,5 +292,5 @@ def admission_children(
             )
         )
     if capacity is not None:
-        children.append(build_busy_service(namespace, offer, names, settings))
+        children.append(build_busy_service(namespace, names, settings))
     return children

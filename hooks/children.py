@@ -28,7 +28,6 @@ PRICING_KEY = "routes.json"
 
 def build_httproute(
     namespace: str,
-    offer: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
     limits: Envelope,
@@ -57,7 +56,7 @@ def build_httproute(
         "metadata": {
             "name": names.route,
             "namespace": namespace,
-            "labels": child_labels(namespace, offer, "route"),
+            "labels": child_labels(namespace, names, "route"),
         },
         "spec": {
             "parentRefs": [
@@ -111,7 +110,7 @@ def build_pricing_configmap(
     namespace: str, offer: str, names: ChildNames, payment: ResolvedPayment
 ) -> Manifest:
     """ConfigMap carrying the pricing route, labelled so a verifier can select all of them."""
-    labels = child_labels(namespace, offer, "pricing")
+    labels = child_labels(namespace, names, "pricing")
     labels[api.LABEL_PRICING] = "true"
     document = orjson.dumps(
         {"routes": [pricing_route(namespace, offer, names, payment)]},
@@ -136,7 +135,7 @@ def desired_children(
 ) -> list[Manifest]:
     """Every child of a valid offer: route, admission chain, pricing."""
     return [
-        build_httproute(namespace, offer, spec, names, limits, settings),
+        build_httproute(namespace, spec, names, limits, settings),
         *admission_children(namespace, offer, spec, names, limits, settings),
         build_pricing_configmap(namespace, offer, names, payment),
     ]

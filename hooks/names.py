@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,7 +49,8 @@ def label_value(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChildNames:
-    """The names of every child one offer can have, plus its route path and admission key."""
+    """The names of every child one offer can have, plus its route path, admission key and the
+    label value that identifies the offer."""
 
     route: str
     pricing: str
@@ -62,6 +62,7 @@ class ChildNames:
     busy_service: str
     path: str
     admission_key: str
+    offer_label: str
 
 
 @lru_cache(maxsize=4096)
@@ -79,6 +80,7 @@ def child_names(namespace: str, name: str) -> ChildNames:
         busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
         path=f"/services/{name}",
         admission_key=f"{namespace}/{name}",
+        offer_label=label_value(name),
     )
 
 
@@ -87,16 +89,11 @@ def upstream_url(offer_namespace: str, service: str, namespace: str | None, port
     return f"http://{service}.{namespace or offer_namespace}.svc.cluster.local:{port}"
 
 
-def child_labels(namespace: str, name: str, component: str) -> dict[str, str]:
+def child_labels(namespace: str, names: ChildNames, component: str) -> dict[str, str]:
     """Labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
-    return {api.LABEL_COMPONENT: component, **_offer_labels(namespace, name)}
-
-
-@lru_cache(maxsize=4096)
-def _offer_labels(namespace: str, name: str) -> Mapping[str, str]:
-    """The labels all children of one offer share; read-only, :func:`child_labels` copies it."""
     return {
+        api.LABEL_COMPONENT: component,
         api.LABEL_MANAGED_BY: api.MANAGED_BY,
-        api.LABEL_OFFER_NAME: label_value(name),
+        api.LABEL_OFFER_NAME: names.offer_label,
         api.LABEL_OFFER_NAMESPACE: namespace,
     }
