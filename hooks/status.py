@@ -215,7 +215,8 @@ def _route_extension_refs(observed_route: Mapping[str, Any] | None) -> set[str]:
     rules = spec.get("rules", []) if isinstance(spec, dict) else []
     names: set[str] = set()
     for rule in rules if isinstance(rules, list) else []:
-        for item in rule.get("filters", []) if isinstance(rule, dict) else []:
+        filters = rule.get("filters") if isinstance(rule, dict) else None
+        for item in filters if isinstance(filters, list) else []:
             ref = item.get("extensionRef") if isinstance(item, dict) else None
             name = ref.get("name") if isinstance(ref, dict) else None
             if isinstance(name, str):

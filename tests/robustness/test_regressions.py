@@ -64,6 +64,14 @@ def string_parent_ref(request: dict[str, Any]) -> None:
     request["children"][group][name]["status"]["parents"].insert(0, {"parentRef": "gateway"})
 
 
+def route_filters(value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(request: dict[str, Any]) -> None:
+        group, name = ROUTE_KEY
+        request["children"][group][name]["spec"]["rules"][0]["filters"] = value
+
+    return edit
+
+
 def list_child_kind(request: dict[str, Any]) -> None:
     request["children"]["ConfigMap.v1"]["x"] = {"kind": ["ConfigMap"], "metadata": {"name": "x"}}
 
@@ -76,6 +84,9 @@ def list_child_kind(request: dict[str, Any]) -> None:
         pytest.param(list_condition_type, id="route-condition-type-list"),
         pytest.param(string_conditions, id="route-conditions-string"),
         pytest.param(string_parent_ref, id="route-parentref-string"),
+        # was: TypeError in status._route_extension_refs (found in review, session 2)
+        pytest.param(route_filters(None), id="route-filters-null"),
+        pytest.param(route_filters(3), id="route-filters-number"),
         # was: TypeError (unhashable kind) in sync.index_children
         pytest.param(list_child_kind, id="child-kind-list"),
     ],
