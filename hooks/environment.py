@@ -84,7 +84,9 @@ SHELL_ENVIRONMENT: tuple[ShellVariable, ...] = (
         str(DEFAULT_MAX_REQUEST_BYTES),
         "Largest accepted sync request body; larger bodies get 413.",
     ),
-    ShellVariable(LOG_LEVEL, DEFAULT_LOG_LEVEL, "debug, info, warning or error."),
+    ShellVariable(
+        LOG_LEVEL, DEFAULT_LOG_LEVEL, "debug, info, warning or error (debug adds routine syncs)."
+    ),
     ShellVariable(
         CACHE_ENTRIES,
         str(DEFAULT_CACHE_ENTRIES),

@@ -13,8 +13,9 @@
 * ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
   is truly stuck, never for a slow but live answer. ``graceful_timeout`` 20 s, which with the
   Deployment's 5 s preStop sleep fits its 30 s termination grace period.
-* No access log (a line per busy 429 would flood the log under saturation; the app logs one
-  structured line per sync itself); the error log goes to stderr as JSON lines.
+* No access log (a line per busy 429 would flood the log under saturation; the app logs a
+  structured line per sync itself, at a level that follows its outcome, see :mod:`hooks.logs`);
+  the error log goes to stderr as JSON lines.
 * No control socket (gunicorn >= 25.1 otherwise creates one under ``$HOME/.gunicorn``, which is
   read-only in the container).
 * Each worker freezes what it has loaded (``gc.freeze()`` once the app is built), so the cyclic

@@ -1,11 +1,14 @@
 """Structured logs: one JSON object per line on stderr, for the server and its gunicorn master.
 
 The server logs one line per sync request (offer ``namespace/name``, outcome, HTTP status,
-children count, duration in ms) and a traceback for every internal error. Logging stays cheap
-on the hot path: a disabled level costs one ``isEnabledFor`` check, and the per-sync line skips
-the :mod:`logging` machinery (a LogRecord, the caller lookup, the handler lock: about 75 µs of
-server CPU per request under load) and is written as one ``orjson.dumps`` in one write, in the
-same format as every other line.
+children count, duration in ms) at a level that follows the outcome: a routine successful sync
+at ``debug`` (a resync of thousands of healthy offers would otherwise write thousands of lines
+that say nothing; the metrics count them), an invalid spec at ``info``, a refused or malformed
+request at ``warning``, a failure at ``error``, plus a traceback for every internal error.
+Logging stays cheap on the hot path: a disabled level costs one ``isEnabledFor`` check, and the
+per-sync line skips the :mod:`logging` machinery (a LogRecord, the caller lookup, the handler
+lock: about 75 µs of server CPU per request under load) and is written as one ``orjson.dumps``
+in one write, in the same format as every other line.
 
 Never log request or response bodies (they carry whole objects, and a parent may one day carry
 secrets), tokens or ``Authorization`` headers.
@@ -84,6 +87,16 @@ def configure(level: str = "info", name: str = LOGGER_NAME) -> logging.Logger:
     return logger
 
 
+# The level of a sync's line by its outcome (see the module notes); unknown outcomes: info.
+SYNC_LOG_LEVELS: Final = {
+    "ok": logging.DEBUG,
+    "invalid_spec": logging.INFO,
+    "bad_request": logging.WARNING,
+    "unauthorized": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
 def log_sync(
     logger: logging.Logger,
     *,
@@ -95,11 +108,12 @@ def log_sync(
     detail: str | None = None,
 ) -> None:
     """One line for one sync request; ``detail`` is the short reason of a 4xx."""
-    if not logger.isEnabledFor(logging.INFO):
+    level = SYNC_LOG_LEVELS.get(outcome, logging.INFO)
+    if not logger.isEnabledFor(level):
         return
     entry: dict[str, Any] = {
         "time": _utc_timestamp(time.time()),
-        "level": "info",
+        "level": logging.getLevelName(level).lower(),
         "logger": logger.name,
         "message": "sync",
         "offer": offer,

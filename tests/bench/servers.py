@@ -5,8 +5,8 @@
   ``python -m gunicorn --config python:hooks.gunicorn_conf``. The environment mirrors the
   Dockerfile (``PYTHONUNBUFFERED=1``, ``PYTHONDONTWRITEBYTECODE=1``, ``HOME`` and
   ``PROMETHEUS_MULTIPROC_DIR`` in a private temporary directory), minus any ``OBOL_*`` variable of
-  the caller, so the embedded defaults are measured (log level ``info``: one JSON line per sync,
-  written to a file as a container runtime would).
+  the caller, so the embedded defaults are measured (log level ``info``: a JSON line for every sync
+  that is not a routine success, written to a file as a container runtime would).
 * The bare server is the same interpreter, the same gunicorn config module and the same
   environment, with ``tests/bench/bare_app.py`` as the app.
 * CPU time and RSS are read from ``/proc`` for the master and its children (the workers), so the

@@ -9,7 +9,7 @@ robin, so drift hits every one alike) with wrk at 16 connections, fixture 02 as 
 connections:
 
 * the hook as shipped (``obol hook serve``);
-* ``OBOL_LOG_LEVEL=warning``: no per-sync log line at all;
+* ``OBOL_LOG_LEVEL=debug``: a log line for every sync, routine successes included;
 * ``OBOL_RESPONSE_CACHE_ENTRIES=0``: no answer cache (every request hashes nothing and misses);
 * the bare app (the ceiling of run.py).
 
@@ -38,8 +38,8 @@ from tests.bench.servers import Server, run_server  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "hook as shipped": {},
-    "hook, OBOL_LOG_LEVEL=warning (no sync log line)": {
-        "env_overrides": {"OBOL_LOG_LEVEL": "warning"}
+    "hook, OBOL_LOG_LEVEL=debug (a line for every sync)": {
+        "env_overrides": {"OBOL_LOG_LEVEL": "debug"}
     },
     "hook, OBOL_RESPONSE_CACHE_ENTRIES=0": {"env_overrides": {"OBOL_RESPONSE_CACHE_ENTRIES": "0"}},
     "bare ceiling": {"bare": True},

@@ -71,7 +71,7 @@ def hook_environment(verifier_url: str, busy_port: int) -> dict[str, str]:
         "OBOL_BUSY_HOST": "localhost",
         "OBOL_BUSY_PORT": str(busy_port),
         "OBOL_VERIFIER_URL": verifier_url,
-        "OBOL_LOG_LEVEL": "info",
+        "OBOL_LOG_LEVEL": "debug",  # a line for every sync, for diagnostics
     }
 
 

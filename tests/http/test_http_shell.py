@@ -184,17 +184,41 @@ def test_offer_key_for_logs(request_object: Any, expected: str) -> None:
     assert offer_key(request_object) == expected
 
 
+def _sync_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = [line for line in capsys.readouterr().err.splitlines() if '"message":"sync"' in line]
+    return [orjson.loads(line) for line in lines]
+
+
 def test_one_log_line_per_sync_without_the_body(
     capsys: pytest.CaptureFixture[str], valid_body: bytes
 ) -> None:
-    create_app(Settings()).test_client().post("/sync", data=valid_body)
+    create_app(Settings(), log_level="debug").test_client().post("/sync", data=valid_body)
     lines = [line for line in capsys.readouterr().err.splitlines() if '"message":"sync"' in line]
     assert len(lines) == 1
     entry = orjson.loads(lines[0])
     assert entry["offer"] == "llm-sellers/qwen36-fast"
-    assert entry["outcome"] == "ok"
+    assert (entry["level"], entry["outcome"]) == ("debug", "ok")
     assert entry["children"] > 0 and entry["durationMs"] >= 0
     assert "payTo" not in lines[0] and "spec" not in entry
+
+
+def test_sync_lines_at_the_default_level_are_the_ones_that_say_something(
+    capsys: pytest.CaptureFixture[str], valid_body: bytes
+) -> None:
+    client = create_app(Settings(), log_level="info", hook_token="t").test_client()
+    auth = {"Authorization": "Bearer t"}
+    invalid = orjson.loads(valid_body)
+    invalid["parent"]["spec"]["capacity"]["maxInFlight"] = 0
+    assert client.post("/sync", data=valid_body, headers=auth).status_code == 200
+    assert client.post("/sync", data=orjson.dumps(invalid), headers=auth).status_code == 200
+    assert client.post("/sync", data=b"{", headers=auth).status_code == 400
+    assert client.post("/sync", data=valid_body).status_code == 401
+    found = [(entry["level"], entry["outcome"], entry["status"]) for entry in _sync_lines(capsys)]
+    assert found == [
+        ("info", "invalid_spec", 200),
+        ("warning", "bad_request", 400),
+        ("warning", "unauthorized", 401),
+    ]
 
 
 def test_examples_render_through_the_shell() -> None:
