@@ -125,20 +125,19 @@ class AnswerCache:
     edit; a hit skips parsing, syncing and serialising. It is used only when no observer is
     running, because observations are an input the body does not show.
 
-    The doorkeeper admits a body only when it is seen again within the last ``entries`` distinct
-    bodies, the only case in which a cached answer could still be there when it comes back. A
-    sight costs a CRC-32 of the body (about a third of a SHA-256), remembered in a set of the
-    last ``entries`` fingerprints; only a body found there gets its SHA-256, the key of the
-    answers. Resyncs of more offers than the cache holds (each worker seeing thousands of bodies
-    in turn, an LRU's worst case: no hits at all) so cost a CRC instead of a SHA-256 per sync,
-    and an unchanged offer among fewer is answered from the cache from its third sync on. A
-    fingerprint collision only admits a body early: answers are always found by the SHA-256.
+    The doorkeeper admits a body only when it is seen a second time. A first sight costs a CRC-32
+    of the body (about a third of a SHA-256), remembered in a bounded set of fingerprints; from
+    the second sight on, the body's SHA-256 is the key. A storm of distinct bodies (10,000 offers
+    cycling through a few thousand entries never hit) so pays only the CRC, and an unchanged
+    offer is answered from the cache from its third sync on. A fingerprint collision only admits
+    a body early: answers are always found by the SHA-256.
     """
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
         self._answers: OrderedDict[bytes, SyncAnswer] = OrderedDict()
-        self._seen: OrderedDict[int, None] = OrderedDict()  # the last `entries` fingerprints
+        self._seen: OrderedDict[int, None] = OrderedDict()  # recent fingerprints, 4 x entries
+        self._seen_limit = 4 * entries
         self._lock = threading.Lock()
 
     @staticmethod
@@ -153,7 +152,7 @@ class AnswerCache:
             first_sight = fingerprint not in self._seen
             self._seen[fingerprint] = None
             self._seen.move_to_end(fingerprint)
-            while len(self._seen) > self.entries:
+            while len(self._seen) > self._seen_limit:
                 self._seen.popitem(last=False)
         if first_sight:
             return None, None
