@@ -136,7 +136,7 @@ class AnswerCache:
     def __init__(self, entries: int) -> None:
         self.entries = entries
         self._answers: OrderedDict[bytes, SyncAnswer] = OrderedDict()
-        self._seen: OrderedDict[int, None] = OrderedDict()  # recent fingerprints, 4 x entries
+        self._seen: OrderedDict[int, None] = OrderedDict()  # fingerprints, bounded like _answers
         self._seen_limit = 4 * entries
         self._lock = threading.Lock()
 
