@@ -117,11 +117,11 @@ def handle_sync_body(
 
 
 class AnswerCache:
-    """A bounded LRU of 200 answers keyed by the SHA-256 of the request body.
+    """A bounded LRU of answers (``OBOL_RESPONSE_CACHE_ENTRIES``) keyed by the body's SHA-256.
 
     The core is a pure function of the request, so an identical body always gets an identical
     answer. Metacontroller re-sends unchanged requests on every resync, restart and controller
-    edit; a hit skips parsing, syncing and serialising (about a fifth of the cost). It is used
+    edit; a hit skips parsing, syncing and serialising (about 1.6x the throughput). It is used
     only when no observer is running, because observations are an input the body does not show.
     """
 
@@ -467,7 +467,7 @@ class HotPathFront:
             self.shell.logger.exception("sync failed outside the core")
             answer = SyncAnswer(500, _INTERNAL_ERROR_BODY, "error")
         start_response(
-            _STATUS_LINES[answer.status],
+            _STATUS_LINES.get(answer.status) or f"{answer.status} ERROR",
             [("Content-Type", JSON), ("Content-Length", str(len(answer.body)))],
         )
         return [answer.body]
