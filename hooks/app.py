@@ -56,7 +56,7 @@ from hooks.metrics import HookMetrics
 from hooks.observe import Observer
 from hooks.settings import Settings
 from hooks.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.sync import index_children, sync
+from hooks.sync import index_children, sync_for_wire
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -104,8 +104,8 @@ def handle_sync_body(
     offer = offer_key(request_object)
     try:
         observations = _NO_OBSERVATIONS if observe is None else observe(request_object)
-        response = sync(request_object, settings, observations)
-        children = _checked_children(request_object, response)
+        response, children = sync_for_wire(request_object, settings, observations)
+        _check_answer(request_object, response, children)
         payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
     except SpecError as problem:
         return _bad_request("malformed_request", str(problem), offer)
@@ -154,18 +154,20 @@ class AnswerCache:
                 self._answers.popitem(last=False)
 
 
-def _checked_children(request_object: Mapping[str, Any], response: Any) -> int:
+def _check_answer(request_object: Mapping[str, Any], response: Any, children: int) -> None:
     # A last guard on the core's answer: v2 hooks are parsed strictly, and an empty child list
     # deletes every child, so it is allowed only when finalizing or when nothing exists yet.
     if not isinstance(response, Mapping) or not set(response) <= RESPONSE_KEYS:
         raise HookFailure("the core returned keys outside the hook response contract")
-    children = response.get("children")
-    if not isinstance(children, list):
+    listed = response.get("children")
+    if isinstance(listed, list):
+        if len(listed) != children:
+            raise HookFailure("the core miscounted its children")
+    elif not isinstance(listed, orjson.Fragment) or children <= 0:
         raise HookFailure("the core returned no children list")
     if not children and request_object.get("finalizing") is not True:
         if _observed_child_count(request_object.get("children")):
             raise HookFailure("refusing to answer with no children while children exist")
-    return len(children)
 
 
 def _observed_child_count(children: Any) -> int:

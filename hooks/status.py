@@ -15,7 +15,7 @@ Pure: no I/O and no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
@@ -119,24 +119,32 @@ def finish_conditions(
     conditions: list[dict[str, Any]],
     previous: Any,
     generation: int | None,
-    transition_time: str,
+    transition_time: Callable[[], str],
 ) -> list[dict[str, Any]]:
     """Add ``observedGeneration`` and a carried-forward or new ``lastTransitionTime``.
 
-    The conditions are completed in place (they are the caller's fresh dicts) and returned.
+    ``transition_time`` is called only when a condition changes (at most once): on a resync of
+    an unchanged offer every time is carried forward and the request's timestamps are never
+    scanned. The conditions are completed in place (they are the caller's fresh dicts) and
+    returned.
     """
     before: dict[str, Mapping[str, Any]] = {}
     if isinstance(previous, list):
         for item in previous:
             if isinstance(item, dict) and isinstance(item.get("type"), str):
                 before[item["type"]] = item
+    new_stamp: str | None = None
     for cond in conditions:
         old = before.get(cond["type"])
-        stamp = transition_time
+        stamp: str | None = None
         if old is not None and old.get("status") == cond["status"]:
             old_stamp = old.get("lastTransitionTime")
             if isinstance(old_stamp, str) and _TIMESTAMP.match(old_stamp):
                 stamp = old_stamp
+        if stamp is None:
+            if new_stamp is None:
+                new_stamp = transition_time()
+            stamp = new_stamp
         cond["lastTransitionTime"] = stamp
         if generation is not None:
             cond["observedGeneration"] = generation

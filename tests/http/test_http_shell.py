@@ -40,7 +40,7 @@ def crash(request: Any, settings: Settings, observations: Any = None) -> Any:
 def test_a_crash_in_the_core_is_a_generic_json_500(
     monkeypatch: pytest.MonkeyPatch, valid_body: bytes
 ) -> None:
-    monkeypatch.setattr(app_module, "sync", crash)
+    monkeypatch.setattr(app_module, "sync_for_wire", crash)
     response = create_app(Settings()).test_client().post("/sync", data=valid_body)
     assert response.status_code == 500
     assert response.content_type == "application/json"
@@ -51,7 +51,7 @@ def test_a_crash_in_the_core_is_a_generic_json_500(
 def test_handle_sync_body_hands_the_exception_to_the_shell(
     monkeypatch: pytest.MonkeyPatch, valid_body: bytes
 ) -> None:
-    monkeypatch.setattr(app_module, "sync", crash)
+    monkeypatch.setattr(app_module, "sync_for_wire", crash)
     answer = handle_sync_body(valid_body, Settings())
     assert (answer.status, answer.outcome, answer.children) == (500, "error", 0)
     assert isinstance(answer.error, RuntimeError)
@@ -68,18 +68,24 @@ def existing_children_body() -> bytes:
 
 
 @pytest.mark.parametrize(
-    "bad_answer",
+    ("bad_answer", "count"),
     [
-        pytest.param({"status": {}, "children": []}, id="empty-children-while-children-exist"),
-        pytest.param({"status": {}}, id="no-children-key"),
-        pytest.param({"status": {}, "children": [{}], "debug": 1}, id="key-outside-contract"),
-        pytest.param([], id="not-an-object"),
+        pytest.param({"status": {}, "children": []}, 0, id="empty-children-while-children-exist"),
+        pytest.param({"status": {}}, 0, id="no-children-key"),
+        pytest.param({"status": {}, "children": [{}], "debug": 1}, 1, id="key-outside-contract"),
+        pytest.param([], 0, id="not-an-object"),
+        pytest.param({"status": {}, "children": [{}, {}]}, 1, id="miscounted-children"),
+        pytest.param({"status": {}, "children": orjson.Fragment(b"[]")}, 0, id="empty-fragment"),
+        pytest.param({"status": {}, "children": b"[{}]"}, 1, id="children-not-a-list"),
     ],
 )
 def test_a_dangerous_core_answer_becomes_500(
-    monkeypatch: pytest.MonkeyPatch, bad_answer: Any
+    monkeypatch: pytest.MonkeyPatch, bad_answer: Any, count: int
 ) -> None:
-    monkeypatch.setattr(app_module, "sync", lambda request, settings, observations=None: bad_answer)
+    def core(request: Any, settings: Settings, observations: Any = None) -> Any:
+        return bad_answer, count
+
+    monkeypatch.setattr(app_module, "sync_for_wire", core)
     answer = handle_sync_body(existing_children_body(), Settings())
     assert answer.status == 500
     assert b"children" not in answer.body
@@ -90,8 +96,8 @@ def test_empty_children_are_fine_when_finalizing_or_when_nothing_exists(
 ) -> None:
     monkeypatch.setattr(
         app_module,
-        "sync",
-        lambda request, settings, observations=None: {"status": {}, "children": []},
+        "sync_for_wire",
+        lambda request, settings, observations=None: ({"status": {}, "children": []}, 0),
     )
     offer = example_offer("inference-qwen36-fast.yaml")
     assert handle_sync_body(sync_body(offer), Settings()).status == 200

@@ -9,7 +9,10 @@ Design notes:
   3. an answer never has ``children: []`` while the request observed children of our kinds
      (an existing offer; an empty list would make Metacontroller delete them), finalizing aside;
      and ``sync`` never changes its input (it is pure);
-  4. a valid spec always gets children, whatever junk the status and the observed children hold.
+  4. a valid spec always gets children, whatever junk the status and the observed children hold;
+  5. the server's path (``sync_for_wire``: children pre-serialised, the spec's plan memoised)
+     answers every request orjson can parse with exactly the bytes of ``sync``, or the same
+     error, on a first and on a repeated (memoised) call.
 * Inputs: arbitrary JSON as the spec; random edits of valid specs (wrong types, missing fields,
   huge numbers, unicode, nesting); random edits anywhere in realistic requests (the fixtures,
   whose children carry server-set fields); arbitrary top-level objects; junk children maps.
@@ -33,7 +36,7 @@ from hypothesis import strategies as st
 
 from hooks.errors import SpecError
 from hooks.settings import Settings
-from hooks.sync import sync
+from hooks.sync import sync, sync_for_wire
 from tests.robustness.strategies import (
     FIXTURES,
     assert_response_shape,
@@ -75,6 +78,7 @@ realistic_requests = st.sampled_from(ANSWERING)
 def answer(request: Any) -> dict[str, Any] | None:
     """``sync``'s answer, checked against properties 1-3; None when it raised SpecError."""
     before = copy.deepcopy(request)
+    assert_wire_path_agrees(request)
     try:
         response = sync(request, SETTINGS)
     except SpecError:
@@ -86,6 +90,27 @@ def answer(request: Any) -> dict[str, Any] | None:
     if request.get("finalizing") is not True and observed_managed_children(request):
         assert response["children"], "children: [] while children exist"
     return response
+
+
+def assert_wire_path_agrees(request: Any) -> None:
+    """The server's path (``sync_for_wire``, twice, so the second answer comes from the plan
+    memo) gives the bytes of ``sync`` for the request as orjson parses it, or the same error."""
+    try:
+        parsed = orjson.loads(orjson.dumps(request))
+    except orjson.JSONEncodeError:
+        return  # not JSON (e.g. an integer over 64 bits): no body the server parses looks so
+    try:
+        expected = orjson.dumps(sync(parsed, SETTINGS), option=orjson.OPT_SORT_KEYS)
+    except SpecError as problem:
+        for _ in range(2):
+            with pytest.raises(SpecError) as raised:
+                sync_for_wire(parsed, SETTINGS)
+            assert str(raised.value) == str(problem)
+        return
+    for _ in range(2):
+        response, children = sync_for_wire(parsed, SETTINGS)
+        assert orjson.dumps(response, option=orjson.OPT_SORT_KEYS) == expected
+        assert children == len(orjson.loads(expected)["children"])
 
 
 # ---------------------------------------------------------------- (a) the spec

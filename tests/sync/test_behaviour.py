@@ -218,7 +218,8 @@ def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatc
     live = {"kind": "ConfigMap", "metadata": {"name": "x"}}
     observed = ObservedChildren({("ConfigMap", "x"): live})
     with pytest.raises(HookFailure):
-        _invalid_spec_response(SpecError.at("spec", "bad"), {}, observed, 1, "t", Settings())
+        problem = SpecError.at("spec", "bad")
+        _invalid_spec_response(problem, {}, observed, 1, lambda: "t", Settings())
 
 
 def test_finalizing_returns_no_children_and_finalized() -> None:
