@@ -157,7 +157,7 @@ class AnswerCache:
 def _check_answer(request_object: Mapping[str, Any], response: Any, children: int) -> None:
     # A last guard on the core's answer: v2 hooks are parsed strictly, and an empty child list
     # deletes every child, so it is allowed only when finalizing or when nothing exists yet.
-    if not isinstance(response, Mapping) or not set(response) <= RESPONSE_KEYS:
+    if not isinstance(response, dict) or not set(response) <= RESPONSE_KEYS:
         raise HookFailure("the core returned keys outside the hook response contract")
     listed = response.get("children")
     if isinstance(listed, list):
@@ -183,10 +183,10 @@ def is_invalid_spec(response: Mapping[str, Any]) -> bool:
 def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
     """The field-path message of a ``Ready=False/InvalidSpec`` answer, else None."""
     status = response.get("status")
-    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    conditions = status.get("conditions") if isinstance(status, dict) else None
     for condition in conditions if isinstance(conditions, list) else ():
         if (
-            isinstance(condition, Mapping)
+            isinstance(condition, dict)
             and condition.get("type") == READY
             and condition.get("reason") == REASON_INVALID_SPEC
         ):
@@ -195,10 +195,13 @@ def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
 
 
 def offer_key(request_object: Any) -> str:
-    """``namespace/name`` of the request's parent for logs, or ``-`` when it names none."""
-    parent = request_object.get("parent") if isinstance(request_object, Mapping) else None
-    meta = parent.get("metadata") if isinstance(parent, Mapping) else None
-    if not isinstance(meta, Mapping):
+    """``namespace/name`` of the request's parent for logs, or ``-`` when it names none.
+
+    Like the helpers above it takes parsed JSON (objects are plain dicts, checked as such).
+    """
+    parent = request_object.get("parent") if isinstance(request_object, dict) else None
+    meta = parent.get("metadata") if isinstance(parent, dict) else None
+    if not isinstance(meta, dict):
         return "-"
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
     if not isinstance(name, str) or not name or not isinstance(namespace, str):
