@@ -56,7 +56,7 @@ from hooks.metrics import HookMetrics
 from hooks.observe import Observer
 from hooks.settings import Settings
 from hooks.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.sync import index_children, sync_for_wire
+from hooks.sync import compact, index_children, sync_for_wire
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -147,6 +147,7 @@ class AnswerCache:
         """Remember a 200 answer; the least recently used one goes when full."""
         if answer.status != 200 or self.entries <= 0:
             return
+        answer = answer._replace(body=compact(answer.body))  # orjson's buffer, not just the body
         with self._lock:
             self._answers[key] = answer
             self._answers.move_to_end(key)

@@ -208,12 +208,20 @@ def memoised_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings)
     from the last one still carry a spec seen before; a remembered plan skips validation,
     payment resolution, and building and serialising the children. The key is the spec's JSON
     text, exact for what :func:`orjson.loads` returns (JSON types only, no NaN): equal text,
-    equal spec. Only valid specs are remembered (an invalid one raises every time). About
-    8 KB per plan, so at most about 8 MB per process.
+    equal spec. Only valid specs are remembered (an invalid one raises every time). A plan of
+    a full-envelope offer takes about 12 KB, so the memo at most about 12 MB per process.
     """
-    return _memoised_plan(
-        namespace, offer, orjson.dumps(raw_spec), settings, settings.asset_registry
-    )
+    spec_json = compact(orjson.dumps(raw_spec))
+    return _memoised_plan(namespace, offer, spec_json, settings, settings.asset_registry)
+
+
+def compact(serialised: bytes) -> bytes:
+    """A copy of orjson's output that takes only its own length in memory.
+
+    ``orjson.dumps`` returns bytes that keep their whole write buffer (at least 4 KiB); what is
+    kept for long is copied first.
+    """
+    return bytes(memoryview(serialised))
 
 
 @lru_cache(maxsize=PLAN_MEMO_ENTRIES)
@@ -224,7 +232,7 @@ def _memoised_plan(
     spec, limits, payment = decide(orjson.loads(spec_json), settings)
     names = child_names(namespace, offer)
     children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-    serialised = orjson.Fragment(orjson.dumps(children, option=orjson.OPT_SORT_KEYS))
+    serialised = orjson.Fragment(compact(orjson.dumps(children, option=orjson.OPT_SORT_KEYS)))
     return OfferPlan(spec, limits, payment, serialised, len(children))
 
 

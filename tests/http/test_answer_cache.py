@@ -8,9 +8,11 @@ Design notes:
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import hooks.app
@@ -70,7 +72,21 @@ def test_least_recently_used_answer_is_dropped_first() -> None:
     answers = {key: SyncAnswer(200, key, "ok") for key in (b"a", b"b", b"c")}
     cache.put(b"a", answers[b"a"])
     cache.put(b"b", answers[b"b"])
-    assert cache.get(b"a") is answers[b"a"]  # a is now the most recent
+    assert cache.get(b"a") == answers[b"a"]  # a is now the most recent
     cache.put(b"c", answers[b"c"])
     assert cache.get(b"b") is None
-    assert cache.get(b"a") is answers[b"a"] and cache.get(b"c") is answers[b"c"]
+    assert cache.get(b"a") == answers[b"a"] and cache.get(b"c") == answers[b"c"]
+
+
+def test_a_remembered_body_takes_only_its_own_length() -> None:
+    # orjson's bytes keep their whole write buffer (4 KiB at least); the cache keeps a copy.
+    cache = AnswerCache(100)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(100):
+            cache.put(b"%d" % index, SyncAnswer(200, orjson.dumps({"n": index}), "ok"))
+        per_answer = (tracemalloc.get_traced_memory()[0] - before) / 100
+    finally:
+        tracemalloc.stop()
+    assert per_answer < 1024, per_answer
