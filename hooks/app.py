@@ -121,7 +121,7 @@ class AnswerCache:
 
     The core is a pure function of the request, so an identical body always gets an identical
     answer. Metacontroller re-sends unchanged requests on every resync, restart and controller
-    edit; a hit skips parsing, syncing and serialising (about 1.6x the throughput). It is used
+    edit; a hit skips parsing, syncing and serialising (about 1.4x the throughput). It is used
     only when no observer is running, because observations are an input the body does not show.
     """
 

@@ -15,7 +15,15 @@ CompositeController v2 contract (v1 child keying is accepted too: children are f
 * The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
   finalizing, ``finalized``: v2 hooks are parsed strictly.
 
-Pure: no I/O, no environment, no clock, no randomness. The same request gives the same response.
+``sync_for_wire`` is the same answer as the server sends it (``POST /sync``): for a request as
+orjson parsed it, ``orjson.dumps(answer, option=OPT_SORT_KEYS)`` gives exactly the bytes of
+``sync``'s answer. What a valid spec decides on its own (the parsed spec, the enforced limits,
+the payment terms and the children, pre-serialised) is remembered per offer and spec in a
+bounded memo, because Metacontroller re-sends an unchanged spec on every write to the offer or
+its children; the status is computed afresh from what was observed, every time.
+
+Pure: no I/O, no environment, no clock, no randomness. The same request gives the same response;
+the memo only remembers results of pure functions of its key, so it never changes an answer.
 """
 
 from __future__ import annotations

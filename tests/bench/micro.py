@@ -10,9 +10,14 @@ Cases:
 * ``small``: ``examples/http-weather-api.yaml`` as a new offer (no observed children).
 * ``full``: fixture 02, a full-envelope offer with its 8 existing children carrying server-set
   fields (managedFields, ownerReferences, last-applied annotations; about 20 KB compact).
+* ``full_wire``: the same request through :func:`hooks.sync.sync_for_wire`, the core call of
+  ``POST /sync``; after the warm-up its offer plan comes from the memo, as for every request
+  whose spec was seen before.
 * ``full_http_path``: the same body as bytes through :func:`hooks.app.handle_sync_body`, the
   exact code of ``POST /sync`` (orjson parse + sync + the shell's guard + orjson dump with
-  sorted keys), for context against the baseline's 67 µs parse+sync+dump.
+  sorted keys), for context against the baseline's 67 µs parse+sync+dump; the plan memo hits.
+* ``full_http_path_new_spec``: the same, with the plan memo emptied before each call (a spec
+  the worker has not seen, as in a storm of more distinct offers than the memo holds).
 
 ``profile_sync()`` prints where the ``full`` case spends its time (cProfile, own time per
 function, restricted to ``hooks/``).
@@ -36,7 +41,7 @@ import yaml
 from hooks.app import handle_sync_body
 from hooks.hook_cli import render_request
 from hooks.settings import Settings
-from hooks.sync import sync
+from hooks.sync import _memoised_plan, sync, sync_for_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_FIXTURE = ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json"
@@ -100,18 +105,25 @@ def time_calls(case: str, call: Callable[[], object], iterations: int) -> Timing
 
 
 def run(iterations: int) -> dict[str, Timing]:
-    """All three cases."""
+    """Every case above."""
     settings = Settings()
     small, full, body = small_request(), full_request(), full_body()
     answer = handle_sync_body(body, settings)
     if answer.status != 200 or answer.children == 0:
         raise RuntimeError(f"fixture 02 does not give children: {answer.status} {answer.detail}")
+
+    def new_spec() -> object:
+        _memoised_plan.cache_clear()
+        return handle_sync_body(body, settings)
+
     return {
         "small": time_calls("small", lambda: sync(small, settings), iterations),
         "full": time_calls("full", lambda: sync(full, settings), iterations),
+        "full_wire": time_calls("full_wire", lambda: sync_for_wire(full, settings), iterations),
         "full_http_path": time_calls(
             "full_http_path", lambda: handle_sync_body(body, settings), iterations
         ),
+        "full_http_path_new_spec": time_calls("full_http_path_new_spec", new_spec, iterations),
     }
 
 
