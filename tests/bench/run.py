@@ -18,7 +18,11 @@ What is measured (method of shared/reference/perf-baseline.md: same machine, wrk
    alternating between the two, at 16 and 64 connections. Twice: with fixture 02 as the one
    body every time (after the first request every worker answers it from its answer cache), and
    cycling through 4,096 copies of fixture 02 that differ only in ``resourceVersion`` (more than
-   the 2 x 1,024 cache entries, so every request is a miss and runs the whole hook).
+   the 2 x 1,024 cache entries, so every request is a miss and runs the whole hook; the spec is
+   the same, so each worker's offer-plan memo answers what the spec decides, as for an offer
+   whose status or children changed). A third time, hook and bare only, cycling through 4,096
+   copies that differ in ``spec.upstream.port``: every request also misses the plan memo (a
+   spec the worker has not seen, as after a restart or in a storm of new offers).
 3. The busy responder (``GET /busy/<ns>/<name>?retryAfter=2`` on the busy port) at 16 and 64
    connections, against the bare ceiling of item 2 (the target: a saturated offer's 429s must
    cost no more than the cheapest possible sync) and, like for like, against a bare GET that
@@ -224,6 +228,17 @@ def wsgi_cost(iterations: int) -> dict[str, Any]:
     return result
 
 
+def write_new_spec_bodies(directory: Path) -> Path:
+    """4,096 copies of fixture 02, each with its own spec (``spec.upstream.port``)."""
+    request = micro.full_request()
+    path = directory / "fixture02-specs.jsonl"
+    with path.open("wb") as out:
+        for index in range(CACHE_MISS_VARIANTS):
+            request["parent"]["spec"]["upstream"]["port"] = 10_000 + index
+            out.write(orjson.dumps(request) + b"\n")
+    return path
+
+
 def write_bodies(directory: Path) -> tuple[Path, Path]:
     """Fixture 02 once (cache hits), and 4,096 copies differing in resourceVersion (misses)."""
     request = micro.full_request()
@@ -392,6 +407,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     for key, title in (
         ("sync_same", "same body: cache hit"),
         ("sync_varied", "4,096 bodies: miss"),
+        ("sync_new_specs", "4,096 specs: miss, spec not seen before"),
     ):
         for connections, pair in results[key].items():
             hook, bare = pair["hook"], pair["bare"]
@@ -494,7 +510,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         )
     sync_summaries = [
         summary
-        for key in ("sync_same", "sync_varied")
+        for key in ("sync_same", "sync_varied", "sync_new_specs")
         for pair in results[key].values()
         for summary in pair.values()
     ]
@@ -608,6 +624,7 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="obol-bench-"))
     try:
         same, varied = write_bodies(workdir)
+        new_specs = write_new_spec_bodies(workdir)
         storm_bodies, storm_endpoints = workdir / "storm.jsonl", workdir / "endpoints.txt"
         progress(f"generating {storm_offers:,} storm offers")
         results["storm_mix"] = storm.generate(storm_offers, storm_bodies, storm_endpoints)
@@ -628,6 +645,14 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
             results["sync_varied"] = side_by_side(
                 sync_servers, plan, lambda s: s.sync_url + "/sync", "POST", varied, "4096 bodies"
             )
+            results["sync_new_specs"] = side_by_side(
+                {"hook": hook, "bare": bare},
+                plan,
+                lambda s: s.sync_url + "/sync",
+                "POST",
+                new_specs,
+                "4096 specs",
+            )
             results["busy"] = side_by_side(
                 {"hook": hook, "bare": bare},
                 plan,
@@ -645,7 +670,7 @@ def measure(plan: Plan, quick: bool, storm_offers: int) -> dict[str, Any]:
     results["cpu_reference_ms_after"] = cpu_reference_ms()
     foreign = [
         run.foreign_cpu_pct
-        for key in ("sync_same", "sync_varied", "busy")
+        for key in ("sync_same", "sync_varied", "sync_new_specs", "busy")
         for pair in results[key].values()
         for summary in pair.values()
         for run in summary.runs
