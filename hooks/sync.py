@@ -28,9 +28,11 @@ the memo only remembers results of pure functions of its key, so it never change
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from threading import Lock
 from typing import Any, Final
 
 import orjson
@@ -209,18 +211,35 @@ PLAN_MEMO_ENTRIES: Final = 1024
 
 
 def memoised_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings) -> OfferPlan:
-    """The offer's plan, remembered for the last :data:`PLAN_MEMO_ENTRIES` offers and specs.
+    """The offer's plan, remembered from the second time its spec is seen.
 
     Metacontroller re-sends an offer whose spec has not changed on every write to it or its
-    children (a status update, a child's new resourceVersion), so most requests that differ
-    from the last one still carry a spec seen before; a remembered plan skips validation,
-    payment resolution, and building and serialising the children. The key is the spec's JSON
-    text, exact for what :func:`orjson.loads` returns (JSON types only, no NaN): equal text,
-    equal spec. Only valid specs are remembered (an invalid one raises every time). A plan of
-    a full-envelope offer takes about 12 KB, so the memo at most about 12 MB per process.
+    children (its own status update, a child's new resourceVersion), so most requests that
+    differ from the last one still carry a spec seen moments before; a remembered plan skips
+    validation, payment resolution, and building and serialising the children.
+
+    The key is the spec's JSON text, exact for what :func:`orjson.loads` returns (JSON types
+    only, no NaN): equal text, equal spec. A plan is remembered only when its key was among
+    the last ``2 x`` :data:`PLAN_MEMO_ENTRIES` keys seen: replacing remembered plans costs more
+    than it saves when specs do not recur (a storm of more offers than the memo holds, a
+    restart), so such specs are planned afresh and never stored. Only valid specs are
+    remembered (an invalid one raises every time). A plan of a full-envelope offer takes about
+    12 KB, so the memo at most about 12 MB per process.
     """
-    spec_json = compact(orjson.dumps(raw_spec))
-    return _memoised_plan(namespace, offer, spec_json, settings, settings.asset_registry)
+    spec_json = orjson.dumps(raw_spec)
+    if not _RECENT_SPECS.seen_before(hash((namespace, offer, spec_json))):
+        return build_plan(namespace, offer, raw_spec, settings)
+    key = compact(spec_json)
+    return _memoised_plan(namespace, offer, key, settings, settings.asset_registry)
+
+
+def build_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings) -> OfferPlan:
+    """The offer's plan, not remembered; raises :class:`SpecError` for an invalid spec."""
+    spec, limits, payment = decide(raw_spec, settings)
+    names = child_names(namespace, offer)
+    children = desired_children(namespace, offer, spec, names, limits, payment, settings)
+    serialised = orjson.Fragment(compact(orjson.dumps(children, option=orjson.OPT_SORT_KEYS)))
+    return OfferPlan(spec, limits, payment, serialised, len(children))
 
 
 def compact(serialised: bytes) -> bytes:
@@ -237,11 +256,33 @@ def _memoised_plan(
     namespace: str, offer: str, spec_json: bytes, settings: Settings, registry: AssetRegistry
 ) -> OfferPlan:
     # registry is part of the key because Settings leaves it out of its equality and hash.
-    spec, limits, payment = decide(orjson.loads(spec_json), settings)
-    names = child_names(namespace, offer)
-    children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-    serialised = orjson.Fragment(compact(orjson.dumps(children, option=orjson.OPT_SORT_KEYS)))
-    return OfferPlan(spec, limits, payment, serialised, len(children))
+    return build_plan(namespace, offer, orjson.loads(spec_json), settings)
+
+
+class RecentKeys:
+    """The hashes of the last ``entries`` keys seen, to tell a recurring key from a new one.
+
+    A clash of hashes only lets a key in one sight early. Thread-safe.
+    """
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._lock = Lock()
+
+    def seen_before(self, key_hash: int) -> bool:
+        """True when ``key_hash`` is among the last ``entries`` seen; notes it either way."""
+        with self._lock:
+            if key_hash in self._seen:
+                self._seen.move_to_end(key_hash)
+                return True
+            self._seen[key_hash] = None
+            if len(self._seen) > self.entries:
+                self._seen.popitem(last=False)
+            return False
+
+
+_RECENT_SPECS: Final = RecentKeys(2 * PLAN_MEMO_ENTRIES)
 
 
 def index_children(children: Any) -> ObservedChildren:

@@ -16,8 +16,9 @@ Cases:
 * ``full_http_path``: the same body as bytes through :func:`hooks.app.handle_sync_body`, the
   exact code of ``POST /sync`` (orjson parse + sync + the shell's guard + orjson dump with
   sorted keys), for context against the baseline's 67 µs parse+sync+dump; the plan memo hits.
-* ``full_http_path_new_spec``: the same, with the plan memo emptied before each call (a spec
-  the worker has not seen, as in a storm of more distinct offers than the memo holds).
+* ``full_http_path_new_spec``: the same, cycling through 4,096 copies that differ in
+  ``spec.upstream.port`` (a spec the worker has not seen lately, as in a storm of more distinct
+  offers than the memo holds: planned afresh, never remembered).
 
 ``profile_sync()`` prints where the ``full`` case spends its time (cProfile, own time per
 function, restricted to ``hooks/``).
@@ -41,7 +42,7 @@ import yaml
 from hooks.app import handle_sync_body
 from hooks.hook_cli import render_request
 from hooks.settings import Settings
-from hooks.sync import _memoised_plan, sync, sync_for_wire
+from hooks.sync import sync, sync_for_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_FIXTURE = ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json"
@@ -74,6 +75,15 @@ def full_request() -> dict[str, Any]:
 def full_body() -> bytes:
     """Fixture 02 as compact JSON bytes, the way Go's encoding/json sends it."""
     return orjson.dumps(full_request())
+
+
+def new_spec_bodies(count: int = 4096) -> list[bytes]:
+    """``count`` copies of fixture 02's body, each with its own ``spec.upstream.port``."""
+    request, bodies = full_request(), []
+    for index in range(count):
+        request["parent"]["spec"]["upstream"]["port"] = 10_000 + index
+        bodies.append(orjson.dumps(request))
+    return bodies
 
 
 def small_request() -> dict[str, Any]:
@@ -111,10 +121,11 @@ def run(iterations: int) -> dict[str, Timing]:
     answer = handle_sync_body(body, settings)
     if answer.status != 200 or answer.children == 0:
         raise RuntimeError(f"fixture 02 does not give children: {answer.status} {answer.detail}")
+    distinct = new_spec_bodies()
+    turn = iter(range(1 << 62))
 
     def new_spec() -> object:
-        _memoised_plan.cache_clear()
-        return handle_sync_body(body, settings)
+        return handle_sync_body(distinct[next(turn) % len(distinct)], settings)
 
     return {
         "small": time_calls("small", lambda: sync(small, settings), iterations),

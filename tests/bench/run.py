@@ -230,12 +230,8 @@ def wsgi_cost(iterations: int) -> dict[str, Any]:
 
 def write_new_spec_bodies(directory: Path) -> Path:
     """4,096 copies of fixture 02, each with its own spec (``spec.upstream.port``)."""
-    request = micro.full_request()
     path = directory / "fixture02-specs.jsonl"
-    with path.open("wb") as out:
-        for index in range(CACHE_MISS_VARIANTS):
-            request["parent"]["spec"]["upstream"]["port"] = 10_000 + index
-            out.write(orjson.dumps(request) + b"\n")
+    path.write_bytes(b"".join(body + b"\n" for body in micro.new_spec_bodies(CACHE_MISS_VARIANTS)))
     return path
 
 

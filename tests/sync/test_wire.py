@@ -2,10 +2,10 @@
 
 Design notes:
 - ``sync_for_wire`` differs from ``sync`` only in how the answer is built (the children of a
-  valid offer pre-serialised, what a spec decides remembered per offer and spec); what reaches
-  Metacontroller must be byte for byte the same. Each fixture is checked on a first call and
-  on a repeated one (answered from the memo), and the fuzzers in tests/robustness check the
-  same on hostile input.
+  valid offer pre-serialised, what a spec decides remembered per offer and spec from its second
+  sight); what reaches Metacontroller must be byte for byte the same. Each request here is
+  answered three times (planned afresh, remembered, answered from the memo), and the fuzzers in
+  tests/robustness check the same on hostile input.
 - The memo's key must hold everything the plan depends on: the offer's namespace and name, the
   spec, the settings, and the asset registry (which ``Settings`` leaves out of its equality).
   Each test below changes one of them and expects the answer to follow.
@@ -22,7 +22,7 @@ import pytest
 
 from hooks.assets import BUILTIN_REGISTRY
 from hooks.settings import Settings
-from hooks.sync import _memoised_plan, sync, sync_for_wire
+from hooks.sync import RecentKeys, _memoised_plan, sync, sync_for_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))
@@ -36,10 +36,15 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def wire_bytes(request: dict[str, Any], settings: Settings) -> bytes:
-    response, children = sync_for_wire(request, settings)
-    body = orjson.dumps(response, option=SORTED)
-    assert children == len(orjson.loads(body)["children"])
-    return body
+    """The wire answer, asked three times: planned afresh, then remembered, then remembered."""
+    bodies = set()
+    for _ in range(3):
+        response, children = sync_for_wire(copy.deepcopy(request), settings)
+        body = orjson.dumps(response, option=SORTED)
+        assert children == len(orjson.loads(body)["children"])
+        bodies.add(body)
+    assert len(bodies) == 1
+    return bodies.pop()
 
 
 def sync_bytes(request: dict[str, Any], settings: Settings) -> bytes:
@@ -48,9 +53,7 @@ def sync_bytes(request: dict[str, Any], settings: Settings) -> bytes:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_wire_answer_is_byte_identical_to_sync(fixture: Path) -> None:
-    expected = sync_bytes(load(fixture), Settings())
-    assert wire_bytes(load(fixture), Settings()) == expected
-    assert wire_bytes(load(fixture), Settings()) == expected  # the second from the memo
+    assert wire_bytes(load(fixture), Settings()) == sync_bytes(load(fixture), Settings())
 
 
 def full_request() -> dict[str, Any]:
@@ -63,7 +66,28 @@ def test_a_repeated_spec_is_answered_from_the_memo() -> None:
     changed = full_request()
     changed["parent"]["metadata"]["resourceVersion"] = "999999"
     assert wire_bytes(changed, Settings()) == sync_bytes(changed, Settings())
-    assert _memoised_plan.cache_info().hits == before + 1
+    assert _memoised_plan.cache_info().hits == before + 3
+
+
+def test_a_spec_is_remembered_only_from_its_second_sight() -> None:
+    request = full_request()
+    request["parent"]["spec"]["upstream"]["port"] = 4321  # a spec no other test uses
+    before = _memoised_plan.cache_info()
+    sync_for_wire(copy.deepcopy(request), Settings())
+    first = _memoised_plan.cache_info()
+    assert (first.misses, first.currsize) == (before.misses, before.currsize)
+    sync_for_wire(copy.deepcopy(request), Settings())
+    assert _memoised_plan.cache_info().misses == before.misses + 1
+    sync_for_wire(copy.deepcopy(request), Settings())
+    assert _memoised_plan.cache_info().hits == first.hits + 1
+
+
+def test_recent_keys_forget_the_oldest() -> None:
+    recent = RecentKeys(2)
+    # 1 is refreshed by its second sight, so 3 pushes out 2; then 2 pushes out 1.
+    assert [recent.seen_before(key) for key in (1, 2, 1, 3, 2, 1)] == [
+        False, False, True, False, False, False,
+    ]  # fmt: skip
 
 
 def test_the_memo_is_keyed_on_the_offer_name_and_namespace() -> None:
@@ -121,8 +145,7 @@ def test_invalid_specs_are_not_remembered() -> None:
     request = full_request()
     request["parent"]["spec"]["upstream"]["port"] = 0
     before = _memoised_plan.cache_info()
-    for _ in range(2):
-        assert wire_bytes(copy.deepcopy(request), Settings()) == sync_bytes(request, Settings())
+    assert wire_bytes(request, Settings()) == sync_bytes(request, Settings())
     after = _memoised_plan.cache_info()
     assert (after.hits, after.currsize) == (before.hits, before.currsize)
 
