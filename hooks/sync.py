@@ -28,11 +28,10 @@ the memo only remembers results of pure functions of its key, so it never change
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from threading import Lock
+from itertools import count
 from typing import Any, Final
 
 import orjson
@@ -227,7 +226,7 @@ def memoised_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings)
     12 KB, so the memo at most about 12 MB per process.
     """
     spec_json = orjson.dumps(raw_spec)
-    if not _RECENT_SPECS.seen_before(hash((namespace, offer, spec_json))):
+    if not seen_before(hash((namespace, offer, spec_json))):
         return build_plan(namespace, offer, raw_spec, settings)
     key = compact(spec_json)
     return _memoised_plan(namespace, offer, key, settings, settings.asset_registry)
@@ -259,30 +258,19 @@ def _memoised_plan(
     return build_plan(namespace, offer, orjson.loads(spec_json), settings)
 
 
-class RecentKeys:
-    """The hashes of the last ``entries`` keys seen, to tell a recurring key from a new one.
+def seen_before(key_hash: int) -> bool:
+    """True when ``key_hash`` is among the last ``2 x`` :data:`PLAN_MEMO_ENTRIES` seen.
 
-    A clash of hashes only lets a key in one sight early. Thread-safe.
+    Notes the sight either way. A clash of hashes only lets a key in one sight early.
     """
-
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._lock = Lock()
-
-    def seen_before(self, key_hash: int) -> bool:
-        """True when ``key_hash`` is among the last ``entries`` seen; notes it either way."""
-        with self._lock:
-            if key_hash in self._seen:
-                self._seen.move_to_end(key_hash)
-                return True
-            self._seen[key_hash] = None
-            if len(self._seen) > self.entries:
-                self._seen.popitem(last=False)
-            return False
+    return next(_sightings(key_hash)) > 0
 
 
-_RECENT_SPECS: Final = RecentKeys(2 * PLAN_MEMO_ENTRIES)
+@lru_cache(maxsize=2 * PLAN_MEMO_ENTRIES)
+def _sightings(key_hash: int) -> Iterator[int]:
+    # A counter per recently seen key hash (0 at its first sight, then 1, 2, ...): lru_cache
+    # bounds and orders them, thread-safe and without a lock.
+    return count()
 
 
 def index_children(children: Any) -> ObservedChildren:

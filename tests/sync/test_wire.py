@@ -22,7 +22,7 @@ import pytest
 
 from hooks.assets import BUILTIN_REGISTRY
 from hooks.settings import Settings
-from hooks.sync import RecentKeys, _memoised_plan, sync, sync_for_wire
+from hooks.sync import PLAN_MEMO_ENTRIES, _memoised_plan, seen_before, sync, sync_for_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))
@@ -82,12 +82,16 @@ def test_a_spec_is_remembered_only_from_its_second_sight() -> None:
     assert _memoised_plan.cache_info().hits == first.hits + 1
 
 
-def test_recent_keys_forget_the_oldest() -> None:
-    recent = RecentKeys(2)
-    # 1 is refreshed by its second sight, so 3 pushes out 2; then 2 pushes out 1.
-    assert [recent.seen_before(key) for key in (1, 2, 1, 3, 2, 1)] == [
-        False, False, True, False, False, False,
-    ]  # fmt: skip
+def test_sightings_forget_the_oldest_keys() -> None:
+    base = 1 << 40  # hashes no other test produces in practice
+    assert not seen_before(base)
+    assert seen_before(base)
+    for other in range(1, 2 * PLAN_MEMO_ENTRIES):
+        assert not seen_before(base + other)
+    assert seen_before(base)  # its second sight refreshed it: still among the last 2,048
+    for other in range(2 * PLAN_MEMO_ENTRIES, 4 * PLAN_MEMO_ENTRIES):
+        seen_before(base + other)
+    assert not seen_before(base)
 
 
 def test_the_memo_is_keyed_on_the_offer_name_and_namespace() -> None:
