@@ -171,16 +171,16 @@ def _answer(
 
     children: list[Manifest] | orjson.Fragment
     if wire:
-        children, count = plan.children, plan.child_count
+        children, child_count = plan.children, plan.child_count
     else:
         children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-        count = len(children)
+        child_count = len(children)
     response = {
         "status": status,
         "children": children,
         "resyncAfterSeconds": settings.resync_seconds,
     }
-    return response, count
+    return response, child_count
 
 
 def decide(raw_spec: Any, settings: Settings) -> tuple[ServiceOfferSpec, Envelope, ResolvedPayment]:
