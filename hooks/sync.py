@@ -129,12 +129,16 @@ def _answer(
         return {"status": kept, "children": [], "resyncAfterSeconds": 0, "finalized": True}, 0
 
     raw_spec = parent.get("spec")
+    children: list[Manifest] | orjson.Fragment
     try:
         if wire:
             plan = memoised_plan(namespace, offer, raw_spec, settings)
             spec, limits, payment = plan.spec, plan.limits, plan.payment
+            children, child_count = plan.children, plan.child_count
         else:
             spec, limits, payment = decide(raw_spec, settings)
+            children = desired_children(namespace, offer, spec, names, limits, payment, settings)
+            child_count = len(children)
     except SpecError as problem:
         invalid = _invalid_spec_response(problem, previous, observed, generation, when, settings)
         return invalid, len(invalid["children"])
@@ -143,7 +147,7 @@ def _answer(
     upstream_base = upstream_url(namespace, upstream.service, upstream.namespace, upstream.port)
     observation = observations.get(upstream_base)
 
-    # Status first, from what was observed; then the desired children.
+    # The status, from what was observed.
     conditions = [
         payment_condition(names, observed),
         capacity_condition(spec, names, limits, observed, settings),
@@ -169,12 +173,6 @@ def _answer(
     if warnings:
         status["warnings"] = warnings
 
-    children: list[Manifest] | orjson.Fragment
-    if wire:
-        children, child_count = plan.children, plan.child_count
-    else:
-        children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-        child_count = len(children)
     response = {
         "status": status,
         "children": children,
@@ -227,18 +225,25 @@ def memoised_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings)
     """
     spec_json = orjson.dumps(raw_spec)
     if not seen_before(hash((namespace, offer, spec_json))):
-        return build_plan(namespace, offer, raw_spec, settings)
+        return build_plan(namespace, offer, raw_spec, settings, kept=False)
     key = compact(spec_json)
     return _memoised_plan(namespace, offer, key, settings, settings.asset_registry)
 
 
-def build_plan(namespace: str, offer: str, raw_spec: Any, settings: Settings) -> OfferPlan:
-    """The offer's plan, not remembered; raises :class:`SpecError` for an invalid spec."""
+def build_plan(
+    namespace: str, offer: str, raw_spec: Any, settings: Settings, *, kept: bool
+) -> OfferPlan:
+    """The offer's plan; raises :class:`SpecError` for an invalid spec.
+
+    ``kept``: the plan will be remembered, so its serialised children are compacted.
+    """
     spec, limits, payment = decide(raw_spec, settings)
     names = child_names(namespace, offer)
     children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-    serialised = orjson.Fragment(compact(orjson.dumps(children, option=orjson.OPT_SORT_KEYS)))
-    return OfferPlan(spec, limits, payment, serialised, len(children))
+    serialised = orjson.dumps(children, option=orjson.OPT_SORT_KEYS)
+    if kept:
+        serialised = compact(serialised)
+    return OfferPlan(spec, limits, payment, orjson.Fragment(serialised), len(children))
 
 
 def compact(serialised: bytes) -> bytes:
@@ -255,7 +260,7 @@ def _memoised_plan(
     namespace: str, offer: str, spec_json: bytes, settings: Settings, registry: AssetRegistry
 ) -> OfferPlan:
     # registry is part of the key because Settings leaves it out of its equality and hash.
-    return build_plan(namespace, offer, orjson.loads(spec_json), settings)
+    return build_plan(namespace, offer, orjson.loads(spec_json), settings, kept=True)
 
 
 def seen_before(key_hash: int) -> bool:
