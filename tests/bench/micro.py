@@ -128,6 +128,8 @@ def run(iterations: int) -> dict[str, Timing]:
         return handle_sync_body(next(distinct), settings)
 
     return {
+        # The machine's speed, in the unit the baseline measured it in (perf-baseline.md 3a).
+        "orjson_loads": time_calls("orjson_loads", lambda: orjson.loads(body), iterations),
         "small": time_calls("small", lambda: sync(small, settings), iterations),
         "full": time_calls("full", lambda: sync(full, settings), iterations),
         "full_wire": time_calls("full_wire", lambda: sync_for_wire(full, settings), iterations),

@@ -83,6 +83,7 @@ STORM_CONNECTIONS = (5, 50)
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2"
 BASELINE = {  # shared/reference/perf-baseline.md, 2-vCPU AMD EPYC VM, stand-in hook
     "parse_sync_dump_us": 66.9,
+    "orjson_loads_us": 26.6,  # orjson.loads of its 19.7 KB request: the machine-speed anchor
     "bare_rps": {16: 5055, 64: 5039},
     "standin_rps": {16: 3538, 64: 3777},
     "bare_cpu_us": 313,
@@ -333,6 +334,23 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "miss"
 
 
+def machine_slowdown(results: dict[str, Any]) -> float:
+    """How much slower than the baseline's machine this one parses the same kind of body.
+
+    orjson.loads of fixture 02 (20.4 KB) here, over orjson.loads of the baseline's 19.7 KB
+    request there. The issue's targets in µs were set for the baseline's machine; the HTTP
+    targets are ratios measured in one run and need no such correction.
+    """
+    return float(results["micro"]["orjson_loads"]["median_us"]) / BASELINE["orjson_loads_us"]
+
+
+def _time_verdict(median_us: float, target_us: float, slowdown: float) -> str:
+    """ok within the target; on a slower machine, ok when it is within the target scaled."""
+    if median_us <= target_us:
+        return "ok"
+    return "ok at baseline speed" if slowdown > 1 and median_us / slowdown <= target_us else "miss"
+
+
 def _errors_of(summaries: list[Summary], expected_status_errors: bool = False) -> int:
     total = 0
     for summary in summaries:
@@ -347,6 +365,17 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     """The table, from the raw results."""
     rows: list[Row] = []
     micro_results = results["micro"]
+    slowdown = machine_slowdown(results)
+    anchor = micro_results["orjson_loads"]
+    rows.append(
+        Row(
+            "machine speed: orjson.loads of fixture 02 (20.4 KB), median",
+            f"{anchor['median_us']:.1f} µs ({slowdown:.2f} x the baseline machine)",
+            f"baseline {BASELINE['orjson_loads_us']} µs (19.7 KB request)",
+            slowdown,
+            "info",
+        )
+    )
     small, full, wire = micro_results["small"], micro_results["full"], micro_results["full_wire"]
     path, new_spec = micro_results["full_http_path"], micro_results["full_http_path_new_spec"]
     rows.append(
@@ -361,10 +390,11 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     rows.append(
         Row(
             "sync() full envelope + 8 existing children (fixture 02): median / p99",
-            f"{full['median_us']:.1f} / {full['p99_us']:.1f} µs",
+            f"{full['median_us']:.1f} / {full['p99_us']:.1f} µs"
+            f" ({full['median_us'] / slowdown:.1f} µs median at baseline speed)",
             f"median <= {SYNC_MEDIAN_TARGET_US:.0f} µs",
             full["median_us"] / SYNC_MEDIAN_TARGET_US,
-            _verdict(full["median_us"] <= SYNC_MEDIAN_TARGET_US),
+            _time_verdict(full["median_us"], SYNC_MEDIAN_TARGET_US, slowdown),
         )
     )
     rows.append(
