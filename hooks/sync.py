@@ -136,9 +136,8 @@ def _answer(
             spec, limits, payment = plan.spec, plan.limits, plan.payment
             children, child_count = plan.children, plan.child_count
         else:
-            spec, limits, payment = decide(raw_spec, settings)
-            children = desired_children(namespace, offer, spec, names, limits, payment, settings)
-            child_count = len(children)
+            spec, limits, payment, listed = decide(namespace, offer, raw_spec, settings)
+            children, child_count = listed, len(listed)
     except SpecError as problem:
         invalid = _invalid_spec_response(problem, previous, observed, generation, when, settings)
         return invalid, len(invalid["children"])
@@ -181,15 +180,20 @@ def _answer(
     return response, child_count
 
 
-def decide(raw_spec: Any, settings: Settings) -> tuple[ServiceOfferSpec, Envelope, ResolvedPayment]:
-    """Validate ``raw_spec``: the spec, the limits the gateway will enforce, the payment terms.
+def decide(
+    namespace: str, offer: str, raw_spec: Any, settings: Settings
+) -> tuple[ServiceOfferSpec, Envelope, ResolvedPayment, list[Manifest]]:
+    """What the offer's name and ``raw_spec`` decide, whatever was observed: the validated spec,
+    the limits the gateway will enforce, the payment terms and the desired children.
 
     Raises :class:`SpecError` with every problem's field path.
     """
     spec = parse_spec(raw_spec)
     limits = envelope(spec, settings)
     payment = resolve_payment(spec.payment, spec.request_limits, settings.asset_registry)
-    return spec, limits, payment
+    names = child_names(namespace, offer)
+    children = desired_children(namespace, offer, spec, names, limits, payment, settings)
+    return spec, limits, payment, children
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +241,7 @@ def build_plan(
 
     ``kept``: the plan will be remembered, so its serialised children are compacted.
     """
-    spec, limits, payment = decide(raw_spec, settings)
-    names = child_names(namespace, offer)
-    children = desired_children(namespace, offer, spec, names, limits, payment, settings)
+    spec, limits, payment, children = decide(namespace, offer, raw_spec, settings)
     serialised = orjson.dumps(children, option=orjson.OPT_SORT_KEYS)
     if kept:
         serialised = compact(serialised)
