@@ -1,4 +1,4 @@
-# The ServiceOffer sync hook: `obol hook serve` (gunicorn, hooks/gunicorn_conf.py) on 8080 (sync)
+# The ServiceOffer sync hook: `obol hook serve` (gunicorn, hooks/server/gunicorn_conf.py) on 8080 (sync)
 # and 8081 (busy responder). Runs as a non-root numeric user with a read-only root filesystem:
 # everything it writes (gunicorn heartbeats, Prometheus multiprocess files) goes under /tmp,
 # which metacontroller/deployment.yaml mounts as an emptyDir.

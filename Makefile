@@ -12,7 +12,8 @@ install-test:
 
 lint: install-test
 	ruff check hooks tests
-	ruff format --check hooks tests || true
+	ruff format --check hooks tests
+	lint-imports
 
 typecheck: install-test
 	mypy hooks
@@ -31,6 +32,8 @@ e2e: install-test e2e-binaries
 # real-stack end-to-end suite (last, so its summary line is the run's closing line).
 test: install-test e2e-binaries
 	ruff check hooks tests
+	ruff format --check hooks tests
+	lint-imports
 	mypy hooks
 	$(PYTHON) -m pytest -m slow
 	$(PYTHON) -m pytest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hooks.settings import Settings
+from hooks.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks.assets import BUILTIN_REGISTRY
-from hooks.errors import SpecError
-from hooks.models import parse_offer
-from hooks.payment import resolve_payment
+from hooks.core.assets import BUILTIN_REGISTRY
+from hooks.core.errors import SpecError
+from hooks.core.models import parse_offer
+from hooks.core.payment import resolve_payment
 from tests.support.crd_validation import format_violations, load_crd
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Field rules of the ServiceOffer model (hooks.models + hooks.payment).
+"""Field rules of the ServiceOffer model (hooks.core.models + hooks.core.payment).
 
 Design notes:
 - Table tests: each case mutates one field of a known-good spec and names itself
@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from hooks.assets import BUILTIN_REGISTRY
-from hooks.errors import SpecError
-from hooks.models import dump_spec, parse_offer, parse_spec
-from hooks.payment import resolve_payment
+from hooks.core.assets import BUILTIN_REGISTRY
+from hooks.core.errors import SpecError
+from hooks.core.models import dump_spec, parse_offer, parse_spec
+from hooks.core.payment import resolve_payment
 
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
 BASE: dict[str, Any] = {
@@ -49,8 +49,10 @@ VALID = [
         id="valid because perBuyerMaxInFlight equals maxInFlight and gpuCount may be 0",
     ),
     pytest.param(
-        lambda s: s.update(capacity={**ENVELOPE, "retryAfterSeconds": 3600}) or
-        s["payment"].update(maxTimeoutSeconds=3601),
+        lambda s: (
+            s.update(capacity={**ENVELOPE, "retryAfterSeconds": 3600})
+            or s["payment"].update(maxTimeoutSeconds=3601)
+        ),
         id="valid because retryAfterSeconds 3600 is below maxTimeoutSeconds",
     ),
     pytest.param(
@@ -74,8 +76,7 @@ VALID = [
     ),
     pytest.param(
         lambda s: s.update(
-            capabilities={"protocol": "openai-chat", "streaming": True,
-                          "contextWindowTokens": 100},
+            capabilities={"protocol": "openai-chat", "streaming": True, "contextWindowTokens": 100},
             requestLimits={"maxInputTokens": 100, "maxOutputTokens": 100, "maxBodyBytes": 1},
         ),
         id="valid because token limits equal the context window",
@@ -179,10 +180,10 @@ INVALID = [
         id="invalid because protocol is unknown",
     ),
     pytest.param(
-        lambda s: s.update(capabilities={"contextWindowTokens": 10},
-                           requestLimits={"maxOutputTokens": 11}),
-        "spec.requestLimits.maxOutputTokens: must be <= capabilities.contextWindowTokens"
-        " (11 > 10)",
+        lambda s: s.update(
+            capabilities={"contextWindowTokens": 10}, requestLimits={"maxOutputTokens": 11}
+        ),
+        "spec.requestLimits.maxOutputTokens: must be <= capabilities.contextWindowTokens (11 > 10)",
         id="invalid because maxOutputTokens exceeds the context window",
     ),
     pytest.param(
@@ -197,13 +198,13 @@ INVALID = [
     ),
     pytest.param(
         lambda s: s["payment"]["price"].update(perRequest="1e-3"),
-        "spec.payment.price.perRequest: must be a plain decimal string such as \"0.001\""
+        'spec.payment.price.perRequest: must be a plain decimal string such as "0.001"'
         " (no sign, no exponent) (got '1e-3')",
         id="invalid because exponents are refused",
     ),
     pytest.param(
         lambda s: s["payment"]["price"].update(perRequest="-1"),
-        "spec.payment.price.perRequest: must be a plain decimal string such as \"0.001\""
+        'spec.payment.price.perRequest: must be a plain decimal string such as "0.001"'
         " (no sign, no exponent) (got '-1')",
         id="invalid because negative prices are refused",
     ),
@@ -306,7 +307,10 @@ def test_parse_offer_errors(obj: dict[str, Any], message: str) -> None:
 
 def test_metadata_is_lenient() -> None:
     offer = parse_offer(
-        {"metadata": {"name": "x", "namespace": "n", "managedFields": [{}], "uid": "u"},
-         "spec": BASE, "status": {"anything": True}}
+        {
+            "metadata": {"name": "x", "namespace": "n", "managedFields": [{}], "uid": "u"},
+            "spec": BASE,
+            "status": {"anything": True},
+        }
     )
     assert (offer.metadata.name, offer.metadata.namespace) == ("x", "n")

@@ -1,8 +1,10 @@
 """The bare ceiling: a Flask app that does only what every request must cost, nothing else.
 
-Served by the SAME gunicorn configuration as the hook (``-c python:hooks.gunicorn_conf``, same
+Served by the SAME gunicorn configuration as the hook (``-c python:hooks.server.gunicorn_conf``,
+same
 worker class and count, same binds, same logger, same metrics directory handling), with this
-module as the app: ``gunicorn -c python:hooks.gunicorn_conf --pythonpath tests/bench bare_app:app``.
+module as the app: ``gunicorn -c python:hooks.server.gunicorn_conf --pythonpath tests/bench
+bare_app:app``.
 
 * ``POST /sync``: reads the body and parses it with orjson (like the real app), then returns a
   fixed small answer. The difference to the real ``/sync`` is the hook's own work: the sync core,

@@ -1,6 +1,6 @@
 """A second, lower ceiling: ``POST /sync`` as a plain WSGI function, no Flask at all.
 
-The hook answers plain syncs in a WSGI front before Flask (``hooks.app.HotPathFront``), so it
+The hook answers plain syncs in a WSGI front before Flask (``hooks.server.app.HotPathFront``), so it
 can beat the issue's bare-Flask ceiling (:mod:`bare_app`). This app is the like-for-like floor
 of that front: read the body, parse it with orjson, return a fixed answer, on the same gunicorn
 configuration. ``run.py`` reports the hook against it as information; the target stays the

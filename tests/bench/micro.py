@@ -10,10 +10,10 @@ Cases:
 * ``small``: ``examples/http-weather-api.yaml`` as a new offer (no observed children).
 * ``full``: fixture 02, a full-envelope offer with its 8 existing children carrying server-set
   fields (managedFields, ownerReferences, last-applied annotations; about 20 KB compact).
-* ``full_wire``: the same request through :func:`hooks.sync.sync_for_wire`, the core call of
+* ``full_wire``: the same request through :func:`hooks.core.sync.sync_for_wire`, the core call of
   ``POST /sync``; after the warm-up its offer plan comes from the memo, as for every request
   whose spec was seen before.
-* ``full_http_path``: the same body as bytes through :func:`hooks.app.handle_sync_body`, the
+* ``full_http_path``: the same body as bytes through :func:`hooks.server.app.handle_sync_body`, the
   exact code of ``POST /sync`` (orjson parse + sync + the shell's guard + orjson dump with
   sorted keys), for context against the baseline's 67 µs parse+sync+dump; the plan memo hits.
 * ``full_http_path_new_spec``: the same, cycling through 4,096 copies that differ in
@@ -40,10 +40,10 @@ from typing import Any
 import orjson
 import yaml
 
-from hooks.app import handle_sync_body
-from hooks.hook_cli import render_request
-from hooks.settings import Settings
-from hooks.sync import sync, sync_for_wire
+from hooks.cli.hook import render_request
+from hooks.core.settings import Settings
+from hooks.core.sync import sync, sync_for_wire
+from hooks.server.app import handle_sync_body
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_FIXTURE = ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json"

@@ -2,7 +2,7 @@
 
 * The real server is started exactly like production: ``obol hook serve`` with only the listen
   addresses given (default worker count), which validates the environment and execs
-  ``python -m gunicorn --config python:hooks.gunicorn_conf``. The environment mirrors the
+  ``python -m gunicorn --config python:hooks.server.gunicorn_conf``. The environment mirrors the
   Dockerfile (``PYTHONUNBUFFERED=1``, ``PYTHONDONTWRITEBYTECODE=1``, ``HOME`` and
   ``PROMETHEUS_MULTIPROC_DIR`` in a private temporary directory), minus any ``OBOL_*`` variable of
   the caller, so the embedded defaults are measured (log level ``info``: a JSON line for every sync
@@ -129,7 +129,7 @@ def production_environment(home: Path, extra: dict[str, str] | None = None) -> d
 def hook_command(sync_port: int, busy_port: int) -> list[str]:
     """``obol hook serve`` with only the listen addresses (default worker count)."""
     return [
-        sys.executable, "-c", "from hooks.cli import main; main()",
+        sys.executable, "-c", "from hooks.cli.main import main; main()",
         "hook", "serve",
         "--bind", f"127.0.0.1:{sync_port}",
         "--busy-bind", f"127.0.0.1:{busy_port}",
@@ -140,7 +140,7 @@ def app_command(app: str) -> list[str]:
     """gunicorn with the hook's config module and another app from this folder."""
     return [
         sys.executable, "-m", "gunicorn",
-        "--config", "python:hooks.gunicorn_conf",
+        "--config", "python:hooks.server.gunicorn_conf",
         "--pythonpath", str(HERE),
         app,
     ]  # fmt: skip

@@ -16,7 +16,7 @@ The mix (deterministic in the offer's index ``i``):
   10 % new offers (no children); 2 % of the existing ones had a bad edit (per-buyer limit above
   the global one), which keeps their children and reports InvalidSpec.
 
-Every request is answered once in-process through :func:`hooks.app.handle_sync_body` while
+Every request is answered once in-process through :func:`hooks.server.app.handle_sync_body` while
 generating, which checks the generator (200 and children for every existing offer) and gives
 the ``status.endpoint`` the server must answer it with.
 """
@@ -33,9 +33,9 @@ from typing import Any
 import orjson
 import yaml
 
-from hooks.app import handle_sync_body, invalid_spec_message
-from hooks.settings import Settings
-from hooks.sync import sync
+from hooks.core.settings import Settings
+from hooks.core.sync import sync
+from hooks.server.app import handle_sync_body, invalid_spec_message
 from tests.support.observed import observed_children, parent_object, sync_request
 
 ROOT = Path(__file__).resolve().parents[2]

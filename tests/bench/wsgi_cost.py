@@ -127,7 +127,7 @@ def main(argv: list[str]) -> None:
     sys.path.insert(0, str(HERE))
     from bare_app import create_bare_app
 
-    from hooks.app import create_app
+    from hooks.server.app import create_app
 
     body = orjson.dumps(orjson.loads(FIXTURE.read_bytes()))
     hook, bare = create_app().wsgi_app, create_bare_app().wsgi_app

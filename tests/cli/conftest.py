@@ -4,7 +4,7 @@ Design notes:
 - The fake kubectl is a small Python script written into ``tmp_path`` and made executable. It
   stands in for the cluster: it appends its argv and stdin to a JSON-lines log and answers with
   canned stdout, stderr and exit code. Tests point ``--kubectl`` (or ``OBOL_KUBECTL``) at it, so
-  the real subprocess path in :mod:`hooks.kubectl` runs end to end.
+  the real subprocess path in :mod:`hooks.cli.kubectl` runs end to end.
 - ``run`` invokes the root ``obol`` group with the variables the CLI reads cleared, so a
   developer's ``OBOL_KUBECTL`` or registry file cannot leak into a test.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from hooks.cli import obol
+from hooks.cli.main import obol
 from tests.cli.sell_helpers import FAKE_KUBECTL_SCRIPT, FakeKubectl, Runner
 
 

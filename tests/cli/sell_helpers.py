@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 from click.testing import Result
 
-from hooks.settings import Settings
-from hooks.status import Observation
-from hooks.sync import sync
+from hooks.core.settings import Settings
+from hooks.core.status import Observation
+from hooks.core.sync import sync
 from tests.support.observed import observed_children, parent_object, sync_request
 
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
@@ -75,8 +75,19 @@ def offer_args(
     """``sell <kind> NAME`` with the required flags (``--price`` unless None) plus ``extra``."""
     price_args = ["--price", price] if price is not None else []
     return [
-        "sell", kind, name, "--upstream", "vllm", "--port", "8000",
-        "--network", "base", "--pay-to", PAY_TO, *price_args, *extra,
+        "sell",
+        kind,
+        name,
+        "--upstream",
+        "vllm",
+        "--port",
+        "8000",
+        "--network",
+        "base",
+        "--pay-to",
+        PAY_TO,
+        *price_args,
+        *extra,
     ]
 
 
@@ -93,8 +104,11 @@ def dry_run_spec(
 
 def path_without(binary: str) -> str:
     """A PATH made of the current one minus every directory holding ``binary``."""
-    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
-            if d and not (Path(d) / binary).exists()]
+    keep = [
+        d
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if d and not (Path(d) / binary).exists()
+    ]
     return os.pathsep.join(keep)
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks.settings import Settings
-from hooks.status import READY, REASON_INVALID_SPEC
-from hooks.sync import sync
+from hooks.core.settings import Settings
+from hooks.core.status import READY, REASON_INVALID_SPEC
+from hooks.core.sync import sync
 from tests.cli.sell_helpers import PAY_TO, FakeKubectl, Runner, offer_args
 from tests.support.crd_validation import SERVICEOFFER_CRD, load_crd
 from tests.support.observed import parent_object, sync_request
@@ -34,25 +34,92 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIOS: dict[str, list[str]] = {
     "inference-vllm-preset": [
-        "sell", "inference", "qwen36-fast", "-n", "llm-sellers",
-        "--upstream", "vllm-qwen36", "--port", "8000", "--runtime", "openai",
-        "--context-window", "131072", "--network", "base", "--pay-to", PAY_TO,
-        "--price", "0.002", "--per-mtok", "0.50",
-        "--capacity-preset", "external-vllm-1gpu-balanced", "--per-buyer-max-inflight", "2",
+        "sell",
+        "inference",
+        "qwen36-fast",
+        "-n",
+        "llm-sellers",
+        "--upstream",
+        "vllm-qwen36",
+        "--port",
+        "8000",
+        "--runtime",
+        "openai",
+        "--context-window",
+        "131072",
+        "--network",
+        "base",
+        "--pay-to",
+        PAY_TO,
+        "--price",
+        "0.002",
+        "--per-mtok",
+        "0.50",
+        "--capacity-preset",
+        "external-vllm-1gpu-balanced",
+        "--per-buyer-max-inflight",
+        "2",
     ],
     "inference-llamacpp-every-flag": [
-        "sell", "inference", "llama-obol", "-n", "llm-sellers",
-        "--upstream", "llamacpp", "--upstream-namespace", "llm-backends", "--port", "8080",
-        "--health-path", "/health", "--protocol", "openai-completions", "--no-streaming",
-        "--context-window", "8192", "--network", "ethereum", "--payment-asset", "obol",
-        "--pay-to", PAY_TO, "--price", "0.25", "--max-timeout", "600",
-        "--gpu-count", "2", "--max-inflight", "4", "--per-buyer-max-inflight", "2",
-        "--retry-after", "5", "--max-input-tokens", "4096", "--max-output-tokens", "1024",
-        "--max-body-bytes", "65536",
+        "sell",
+        "inference",
+        "llama-obol",
+        "-n",
+        "llm-sellers",
+        "--upstream",
+        "llamacpp",
+        "--upstream-namespace",
+        "llm-backends",
+        "--port",
+        "8080",
+        "--health-path",
+        "/health",
+        "--protocol",
+        "openai-completions",
+        "--no-streaming",
+        "--context-window",
+        "8192",
+        "--network",
+        "ethereum",
+        "--payment-asset",
+        "obol",
+        "--pay-to",
+        PAY_TO,
+        "--price",
+        "0.25",
+        "--max-timeout",
+        "600",
+        "--gpu-count",
+        "2",
+        "--max-inflight",
+        "4",
+        "--per-buyer-max-inflight",
+        "2",
+        "--retry-after",
+        "5",
+        "--max-input-tokens",
+        "4096",
+        "--max-output-tokens",
+        "1024",
+        "--max-body-bytes",
+        "65536",
     ],
     "http-weather-no-capacity": [
-        "sell", "http", "weather-api", "-n", "tenant-a", "--upstream", "weather",
-        "--port", "8080", "--network", "base-sepolia", "--pay-to", PAY_TO, "--price", "0.0001",
+        "sell",
+        "http",
+        "weather-api",
+        "-n",
+        "tenant-a",
+        "--upstream",
+        "weather",
+        "--port",
+        "8080",
+        "--network",
+        "base-sepolia",
+        "--pay-to",
+        PAY_TO,
+        "--price",
+        "0.0001",
     ],
 }
 each_scenario = pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -174,19 +241,25 @@ def test_dry_run_never_invokes_kubectl(run: Runner, fake_kubectl: FakeKubectl) -
 
 
 def test_dry_run_works_without_any_kubectl(run: Runner, tmp_path: Path) -> None:
-    result = run(offer_args("--dry-run"), env={"PATH": str(tmp_path),
-                                               "OBOL_KUBECTL": str(tmp_path / "nope")})
+    result = run(
+        offer_args("--dry-run"), env={"PATH": str(tmp_path), "OBOL_KUBECTL": str(tmp_path / "nope")}
+    )
     assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize(
     ("flags", "warning"),
     [
-        pytest.param(["--streaming", "--max-body-bytes", "1000"],
-                     "Warning: maxBodyBytes is advertised only",
-                     id="streaming offer with a body limit"),
-        pytest.param(["--per-mtok", "0.5"], "Warning: perMTok is quoted for an assumed 1000",
-                     id="per-token price without both token limits"),
+        pytest.param(
+            ["--streaming", "--max-body-bytes", "1000"],
+            "Warning: maxBodyBytes is advertised only",
+            id="streaming offer with a body limit",
+        ),
+        pytest.param(
+            ["--per-mtok", "0.5"],
+            "Warning: perMTok is quoted for an assumed 1000",
+            id="per-token price without both token limits",
+        ),
     ],
 )
 def test_hook_warnings_go_to_stderr_and_stdout_stays_yaml(

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from hooks import sell_cli
-from hooks.kubectl import ClusterUnreachable, Kubectl
-from hooks.sell_cli import (
+from hooks.cli import sell as sell_cli
+from hooks.cli.kubectl import ClusterUnreachable, Kubectl
+from hooks.cli.sell import (
     EXIT_INVALID,
     EXIT_KUBECTL_FAILED,
     EXIT_NO_CRD,
@@ -46,8 +46,15 @@ def assert_one_line_failure(result: Result, exit_code: int, message: str) -> Non
 
 
 def test_the_documented_exit_codes_are_distinct() -> None:
-    codes = [EXIT_KUBECTL_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_NO_KUBECTL, EXIT_UNREACHABLE,
-             EXIT_NO_CRD, EXIT_NOT_FOUND]
+    codes = [
+        EXIT_KUBECTL_FAILED,
+        EXIT_USAGE,
+        EXIT_INVALID,
+        EXIT_NO_KUBECTL,
+        EXIT_UNREACHABLE,
+        EXIT_NO_CRD,
+        EXIT_NOT_FOUND,
+    ]
     assert len(set(codes)) == len(codes)
     assert 0 not in codes
     doc = sell_cli.__doc__ or ""
@@ -58,12 +65,12 @@ def test_the_documented_exit_codes_are_distinct() -> None:
 # --- kubectl failures --------------------------------------------------------------------------
 
 KLOG_1_37 = (
-    'E1126 19:06:34.996635   25209 memcache.go:381] "Couldn\'t get current server API group'
+    "E1126 19:06:34.996635   25209 memcache.go:381] \"Couldn't get current server API group"
     ' list" err="Get \\"https://127.0.0.1:1/api?timeout=32s\\": dial tcp 127.0.0.1:1: connect:'
     ' connection refused"\n'
 )
 KLOG = (
-    'E1126 10:00:00.000000   4242 memcache.go:265] couldn\'t get current server API group'
+    "E1126 10:00:00.000000   4242 memcache.go:265] couldn't get current server API group"
     ' list: Get "https://127.0.0.1:6443/api?timeout=32s": dial tcp 127.0.0.1:6443:'
     " connect: connection refused\n"
 )
@@ -136,7 +143,11 @@ KUBECTL_FAILURES = [
 @each_command
 @pytest.mark.parametrize(("stderr", "exit_code", "message"), KUBECTL_FAILURES)
 def test_kubectl_failure_is_one_clear_line(
-    run: Runner, fake_kubectl: FakeKubectl, command: str, stderr: str, exit_code: int,
+    run: Runner,
+    fake_kubectl: FakeKubectl,
+    command: str,
+    stderr: str,
+    exit_code: int,
     message: str,
 ) -> None:
     fake_kubectl.answer(stderr=stderr, exit_code=1)
@@ -151,7 +162,8 @@ def test_named_offer_not_found(run: Runner, fake_kubectl: FakeKubectl) -> None:
     )
     result = run([*COMMANDS["status"], "--kubectl", str(fake_kubectl.path)])
     assert_one_line_failure(
-        result, EXIT_NOT_FOUND,
+        result,
+        EXIT_NOT_FOUND,
         "Error: ServiceOffer 'qwen' not found in namespace 'llm';"
         " list offers with: obol sell list --all-namespaces",
     )
@@ -173,7 +185,8 @@ def test_missing_namespace_on_apply_is_not_an_offer_not_found(
 def test_kubectl_missing_from_path(run: Runner, command: str, tmp_path: Path) -> None:
     result = run(COMMANDS[command], env={"PATH": str(tmp_path)})
     assert_one_line_failure(
-        result, EXIT_NO_KUBECTL,
+        result,
+        EXIT_NO_KUBECTL,
         "Error: kubectl not found: 'kubectl' is not on PATH"
         " (install kubectl, or point --kubectl or OBOL_KUBECTL at it)",
     )
@@ -192,9 +205,7 @@ def test_kubectl_that_is_not_executable(run: Runner, tmp_path: Path) -> None:
     assert_one_line_failure(result, EXIT_NO_KUBECTL, "is not executable")
 
 
-def test_kubectl_printing_something_other_than_json(
-    run: Runner, fake_kubectl: FakeKubectl
-) -> None:
+def test_kubectl_printing_something_other_than_json(run: Runner, fake_kubectl: FakeKubectl) -> None:
     fake_kubectl.answer(stdout="No resources found\n")
     result = run([*COMMANDS["list"], "--kubectl", str(fake_kubectl.path)])
     assert_one_line_failure(result, EXIT_KUBECTL_FAILED, "kubectl printed something that is not")
@@ -212,58 +223,79 @@ def test_kubectl_that_hangs_counts_as_unreachable(fake_kubectl: FakeKubectl) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(offer_args("--port", "70000"),
-                     "invalid offer: spec.upstream.port: must be <= 65535 (got 70000) [--port]",
-                     id="invalid because the port is out of range"),
-        pytest.param(offer_args(name="Qwen_3"),
-                     "metadata.name: must be a DNS-1123 subdomain (lower-case) (got 'Qwen_3')"
-                     " [NAME]",
-                     id="invalid because the name is not a DNS name"),
-        pytest.param(offer_args("-n", "LLM"),
-                     "metadata.namespace: must be a DNS-1123 label (lower-case letters, digits"
-                     " and '-') (got 'LLM') [-n/--namespace]",
-                     id="invalid because the namespace is not a DNS label"),
-        pytest.param(offer_args("--pay-to", "0x1"),
-                     "spec.payment.payTo: must be an EVM address: 0x followed by 40 hex digits"
-                     " (got '0x1') [--pay-to]",
-                     id="invalid because payTo is not an address"),
-        pytest.param(offer_args(price="0.0000001"),
-                     "spec.payment.price.perRequest: has 7 fractional digits but USDC has only"
-                     " 6 (got '0.0000001') [--price]",
-                     id="invalid because the price is finer than USDC"),
-        pytest.param(offer_args(price="0"),
-                     "spec.payment.price.perRequest: must be greater than 0 (got '0')"
-                     " [--price]",
-                     id="invalid because the price is zero"),
-        pytest.param(offer_args("--payment-asset", "obol"),
-                     "spec.payment.asset: OBOL is not deployed on base; OBOL is available on"
-                     " ethereum (got 'obol') [--payment-asset]",
-                     id="invalid because OBOL is not on base"),
-        pytest.param(offer_args("--max-inflight", "2", "--per-buyer-max-inflight", "4"),
-                     "spec.capacity.perBuyerMaxInFlight: must be <= maxInFlight (4 > 2)"
-                     " [--per-buyer-max-inflight]",
-                     id="invalid because per-buyer exceeds the global limit"),
-        pytest.param(offer_args("--capacity-preset", "external-vllm-1gpu-balanced",
-                                "--max-inflight", "2"),
-                     "spec.capacity.perBuyerMaxInFlight: must be <= maxInFlight (4 > 2)"
-                     " [from preset external-vllm-1gpu-balanced; override with"
-                     " --per-buyer-max-inflight]",
-                     id="invalid because an override conflicts with a preset value"),
-        pytest.param(offer_args("--max-inflight", "2", "--retry-after", "30",
-                                "--max-timeout", "30"),
-                     "spec.capacity.retryAfterSeconds: must be < payment.maxTimeoutSeconds"
-                     " (30 >= 30)",
-                     id="invalid because Retry-After outlives the payment"),
-        pytest.param(offer_args("--context-window", "4096", "--max-input-tokens", "8192"),
-                     "spec.requestLimits.maxInputTokens: must be <="
-                     " capabilities.contextWindowTokens (8192 > 4096) [--max-input-tokens]",
-                     id="invalid because the prompt limit exceeds the context window"),
-        pytest.param(offer_args("--network", "solana"),
-                     "spec.payment.network: unknown network; known: base",
-                     id="invalid because the network is unknown"),
-        pytest.param(offer_args("--port", "0", "--health-path", "health"),
-                     "spec.upstream.port: must be >= 1 (got 0) [--port]; spec.upstream.healthPath:",
-                     id="invalid because of two problems, both reported"),
+        pytest.param(
+            offer_args("--port", "70000"),
+            "invalid offer: spec.upstream.port: must be <= 65535 (got 70000) [--port]",
+            id="invalid because the port is out of range",
+        ),
+        pytest.param(
+            offer_args(name="Qwen_3"),
+            "metadata.name: must be a DNS-1123 subdomain (lower-case) (got 'Qwen_3') [NAME]",
+            id="invalid because the name is not a DNS name",
+        ),
+        pytest.param(
+            offer_args("-n", "LLM"),
+            "metadata.namespace: must be a DNS-1123 label (lower-case letters, digits"
+            " and '-') (got 'LLM') [-n/--namespace]",
+            id="invalid because the namespace is not a DNS label",
+        ),
+        pytest.param(
+            offer_args("--pay-to", "0x1"),
+            "spec.payment.payTo: must be an EVM address: 0x followed by 40 hex digits"
+            " (got '0x1') [--pay-to]",
+            id="invalid because payTo is not an address",
+        ),
+        pytest.param(
+            offer_args(price="0.0000001"),
+            "spec.payment.price.perRequest: has 7 fractional digits but USDC has only"
+            " 6 (got '0.0000001') [--price]",
+            id="invalid because the price is finer than USDC",
+        ),
+        pytest.param(
+            offer_args(price="0"),
+            "spec.payment.price.perRequest: must be greater than 0 (got '0') [--price]",
+            id="invalid because the price is zero",
+        ),
+        pytest.param(
+            offer_args("--payment-asset", "obol"),
+            "spec.payment.asset: OBOL is not deployed on base; OBOL is available on"
+            " ethereum (got 'obol') [--payment-asset]",
+            id="invalid because OBOL is not on base",
+        ),
+        pytest.param(
+            offer_args("--max-inflight", "2", "--per-buyer-max-inflight", "4"),
+            "spec.capacity.perBuyerMaxInFlight: must be <= maxInFlight (4 > 2)"
+            " [--per-buyer-max-inflight]",
+            id="invalid because per-buyer exceeds the global limit",
+        ),
+        pytest.param(
+            offer_args("--capacity-preset", "external-vllm-1gpu-balanced", "--max-inflight", "2"),
+            "spec.capacity.perBuyerMaxInFlight: must be <= maxInFlight (4 > 2)"
+            " [from preset external-vllm-1gpu-balanced; override with"
+            " --per-buyer-max-inflight]",
+            id="invalid because an override conflicts with a preset value",
+        ),
+        pytest.param(
+            offer_args("--max-inflight", "2", "--retry-after", "30", "--max-timeout", "30"),
+            "spec.capacity.retryAfterSeconds: must be < payment.maxTimeoutSeconds (30 >= 30)",
+            id="invalid because Retry-After outlives the payment",
+        ),
+        pytest.param(
+            offer_args("--context-window", "4096", "--max-input-tokens", "8192"),
+            "spec.requestLimits.maxInputTokens: must be <="
+            " capabilities.contextWindowTokens (8192 > 4096) [--max-input-tokens]",
+            id="invalid because the prompt limit exceeds the context window",
+        ),
+        pytest.param(
+            offer_args("--network", "solana"),
+            "spec.payment.network: unknown network; known: base",
+            id="invalid because the network is unknown",
+        ),
+        pytest.param(
+            offer_args("--port", "0", "--health-path", "health"),
+            "spec.upstream.port: must be >= 1 (got 0) [--port]; spec.upstream.healthPath:",
+            id="invalid because of two problems, both reported",
+        ),
     ],
 )
 def test_validation_failure_names_path_value_reason_and_flag(
@@ -279,19 +311,21 @@ def test_validation_failure_names_path_value_reason_and_flag(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param(None, "OBOL_ASSET_REGISTRY_FILE: cannot read the file: No such file",
-                     id="missing file"),
-        pytest.param("networks: [unclosed", "OBOL_ASSET_REGISTRY_FILE: is not valid YAML",
-                     id="not YAML"),
-        pytest.param("- just\n- a list\n", "OBOL_ASSET_REGISTRY_FILE: must hold a YAML mapping",
-                     id="not a mapping"),
-        pytest.param("networks:\n  - name: optimism\n", "networks[0].chainId",
-                     id="invalid entry"),
+        pytest.param(
+            None, "OBOL_ASSET_REGISTRY_FILE: cannot read the file: No such file", id="missing file"
+        ),
+        pytest.param(
+            "networks: [unclosed", "OBOL_ASSET_REGISTRY_FILE: is not valid YAML", id="not YAML"
+        ),
+        pytest.param(
+            "- just\n- a list\n",
+            "OBOL_ASSET_REGISTRY_FILE: must hold a YAML mapping",
+            id="not a mapping",
+        ),
+        pytest.param("networks:\n  - name: optimism\n", "networks[0].chainId", id="invalid entry"),
     ],
 )
-def test_bad_registry_file(
-    run: Runner, tmp_path: Path, content: str | None, message: str
-) -> None:
+def test_bad_registry_file(run: Runner, tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "registry.yaml"
     if content is not None:
         path.write_text(content)

@@ -28,8 +28,11 @@ each_command = pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def examples(help_text: str) -> list[list[str]]:
     """The ``obol ...`` command lines under ``Examples:``, continuations joined."""
     joined = help_text.replace("\\\n", " ")
-    return [shlex.split(line.strip())[1:] for line in joined.splitlines()
-            if line.strip().startswith("obol ")]
+    return [
+        shlex.split(line.strip())[1:]
+        for line in joined.splitlines()
+        if line.strip().startswith("obol ")
+    ]
 
 
 @each_command
@@ -40,8 +43,11 @@ def test_help_shows_examples(run: Runner, command: list[str]) -> None:
     assert examples(result.stdout), "at least one runnable example"
 
 
-@pytest.mark.parametrize("command", [["sell"], ["sell", "inference"], ["sell", "presets"],
-                                     ["sell", "status"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [["sell"], ["sell", "inference"], ["sell", "presets"], ["sell", "status"]],
+    ids=" ".join,
+)
 def test_capacity_help_says_nothing_is_autoscaled(run: Runner, command: list[str]) -> None:
     assert "autoscaled" in run([*command, "--help"]).stdout
 

@@ -24,8 +24,12 @@ GET = ["get", "serviceoffers.obol.org"]
 
 
 def as_list(*offers: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-            "items": list(offers)}
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+        "items": list(offers),
+    }
 
 
 # --- apply -------------------------------------------------------------------------------------
@@ -72,11 +76,17 @@ def test_invalid_offer_never_reaches_kubectl(run: Runner, fake_kubectl: FakeKube
 
 OPTIMISM_REGISTRY = {
     "networks": [{"name": "optimism", "chainId": 10}],
-    "assets": [{
-        "symbol": "USDC", "network": "optimism",
-        "address": "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", "decimals": 6,
-        "transferMethod": "eip3009", "eip712Name": "USD Coin", "eip712Version": "2",
-    }],
+    "assets": [
+        {
+            "symbol": "USDC",
+            "network": "optimism",
+            "address": "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85",
+            "decimals": 6,
+            "transferMethod": "eip3009",
+            "eip712Name": "USD Coin",
+            "eip712Version": "2",
+        }
+    ],
 }
 
 
@@ -117,19 +127,27 @@ def test_registry_file_environment_variable(run: Runner, registry_file: Path) ->
 @pytest.mark.parametrize(
     ("args", "argv"),
     [
-        pytest.param(["qwen36-fast", "-n", "llm-sellers"],
-                     [*GET, "--namespace", "llm-sellers", "qwen36-fast", "--output", "json"],
-                     id="named offer in a namespace"),
-        pytest.param(["qwen36-fast"], [*GET, "qwen36-fast", "--output", "json"],
-                     id="named offer in the current namespace"),
-        pytest.param(["-A"], [*GET, "--all-namespaces", "--output", "json"],
-                     id="every namespace"),
-        pytest.param(["-n", "llm-sellers"],
-                     [*GET, "--namespace", "llm-sellers", "--output", "json"],
-                     id="one namespace"),
-        pytest.param(["--context", "prod", "-A"],
-                     ["--context", "prod", *GET, "--all-namespaces", "--output", "json"],
-                     id="with a context"),
+        pytest.param(
+            ["qwen36-fast", "-n", "llm-sellers"],
+            [*GET, "--namespace", "llm-sellers", "qwen36-fast", "--output", "json"],
+            id="named offer in a namespace",
+        ),
+        pytest.param(
+            ["qwen36-fast"],
+            [*GET, "qwen36-fast", "--output", "json"],
+            id="named offer in the current namespace",
+        ),
+        pytest.param(["-A"], [*GET, "--all-namespaces", "--output", "json"], id="every namespace"),
+        pytest.param(
+            ["-n", "llm-sellers"],
+            [*GET, "--namespace", "llm-sellers", "--output", "json"],
+            id="one namespace",
+        ),
+        pytest.param(
+            ["--context", "prod", "-A"],
+            ["--context", "prod", *GET, "--all-namespaces", "--output", "json"],
+            id="with a context",
+        ),
     ],
 )
 def test_status_reads_offers_with_kubectl_get(
@@ -143,14 +161,17 @@ def test_status_reads_offers_with_kubectl_get(
 
 def test_status_of_one_offer(run: Runner, fake_kubectl: FakeKubectl) -> None:
     fake_kubectl.answer_json(synced(QWEN, in_flight=8))
-    result = run(["sell", "status", "qwen36-fast", "-n", "llm-sellers",
-                  "--kubectl", str(fake_kubectl.path)])
+    result = run(
+        ["sell", "status", "qwen36-fast", "-n", "llm-sellers", "--kubectl", str(fake_kubectl.path)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "ServiceOffer llm-sellers/qwen36-fast"
     assert "  Capacity state:          Saturated" in lines
-    assert "  Scaling:                 scalingControlled=false" \
+    assert (
+        "  Scaling:                 scalingControlled=false"
         " (capacity is declared by the seller; nothing is autoscaled)" in lines
+    )
 
 
 def test_status_of_every_offer(run: Runner, fake_kubectl: FakeKubectl) -> None:
@@ -164,8 +185,19 @@ def test_status_of_every_offer(run: Runner, fake_kubectl: FakeKubectl) -> None:
 @pytest.mark.parametrize("output", ["json", "yaml"])
 def test_status_machine_output(run: Runner, fake_kubectl: FakeKubectl, output: str) -> None:
     fake_kubectl.answer_json(synced(LLAMA))
-    named = run(["sell", "status", "llama-obol", "-n", "llm-sellers", "-o", output,
-                 "--kubectl", str(fake_kubectl.path)])
+    named = run(
+        [
+            "sell",
+            "status",
+            "llama-obol",
+            "-n",
+            "llm-sellers",
+            "-o",
+            output,
+            "--kubectl",
+            str(fake_kubectl.path),
+        ]
+    )
     fake_kubectl.answer_json(as_list(synced(LLAMA)))
     listed = run(["sell", "status", "-A", "-o", output, "--kubectl", str(fake_kubectl.path)])
     load = json.loads if output == "json" else yaml.safe_load
@@ -186,10 +218,16 @@ def test_no_offers_found_is_not_an_error(run: Runner, fake_kubectl: FakeKubectl)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["-n", "a", "-A"], "give -n/--namespace or -A/--all-namespaces, not both",
-                     id="namespace and all namespaces"),
-        pytest.param(["qwen", "-A"], "a named offer needs -n/--namespace, not -A",
-                     id="a name across all namespaces"),
+        pytest.param(
+            ["-n", "a", "-A"],
+            "give -n/--namespace or -A/--all-namespaces, not both",
+            id="namespace and all namespaces",
+        ),
+        pytest.param(
+            ["qwen", "-A"],
+            "a named offer needs -n/--namespace, not -A",
+            id="a name across all namespaces",
+        ),
     ],
 )
 def test_status_usage_errors(
@@ -210,20 +248,45 @@ def test_list_prints_one_line_per_offer(run: Runner, fake_kubectl: FakeKubectl) 
     assert result.exit_code == 0, result.output
     assert fake_kubectl.calls()[0]["argv"] == [*GET, "--all-namespaces", "--output", "json"]
     rows = [line.split() for line in result.stdout.splitlines()]
-    assert rows[0] == ["NAMESPACE", "NAME", "TYPE", "PRICE", "NETWORK", "MAX-IN-FLIGHT",
-                       "CAPACITY", "READY"]
+    assert rows[0] == [
+        "NAMESPACE",
+        "NAME",
+        "TYPE",
+        "PRICE",
+        "NETWORK",
+        "MAX-IN-FLIGHT",
+        "CAPACITY",
+        "READY",
+    ]
     assert rows[1][:3] == ["llm-sellers", "qwen36-fast", "inference"]
     assert rows[1][-4:] == ["base", "8", "Available", "True"]
-    assert rows[2] == ["tenant-a", "weather-api", "http", "0.0001", "USDC/request",
-                       "base-sepolia", "-", "Unknown", "True"]
+    assert rows[2] == [
+        "tenant-a",
+        "weather-api",
+        "http",
+        "0.0001",
+        "USDC/request",
+        "base-sepolia",
+        "-",
+        "Unknown",
+        "True",
+    ]
 
 
 def test_list_yaml(run: Runner, fake_kubectl: FakeKubectl) -> None:
     fake_kubectl.answer_json(as_list(synced(WEATHER)))
-    result = run(["sell", "list", "-n", "tenant-a", "-o", "yaml",
-                  "--kubectl", str(fake_kubectl.path)])
-    assert yaml.safe_load(result.stdout) == [{
-        "namespace": "tenant-a", "name": "weather-api", "type": "http",
-        "price": "0.0001 USDC/request", "network": "base-sepolia", "maxInFlight": None,
-        "capacity": "Unknown", "ready": "True",
-    }]
+    result = run(
+        ["sell", "list", "-n", "tenant-a", "-o", "yaml", "--kubectl", str(fake_kubectl.path)]
+    )
+    assert yaml.safe_load(result.stdout) == [
+        {
+            "namespace": "tenant-a",
+            "name": "weather-api",
+            "type": "http",
+            "price": "0.0001 USDC/request",
+            "network": "base-sepolia",
+            "maxInFlight": None,
+            "capacity": "Unknown",
+            "ready": "True",
+        }
+    ]

@@ -3,7 +3,7 @@
 Design notes:
 - Offer objects get their status from the real pure hook: the example is synced once (nothing
   observed yet), then again with the children Metacontroller would report and, when a case
-  needs one, an upstream :class:`~hooks.status.Observation` carrying ``inFlight``. So the view
+  needs one, an upstream :class:`~hooks.core.status.Observation` carrying ``inFlight``. So the view
   is tested against exactly what the hook writes, not a hand-made imitation of it.
 - Available / Saturated / Unknown and failing conditions are each one case; the full text of one
   status block and of one list table is pinned, the rest assert the lines that matter.
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hooks.offer_view import (
+from hooks.cli.offer_view import (
     LIST_COLUMNS,
     OfferView,
     format_table,
@@ -31,7 +31,7 @@ from hooks.offer_view import (
     status_record,
     status_text,
 )
-from hooks.sync import sync
+from hooks.core.sync import sync
 from tests.cli.sell_helpers import LLAMA, QWEN, SETTINGS, WEATHER, example, synced
 from tests.support.observed import parent_object, sync_request
 
@@ -85,27 +85,52 @@ def test_available_offer_full_status_block() -> None:
 @pytest.mark.parametrize(
     ("offer", "expected"),
     [
-        pytest.param(lambda: synced(QWEN, in_flight=8),
-                     {"In flight": "8", "Capacity state": "Saturated", "Max in-flight": "8"},
-                     id="saturated when in flight reaches maxInFlight"),
-        pytest.param(lambda: synced(QWEN, in_flight=0),
-                     {"In flight": "0", "Capacity state": "Available"},
-                     id="available with nothing in flight"),
-        pytest.param(lambda: synced(LLAMA),
-                     {"In flight": "Unknown", "Capacity state": "Unknown", "GPU count": "2",
-                      "Per-buyer max in-flight": "-", "Price": "0.25 OBOL/request on ethereum"},
-                     id="unknown when nothing is observed"),
-        pytest.param(lambda: synced(WEATHER),
-                     {"Capacity mode": "none", "Max in-flight": "-", "GPU count": "-",
-                      "Capacity state": "Unknown", "Scaling": "scalingControlled=false"
-                      " (capacity is declared by the seller; nothing is autoscaled)"},
-                     id="no envelope shows mode none"),
-        pytest.param(lambda: example(QWEN),
-                     {"Endpoint": "(not reported yet)", "Ready": "Unknown",
-                      "Price": "0.002 USDC/request + 0.50 USDC/MTok on base",
-                      "Capacity mode": "external-static", "Max in-flight": "8",
-                      "In flight": "Unknown", "Capacity state": "Unknown"},
-                     id="no status yet falls back to the spec"),
+        pytest.param(
+            lambda: synced(QWEN, in_flight=8),
+            {"In flight": "8", "Capacity state": "Saturated", "Max in-flight": "8"},
+            id="saturated when in flight reaches maxInFlight",
+        ),
+        pytest.param(
+            lambda: synced(QWEN, in_flight=0),
+            {"In flight": "0", "Capacity state": "Available"},
+            id="available with nothing in flight",
+        ),
+        pytest.param(
+            lambda: synced(LLAMA),
+            {
+                "In flight": "Unknown",
+                "Capacity state": "Unknown",
+                "GPU count": "2",
+                "Per-buyer max in-flight": "-",
+                "Price": "0.25 OBOL/request on ethereum",
+            },
+            id="unknown when nothing is observed",
+        ),
+        pytest.param(
+            lambda: synced(WEATHER),
+            {
+                "Capacity mode": "none",
+                "Max in-flight": "-",
+                "GPU count": "-",
+                "Capacity state": "Unknown",
+                "Scaling": "scalingControlled=false"
+                " (capacity is declared by the seller; nothing is autoscaled)",
+            },
+            id="no envelope shows mode none",
+        ),
+        pytest.param(
+            lambda: example(QWEN),
+            {
+                "Endpoint": "(not reported yet)",
+                "Ready": "Unknown",
+                "Price": "0.002 USDC/request + 0.50 USDC/MTok on base",
+                "Capacity mode": "external-static",
+                "Max in-flight": "8",
+                "In flight": "Unknown",
+                "Capacity state": "Unknown",
+            },
+            id="no status yet falls back to the spec",
+        ),
     ],
 )
 def test_status_facts(offer: Any, expected: dict[str, str]) -> None:
@@ -211,27 +236,57 @@ def test_spec_fallback_names_token_addresses_as_written() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 # Every place the view reads (list indexes for conditions).
 READ_PATHS: list[tuple[str | int, ...]] = [
-    ("metadata",), ("metadata", "name"), ("metadata", "namespace"),
-    ("spec",), ("spec", "type"), ("spec", "capacity"), ("spec", "payment"),
-    *(("spec", "capacity", key) for key in ("mode", "gpuCount", "maxInFlight",
-                                            "perBuyerMaxInFlight")),
-    ("spec", "payment", "asset"), ("spec", "payment", "network"), ("spec", "payment", "price"),
-    ("spec", "payment", "price", "perRequest"), ("spec", "payment", "price", "perMTok"),
-    ("status",), ("status", "endpoint"), ("status", "capacity"), ("status", "payment"),
-    *(("status", "capacity", key) for key in ("mode", "scalingControlled", "gpuCount",
-                                              "maxInFlight", "perBuyerMaxInFlight", "inFlight",
-                                              "state", "message")),
-    ("status", "payment", "summary"), ("status", "payment", "network"),
-    ("status", "payment", "quote"), ("status", "payment", "quote", "amount"),
-    ("status", "payment", "quote", "basis"), ("status", "payment", "asset"),
-    ("status", "payment", "asset", "symbol"), ("status", "warnings"), ("status", "warnings", 0),
-    ("status", "conditions"), ("status", "conditions", 0),
+    ("metadata",),
+    ("metadata", "name"),
+    ("metadata", "namespace"),
+    ("spec",),
+    ("spec", "type"),
+    ("spec", "capacity"),
+    ("spec", "payment"),
+    *(
+        ("spec", "capacity", key)
+        for key in ("mode", "gpuCount", "maxInFlight", "perBuyerMaxInFlight")
+    ),
+    ("spec", "payment", "asset"),
+    ("spec", "payment", "network"),
+    ("spec", "payment", "price"),
+    ("spec", "payment", "price", "perRequest"),
+    ("spec", "payment", "price", "perMTok"),
+    ("status",),
+    ("status", "endpoint"),
+    ("status", "capacity"),
+    ("status", "payment"),
+    *(
+        ("status", "capacity", key)
+        for key in (
+            "mode",
+            "scalingControlled",
+            "gpuCount",
+            "maxInFlight",
+            "perBuyerMaxInFlight",
+            "inFlight",
+            "state",
+            "message",
+        )
+    ),
+    ("status", "payment", "summary"),
+    ("status", "payment", "network"),
+    ("status", "payment", "quote"),
+    ("status", "payment", "quote", "amount"),
+    ("status", "payment", "quote", "basis"),
+    ("status", "payment", "asset"),
+    ("status", "payment", "asset", "symbol"),
+    ("status", "warnings"),
+    ("status", "warnings", 0),
+    ("status", "conditions"),
+    ("status", "conditions", 0),
     *(("status", "conditions", 0, key) for key in ("type", "status", "reason", "message")),
 ]
 WELL_FORMED = synced(QWEN, in_flight=3)
@@ -245,8 +300,9 @@ def mutated(offer: Any, path: tuple[str | int, ...], value: Any) -> None:
             node = node[key]
         except (KeyError, IndexError, TypeError):
             return
-    if isinstance(node, dict) or (isinstance(node, list) and isinstance(path[-1], int)
-                                  and path[-1] < len(node)):
+    if isinstance(node, dict) or (
+        isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node)
+    ):
         node[path[-1]] = value
 
 

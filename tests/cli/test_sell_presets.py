@@ -21,11 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks.assets import BUILTIN_REGISTRY
-from hooks.errors import SpecError
-from hooks.models import parse_spec
-from hooks.payment import resolve_payment
-from hooks.presets import (
+from hooks.cli.presets import (
     CAPACITY_KEYS,
     NO_AUTOSCALING_NOTE,
     REQUEST_LIMIT_KEYS,
@@ -34,6 +30,10 @@ from hooks.presets import (
     load_presets,
     parse_presets,
 )
+from hooks.core.assets import BUILTIN_REGISTRY
+from hooks.core.errors import SpecError
+from hooks.core.models import parse_spec
+from hooks.core.payment import resolve_payment
 from tests.cli.sell_helpers import PAY_TO, Runner
 
 PRESETS = load_presets()
@@ -59,14 +59,19 @@ def test_the_required_presets_exist() -> None:
 @each_preset
 def test_preset_expands_into_a_spec_the_hook_accepts(preset: Preset) -> None:
     capacity, limits = expand_limits(preset, {}, {})
-    spec = parse_spec({
-        "type": "inference",
-        "upstream": {"service": "vllm", "port": 8000},
-        "capacity": capacity,
-        "requestLimits": limits,
-        "payment": {"network": "base", "payTo": PAY_TO,
-                    "price": {"perRequest": "0.001", "perMTok": "0.5"}},
-    })
+    spec = parse_spec(
+        {
+            "type": "inference",
+            "upstream": {"service": "vllm", "port": 8000},
+            "capacity": capacity,
+            "requestLimits": limits,
+            "payment": {
+                "network": "base",
+                "payTo": PAY_TO,
+                "price": {"perRequest": "0.001", "perMTok": "0.5"},
+            },
+        }
+    )
     resolve_payment(spec.payment, spec.request_limits, BUILTIN_REGISTRY)
     assert spec.capacity is not None and spec.capacity.mode == "external-static"
 
@@ -101,8 +106,11 @@ def test_preset_description_is_one_short_line(preset: Preset) -> None:
 
 def test_vllm_balanced_concurrency_grows_with_gpus() -> None:
     balanced = sorted(
-        (p for p in PRESETS.values() if p.name.startswith("external-vllm-")
-         and p.name.endswith("-balanced")),
+        (
+            p
+            for p in PRESETS.values()
+            if p.name.startswith("external-vllm-") and p.name.endswith("-balanced")
+        ),
         key=lambda p: p.capacity["gpuCount"],
     )
     in_flight = [p.capacity["maxInFlight"] for p in balanced]
@@ -122,8 +130,7 @@ def test_one_gpu_variants_order_latency_balanced_throughput() -> None:
 GOOD_ENTRY: dict[str, Any] = {
     "name": "tiny",
     "description": "a tiny preset",
-    "capacity": {"gpuCount": 1, "maxInFlight": 4, "perBuyerMaxInFlight": 2,
-                 "retryAfterSeconds": 2},
+    "capacity": {"gpuCount": 1, "maxInFlight": 4, "perBuyerMaxInFlight": 2, "retryAfterSeconds": 2},
     "requestLimits": {"maxInputTokens": 100, "maxOutputTokens": 100, "maxBodyBytes": 1000},
 }
 
@@ -144,40 +151,66 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        pytest.param({"presets": []}, "presets: List should have at least 1 item",
-                     id="invalid because the list is empty"),
-        pytest.param(with_change("capacity.maxInFlight", None),
-                     "presets[0].capacity.maxInFlight: required field is missing",
-                     id="invalid because maxInFlight is missing"),
-        pytest.param(with_change("capacity.mode", "external-static"),
-                     "presets[0].capacity.mode: unknown field",
-                     id="invalid because a preset may not set the mode"),
-        pytest.param(with_change("capacity.maxQueueDepth", 0),
-                     "presets[0].capacity.maxQueueDepth: unknown field",
-                     id="invalid because a preset may not set a queue"),
-        pytest.param(with_change("capacity.perBuyerMaxInFlight", 8),
-                     "presets[0].capacity.perBuyerMaxInFlight: must be <= maxInFlight (8 > 4)",
-                     id="invalid because per-buyer exceeds the global limit"),
-        pytest.param(with_change("capacity.maxInFlight", 0),
-                     "presets[0].capacity.maxInFlight: must be >= 1 (got 0)",
-                     id="invalid because maxInFlight is zero"),
-        pytest.param(with_change("capacity.retryAfterSeconds", 7200),
-                     "presets[0].capacity.retryAfterSeconds: must be <= 3600 (got 7200)",
-                     id="invalid because Retry-After is over an hour"),
-        pytest.param(with_change("requestLimits.maxBodyBytes", "1MiB"),
-                     "presets[0].requestLimits.maxBodyBytes: must be an integer (got '1MiB')",
-                     id="invalid because a limit is not a number"),
-        pytest.param(with_change("name", "Big_GPU"),
-                     "presets[0].name: must be a DNS-1123 label",
-                     id="invalid because the name is not a DNS label"),
-        pytest.param(with_change("description", "two\nlines"),
-                     "presets[0].description: must match",
-                     id="invalid because the description spans two lines"),
-        pytest.param({"presets": [GOOD_ENTRY, GOOD_ENTRY]},
-                     "presets[1].name: is used by an earlier preset (got 'tiny')",
-                     id="invalid because a name is used twice"),
-        pytest.param({"presets": [GOOD_ENTRY], "extra": 1}, "extra: unknown field",
-                     id="invalid because of an unknown top-level key"),
+        pytest.param(
+            {"presets": []},
+            "presets: List should have at least 1 item",
+            id="invalid because the list is empty",
+        ),
+        pytest.param(
+            with_change("capacity.maxInFlight", None),
+            "presets[0].capacity.maxInFlight: required field is missing",
+            id="invalid because maxInFlight is missing",
+        ),
+        pytest.param(
+            with_change("capacity.mode", "external-static"),
+            "presets[0].capacity.mode: unknown field",
+            id="invalid because a preset may not set the mode",
+        ),
+        pytest.param(
+            with_change("capacity.maxQueueDepth", 0),
+            "presets[0].capacity.maxQueueDepth: unknown field",
+            id="invalid because a preset may not set a queue",
+        ),
+        pytest.param(
+            with_change("capacity.perBuyerMaxInFlight", 8),
+            "presets[0].capacity.perBuyerMaxInFlight: must be <= maxInFlight (8 > 4)",
+            id="invalid because per-buyer exceeds the global limit",
+        ),
+        pytest.param(
+            with_change("capacity.maxInFlight", 0),
+            "presets[0].capacity.maxInFlight: must be >= 1 (got 0)",
+            id="invalid because maxInFlight is zero",
+        ),
+        pytest.param(
+            with_change("capacity.retryAfterSeconds", 7200),
+            "presets[0].capacity.retryAfterSeconds: must be <= 3600 (got 7200)",
+            id="invalid because Retry-After is over an hour",
+        ),
+        pytest.param(
+            with_change("requestLimits.maxBodyBytes", "1MiB"),
+            "presets[0].requestLimits.maxBodyBytes: must be an integer (got '1MiB')",
+            id="invalid because a limit is not a number",
+        ),
+        pytest.param(
+            with_change("name", "Big_GPU"),
+            "presets[0].name: must be a DNS-1123 label",
+            id="invalid because the name is not a DNS label",
+        ),
+        pytest.param(
+            with_change("description", "two\nlines"),
+            "presets[0].description: must match",
+            id="invalid because the description spans two lines",
+        ),
+        pytest.param(
+            {"presets": [GOOD_ENTRY, GOOD_ENTRY]},
+            "presets[1].name: is used by an earlier preset (got 'tiny')",
+            id="invalid because a name is used twice",
+        ),
+        pytest.param(
+            {"presets": [GOOD_ENTRY], "extra": 1},
+            "extra: unknown field",
+            id="invalid because of an unknown top-level key",
+        ),
     ],
 )
 def test_broken_presets_document_is_refused(document: Any, message: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from hooks import api
+from hooks.core import api
 
 from .hook_process import obol_command
 from .kube import KubeClient, collection_path

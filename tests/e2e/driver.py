@@ -11,7 +11,7 @@ Why a stand-in
     ``pkg/dynamic/apply/apply.go``:
 
     1. read the parent (a ServiceOffer) and its owned children: the four child types of
-       :data:`hooks.api.CHILD_TYPES`, selected by the label ``controller-uid=<parent uid>`` in
+       :data:`hooks.core.api.CHILD_TYPES`, selected by the label ``controller-uid=<parent uid>`` in
        the parent's namespace; an orphan with that label is adopted (ownerReference added), a
        child controlled by another owner is ignored;
     2. POST a v2 sync request ``{controller, parent, children: {"Kind.apiVersion": {"ns/name":
@@ -55,7 +55,7 @@ from typing import Any
 import requests
 import yaml
 
-from hooks import api
+from hooks.core import api
 
 from .kube import ApiError, KubeClient, collection_path, object_path
 from .stack import REPO_ROOT, StackTimeout

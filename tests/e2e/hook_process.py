@@ -59,7 +59,7 @@ def obol_command() -> list[str]:
     found = shutil.which("obol")
     if found:
         return [found]
-    return [sys.executable, "-c", "from hooks.cli import main; main()"]
+    return [sys.executable, "-c", "from hooks.cli.main import main; main()"]
 
 
 def hook_environment(verifier_url: str, busy_port: int) -> dict[str, str]:

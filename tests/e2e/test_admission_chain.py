@@ -40,7 +40,7 @@ import pytest
 import requests
 import yaml
 
-from hooks import api
+from hooks.core import api
 
 from .buyer import Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import print_diagnostics_on_failure

@@ -1,6 +1,7 @@
 """A test-only stand-in for the x402 verifier (a product outside this repository).
 
-Traefik's forwardAuth Middleware (built by :mod:`hooks.admission`) asks ``GET /verify`` for every
+Traefik's forwardAuth Middleware (built by :mod:`hooks.core.admission`) asks ``GET /verify`` for
+every
 request that reaches step 5 of the admission chain, with ``X-Forwarded-Uri``,
 ``X-Forwarded-Host``, ``X-Forwarded-Method`` and the client's own headers. This stub answers
 the way the real verifier's verify-only ``/verify`` endpoint does

@@ -30,7 +30,7 @@ import pytest
 import requests
 import yaml
 
-from hooks.hook_cli import render_request
+from hooks.cli.hook import render_request
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -109,7 +109,7 @@ def run_hook_server(
     log_path = workdir / "server.log"
     env = server_environment(workdir, metrics_dir, overrides or {})
     command = [
-        sys.executable, "-c", "from hooks.cli import main; main()",
+        sys.executable, "-c", "from hooks.cli.main import main; main()",
         "hook", "serve",
         "--bind", f"127.0.0.1:{sync_port}",
         "--busy-bind", f"127.0.0.1:{busy_port}",

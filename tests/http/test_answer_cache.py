@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-import hooks.app
-from hooks.app import AnswerCache, SyncAnswer, create_app
-from hooks.settings import Settings
+import hooks.server.app
+from hooks.core.settings import Settings
+from hooks.server.app import AnswerCache, SyncAnswer, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = (ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json").read_bytes()
@@ -25,13 +25,13 @@ BODY = (ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json").re
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     calls: list[bytes] = []
-    real = hooks.app.handle_sync_body
+    real = hooks.server.app.handle_sync_body
 
     def spy(body: bytes, *args: Any, **kwargs: Any) -> SyncAnswer:
         calls.append(body)
         return real(body, *args, **kwargs)
 
-    monkeypatch.setattr(hooks.app, "handle_sync_body", spy)
+    monkeypatch.setattr(hooks.server.app, "handle_sync_body", spy)
     return calls
 
 

@@ -3,7 +3,7 @@
 Test-design notes:
 
 * Plain YAML tests need nothing installed: every manifest parses, the CompositeController's
-  child types equal ``hooks.api.CHILD_TYPES`` (an apiVersion mismatch makes Metacontroller
+  child types equal ``hooks.core.api.CHILD_TYPES`` (an apiVersion mismatch makes Metacontroller
   delete and recreate children forever), and the names that tie objects together agree: hook
   URL, Service, ``OBOL_BUSY_HOST``, busy port, container ports, NetworkPolicy ports.
 * The kustomize test renders ``kubectl kustomize metacontroller/`` with a kubectl from PATH or
@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from hooks import api
-from hooks.environment import SHELL_ENVIRONMENT
-from hooks.settings import ENVIRONMENT, Settings
+from hooks.config import SHELL_ENVIRONMENT
+from hooks.core import api
+from hooks.core.settings import ENVIRONMENT, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "metacontroller"

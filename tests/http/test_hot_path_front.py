@@ -1,4 +1,5 @@
-"""The WSGI front that answers plain syncs and busy bodies without Flask (hooks.app.HotPathFront).
+"""The WSGI front that answers plain syncs and busy bodies without Flask
+(hooks.server.app.HotPathFront).
 
 Test-design notes:
 
@@ -32,8 +33,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from hooks.app import create_app
-from hooks.settings import Settings
+from hooks.core.settings import Settings
+from hooks.server.app import create_app
 from tests.http.http_harness import HookServer, example_offer, sync_body
 
 TOKEN = "fast-path-token"

@@ -6,7 +6,7 @@ Test-design notes:
   the caught 429, so headers and body are the contract: ``Retry-After`` (integer seconds),
   ``Content-Type: application/json``, ``Cache-Control: no-store``, a small JSON body, and never
   any x402 payment terms (no ``accepts``, no ``x402Version``, no PAYMENT-REQUIRED header).
-* ``retryAfter`` comes from the Middleware's query (hooks.admission.busy_query); a table covers
+* ``retryAfter`` comes from the Middleware's query (hooks.core.admission.busy_query); a table covers
   the fallback (2) and the clamp (1..3600).
 * Jitter is random by design, so its test checks bounds over many draws on a dedicated server,
   plus that more than one value occurs (the chance that 60 draws from 0..3 agree is 4^-59).
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from hooks.admission import busy_query
+from hooks.core.admission import busy_query
 from tests.http.http_harness import HookServer, LaunchHook
 
 X402_BODY_KEYS = {"accepts", "x402Version", "paymentRequirements", "payTo", "price", "resource"}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import orjson
 
-from hooks.app import create_app
-from hooks.metrics import HookMetrics
-from hooks.settings import Settings
+from hooks.core.settings import Settings
+from hooks.server.app import create_app
+from hooks.server.metrics import HookMetrics
 from tests.http.http_harness import HookServer
 
 

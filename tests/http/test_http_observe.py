@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 
-from hooks import app as app_module
-from hooks.app import create_app, handle_sync_body
-from hooks.settings import Settings
-from hooks.status import Observation
+from hooks.core.settings import Settings
+from hooks.core.status import Observation
+from hooks.server import app as app_module
+from hooks.server.app import create_app, handle_sync_body
 from tests.http.http_harness import HookServer, LaunchHook
 
 UPSTREAM = "http://vllm-qwen36.llm-sellers.svc.cluster.local:8000"  # examples/inference-qwen36-fast

@@ -19,15 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
-from hooks import app as app_module
-from hooks.app import (
+from hooks.core.settings import Settings
+from hooks.server import app as app_module
+from hooks.server.app import (
     busy_body,
     create_app,
     handle_sync_body,
     offer_key,
     retry_after_seconds,
 )
-from hooks.settings import Settings
 from tests.http.http_harness import example_offer, sync_body
 
 SECRET_TEXT = "detail-that-must-not-leak"

@@ -17,9 +17,9 @@ import orjson
 import pytest
 import requests
 
-from hooks import api
-from hooks.app import handle_sync_body
-from hooks.settings import Settings
+from hooks.core import api
+from hooks.core.settings import Settings
+from hooks.server.app import handle_sync_body
 from tests.http.http_harness import HookServer, example_offer, sync_body
 
 RESPONSE_KEYS = {"status", "children", "resyncAfterSeconds", "finalized"}

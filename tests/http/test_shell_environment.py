@@ -1,4 +1,4 @@
-"""Reading the shell configuration from the environment (hooks.environment).
+"""Reading the shell configuration from the environment (hooks.config).
 
 Test-design notes:
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from hooks.environment import (
+from hooks.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     SHELL_ENVIRONMENT,
     ShellConfig,
     bind_port,
     load_config,
 )
-from hooks.errors import SpecError
-from hooks.settings import Settings
+from hooks.core.errors import SpecError
+from hooks.core.settings import Settings
 
 REGISTRY = """\
 networks:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hooks.observe import Observer, ObserveSettings
+from hooks.observe.observer import Observer, ObserveSettings
 from tests.observe.engines import FakeEngine
 
 

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hooks.observe import FetchResult
+from hooks.observe.observer import FetchResult
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 HOLD_LIMIT = 10.0  # no request is ever held longer than this
@@ -35,7 +35,8 @@ def sample(name: str) -> str:
 def vllm_exposition(running: tuple[float, ...], waiting: tuple[float, ...]) -> str:
     """The vLLM sample with one running/waiting value per engine label set (engine 0, 1, ...)."""
     lines = [
-        line for line in sample("vllm.txt").splitlines()
+        line
+        for line in sample("vllm.txt").splitlines()
         if not line.startswith(("vllm:num_requests_running{", "vllm:num_requests_waiting{"))
     ]
     out: list[str] = []
@@ -54,10 +55,14 @@ def vllm_exposition(running: tuple[float, ...], waiting: tuple[float, ...]) -> s
 def llamacpp_exposition(processing: float, deferred: float) -> str:
     """The llama.cpp sample with its two request gauges set."""
     text = sample("llamacpp.txt")
-    text = re.sub(r"(?m)^llamacpp:requests_processing .*$",
-                  f"llamacpp:requests_processing {processing:g}", text)
-    return re.sub(r"(?m)^llamacpp:requests_deferred .*$",
-                  f"llamacpp:requests_deferred {deferred:g}", text)
+    text = re.sub(
+        r"(?m)^llamacpp:requests_processing .*$",
+        f"llamacpp:requests_processing {processing:g}",
+        text,
+    )
+    return re.sub(
+        r"(?m)^llamacpp:requests_deferred .*$", f"llamacpp:requests_deferred {deferred:g}", text
+    )
 
 
 class FakeEngine:
@@ -126,7 +131,10 @@ class FakeEngine:
                     self._answer(engine.health_status, b"{}", "application/json")
 
             def _answer(
-                self, status: int, body: bytes, content_type: str,
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
                 headers: dict[str, str] | None = None,
             ) -> None:
                 self.send_response(status)
@@ -219,8 +227,14 @@ def ok(body: str = "", status: int = 200) -> Callable[[], FetchResult]:
 
 
 def offer(
-    *, namespace: str = "llm", name: str = "fast", service: str = "vllm", port: int = 8000,
-    type_: str = "inference", capacity: bool = True, health_path: str | None = None,
+    *,
+    namespace: str = "llm",
+    name: str = "fast",
+    service: str = "vllm",
+    port: int = 8000,
+    type_: str = "inference",
+    capacity: bool = True,
+    health_path: str | None = None,
 ) -> dict[str, Any]:
     """A minimal ServiceOffer parent (only what the observer reads, plus a name)."""
     upstream: dict[str, Any] = {"service": service, "port": port}

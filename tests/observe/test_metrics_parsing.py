@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hooks.observe import EngineReading, parse_engine_metrics
+from hooks.observe.observer import EngineReading, parse_engine_metrics
 from tests.observe.engines import llamacpp_exposition, sample, vllm_exposition
 
 
@@ -108,34 +108,44 @@ def test_an_unrelated_malformed_line_does_not_hide_the_gauges() -> None:
         pytest.param("\x00\x01\x02garbage\xff", id="binary-garbage"),
         pytest.param(sample("vllm.txt").replace("vllm:", "sglang:"), id="another-engine"),
         pytest.param(
-            "\n".join(line for line in sample("vllm.txt").splitlines()
-                      if "num_requests_waiting" not in line),
+            "\n".join(
+                line
+                for line in sample("vllm.txt").splitlines()
+                if "num_requests_waiting" not in line
+            ),
             id="vllm-waiting-missing",
         ),
         pytest.param(
-            "\n".join(line for line in sample("llamacpp.txt").splitlines()
-                      if "requests_processing" not in line),
+            "\n".join(
+                line
+                for line in sample("llamacpp.txt").splitlines()
+                if "requests_processing" not in line
+            ),
             id="llamacpp-processing-missing",
         ),
         pytest.param(llamacpp_exposition(-1, 0), id="negative"),
         pytest.param(
-            sample("llamacpp.txt").replace("llamacpp:requests_deferred 3",
-                                           "llamacpp:requests_deferred NaN"),
+            sample("llamacpp.txt").replace(
+                "llamacpp:requests_deferred 3", "llamacpp:requests_deferred NaN"
+            ),
             id="nan",
         ),
         pytest.param(
-            sample("llamacpp.txt").replace("llamacpp:requests_deferred 3",
-                                           "llamacpp:requests_deferred +Inf"),
+            sample("llamacpp.txt").replace(
+                "llamacpp:requests_deferred 3", "llamacpp:requests_deferred +Inf"
+            ),
             id="infinite",
         ),
         pytest.param(
-            sample("llamacpp.txt").replace("llamacpp:requests_deferred 3",
-                                           "llamacpp:requests_deferred three"),
+            sample("llamacpp.txt").replace(
+                "llamacpp:requests_deferred 3", "llamacpp:requests_deferred three"
+            ),
             id="malformed-own-gauge",
         ),
         pytest.param(
-            sample("vllm.txt").replace('vllm:num_requests_running{engine="1"',
-                                       'vllm:num_requests_running{engine=1'),
+            sample("vllm.txt").replace(
+                'vllm:num_requests_running{engine="1"', "vllm:num_requests_running{engine=1"
+            ),
             id="malformed-own-labels",
         ),
     ],

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks import observe
-from hooks.names import upstream_url
-from hooks.observe import FetchResult, Observer, UpstreamRef, describe_error, upstream_of
-from hooks.status import Observation
+from hooks.core.names import upstream_url
+from hooks.core.status import Observation
+from hooks.observe import observer as observe
+from hooks.observe.observer import FetchResult, Observer, UpstreamRef, describe_error, upstream_of
 from tests.observe.engines import (
     FakeClock,
     ScriptedFetch,
@@ -96,26 +96,44 @@ def _broken(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         pytest.param(_broken(lambda r: r.update(finalizing=True)), id="finalizing"),
         pytest.param(_broken(lambda r: r["parent"].pop("spec")), id="no-spec"),
         pytest.param(_broken(lambda r: r["parent"]["spec"].pop("upstream")), id="no-upstream"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(port="8000")),
-                     id="port-string"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(port=True)),
-                     id="port-bool"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(port=0)),
-                     id="port-zero"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(port=70000)),
-                     id="port-too-big"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(service="A_b")),
-                     id="service-not-a-label"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(
-            service="evil.example.com")), id="service-with-dots"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(
-            namespace="x/y")), id="namespace-not-a-label"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(
-            healthPath="@evil.example.com/")), id="health-path-not-a-path"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"]["upstream"].update(
-            healthPath="/health?x=1")), id="health-path-with-query"),
-        pytest.param(_broken(lambda r: r["parent"]["metadata"].update(namespace=5)),
-                     id="parent-namespace-not-a-string"),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port="8000")), id="port-string"
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=True)), id="port-bool"
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=0)), id="port-zero"
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=70000)), id="port-too-big"
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(service="A_b")),
+            id="service-not-a-label",
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(service="evil.example.com")),
+            id="service-with-dots",
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(namespace="x/y")),
+            id="namespace-not-a-label",
+        ),
+        pytest.param(
+            _broken(
+                lambda r: r["parent"]["spec"]["upstream"].update(healthPath="@evil.example.com/")
+            ),
+            id="health-path-not-a-path",
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["spec"]["upstream"].update(healthPath="/health?x=1")),
+            id="health-path-with-query",
+        ),
+        pytest.param(
+            _broken(lambda r: r["parent"]["metadata"].update(namespace=5)),
+            id="parent-namespace-not-a-string",
+        ),
     ],
 )
 def test_malformed_requests_name_no_upstream_and_probe_nothing(
@@ -129,8 +147,9 @@ def test_malformed_requests_name_no_upstream_and_probe_nothing(
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2, 70000) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 upstream_fields = st.fixed_dictionaries(
@@ -146,18 +165,27 @@ upstream_fields = st.fixed_dictionaries(
 
 @given(
     st.fixed_dictionaries(
-        {"parent": st.fixed_dictionaries(
-            {},
-            optional={
-                "metadata": st.fixed_dictionaries({}, optional={"namespace": json_values}),
-                "spec": st.fixed_dictionaries(
-                    {}, optional={"upstream": upstream_fields | json_values,
-                                  "type": json_values, "capacity": json_values},
-                ) | json_values,
-            },
-        ) | json_values},
+        {
+            "parent": st.fixed_dictionaries(
+                {},
+                optional={
+                    "metadata": st.fixed_dictionaries({}, optional={"namespace": json_values}),
+                    "spec": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "upstream": upstream_fields | json_values,
+                            "type": json_values,
+                            "capacity": json_values,
+                        },
+                    )
+                    | json_values,
+                },
+            )
+            | json_values
+        },
         optional={"finalizing": json_values},
-    ) | json_values
+    )
+    | json_values
 )
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_observations_for_never_raises(request_: Any) -> None:
@@ -398,9 +426,7 @@ def test_the_sync_path_swallows_internal_errors(
 
 def test_the_background_thread_refreshes_and_stops(observer: Build) -> None:
     fetch = ScriptedFetch(engine_routes())
-    watcher = observer(
-        fetch=fetch, interval_seconds=0.05, ttl_seconds=5, sync_budget_ms=2000
-    )
+    watcher = observer(fetch=fetch, interval_seconds=0.05, ttl_seconds=5, sync_budget_ms=2000)
     watcher.start()
     thread = watcher._thread
     watcher.start()  # idempotent: the same thread keeps running

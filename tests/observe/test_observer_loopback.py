@@ -24,8 +24,8 @@ from collections.abc import Callable
 
 import pytest
 
-from hooks.observe import MAX_METRICS_BYTES, Observer, ObserveSettings
-from hooks.status import Observation
+from hooks.core.status import Observation
+from hooks.observe.observer import MAX_METRICS_BYTES, Observer, ObserveSettings
 from tests.observe.engines import (
     FakeEngine,
     llamacpp_exposition,
@@ -51,9 +51,7 @@ def test_healthy_vllm_reports_in_flight_from_its_metrics(
 ) -> None:
     server = engine(vllm_exposition((3, 2), (1, 0)))
     answer = pointed_at(observer, server.url).observations_for(REQUEST)
-    assert answer == {
-        BASE: Observation(True, "GET /health answered 200", 200, 6, "vllm /metrics")
-    }
+    assert answer == {BASE: Observation(True, "GET /health answered 200", 200, 6, "vllm /metrics")}
     assert server.paths == ["/health", "/metrics"]
 
 
@@ -67,9 +65,7 @@ def test_healthy_llamacpp_reports_processing_plus_deferred(
     )
 
 
-def test_unhealthy_upstream_is_not_asked_for_metrics(
-    engine: StartEngine, observer: Build
-) -> None:
+def test_unhealthy_upstream_is_not_asked_for_metrics(engine: StartEngine, observer: Build) -> None:
     server = engine(vllm_exposition((1,), (0,)))
     server.health_status = 503  # llama.cpp answers 503 while the model loads
     answer = pointed_at(observer, server.url).observations_for(REQUEST)
@@ -112,8 +108,10 @@ def test_a_dripping_metrics_body_is_cut_off_at_the_deadline(
     answer = watcher.observations_for(REQUEST)
     assert time.monotonic() - started < 0.3 * 2 + 0.5  # about twice the timeout at most
     assert answer[BASE] == Observation(
-        True, "GET /health answered 200; in-flight not observed:"
-        " GET /metrics failed: timed out after 300 ms", 200,
+        True,
+        "GET /health answered 200; in-flight not observed:"
+        " GET /metrics failed: timed out after 300 ms",
+        200,
     )
 
 
@@ -130,7 +128,8 @@ def test_llamacpp_without_metrics_flag_is_healthy_with_unknown_in_flight(
     server.metrics_status = status
     answer = pointed_at(observer, server.url).observations_for(REQUEST)
     assert answer[BASE] == Observation(
-        True, f"GET /health answered 200; in-flight not observed: GET /metrics answered {status}",
+        True,
+        f"GET /health answered 200; in-flight not observed: GET /metrics answered {status}",
         200,
     )
 
@@ -217,11 +216,13 @@ def test_a_forked_worker_gets_its_own_threads_and_keeps_the_cache(
 
 def test_observer_settings_from_env_drive_a_real_probe(engine: StartEngine) -> None:
     server = engine(vllm_exposition((8,), (0,)))
-    settings = ObserveSettings.from_env({
-        "OBOL_OBSERVE": "on",
-        "OBOL_SYNC_PROBE_BUDGET_MS": "2000",
-        "OBOL_OBSERVE_UPSTREAM_OVERRIDES": f'{{"{BASE}": "{server.url}"}}',
-    })
+    settings = ObserveSettings.from_env(
+        {
+            "OBOL_OBSERVE": "on",
+            "OBOL_SYNC_PROBE_BUDGET_MS": "2000",
+            "OBOL_OBSERVE_UPSTREAM_OVERRIDES": f'{{"{BASE}": "{server.url}"}}',
+        }
+    )
     watcher = Observer(settings)
     try:
         assert watcher.observations_for(REQUEST)[BASE].in_flight == 8

@@ -15,8 +15,8 @@ import dataclasses
 
 import pytest
 
-from hooks.errors import SpecError
-from hooks.observe import (
+from hooks.core.errors import SpecError
+from hooks.observe.observer import (
     OBSERVE_ENVIRONMENT,
     ObserveSettings,
     parse_overrides,
@@ -44,13 +44,17 @@ def test_every_variable_is_read() -> None:
         "OBOL_PROBE_CONCURRENCY": "8",
         "OBOL_SYNC_PROBE_BUDGET_MS": "0",
         "OBOL_OBSERVE_FORGET_SECONDS": "900",
-        "OBOL_OBSERVE_UPSTREAM_OVERRIDES":
-            '{"http://vllm.llm.svc.cluster.local:8000/": "http://10.203.0.2:8000"}',
+        "OBOL_OBSERVE_UPSTREAM_OVERRIDES": '{"http://vllm.llm.svc.cluster.local:8000/": "http://10.203.0.2:8000"}',
     }
     settings = ObserveSettings.from_env(env)
     assert settings == ObserveSettings(
-        enabled=True, probe_timeout_ms=500, ttl_seconds=40, interval_seconds=20, concurrency=8,
-        sync_budget_ms=0, forget_seconds=900,
+        enabled=True,
+        probe_timeout_ms=500,
+        ttl_seconds=40,
+        interval_seconds=20,
+        concurrency=8,
+        sync_budget_ms=0,
+        forget_seconds=900,
         upstream_overrides={"http://vllm.llm.svc.cluster.local:8000": "http://10.203.0.2:8000"},
     )
     assert settings.probe_base("http://vllm.llm.svc.cluster.local:8000") == "http://10.203.0.2:8000"
@@ -128,8 +132,14 @@ def test_the_table_documents_exactly_what_from_env_reads() -> None:
             explicit = ObserveSettings.from_env({entry.variable: entry.default})
             assert explicit == DEFAULTS, entry.variable
     assert {f.name for f in dataclasses.fields(ObserveSettings)} == {
-        "enabled", "probe_timeout_ms", "ttl_seconds", "interval_seconds", "concurrency",
-        "sync_budget_ms", "forget_seconds", "upstream_overrides",
+        "enabled",
+        "probe_timeout_ms",
+        "ttl_seconds",
+        "interval_seconds",
+        "concurrency",
+        "sync_budget_ms",
+        "forget_seconds",
+        "upstream_overrides",
     }
 
 

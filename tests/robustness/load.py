@@ -30,7 +30,7 @@ import orjson
 import requests
 import yaml
 
-from hooks.hook_cli import render_request
+from hooks.cli.hook import render_request
 from tests.bench.storm import storm_offer
 from tests.robustness.strategies import RESPONSE_KEYS
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from hooks import api
+from hooks.core import api
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests/fixtures/sync"

@@ -23,8 +23,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks.app import create_app
-from hooks.settings import Settings
+from hooks.core.settings import Settings
+from hooks.server.app import create_app
 from tests.robustness.strategies import (
     FIXTURES,
     RESPONSE_KEYS,

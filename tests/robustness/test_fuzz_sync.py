@@ -34,9 +34,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks.errors import SpecError
-from hooks.settings import Settings
-from hooks.sync import sync, sync_for_wire
+from hooks.core.errors import SpecError
+from hooks.core.settings import Settings
+from hooks.core.sync import sync, sync_for_wire
 from tests.robustness.strategies import (
     FIXTURES,
     assert_response_shape,

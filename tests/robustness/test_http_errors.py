@@ -11,7 +11,8 @@ Design notes:
   answers are gunicorn's HTML, not JSON; Metacontroller's Go client never sends such requests).
 * Raw sockets where ``requests`` would fix the request up; every socket has a short timeout.
 * Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn sync worker would
-  block on each until the 30 s worker timeout; hooks/gunicorn_worker.py closes a connection that
+  block on each until the 30 s worker timeout; hooks/server/gunicorn_worker.py closes a connection
+  that
   sends nothing for 1 s and bounds every later stalled read at 2 s, so two idle or half-sent
   connections delay a sync by a few seconds, inside Metacontroller's 5 s hook timeout.
 """
@@ -171,7 +172,7 @@ def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
     assert response.status_code == 200
 
 
-HOOK_TIMEOUT = 5.0  # metacontroller/compositecontroller.yaml: hooks.sync.webhook.timeout
+HOOK_TIMEOUT = 5.0  # metacontroller/compositecontroller.yaml: hooks.core.sync.webhook.timeout
 STALLS = {
     # (port, bytes sent before going silent)
     "idle": ("busy", b""),

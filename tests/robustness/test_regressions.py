@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
-from hooks.app import handle_sync_body, invalid_spec_message
-from hooks.settings import Settings
+from hooks.core.settings import Settings
+from hooks.server.app import handle_sync_body, invalid_spec_message
 from tests.robustness.strategies import FIXTURES
 
 ROUTE_KEY = ("HTTPRoute.gateway.networking.k8s.io/v1", "llm-sellers/so-qwen36-fast")

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks.names import upstream_url
-from hooks.settings import Settings
-from hooks.status import Observation
-from hooks.sync import sync
+from hooks.core.names import upstream_url
+from hooks.core.settings import Settings
+from hooks.core.status import Observation
+from hooks.core.sync import sync
 from tests.support.crd_validation import validate_status
 from tests.support.observed import observed_children, parent_object, sync_request
 
@@ -47,8 +47,10 @@ def without(children: dict[str, Any], kind: str, suffix: str) -> dict[str, Any]:
 def test_everything_observed_and_accepted_is_ready() -> None:
     response = sync(sync_request(parent_object(QWEN), live_children()), Settings())
     found = conditions(response)
-    assert [found[t]["status"] for t in
-            ("PaymentGateReady", "CapacityEnforced", "RoutePublished", "Ready")] == ["True"] * 4
+    assert [
+        found[t]["status"]
+        for t in ("PaymentGateReady", "CapacityEnforced", "RoutePublished", "Ready")
+    ] == ["True"] * 4
     assert found["UpstreamHealthy"]["status"] == "Unknown"
     assert not validate_status(response["status"])
 
@@ -85,7 +87,9 @@ def test_stale_gateway_status_is_unknown() -> None:
     route["metadata"]["generation"] = 2
     found = conditions(sync(sync_request(parent_object(QWEN), children), Settings()))
     assert (found["RoutePublished"]["status"], found["RoutePublished"]["reason"]) == (
-        "Unknown", "WaitingForGateway")
+        "Unknown",
+        "WaitingForGateway",
+    )
 
 
 def test_route_status_from_another_gateway_is_ignored() -> None:
@@ -103,12 +107,17 @@ def observe(observation: Observation, previous: Any = None) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("in_flight", "state"),
-    [pytest.param(0, "Available", id="idle"), pytest.param(7, "Available", id="one free"),
-     pytest.param(8, "Saturated", id="full"), pytest.param(9, "Saturated", id="over")],
+    [
+        pytest.param(0, "Available", id="idle"),
+        pytest.param(7, "Available", id="one free"),
+        pytest.param(8, "Saturated", id="full"),
+        pytest.param(9, "Saturated", id="over"),
+    ],
 )
 def test_observed_in_flight_sets_the_state(in_flight: int, state: str) -> None:
-    status = observe(Observation(True, "GET /health answered 200", 200, in_flight,
-                                 "vllm /metrics"))["status"]
+    status = observe(
+        Observation(True, "GET /health answered 200", 200, in_flight, "vllm /metrics")
+    )["status"]
     assert (status["capacity"]["inFlight"], status["capacity"]["state"]) == (in_flight, state)
     assert status["capacity"]["source"] == "vllm /metrics"
     assert status["upstream"]["httpStatus"] == 200
@@ -118,7 +127,9 @@ def test_observed_in_flight_sets_the_state(in_flight: int, state: str) -> None:
 def test_unhealthy_upstream_blocks_ready_before_buyers_pay() -> None:
     found = conditions(observe(Observation(False, "GET /health answered 503", 503)))
     assert (found["UpstreamHealthy"]["status"], found["UpstreamHealthy"]["reason"]) == (
-        "False", "Unhealthy")
+        "False",
+        "Unhealthy",
+    )
     assert found["UpstreamHealthy"]["message"] == "GET /health answered 503"
     assert found["Ready"]["status"] == "False"
 
@@ -143,7 +154,7 @@ def test_in_flight_hysteresis(before: int, now: int, reported: int) -> None:
 
 
 def test_small_moves_on_a_large_envelope_keep_the_previous_value() -> None:
-    from hooks.status import _steady_in_flight
+    from hooks.core.status import _steady_in_flight
 
     assert _steady_in_flight(52, 100, {"inFlight": 45}) == 45
     assert _steady_in_flight(56, 100, {"inFlight": 45}) == 56

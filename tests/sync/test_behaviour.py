@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks import api
-from hooks.errors import HookFailure, SpecError
-from hooks.settings import Settings
-from hooks.status import ObservedChildren
-from hooks.sync import _invalid_spec_response, sync
+from hooks.core import api
+from hooks.core.errors import HookFailure, SpecError
+from hooks.core.settings import Settings
+from hooks.core.status import ObservedChildren
+from hooks.core.sync import _invalid_spec_response, sync
 from tests.support.observed import observed_children, parent_object, sync_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,9 @@ def test_streaming_offer_never_gets_buffering() -> None:
     response = run(example("inference-qwen36-fast.yaml"))
     assert not any("buffering" in c.get("spec", {}) for c in response["children"])
     assert response["status"]["requestLimits"]["advertised"] == [
-        "maxInputTokens", "maxOutputTokens", "maxBodyBytes"
+        "maxInputTokens",
+        "maxOutputTokens",
+        "maxBodyBytes",
     ]
 
 
@@ -176,12 +178,19 @@ def test_unchanged_condition_keeps_its_transition_time() -> None:
     [
         pytest.param([], "<request>: must be a JSON object", id="not an object"),
         pytest.param({}, "parent: must be the ServiceOffer object", id="no parent"),
-        pytest.param({"parent": {"spec": {}}}, "parent.metadata: must be an object",
-                     id="no metadata"),
-        pytest.param({"parent": {"metadata": {"name": ""}}},
-                     "parent.metadata.name: must be a non-empty string (got '')", id="no name"),
-        pytest.param({"parent": {"metadata": {"name": "x"}}, "children": []},
-                     "children: must be an object keyed by Kind.apiVersion", id="children list"),
+        pytest.param(
+            {"parent": {"spec": {}}}, "parent.metadata: must be an object", id="no metadata"
+        ),
+        pytest.param(
+            {"parent": {"metadata": {"name": ""}}},
+            "parent.metadata.name: must be a non-empty string (got '')",
+            id="no name",
+        ),
+        pytest.param(
+            {"parent": {"metadata": {"name": "x"}}, "children": []},
+            "children: must be an object keyed by Kind.apiVersion",
+            id="children list",
+        ),
     ],
 )
 def test_malformed_requests_raise_spec_error(request_body: Any, message: str) -> None:
@@ -214,7 +223,7 @@ def test_invalid_spec_keeps_every_live_child_exactly() -> None:
 def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatch) -> None:
     # kept_children always rebuilds every observed child; if that ever broke, the guard must
     # turn a would-be "delete everything" answer into a 500.
-    monkeypatch.setattr("hooks.sync.kept_children", lambda observed: [])
+    monkeypatch.setattr("hooks.core.sync.kept_children", lambda observed: [])
     live = {"kind": "ConfigMap", "metadata": {"name": "x"}}
     observed = ObservedChildren({("ConfigMap", "x"): live})
     with pytest.raises(HookFailure):

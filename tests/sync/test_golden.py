@@ -18,8 +18,8 @@ import orjson
 import pytest
 import yaml
 
-from hooks.settings import Settings
-from hooks.sync import sync
+from hooks.core.settings import Settings
+from hooks.core.sync import sync
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))

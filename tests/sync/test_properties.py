@@ -21,8 +21,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks.settings import Settings
-from hooks.sync import sync
+from hooks.core.settings import Settings
+from hooks.core.sync import sync
 from tests.support.crd_validation import load_crd, validate_object, validate_status
 from tests.support.observed import observed_children, parent_object, sync_request
 
@@ -39,8 +39,10 @@ subdomain = st.lists(dns_label, min_size=1, max_size=4).map(".".join)
 def price(decimals: int) -> st.SearchStrategy[str]:
     whole = st.integers(0, 10**6)
     fraction = st.integers(0, 10**decimals - 1)
-    return st.tuples(whole, fraction).filter(lambda p: p != (0, 0)).map(
-        lambda p: f"{p[0]}.{str(p[1]).rjust(decimals, '0')}" if p[1] else str(p[0])
+    return (
+        st.tuples(whole, fraction)
+        .filter(lambda p: p != (0, 0))
+        .map(lambda p: f"{p[0]}.{str(p[1]).rjust(decimals, '0')}" if p[1] else str(p[0]))
     )
 
 
@@ -84,8 +86,9 @@ def valid_offers(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         window = draw(st.integers(1, 10**6))
         spec["capabilities"] = {
-            "protocol": draw(st.sampled_from(
-                ["openai-chat", "openai-completions", "openai-embeddings", "http"])),
+            "protocol": draw(
+                st.sampled_from(["openai-chat", "openai-completions", "openai-embeddings", "http"])
+            ),
             "streaming": draw(st.booleans()),
             "contextWindowTokens": window,
         }
@@ -160,8 +163,9 @@ def test_valid_offers_give_deterministic_schema_valid_children(offer: dict[str, 
     streams = bool((spec.get("capabilities") or {}).get("streaming"))
     route = next(c for c in response["children"] if c["kind"] == "HTTPRoute")
     filters = route["spec"]["rules"][0]["filters"]
-    kinds = [f["type"] if f["type"] != "ExtensionRef" else f["extensionRef"]["name"]
-             for f in filters]
+    kinds = [
+        f["type"] if f["type"] != "ExtensionRef" else f["extensionRef"]["name"] for f in filters
+    ]
     wanted = expected_order(spec, streams)
     assert len(kinds) == len(wanted)
     for got, want in zip(kinds, wanted, strict=True):

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import pytest
 
-from hooks.assets import BUILTIN_REGISTRY
-from hooks.settings import Settings
-from hooks.sync import PLAN_MEMO_ENTRIES, _memoised_plan, seen_before, sync, sync_for_wire
+from hooks.core.assets import BUILTIN_REGISTRY
+from hooks.core.settings import Settings
+from hooks.core.sync import PLAN_MEMO_ENTRIES, _memoised_plan, seen_before, sync, sync_for_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))

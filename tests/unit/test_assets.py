@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from hooks.assets import BUILTIN_REGISTRY, Asset, AssetRegistry, Network
-from hooks.errors import SpecError
+from hooks.core.assets import BUILTIN_REGISTRY, Asset, AssetRegistry, Network
+from hooks.core.errors import SpecError
 
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
 BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 from Crypto.Hash import keccak
 
-from hooks.assets import BUILTIN_REGISTRY, Asset
+from hooks.core.assets import BUILTIN_REGISTRY, Asset
 
 EIP712_DOMAIN_TYPE = (
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"

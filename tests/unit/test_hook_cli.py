@@ -22,11 +22,12 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from hooks import api, hook_cli
-from hooks import app as app_module
-from hooks.app import handle_sync_body
-from hooks.cli import obol
-from hooks.settings import Settings
+from hooks.cli import hook as hook_cli
+from hooks.cli.main import obol
+from hooks.core import api
+from hooks.core.settings import Settings
+from hooks.server import app as app_module
+from hooks.server.app import handle_sync_body
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -195,7 +196,7 @@ def test_serve_execs_gunicorn_with_the_checked_in_config(exec_recorder: ExecReco
                  "--workers", "3")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     ((path, argv, env),) = exec_recorder.calls
-    assert argv[1:] == ["-m", "gunicorn", "--config", "python:hooks.gunicorn_conf"]
+    assert argv[1:] == ["-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
     assert path == argv[0]
     assert (env["OBOL_BIND"], env["OBOL_BUSY_BIND"], env["OBOL_WORKERS"]) == (
         "127.0.0.1:9000", "127.0.0.1:9001", "3",

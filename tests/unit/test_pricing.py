@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hooks.errors import SpecError, format_value
-from hooks.pricing import (
+from hooks.core.errors import SpecError, format_value
+from hooks.core.pricing import (
     MAX_ATOMIC_AMOUNT,
     format_atomic,
     parse_decimal_price,

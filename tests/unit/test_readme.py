@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hooks.environment import SHELL_ENVIRONMENT
-from hooks.observe import OBSERVE_ENVIRONMENT
-from hooks.settings import ENVIRONMENT
+from hooks.config import SHELL_ENVIRONMENT
+from hooks.core.settings import ENVIRONMENT
+from hooks.observe.observer import OBSERVE_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

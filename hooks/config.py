@@ -1,14 +1,15 @@
 """The shell's configuration: everything the server and the CLI read from the process environment.
 
 :func:`load_config` is the one place that turns ``os.environ`` (passed in as a mapping) into a
-:class:`ShellConfig`: the core's :class:`~hooks.settings.Settings` (the ``OBOL_*`` variables of
-:data:`hooks.settings.ENVIRONMENT`, plus the optional asset-registry YAML file named by
+:class:`ShellConfig`: the core's :class:`~hooks.core.settings.Settings` (the ``OBOL_*`` variables of
+:data:`hooks.core.settings.ENVIRONMENT`, plus the optional asset-registry YAML file named by
 ``OBOL_ASSET_REGISTRY_FILE``) and the shell-only settings listed in :data:`SHELL_ENVIRONMENT`
 (listen addresses, worker count, bearer token, request size cap, log level), plus the
-observation layer's :class:`~hooks.observe.ObserveSettings` (``OBOL_OBSERVE``, ``OBOL_PROBE_*``),
+observation layer's :class:`~hooks.observe.observer.ObserveSettings` (``OBOL_OBSERVE``,
+``OBOL_PROBE_*``),
 which also lifts ``resyncAfterSeconds`` to the probe interval when observation is on.
 
-Reading happens once, at start-up; a bad value raises :class:`~hooks.errors.SpecError` naming
+Reading happens once, at start-up; a bad value raises :class:`~hooks.core.errors.SpecError` naming
 the variable. This module must never put a token's value into an error message or a log, and
 never reads anything after start-up.
 """
@@ -23,10 +24,10 @@ from typing import TypeVar
 
 import yaml
 
-from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
-from hooks.errors import FieldProblem, SpecError
-from hooks.observe import ObserveSettings, resync_after_seconds
-from hooks.settings import Settings
+from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.settings import Settings
+from hooks.observe.observer import ObserveSettings, resync_after_seconds
 
 DEFAULT_BIND = "0.0.0.0:8080"
 DEFAULT_BUSY_BIND = "0.0.0.0:8081"

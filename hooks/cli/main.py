@@ -1,15 +1,15 @@
 """The ``obol`` command: ``obol hook ...`` runs the controller, ``obol sell ...`` drives offers.
 
-A thin shell. The subcommand groups live in :mod:`hooks.hook_cli` (serve, sync, render) and
-:mod:`hooks.sell_cli` (inference, http, presets, status, list); this module only assembles them.
+A thin shell. The subcommand groups live in :mod:`hooks.cli.hook` (serve, sync, render) and
+:mod:`hooks.cli.sell` (inference, http, presets, status, list); this module only assembles them.
 """
 
 from __future__ import annotations
 
 import click
 
-from hooks.hook_cli import hook
-from hooks.sell_cli import sell
+from hooks.cli.hook import hook
+from hooks.cli.sell import sell
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,7 +9,7 @@ two such connections. This worker closes a connection that sends nothing for
 moment they connect, so neither limit ever touches them.
 
 Everything else is gunicorn's ``SyncWorker``, which on 2 cores beats ``gthread`` on p99 at
-Metacontroller's concurrency (see :mod:`hooks.gunicorn_conf`). Shell code: never imported by
+Metacontroller's concurrency (see :mod:`hooks.server.gunicorn_conf`). Shell code: never imported by
 the pure core.
 """
 

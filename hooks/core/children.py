@@ -1,7 +1,8 @@
 """Builders for the offer's HTTPRoute and pricing ConfigMap, and the full desired child set.
 
 One builder per child kind; the Middlewares and the busy Service of the admission chain are
-built in :mod:`hooks.admission`. Every child is built fresh on each call with only the fields we
+built in :mod:`hooks.core.admission`. Every child is built fresh on each call with only the fields
+we
 own, server defaults written out (so Metacontroller's three-way merge is a no-op on the next
 sync; hence the one empty string, a core backendRef's ``group: ""``), no nulls, no
 ownerReferences, and always in the offer's namespace.
@@ -15,12 +16,12 @@ from typing import Any
 
 import orjson
 
-from hooks import api
-from hooks.admission import Envelope, Manifest, admission_children, route_filters
-from hooks.models import ServiceOfferSpec
-from hooks.names import ChildNames, child_labels
-from hooks.payment import ResolvedPayment
-from hooks.settings import Settings
+from hooks.core import api
+from hooks.core.admission import Envelope, Manifest, admission_children, route_filters
+from hooks.core.models import ServiceOfferSpec
+from hooks.core.names import ChildNames, child_labels
+from hooks.core.payment import ResolvedPayment
+from hooks.core.settings import Settings
 
 # The verifier's route list as JSON (a subset of YAML, so a YAML route loader reads it too).
 PRICING_KEY = "routes.json"

@@ -1,20 +1,21 @@
-"""The checked-in gunicorn configuration: ``gunicorn -c python:hooks.gunicorn_conf``.
+"""The checked-in gunicorn configuration: ``gunicorn -c python:hooks.server.gunicorn_conf``.
 
-``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.environment`
+``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.config`
 (``OBOL_BIND``, ``OBOL_BUSY_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``) or is fixed here:
 
-* ``sync`` workers (:mod:`hooks.gunicorn_worker`: gunicorn's own, plus a 1 s limit for the
+* ``sync`` workers (:mod:`hooks.server.gunicorn_worker`: gunicorn's own, plus a 1 s limit for the
   first byte so idle connections cannot hold a worker), 2 by default: on 2 cores they beat
   ``gthread`` on p99 by 2.5-4x at Metacontroller's concurrency
   (shared/reference/perf-baseline.md); the hook does no I/O, so threads buy nothing but GIL
   contention.
 * Two binds, the sync and the busy listener (one if they are the same address); the app routes
-  by listening port (see :mod:`hooks.app`).
+  by listening port (see :mod:`hooks.server.app`).
 * ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
   is truly stuck, never for a slow but live answer. ``graceful_timeout`` 20 s, which with the
   Deployment's 5 s preStop sleep fits its 30 s termination grace period.
 * No access log (a line per busy 429 would flood the log under saturation; the app logs a
-  structured line per sync itself, at a level that follows its outcome, see :mod:`hooks.logs`);
+  structured line per sync itself, at a level that follows its outcome, see
+  :mod:`hooks.server.logs`);
   the error log goes to stderr as JSON lines.
 * No control socket (gunicorn >= 25.1 otherwise creates one under ``$HOME/.gunicorn``, which is
   read-only in the container).
@@ -49,15 +50,15 @@ else:
 
 from gunicorn.glogging import Logger as _GunicornLogger  # noqa: E402
 
-from hooks.environment import load_config  # noqa: E402
-from hooks.logs import JsonFormatter  # noqa: E402
+from hooks.config import load_config  # noqa: E402
+from hooks.server.logs import JsonFormatter  # noqa: E402
 
 _config = load_config()
 
-wsgi_app = "hooks.app:create_app()"
+wsgi_app = "hooks.server.app:create_app()"
 bind = _config.binds
 workers = _config.workers
-worker_class = "hooks.gunicorn_worker.FirstByteTimeoutSyncWorker"
+worker_class = "hooks.server.gunicorn_worker.FirstByteTimeoutSyncWorker"
 timeout = 30
 graceful_timeout = 20
 preload_app = False

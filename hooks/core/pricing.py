@@ -19,7 +19,8 @@ Rules, chosen so that no request is ever quoted a surprising amount:
 
 This module is pure core: no I/O, no environment, no clock, no randomness, and never floats.
 Only integer arithmetic on digit strings is used, so the result never depends on a
-:mod:`decimal` context. Input problems raise :class:`hooks.errors.SpecError` naming the field path;
+:mod:`decimal` context. Input problems raise :class:`hooks.core.errors.SpecError` naming the field
+path;
 misuse by calling code (negative counts, no price at all) raises :class:`ValueError`.
 """
 
@@ -29,7 +30,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from hooks.errors import SpecError
+from hooks.core.errors import SpecError
 
 TOKENS_PER_MTOK = 1_000_000
 """Per-token prices are given per million tokens (``perMTok``)."""

@@ -1,6 +1,6 @@
 """Resolve an offer's payment terms into exact, quotable amounts.
 
-This is the second validation step after :mod:`hooks.models`: it needs the asset registry
+This is the second validation step after :mod:`hooks.core.models`: it needs the asset registry
 (which the operator may extend), so the CRD cannot do it. It answers: which chain, which token
 contract, which EIP-712 domain, and how many atomic units one request is quoted.
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hooks.assets import Asset, AssetRegistry, Network
-from hooks.errors import FieldProblem, SpecError
-from hooks.models import Payment, RequestLimits
-from hooks.pricing import format_atomic, quote_for_tokens, to_atomic, worst_case_request_quote
+from hooks.core.assets import Asset, AssetRegistry, Network
+from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.models import Payment, RequestLimits
+from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic, worst_case_request_quote
 
 APPROX_TOKENS_PER_REQUEST = 1000
 
@@ -52,7 +52,6 @@ class ResolvedPayment:
     def price_model(self) -> str:
         """How the verifier should read the price: ``perRequest`` or ``perMTok``."""
         return "perRequest" if self.per_mtok_atomic is None else "perMTok"
-
 
 
 def resolve_payment(
@@ -153,9 +152,7 @@ def _amount(atomic: int | None, asset: Asset) -> str | None:
     return None if atomic is None else format_atomic(atomic, asset.decimals)
 
 
-def _atomic(
-    text: str | None, field: str, asset: Asset, problems: list[FieldProblem]
-) -> int | None:
+def _atomic(text: str | None, field: str, asset: Asset, problems: list[FieldProblem]) -> int | None:
     if text is None:
         return None
     try:

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from hooks import api
-from hooks.admission import Envelope
-from hooks.models import ServiceOfferSpec
-from hooks.names import ChildNames
-from hooks.payment import ResolvedPayment
-from hooks.settings import Settings
+from hooks.core import api
+from hooks.core.admission import Envelope
+from hooks.core.models import ServiceOfferSpec
+from hooks.core.names import ChildNames
+from hooks.core.payment import ResolvedPayment
+from hooks.core.settings import Settings
 
 # --- condition types -------------------------------------------------------------------------
 # The x402 forwardAuth Middleware and the pricing ConfigMap exist (observed).
@@ -160,9 +160,7 @@ def _conditions_by_type(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]
     return found
 
 
-def route_condition(
-    observed_route: Mapping[str, Any] | None, settings: Settings
-) -> dict[str, str]:
+def route_condition(observed_route: Mapping[str, Any] | None, settings: Settings) -> dict[str, str]:
     """RoutePublished from the observed HTTPRoute's status for *our* parentRef."""
     if observed_route is None:
         return condition(ROUTE_PUBLISHED, "False", REASON_PENDING, "HTTPRoute not observed yet")
@@ -185,16 +183,22 @@ def route_condition(
     gateway = f"{settings.gateway_namespace}/{settings.gateway_name}"
     if ours is None:
         return condition(
-            ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+            ROUTE_PUBLISHED,
+            "Unknown",
+            REASON_WAITING_FOR_GATEWAY,
             f"Gateway {gateway} has not reported on the HTTPRoute yet",
         )
     by_type = _conditions_by_type(ours)
-    for needed, reason in (("Accepted", REASON_NOT_ACCEPTED),
-                           ("ResolvedRefs", REASON_REFS_NOT_RESOLVED)):
+    for needed, reason in (
+        ("Accepted", REASON_NOT_ACCEPTED),
+        ("ResolvedRefs", REASON_REFS_NOT_RESOLVED),
+    ):
         found = by_type.get(needed)
         if found is None:
             return condition(
-                ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+                ROUTE_PUBLISHED,
+                "Unknown",
+                REASON_WAITING_FOR_GATEWAY,
                 f"Gateway {gateway} has not reported {needed} yet",
             )
         stale = (
@@ -204,7 +208,9 @@ def route_condition(
         )
         if stale:
             return condition(
-                ROUTE_PUBLISHED, "Unknown", REASON_WAITING_FOR_GATEWAY,
+                ROUTE_PUBLISHED,
+                "Unknown",
+                REASON_WAITING_FOR_GATEWAY,
                 f"Gateway {gateway} has not processed the latest HTTPRoute yet",
             )
         if found.get("status") != "True":
@@ -213,7 +219,9 @@ def route_condition(
                 ROUTE_PUBLISHED, "False", reason, f"{needed} is {found.get('status')}: {detail}"
             )
     return condition(
-        ROUTE_PUBLISHED, "True", REASON_ACCEPTED,
+        ROUTE_PUBLISHED,
+        "True",
+        REASON_ACCEPTED,
         f"HTTPRoute accepted by Gateway {gateway} with all references resolved",
     )
 
@@ -236,8 +244,10 @@ def payment_condition(names: ChildNames, observed: ObservedChildren) -> dict[str
     """PaymentGateReady: the forwardAuth Middleware and the pricing ConfigMap are observed."""
     missing = [
         f"{kind} {name}"
-        for kind, name in ((api.MIDDLEWARE_KIND, names.forward_auth),
-                           (api.CONFIGMAP_KIND, names.pricing))
+        for kind, name in (
+            (api.MIDDLEWARE_KIND, names.forward_auth),
+            (api.CONFIGMAP_KIND, names.pricing),
+        )
         if (kind, name) not in observed
     ]
     if missing:
@@ -245,25 +255,35 @@ def payment_condition(names: ChildNames, observed: ObservedChildren) -> dict[str
             PAYMENT_GATE_READY, "False", REASON_PENDING, "not observed yet: " + ", ".join(missing)
         )
     return condition(
-        PAYMENT_GATE_READY, "True", REASON_PUBLISHED,
+        PAYMENT_GATE_READY,
+        "True",
+        REASON_PUBLISHED,
         f"x402 forwardAuth Middleware {names.forward_auth} and pricing ConfigMap"
         f" {names.pricing} are in place",
     )
 
 
 def capacity_condition(
-    spec: ServiceOfferSpec, names: ChildNames, limits: Envelope, observed: ObservedChildren,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    limits: Envelope,
+    observed: ObservedChildren,
     settings: Settings,
 ) -> dict[str, str]:
     """CapacityEnforced: the chain's objects exist and the observed route references them."""
     capacity = spec.capacity
     if capacity is None:
         return condition(
-            CAPACITY_ENFORCED, "False", REASON_NOT_CONFIGURED,
+            CAPACITY_ENFORCED,
+            "False",
+            REASON_NOT_CONFIGURED,
             "no capacity envelope: requests are not admission-limited",
         )
-    needed = [(api.MIDDLEWARE_KIND, names.busy_errors), (api.MIDDLEWARE_KIND,
-              names.global_in_flight), (api.SERVICE_KIND, names.busy_service)]
+    needed = [
+        (api.MIDDLEWARE_KIND, names.busy_errors),
+        (api.MIDDLEWARE_KIND, names.global_in_flight),
+        (api.SERVICE_KIND, names.busy_service),
+    ]
     if limits.per_replica_buyer_max_in_flight is not None:
         needed.append((api.MIDDLEWARE_KIND, names.buyer_in_flight))
     refs = _route_extension_refs(observed.get((api.HTTPROUTE_KIND, names.route)))

@@ -7,9 +7,10 @@ value a preset supplies (:func:`expand_limits`). Nothing here implies autoscalin
 are declared by the seller and enforced by the gateway with 429 + Retry-After.
 
 :func:`parse_presets` validates a presets document through the same pydantic models the hook
-uses (:class:`hooks.models.Capacity`, :class:`hooks.models.RequestLimits`), so a preset can never
+uses (:class:`hooks.core.models.Capacity`, :class:`hooks.core.models.RequestLimits`), so a preset
+can never
 expand into an offer the hook would refuse on its own account. Problems raise
-:class:`~hooks.errors.SpecError` with paths such as ``presets[2].capacity.maxInFlight``.
+:class:`~hooks.core.errors.SpecError` with paths such as ``presets[2].capacity.maxInFlight``.
 
 Only :func:`load_presets` does I/O (it reads the packaged file, once). Everything else is pure.
 This module must never reach a cluster, read the environment, or decide anything about an
@@ -28,8 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from hooks.errors import FieldProblem, SpecError
-from hooks.models import Capacity, RequestLimits, problems_from_validation
+from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.models import Capacity, RequestLimits, problems_from_validation
 
 PRESETS_RESOURCE = "data/presets.yaml"
 CAPACITY_MODE = "external-static"
@@ -156,8 +157,9 @@ def expand_limits(
     for an offer written without one; the same holds for request limits.
     """
     capacity = _merge(preset.capacity if preset else {}, capacity_flags, CAPACITY_KEYS)
-    limits = _merge(preset.request_limits if preset else {}, request_limit_flags,
-                    REQUEST_LIMIT_KEYS)
+    limits = _merge(
+        preset.request_limits if preset else {}, request_limit_flags, REQUEST_LIMIT_KEYS
+    )
     envelope = {"mode": CAPACITY_MODE, **capacity} if capacity or preset else None
     return envelope, (limits or None)
 

@@ -39,10 +39,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from hooks import api
-from hooks.models import ServiceOfferSpec
-from hooks.names import ChildNames, child_labels
-from hooks.settings import Settings
+from hooks.core import api
+from hooks.core.models import ServiceOfferSpec
+from hooks.core.names import ChildNames, child_labels
+from hooks.core.settings import Settings
 
 Manifest = dict[str, Any]
 

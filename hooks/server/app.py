@@ -1,7 +1,7 @@
 """The HTTP shell: a Flask app factory around the pure sync core, served by gunicorn.
 
-``gunicorn -c python:hooks.gunicorn_conf`` (what ``obol hook serve`` runs) loads
-``hooks.app:create_app()``, which reads its configuration through :mod:`hooks.environment`.
+``gunicorn -c python:hooks.server.gunicorn_conf`` (what ``obol hook serve`` runs) loads
+``hooks.server.app:create_app()``, which reads its configuration through :mod:`hooks.config`.
 
 Endpoints:
 
@@ -18,7 +18,7 @@ Hot paths: a plain ``POST /sync`` (Content-Length within the cap, right port, ri
 that skips Flask's request cycle and calls the same shell methods as the Flask views; every other
 request goes to Flask.
 
-Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.gunicorn_conf`);
+Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.server.gunicorn_conf`);
 the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
 the listening socket, not from the Host header). ``/sync`` and ``/finalize`` answer only on the
 sync port, ``/busy/...`` only on the busy port (404 otherwise), so a NetworkPolicy can admit
@@ -49,14 +49,14 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from hooks import logs
-from hooks.environment import DEFAULT_MAX_REQUEST_BYTES, load_config
-from hooks.errors import HookFailure, SpecError
-from hooks.metrics import HookMetrics
-from hooks.observe import Observer
-from hooks.settings import Settings
-from hooks.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.sync import compact, index_children, sync_for_wire
+from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
+from hooks.core.errors import HookFailure, SpecError
+from hooks.core.settings import Settings
+from hooks.core.status import READY, REASON_INVALID_SPEC, Observation
+from hooks.core.sync import compact, index_children, sync_for_wire
+from hooks.observe.observer import Observer
+from hooks.server import logs
+from hooks.server.metrics import HookMetrics
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -73,7 +73,8 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
 
-# Live upstream observations for one parsed request (hooks.observe.Observer.observations_for).
+# Live upstream observations for one parsed request
+# (hooks.observe.observer.Observer.observations_for).
 ObservationSource = Callable[[Any], Mapping[str, Observation]]
 
 
@@ -275,9 +276,7 @@ class _HookShell:
     ) -> None:
         self.settings = settings
         self.observe = observer.observations_for if observer is not None else None
-        self.cache = (
-            AnswerCache(cache_entries) if cache_entries > 0 and observer is None else None
-        )
+        self.cache = AnswerCache(cache_entries) if cache_entries > 0 and observer is None else None
         self.token = token.encode("latin-1") if token is not None else None
         self.metrics = metrics
         self.logger = logger
@@ -542,7 +541,7 @@ def create_app(
 ) -> Flask:
     """The Flask app.
 
-    With no ``settings``, everything is read from the environment (:mod:`hooks.environment`):
+    With no ``settings``, everything is read from the environment (:mod:`hooks.config`):
     settings, token, size cap (default 8 MiB), listener ports, log level and the observation
     layer (started here, so once per gunicorn worker); keyword arguments still override. With
     ``settings``, only the keyword arguments apply: without ports every endpoint answers on

@@ -1,7 +1,8 @@
 """The observation layer: live upstream health and engine in-flight counts, kept out of the core.
 
-The pure core (:func:`hooks.sync.sync`) takes ``observations: Mapping[str, Observation]`` keyed by
-the upstream's in-cluster base URL (:func:`hooks.names.upstream_url`) and turns them into
+The pure core (:func:`hooks.core.sync.sync`) takes ``observations: Mapping[str, Observation]``
+keyed by
+the upstream's in-cluster base URL (:func:`hooks.core.names.upstream_url`) and turns them into
 ``status.capacity.inFlight/state/source`` and the ``UpstreamHealthy`` condition. This module is
 the shell that *produces* that mapping. Traefik cannot (it has no per-route in-flight gauge), so
 the count is read where requests end: at the inference engine's own ``/metrics``.
@@ -77,10 +78,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from hooks.errors import FieldProblem, SpecError
-from hooks.models import DNS1123_LABEL, HTTP_PATH
-from hooks.names import upstream_url
-from hooks.status import Observation
+from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.models import DNS1123_LABEL, HTTP_PATH
+from hooks.core.names import upstream_url
+from hooks.core.status import Observation
 
 LOGGER: Final = logging.getLogger("obol.hook.observe")
 
@@ -191,16 +192,20 @@ class ObserveSettings:
             interval = values.get("interval_seconds", defaults.interval_seconds)
             forget = values.get("forget_seconds", defaults.forget_seconds)
             if ttl <= interval:
-                problems.append(FieldProblem(
-                    PROBE_TTL_SECONDS,
-                    f"must exceed {PROBE_INTERVAL_SECONDS} ({interval}), or every observation"
-                    " goes stale before it is refreshed",
-                    ttl,
-                ))
+                problems.append(
+                    FieldProblem(
+                        PROBE_TTL_SECONDS,
+                        f"must exceed {PROBE_INTERVAL_SECONDS} ({interval}), or every observation"
+                        " goes stale before it is refreshed",
+                        ttl,
+                    )
+                )
             if forget <= ttl:
-                problems.append(FieldProblem(
-                    OBSERVE_FORGET_SECONDS, f"must exceed {PROBE_TTL_SECONDS} ({ttl})", forget
-                ))
+                problems.append(
+                    FieldProblem(
+                        OBSERVE_FORGET_SECONDS, f"must exceed {PROBE_TTL_SECONDS} ({ttl})", forget
+                    )
+                )
         if problems:
             raise SpecError(problems)
         return cls(**values)
@@ -242,40 +247,48 @@ def parse_overrides(text: str) -> dict[str, str]:
 
 OBSERVE_ENVIRONMENT: tuple[ObserveVariable, ...] = (
     ObserveVariable(
-        OBSERVE, "off",
+        OBSERVE,
+        "off",
         "on: probe upstreams and report health and in-flight in status; off: no probes at all,"
         " UpstreamHealthy and capacity state stay Unknown.",
     ),
     ObserveVariable(
-        PROBE_TIMEOUT_MS, "800",
+        PROBE_TIMEOUT_MS,
+        "800",
         "Timeout of each probe request (health and /metrics), in milliseconds.",
     ),
     ObserveVariable(
-        PROBE_TTL_SECONDS, "15",
+        PROBE_TTL_SECONDS,
+        "15",
         "How long a probe result counts as fresh; older results are not reported (Unknown)."
         " Must exceed the interval.",
     ),
     ObserveVariable(
-        PROBE_INTERVAL_SECONDS, "10",
+        PROBE_INTERVAL_SECONDS,
+        "10",
         "How often each wanted upstream is re-probed in the background, per worker.",
     ),
     ObserveVariable(
-        PROBE_CONCURRENCY, "4",
+        PROBE_CONCURRENCY,
+        "4",
         "Probes running at once per worker (the probe thread pool size).",
     ),
     ObserveVariable(
-        SYNC_PROBE_BUDGET_MS, "150",
+        SYNC_PROBE_BUDGET_MS,
+        "150",
         "Longest a sync waits for the first probe of an upstream it has never seen (0: never"
         " wait); the sync then answers without it.",
     ),
     ObserveVariable(
-        OBSERVE_FORGET_SECONDS, "600",
+        OBSERVE_FORGET_SECONDS,
+        "600",
         "Stop probing an upstream no sync asked about for this long. Must exceed the TTL and"
         " should exceed resyncAfterSeconds.",
     ),
     ObserveVariable(
-        OBSERVE_UPSTREAM_OVERRIDES, "(none)",
-        'JSON object mapping an in-cluster base URL to the URL actually probed, e.g.'
+        OBSERVE_UPSTREAM_OVERRIDES,
+        "(none)",
+        "JSON object mapping an in-cluster base URL to the URL actually probed, e.g."
         ' {"http://vllm.llm.svc.cluster.local:8000": "http://10.203.0.2:8000"}; for running'
         " the hook outside the cluster and for tests.",
     ),
@@ -311,11 +324,15 @@ class _Engine:
 
 _ENGINES: Final = (
     _Engine(
-        "vllm", "vllm:num_requests_running", "vllm:num_requests_waiting",
+        "vllm",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
         ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
     ),
     _Engine(
-        "llama.cpp", "llamacpp:requests_processing", "llamacpp:requests_deferred",
+        "llama.cpp",
+        "llamacpp:requests_processing",
+        "llamacpp:requests_deferred",
         ("llamacpp:kv_cache_usage_ratio",),
     ),
 )
@@ -371,7 +388,7 @@ def parse_engine_metrics(text: str) -> EngineReading | None:
     highest: dict[str, float] = {}
     try:
         # Imported here, not at module level: the gunicorn master imports this module (through
-        # hooks.environment) and prometheus_client picks its multiprocess store on first import.
+        # hooks.config) and prometheus_client picks its multiprocess store on first import.
         from prometheus_client.parser import text_string_to_metric_families
 
         families = text_string_to_metric_families("\n".join(_relevant_lines(text)) + "\n")
@@ -538,8 +555,16 @@ class _Target:
     """One tracked upstream and its latest probe result."""
 
     __slots__ = (
-        "first_done", "health_path", "metrics_wanted_at", "next_due", "observation",
-        "observed_at", "probe_base", "probing", "url", "wanted_at",
+        "first_done",
+        "health_path",
+        "metrics_wanted_at",
+        "next_due",
+        "observation",
+        "observed_at",
+        "probe_base",
+        "probing",
+        "url",
+        "wanted_at",
     )
 
     def __init__(self, ref: UpstreamRef, probe_base: str, now: float) -> None:
@@ -622,7 +647,8 @@ class Observer:
                         self._warned_full = True
                         LOGGER.warning(
                             "not observing new upstreams: %d upstreams already tracked",
-                            MAX_UPSTREAMS, extra={"fields": {"upstream": ref.url}},
+                            MAX_UPSTREAMS,
+                            extra={"fields": {"upstream": ref.url}},
                         )
                     return _NONE
                 self._warned_full = False
@@ -692,7 +718,8 @@ class Observer:
         target.first_done.set()
         if before is None or before.healthy != observation.healthy:
             LOGGER.info(
-                "upstream health %s", _health_word(observation.healthy),
+                "upstream health %s",
+                _health_word(observation.healthy),
                 extra={"fields": {"upstream": target.url, "detail": observation.message}},
             )
 
@@ -716,8 +743,11 @@ class Observer:
                 True, f"{answered}; in-flight not observed: {problem}", http_status=health.status
             )
         return Observation(
-            True, answered, http_status=health.status,
-            in_flight=reading.in_flight, source=reading.source,
+            True,
+            answered,
+            http_status=health.status,
+            in_flight=reading.in_flight,
+            source=reading.source,
         )
 
     def _read_metrics(self, base: str) -> tuple[EngineReading | None, str]:

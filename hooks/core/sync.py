@@ -4,13 +4,14 @@
 like this, what children and status do you want?" for one ServiceOffer. It follows the
 CompositeController v2 contract (v1 child keying is accepted too: children are found by name):
 
-* A valid spec gives the full child set (:mod:`hooks.children`, :mod:`hooks.admission`) and a
-  status computed from the observed children (:mod:`hooks.status`).
+* A valid spec gives the full child set (:mod:`hooks.core.children`, :mod:`hooks.core.admission`)
+and a
+  status computed from the observed children (:mod:`hooks.core.status`).
 * An invalid spec gives ``Ready=False/InvalidSpec`` with the field-path message and **keeps the
   children that already exist**, rebuilt from Metacontroller's last-applied annotation (or, when
   there is none, from the observed object without its server-set fields). A bad edit never takes
   a live paid route down; a new offer with an invalid spec simply gets no children.
-* A malformed request raises :class:`~hooks.errors.SpecError` (the server answers 400); a bug
+* A malformed request raises :class:`~hooks.core.errors.SpecError` (the server answers 400); a bug
   raises anything else (the server answers 500). Either way Metacontroller changes nothing.
 * The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
   finalizing, ``finalized``: v2 hooks are parsed strictly.
@@ -36,16 +37,16 @@ from typing import Any, Final
 
 import orjson
 
-from hooks import api
-from hooks.admission import Envelope, Manifest, envelope
-from hooks.assets import AssetRegistry
-from hooks.children import desired_children
-from hooks.errors import HookFailure, SpecError
-from hooks.models import ServiceOfferSpec, parse_spec
-from hooks.names import child_names, upstream_url
-from hooks.payment import ResolvedPayment, resolve_payment
-from hooks.settings import Settings
-from hooks.status import (
+from hooks.core import api
+from hooks.core.admission import Envelope, Manifest, envelope
+from hooks.core.assets import AssetRegistry
+from hooks.core.children import desired_children
+from hooks.core.errors import HookFailure, SpecError
+from hooks.core.models import ServiceOfferSpec, parse_spec
+from hooks.core.names import child_names, upstream_url
+from hooks.core.payment import ResolvedPayment, resolve_payment
+from hooks.core.settings import Settings
+from hooks.core.status import (
     READY,
     REASON_INVALID_SPEC,
     Observation,
@@ -156,9 +157,7 @@ def _answer(
     conditions.append(ready_condition(conditions))
     status: dict[str, Any] = {
         "endpoint": endpoint,
-        "capacity": capacity_status(
-            spec, limits, observation, settings, previous.get("capacity")
-        ),
+        "capacity": capacity_status(spec, limits, observation, settings, previous.get("capacity")),
         "payment": payment_status(payment),
         "upstream": {"url": upstream_base},
         "conditions": finish_conditions(conditions, previous.get("conditions"), generation, when),
@@ -362,11 +361,22 @@ def _shallow(value: Any, depth: int) -> bool:
     return True
 
 
-_SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
-                    "managedFields", "ownerReferences", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "selfLink", "finalizers")
-_FOREIGN_ANNOTATIONS = (api.LAST_APPLIED_ANNOTATION,
-                        "kubectl.kubernetes.io/last-applied-configuration")
+_SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "ownerReferences",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "finalizers",
+)
+_FOREIGN_ANNOTATIONS = (
+    api.LAST_APPLIED_ANNOTATION,
+    "kubectl.kubernetes.io/last-applied-configuration",
+)
 
 
 def kept_children(observed: ObservedChildren) -> list[dict[str, Any]]:

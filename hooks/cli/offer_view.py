@@ -8,7 +8,7 @@ unless the status carries an observed ``inFlight``.
 
 The objects come from the API server and may be anything a user managed to store, so this module
 reads them leniently: it never raises on a missing or odd field and never validates the spec (that
-is :mod:`hooks.models`' job).
+is :mod:`hooks.core.models`' job).
 
 Pure: no I/O, no kubectl, no environment, no clock. The functions return strings and plain data.
 """
@@ -286,6 +286,8 @@ def format_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces, like kubectl's tables."""
     table = [list(header), *(list(row) for row in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in table]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,8 @@ randomness) and it is deterministic. Reading an operator's registry file is the 
     document = yaml.safe_load(path.read_text())
     registry = BUILTIN_REGISTRY.extend(document or {}, source=str(path))
 
-Every input problem raises :class:`hooks.errors.SpecError` with the field path, the reason and the
+Every input problem raises :class:`hooks.core.errors.SpecError` with the field path, the reason and
+the
 offending value.
 
 Built-in table (sources: the x402 SDK default-asset tables
@@ -77,7 +78,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from hooks.errors import FieldProblem, SpecError
+from hooks.core.errors import FieldProblem, SpecError
 
 TransferMethod = Literal["eip3009", "permit2"]
 TRANSFER_METHODS: tuple[TransferMethod, ...] = ("eip3009", "permit2")

@@ -1,8 +1,8 @@
 """``obol hook ...``: run the sync hook server, answer one sync request, render an offer offline.
 
 * ``serve`` validates the configuration, then replaces itself with gunicorn and the checked-in
-  config (:mod:`hooks.gunicorn_conf`), so signals reach the gunicorn master directly.
-* ``sync`` answers a sync request from stdin through :func:`hooks.app.handle_sync_body`, the
+  config (:mod:`hooks.server.gunicorn_conf`), so signals reach the gunicorn master directly.
+* ``sync`` answers a sync request from stdin through :func:`hooks.server.app.handle_sync_body`, the
   same function POST /sync uses.
 * ``render`` wraps a ServiceOffer file in a sync request with no observed children and prints
   the children the hook would create, for people without a cluster.
@@ -22,10 +22,10 @@ import click
 import orjson
 import yaml
 
-from hooks import api
-from hooks.environment import BIND, BUSY_BIND, WORKERS, load_config, load_settings
-from hooks.errors import SpecError
-from hooks.settings import Settings
+from hooks.config import BIND, BUSY_BIND, WORKERS, load_config, load_settings
+from hooks.core import api
+from hooks.core.errors import SpecError
+from hooks.core.settings import Settings
 
 EXIT_INPUT = 1
 EXIT_FAILURE = 2
@@ -84,7 +84,7 @@ def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
         load_config(env)
     except SpecError as problem:
         raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.gunicorn_conf"]
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
@@ -102,7 +102,7 @@ Exit status: 0 answered (200), 1 malformed request (400), 2 internal error (500)
 )
 def sync_command() -> None:
     """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
-    from hooks.app import handle_sync_body
+    from hooks.server.app import handle_sync_body
 
     body = sys.stdin.buffer.read()
     answer = handle_sync_body(body, _settings())
@@ -144,7 +144,7 @@ An invalid spec prints its field-path message and exits 1.
 )
 def render(filename: str, output: str) -> None:
     """Print the children the hook would create for a ServiceOffer (no cluster needed)."""
-    from hooks.app import handle_sync_body, invalid_spec_message
+    from hooks.server.app import handle_sync_body, invalid_spec_message
 
     offer = _read_offer(filename)
     try:

@@ -11,8 +11,8 @@ are sorted into a few kinds the CLI can explain in one line (:func:`classify_fai
 * :class:`RejectedByServer` -- the API server's own validation refused the object;
 * :class:`KubectlFailed` -- anything else (forbidden, bad kubeconfig, ...).
 
-This module must never build, validate or format offers (that is :mod:`hooks.models` and
-:mod:`hooks.offer_view`), never read the environment itself (the CLI passes the executable and
+This module must never build, validate or format offers (that is :mod:`hooks.core.models` and
+:mod:`hooks.cli.offer_view`), never read the environment itself (the CLI passes the executable and
 context in), and never use a shell: arguments go to kubectl as a list.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hooks import api
+from hooks.core import api
 
 SERVICEOFFERS = f"{api.PLURAL}.{api.GROUP}"
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -167,8 +167,7 @@ class Kubectl:
             raise KubectlNotFound(f"kubectl at {self.executable!r} is not executable") from None
         except subprocess.TimeoutExpired:
             raise ClusterUnreachable(
-                f"cannot reach the cluster: kubectl did not answer within"
-                f" {self.timeout_seconds:g}s"
+                f"cannot reach the cluster: kubectl did not answer within {self.timeout_seconds:g}s"
             ) from None
         if done.returncode != 0:
             raise classify_failure(done.stderr, done.returncode)

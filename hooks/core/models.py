@@ -6,10 +6,10 @@ The hook and the CLI both parse offers through :func:`parse_offer` / :func:`pars
 seller sees the same message from ``obol sell`` as from the controller's status.
 
 Field rules that need outside knowledge (is this network known, does this token exist there,
-does this price fit the token's decimals) live in :mod:`hooks.payment`; this module checks only
+does this price fit the token's decimals) live in :mod:`hooks.core.payment`; this module checks only
 what the CRD itself can check.
 
-Pure: no I/O, no environment, no clock. Every error becomes a :class:`~hooks.errors.SpecError`
+Pure: no I/O, no environment, no clock. Every error becomes a :class:`~hooks.core.errors.SpecError`
 whose problems carry the field path, the value and the reason.
 """
 
@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from hooks.errors import FieldProblem, SpecError
+from hooks.core.errors import FieldProblem, SpecError
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 EVM_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -231,8 +231,12 @@ def _reason(error: Mapping[str, Any]) -> str:
     if kind in _PYDANTIC_REASONS:
         return _PYDANTIC_REASONS[kind]
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}[kind]
+        op = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
         bound = next(iter(ctx.values()))
         return f"must be {op} {bound}"
     if kind == "literal_error":
@@ -249,7 +253,7 @@ def _reason(error: Mapping[str, Any]) -> str:
 _PATTERN_REASONS: Mapping[str, str] = {
     DNS1123_LABEL: "must be a DNS-1123 label (lower-case letters, digits and '-')",
     EVM_ADDRESS: "must be an EVM address: 0x followed by 40 hex digits",
-    DECIMAL_STRING: "must be a plain decimal string such as \"0.001\" (no sign, no exponent)",
+    DECIMAL_STRING: 'must be a plain decimal string such as "0.001" (no sign, no exponent)',
     NETWORK_ID: "must be a network name such as base or a CAIP-2 id such as eip155:8453",
     ASSET_REF: "must be usdc, obol or a token address (0x followed by 40 hex digits)",
     HTTP_PATH: "must be an absolute path starting with / (no spaces, query or fragment)",

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
-from hooks.errors import FieldProblem, SpecError
+from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.core.errors import FieldProblem, SpecError
 
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 
@@ -101,31 +101,76 @@ class EnvSetting:
 
 
 ENVIRONMENT: tuple[EnvSetting, ...] = (
-    EnvSetting("OBOL_GATEWAY_NAME", "gateway_name", "str",
-               "Gateway that offer HTTPRoutes attach to."),
-    EnvSetting("OBOL_GATEWAY_NAMESPACE", "gateway_namespace", "str",
-               "Namespace of that Gateway."),
-    EnvSetting("OBOL_GATEWAY_LISTENER", "gateway_listener", "str",
-               "Listener (sectionName) of that Gateway; exactly one, so one in-flight counter."),
-    EnvSetting("OBOL_GATEWAY_REPLICAS", "gateway_replicas", "int",
-               "Traefik replicas serving the listener; maxInFlight is divided by it.", 1, 1000),
-    EnvSetting("OBOL_PUBLIC_BASE_URL", "public_base_url", "url",
-               "Public base URL written into status.endpoint (path only when unset)."),
-    EnvSetting("OBOL_ADMISSION_KEY_HEADER", "admission_key_header", "header",
-               "Header the route overwrites with <namespace>/<name> to key the global limit."),
-    EnvSetting("OBOL_PAYER_HEADER", "payer_header", "header",
-               "Verified payer header the verifier returns; keys the per-buyer limit."),
-    EnvSetting("OBOL_VERIFIER_URL", "verifier_url", "url",
-               "x402 verifier endpoint used by the forwardAuth Middleware."),
-    EnvSetting("OBOL_VERIFIER_MAX_RESPONSE_BYTES", "verifier_max_response_bytes", "int",
-               "forwardAuth maxResponseBodySize; must exceed the largest 402 body.", 4096),
-    EnvSetting("OBOL_BUSY_HOST", "busy_host", "host",
-               "Host of this hook's busy responder, used by each offer's ExternalName Service."),
-    EnvSetting("OBOL_BUSY_PORT", "busy_port", "int",
-               "Port of the busy responder.", 1, 65535),
-    EnvSetting("OBOL_BUSY_JITTER_SECONDS", "busy_jitter_seconds", "int",
-               "Random 0..N seconds the busy responder adds to Retry-After (0 = none).", 0, 60),
-    EnvSetting("OBOL_RESYNC_SECONDS", "resync_seconds", "int",
-               "resyncAfterSeconds returned on every sync (0 = only on change).", 0, 86400),
+    EnvSetting(
+        "OBOL_GATEWAY_NAME", "gateway_name", "str", "Gateway that offer HTTPRoutes attach to."
+    ),
+    EnvSetting("OBOL_GATEWAY_NAMESPACE", "gateway_namespace", "str", "Namespace of that Gateway."),
+    EnvSetting(
+        "OBOL_GATEWAY_LISTENER",
+        "gateway_listener",
+        "str",
+        "Listener (sectionName) of that Gateway; exactly one, so one in-flight counter.",
+    ),
+    EnvSetting(
+        "OBOL_GATEWAY_REPLICAS",
+        "gateway_replicas",
+        "int",
+        "Traefik replicas serving the listener; maxInFlight is divided by it.",
+        1,
+        1000,
+    ),
+    EnvSetting(
+        "OBOL_PUBLIC_BASE_URL",
+        "public_base_url",
+        "url",
+        "Public base URL written into status.endpoint (path only when unset).",
+    ),
+    EnvSetting(
+        "OBOL_ADMISSION_KEY_HEADER",
+        "admission_key_header",
+        "header",
+        "Header the route overwrites with <namespace>/<name> to key the global limit.",
+    ),
+    EnvSetting(
+        "OBOL_PAYER_HEADER",
+        "payer_header",
+        "header",
+        "Verified payer header the verifier returns; keys the per-buyer limit.",
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_URL",
+        "verifier_url",
+        "url",
+        "x402 verifier endpoint used by the forwardAuth Middleware.",
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_MAX_RESPONSE_BYTES",
+        "verifier_max_response_bytes",
+        "int",
+        "forwardAuth maxResponseBodySize; must exceed the largest 402 body.",
+        4096,
+    ),
+    EnvSetting(
+        "OBOL_BUSY_HOST",
+        "busy_host",
+        "host",
+        "Host of this hook's busy responder, used by each offer's ExternalName Service.",
+    ),
+    EnvSetting("OBOL_BUSY_PORT", "busy_port", "int", "Port of the busy responder.", 1, 65535),
+    EnvSetting(
+        "OBOL_BUSY_JITTER_SECONDS",
+        "busy_jitter_seconds",
+        "int",
+        "Random 0..N seconds the busy responder adds to Retry-After (0 = none).",
+        0,
+        60,
+    ),
+    EnvSetting(
+        "OBOL_RESYNC_SECONDS",
+        "resync_seconds",
+        "int",
+        "resyncAfterSeconds returned on every sync (0 = only on change).",
+        0,
+        86400,
+    ),
 )
-

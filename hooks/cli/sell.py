@@ -1,13 +1,15 @@
 """``obol sell ...``: create, preview and inspect ServiceOffers with kubectl.
 
 Commands: ``inference`` and ``http`` build a ServiceOffer from flags, validate it with the same
-model the hook uses (:mod:`hooks.models`, then :func:`hooks.payment.resolve_payment` against the
+model the hook uses (:mod:`hooks.core.models`, then :func:`hooks.core.payment.resolve_payment`
+against the
 asset registry) and apply it with ``kubectl apply -f -`` (or print it with ``--dry-run``);
 ``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``.
 
 A thin shell: flags become a spec mapping (:func:`offer_manifest`, pure), presets expand in
-:mod:`hooks.presets`, rows are formatted in :mod:`hooks.offer_view`, and every cluster call goes
-through :mod:`hooks.kubectl`. The dry-run output holds only what the seller set or a preset
+:mod:`hooks.cli.presets`, rows are formatted in :mod:`hooks.cli.offer_view`, and every cluster call
+goes
+through :mod:`hooks.cli.kubectl`. The dry-run output holds only what the seller set or a preset
 supplied, never a default the CRD would fill in anyway.
 
 Exit codes (every failure is ONE line on stderr, never a traceback):
@@ -40,12 +42,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import yaml
 
-from hooks import api
-from hooks.admission import envelope
-from hooks.assets import BUILTIN_REGISTRY, AssetRegistry
-from hooks.environment import ASSET_REGISTRY_FILE, load_asset_registry
-from hooks.errors import FieldProblem, SpecError
-from hooks.kubectl import (
+from hooks.cli.kubectl import (
     ClusterUnreachable,
     CrdMissing,
     Kubectl,
@@ -55,8 +52,7 @@ from hooks.kubectl import (
     OfferNotFound,
     RejectedByServer,
 )
-from hooks.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
-from hooks.offer_view import (
+from hooks.cli.offer_view import (
     LIST_COLUMNS,
     format_table,
     list_record,
@@ -65,8 +61,7 @@ from hooks.offer_view import (
     status_record,
     status_text,
 )
-from hooks.payment import resolve_payment
-from hooks.presets import (
+from hooks.cli.presets import (
     NO_AUTOSCALING_NOTE,
     PRESET_COLUMNS,
     Preset,
@@ -74,7 +69,14 @@ from hooks.presets import (
     load_presets,
     preset_rows,
 )
-from hooks.settings import Settings
+from hooks.config import ASSET_REGISTRY_FILE, load_asset_registry
+from hooks.core import api
+from hooks.core.admission import envelope
+from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
+from hooks.core.payment import resolve_payment
+from hooks.core.settings import Settings
 
 EXIT_KUBECTL_FAILED = 1
 EXIT_USAGE = 2
@@ -137,8 +139,9 @@ FLAG_FIELDS: tuple[FlagField, ...] = (
     FlagField("max_body_bytes", "--max-body-bytes", ("requestLimits", "maxBodyBytes")),
     FlagField("gpu_count", "--gpu-count", ("capacity", "gpuCount")),
     FlagField("max_inflight", "--max-inflight", ("capacity", "maxInFlight")),
-    FlagField("per_buyer_max_inflight", "--per-buyer-max-inflight",
-              ("capacity", "perBuyerMaxInFlight")),
+    FlagField(
+        "per_buyer_max_inflight", "--per-buyer-max-inflight", ("capacity", "perBuyerMaxInFlight")
+    ),
     FlagField("retry_after", "--retry-after", ("capacity", "retryAfterSeconds")),
     FlagField("network", "--network", ("payment", "network")),
     FlagField("payment_asset", "--payment-asset", ("payment", "asset")),
@@ -240,8 +243,9 @@ def usage_problem(flags: Mapping[str, Any], preset: Preset | None) -> str | None
     """The flag combination error, if any (checked before the model sees the spec)."""
     if flags.get("price") is None and flags.get("per_mtok") is None:
         return "give --price (per request), --per-mtok (per million tokens), or both"
-    capacity_given = [f.flag for f in FLAG_FIELDS
-                      if f.path[0] == "capacity" and flags.get(f.param) is not None]
+    capacity_given = [
+        f.flag for f in FLAG_FIELDS if f.path[0] == "capacity" and flags.get(f.param) is not None
+    ]
     if capacity_given and preset is None and flags.get("max_inflight") is None:
         return (
             f"--max-inflight is required with {', '.join(capacity_given)}"
@@ -336,79 +340,159 @@ def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 _kubectl_options = _options(
-    click.option("--kubectl", "kubectl_path", envvar=KUBECTL_ENV, default="kubectl",
-                 show_envvar=True, metavar="PATH",
-                 help="kubectl executable (default: kubectl on PATH)."),
-    click.option("--context", "kube_context", metavar="CTX",
-                 help="kubeconfig context to use (passed to kubectl)."),
+    click.option(
+        "--kubectl",
+        "kubectl_path",
+        envvar=KUBECTL_ENV,
+        default="kubectl",
+        show_envvar=True,
+        metavar="PATH",
+        help="kubectl executable (default: kubectl on PATH).",
+    ),
+    click.option(
+        "--context",
+        "kube_context",
+        metavar="CTX",
+        help="kubeconfig context to use (passed to kubectl).",
+    ),
 )
 
 _upstream_options = _options(
     click.argument("name"),
-    click.option("--upstream", required=True, metavar="SVC",
-                 help="In-cluster Service that reaches the external server."),
-    click.option("--upstream-namespace", metavar="NS",
-                 help="Namespace of that Service (default: the offer's namespace)."),
-    click.option("-n", "--namespace", metavar="NS",
-                 help="Namespace of the offer (default: kubectl's current namespace)."),
+    click.option(
+        "--upstream",
+        required=True,
+        metavar="SVC",
+        help="In-cluster Service that reaches the external server.",
+    ),
+    click.option(
+        "--upstream-namespace",
+        metavar="NS",
+        help="Namespace of that Service (default: the offer's namespace).",
+    ),
+    click.option(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="Namespace of the offer (default: kubectl's current namespace).",
+    ),
     click.option("--port", required=True, type=int, metavar="P", help="Service port."),
-    click.option("--health-path", metavar="PATH",
-                 help="Path answering 2xx when the upstream is healthy (CRD default /health)."),
+    click.option(
+        "--health-path",
+        metavar="PATH",
+        help="Path answering 2xx when the upstream is healthy (CRD default /health).",
+    ),
 )
 
 _inference_options = _options(
-    click.option("--runtime", type=click.Choice(sorted(RUNTIME_PROTOCOLS)),
-                 help="Server runtime; 'openai' means protocol openai-chat unless --protocol."),
-    click.option("--protocol", type=click.Choice(INFERENCE_PROTOCOLS),
-                 help="Wire protocol the upstream speaks (advertised to buyers)."),
-    click.option("--streaming/--no-streaming", default=None,
-                 help="Whether responses stream (SSE); streaming disables body buffering."),
-    click.option("--context-window", type=int, metavar="N",
-                 help="Context window of the model, in tokens."),
+    click.option(
+        "--runtime",
+        type=click.Choice(sorted(RUNTIME_PROTOCOLS)),
+        help="Server runtime; 'openai' means protocol openai-chat unless --protocol.",
+    ),
+    click.option(
+        "--protocol",
+        type=click.Choice(INFERENCE_PROTOCOLS),
+        help="Wire protocol the upstream speaks (advertised to buyers).",
+    ),
+    click.option(
+        "--streaming/--no-streaming",
+        default=None,
+        help="Whether responses stream (SSE); streaming disables body buffering.",
+    ),
+    click.option(
+        "--context-window", type=int, metavar="N", help="Context window of the model, in tokens."
+    ),
 )
 
 _payment_options = _options(
-    click.option("--network", required=True, metavar="NET",
-                 help="Payment network: base, base-sepolia, ethereum, ... or eip155:<id>."),
+    click.option(
+        "--network",
+        required=True,
+        metavar="NET",
+        help="Payment network: base, base-sepolia, ethereum, ... or eip155:<id>.",
+    ),
     click.option("--pay-to", required=True, metavar="0x..", help="Address receiving payments."),
-    click.option("--payment-asset", metavar="usdc|obol|0x..",
-                 help="Token buyers pay in (CRD default usdc)."),
-    click.option("--price", metavar="DEC",
-                 help='Price per request in whole tokens, e.g. "0.001".'),
-    click.option("--per-mtok", metavar="DEC",
-                 help="Price per million tokens; --price becomes optional."),
-    click.option("--max-timeout", type=int, metavar="S",
-                 help="Seconds a signed payment stays valid (CRD default 300)."),
-    click.option("--asset-registry-file", envvar=ASSET_REGISTRY_FILE, show_envvar=True,
-                 metavar="FILE", help="Operator registry file extending the built-in assets."),
+    click.option(
+        "--payment-asset", metavar="usdc|obol|0x..", help="Token buyers pay in (CRD default usdc)."
+    ),
+    click.option("--price", metavar="DEC", help='Price per request in whole tokens, e.g. "0.001".'),
+    click.option(
+        "--per-mtok", metavar="DEC", help="Price per million tokens; --price becomes optional."
+    ),
+    click.option(
+        "--max-timeout",
+        type=int,
+        metavar="S",
+        help="Seconds a signed payment stays valid (CRD default 300).",
+    ),
+    click.option(
+        "--asset-registry-file",
+        envvar=ASSET_REGISTRY_FILE,
+        show_envvar=True,
+        metavar="FILE",
+        help="Operator registry file extending the built-in assets.",
+    ),
 )
 
 _capacity_options = _options(
-    click.option("--capacity-preset", metavar="NAME",
-                 help="Expand a preset into static limits (see 'obol sell presets');"
-                      " explicit flags override it. Nothing is autoscaled."),
-    click.option("--gpu-count", type=int, metavar="N",
-                 help="GPUs behind the upstream (declared metadata, never a scaling input)."),
-    click.option("--max-inflight", type=int, metavar="N",
-                 help="Most requests served at once; more get 429. Required with any"
-                      " other capacity flag unless a preset sets it."),
-    click.option("--per-buyer-max-inflight", type=int, metavar="N",
-                 help="Most requests one payer may have in flight (<= --max-inflight)."),
-    click.option("--retry-after", type=int, metavar="S",
-                 help="Retry-After seconds on 429 (CRD default 2)."),
-    click.option("--max-input-tokens", type=int, metavar="N",
-                 help="Largest prompt, in tokens (advertised)."),
-    click.option("--max-output-tokens", type=int, metavar="N",
-                 help="Largest completion, in tokens (advertised)."),
-    click.option("--max-body-bytes", type=int, metavar="N",
-                 help="Largest request body; enforced with 413 unless streaming."),
+    click.option(
+        "--capacity-preset",
+        metavar="NAME",
+        help="Expand a preset into static limits (see 'obol sell presets');"
+        " explicit flags override it. Nothing is autoscaled.",
+    ),
+    click.option(
+        "--gpu-count",
+        type=int,
+        metavar="N",
+        help="GPUs behind the upstream (declared metadata, never a scaling input).",
+    ),
+    click.option(
+        "--max-inflight",
+        type=int,
+        metavar="N",
+        help="Most requests served at once; more get 429. Required with any"
+        " other capacity flag unless a preset sets it.",
+    ),
+    click.option(
+        "--per-buyer-max-inflight",
+        type=int,
+        metavar="N",
+        help="Most requests one payer may have in flight (<= --max-inflight).",
+    ),
+    click.option(
+        "--retry-after", type=int, metavar="S", help="Retry-After seconds on 429 (CRD default 2)."
+    ),
+    click.option(
+        "--max-input-tokens", type=int, metavar="N", help="Largest prompt, in tokens (advertised)."
+    ),
+    click.option(
+        "--max-output-tokens",
+        type=int,
+        metavar="N",
+        help="Largest completion, in tokens (advertised).",
+    ),
+    click.option(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="Largest request body; enforced with 413 unless streaming.",
+    ),
 )
 
 _output_options = _options(
-    click.option("--dry-run", is_flag=True,
-                 help="Print the ServiceOffer instead of applying it; never runs kubectl."),
-    click.option("-o", "--output", type=click.Choice(["yaml", "json"]),
-                 help="Dry-run output format (default yaml)."),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the ServiceOffer instead of applying it; never runs kubectl.",
+    ),
+    click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["yaml", "json"]),
+        help="Dry-run output format (default yaml).",
+    ),
 )
 
 _SELL_EPILOG = """\b
@@ -557,8 +641,14 @@ def http(**params: Any) -> None:
 
 
 @sell.command(epilog=_PRESETS_EPILOG, short_help="List the capacity presets.")
-@click.option("-o", "--output", type=click.Choice(["table", "yaml", "json"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "yaml", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 def presets(output: str) -> None:
     """List the capacity presets (static limits only; nothing is autoscaled)."""
     known = load_presets()
@@ -571,8 +661,12 @@ def presets(output: str) -> None:
 
 
 _namespace_options = _options(
-    click.option("-n", "--namespace", metavar="NS",
-                 help="Namespace to read (default: kubectl's current namespace)."),
+    click.option(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="Namespace to read (default: kubectl's current namespace).",
+    ),
     click.option("-A", "--all-namespaces", is_flag=True, help="Read every namespace."),
 )
 
@@ -589,20 +683,35 @@ def _read_offers(
 
 
 def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
-    where = ("any namespace" if all_namespaces
-             else f"namespace {namespace}" if namespace else "the current namespace")
+    where = (
+        "any namespace"
+        if all_namespaces
+        else f"namespace {namespace}"
+        if namespace
+        else "the current namespace"
+    )
     click.echo(f"No ServiceOffers found in {where}.", err=True)
 
 
 @sell.command(epilog=_STATUS_EPILOG, short_help="Show offers in detail.")
 @click.argument("name", required=False)
 @_namespace_options
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @_kubectl_options
 def status(
-    name: str | None, namespace: str | None, all_namespaces: bool, output: str,
-    kubectl_path: str, kube_context: str | None,
+    name: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    output: str,
+    kubectl_path: str,
+    kube_context: str | None,
 ) -> None:
     """Show endpoint, price, capacity envelope and conditions of offers."""
     offers = _read_offers(Kubectl(kubectl_path, kube_context), name, namespace, all_namespaces)
@@ -618,12 +727,21 @@ def status(
 
 @sell.command("list", epilog=_LIST_EPILOG, short_help="One line per offer.")
 @_namespace_options
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 @_kubectl_options
 def list_offers(
-    namespace: str | None, all_namespaces: bool, output: str,
-    kubectl_path: str, kube_context: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    output: str,
+    kubectl_path: str,
+    kube_context: str | None,
 ) -> None:
     """One line per offer: namespace, name, type, price, network, max in-flight, capacity, ready."""
     offers = _read_offers(Kubectl(kubectl_path, kube_context), None, namespace, all_namespaces)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hooks import api
+from hooks.core import api
 
 SUBDOMAIN_MAX = 253
 LABEL_MAX = 63
