@@ -424,6 +424,9 @@ class Stack:
     - ``workdir``, ``log_dir``: temp directory and its ``logs/`` (etcd.log, kube-apiserver.log,
       traefik.log, traefik-access.log, one log per stand-in server);
     - ``netns``: the :class:`Netns` for upstreams, or None if ``use_netns=False``.
+
+    ``quiet=True`` is for load (the benchmarks): Traefik logs at ERROR instead of DEBUG and
+    writes no access log, so neither its CPU nor the disk measures the logging.
     """
 
     def __init__(
@@ -434,8 +437,10 @@ class Stack:
         use_netns: bool = True,
         keep_workdir: bool = False,
         start_timeout: float = 120.0,
+        quiet: bool = False,
     ) -> None:
         self.binaries = binaries or Binaries.find()
+        self.quiet = quiet
         self.extra_crds = [Path(p) for p in extra_crds]
         self.use_netns = use_netns
         self.keep_workdir = keep_workdir or os.environ.get("OBOL_E2E_KEEP") == "1"
@@ -916,11 +921,10 @@ class Stack:
             "api": {"insecure": True, "dashboard": False},
             "ping": {"entryPoint": "traefik"},
             "log": {
-                "level": "DEBUG",
+                "level": "ERROR" if self.quiet else "DEBUG",
                 "filePath": str(self.log_dir / "traefik.log"),
                 "noColor": True,
             },
-            "accessLog": {"filePath": str(self.log_dir / "traefik-access.log"), "format": "json"},
             "providers": {
                 "providersThrottleDuration": "200ms",
                 "kubernetesCRD": {
@@ -931,6 +935,11 @@ class Stack:
                 "kubernetesGateway": dict(kube),
             },
         }
+        if not self.quiet:
+            config["accessLog"] = {
+                "filePath": str(self.log_dir / "traefik-access.log"),
+                "format": "json",
+            }
         config_file = self.workdir / "traefik.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         proc = ManagedProcess(

@@ -168,6 +168,11 @@ def decode_payment(header: str, accepts: list[dict[str, Any]]) -> str:
     return payer
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # socketserver's 5 overflows at c=32 (SYN retransmits in p99)
+
+
 class VerifierStub:
     """The stub server. ``load_configmaps`` returns the pricing ConfigMaps (live)."""
 
@@ -176,8 +181,7 @@ class VerifierStub:
         self._lock = threading.Lock()
         self._calls: list[VerifyCall] = []
         self.errors: list[str] = []
-        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, 0), self._handler_class())
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -289,6 +293,7 @@ class VerifierStub:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "obol-e2e-verifier"
+            disable_nagle_algorithm = True  # head and body are two sends: no Nagle wait
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # calls are recorded instead
