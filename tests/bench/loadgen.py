@@ -2,7 +2,8 @@
 
 * :func:`wrk_run`: one closed-loop wrk run (``-t2 -cN -dS --latency --timeout 10s``, the method of
   shared/reference/perf-baseline.md) with ``post.lua``; requests/s, latency percentiles, errors,
-  and the server's own CPU time per request from ``/proc`` (master + workers).
+  answers that fail a :class:`Check` (status, a header, a body text), and the CPU time per
+  request of each metered process group (read from ``/proc``, so not the load generator's).
 * :func:`storm_run`: one resync storm with ``storm.lua``: every pre-generated request sent once
   over N persistent wrk connections (one wrk thread), each answer checked for status 200 and for
   the ``status.endpoint`` of one of the offers, wall time from the first request to the last
@@ -22,6 +23,7 @@ import signal
 import statistics
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,26 @@ STORM_LUA = HERE / "storm.lua"
 WRK_TIMEOUT = "10s"  # Metacontroller's default hook timeout; wrk's own default is 2 s
 
 
+CpuMeters = Mapping[str, Callable[[], float]]  # name -> CPU seconds of that process group so far
+
+
+@dataclass(frozen=True)
+class Check:
+    """What every answer of a run must be (post.lua counts the ones that are not)."""
+
+    status: int | None = None
+    header: str | None = None
+    body_text: str | None = None
+
+    def args(self) -> list[str]:
+        """post.lua's STATUS HEADER BODY_TEXT arguments ("-": no check)."""
+        return [
+            "-" if self.status is None else str(self.status),
+            self.header or "-",
+            self.body_text or "-",
+        ]
+
+
 @dataclass(frozen=True)
 class WrkResult:
     """One wrk run."""
@@ -48,10 +70,16 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
-    errors: dict[str, int]
-    server_cpu_us_per_request: float
+    errors: dict[str, int]  # wrk's socket errors, plus "unexpected": answers failing the Check
+    cpu_us_per_request: dict[str, float]  # per meter: CPU µs per request of that process group
     wrk_cpu_pct: float  # of one core
     foreign_cpu_pct: float  # other processes (and uncharged kernel time), of one core
+    unexpected_sample: str = ""
+
+    @property
+    def server_cpu_us_per_request(self) -> float:
+        """CPU µs per request of every metered process together."""
+        return sum(self.cpu_us_per_request.values())
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -67,9 +95,14 @@ class Summary:
     rps: float
     p50_ms: float
     p99_ms: float
-    server_cpu_us_per_request: float
+    cpu_us_per_request: dict[str, float]
     errors: dict[str, int]
     runs: list[WrkResult] = field(default_factory=list)
+
+    @property
+    def server_cpu_us_per_request(self) -> float:
+        """CPU µs per request of every metered process together (median of the runs' sums)."""
+        return statistics.median(run.server_cpu_us_per_request for run in self.runs)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -96,35 +129,44 @@ def _summary_line(output: str, marker: str) -> dict[str, Any]:
 
 
 def wrk_run(
-    server: Server,
+    meters: CpuMeters,
     label: str,
     url: str,
     connections: int,
     seconds: float,
     method: str = "GET",
     body_file: Path | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    check: Check | None = None,
 ) -> WrkResult:
-    """One wrk run; the server's CPU is read from /proc before and after."""
+    """One wrk run; each meter's CPU is read from /proc before and after."""
     threads = min(2, connections)
     command = [
         require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-        "--timeout", WRK_TIMEOUT, "-s", str(POST_LUA), url, "--", method,
+        "--timeout", WRK_TIMEOUT, "-s", str(POST_LUA),
     ]  # fmt: skip
-    if body_file is not None:
-        command.append(str(body_file))
-    cpu_before, busy_before, wrk_before = server.cpu_seconds(), system_busy(), children_cpu()
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    command += [url, "--", method, str(body_file) if body_file else "-", *(check or Check()).args()]
+    before = {name: meter() for name, meter in meters.items()}
+    busy_before, wrk_before = system_busy(), children_cpu()
     completed = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 30, check=False
     )
-    cpu_after, busy_after, wrk_after = server.cpu_seconds(), system_busy(), children_cpu()
+    after = {name: meter() for name, meter in meters.items()}
+    busy_after, wrk_after = system_busy(), children_cpu()
     if completed.returncode != 0:
         raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr}")
     data = _summary_line(completed.stdout, "BENCH_JSON")
     requests = int(data["requests"])
     duration = data["duration_us"] / 1e6
     latency = data["latency_us"]
-    server_cpu, wrk_cpu = cpu_after - cpu_before, wrk_after - wrk_before
-    foreign = (busy_after - busy_before) - server_cpu - wrk_cpu
+    used = {name: after[name] - before[name] for name in meters}
+    wrk_cpu = wrk_after - wrk_before
+    foreign = (busy_after - busy_before) - sum(used.values()) - wrk_cpu
+    errors = {key: int(value) for key, value in data["errors"].items()}
+    errors["unexpected"] = int(data.get("unexpected", 0))
     return WrkResult(
         label=label,
         connections=connections,
@@ -134,10 +176,11 @@ def wrk_run(
         p50_ms=latency["p50"] / 1000,
         p99_ms=latency["p99"] / 1000,
         max_ms=latency["max"] / 1000,
-        errors={key: int(value) for key, value in data["errors"].items()},
-        server_cpu_us_per_request=server_cpu / max(requests, 1) * 1e6,
+        errors=errors,
+        cpu_us_per_request={name: cpu / max(requests, 1) * 1e6 for name, cpu in used.items()},
         wrk_cpu_pct=100 * wrk_cpu / duration,
         foreign_cpu_pct=100 * max(foreign, 0.0) / duration,
+        unexpected_sample=str(data.get("unexpected_sample", "")),
     )
 
 
@@ -166,7 +209,10 @@ def summarize(runs: list[WrkResult]) -> Summary:
         rps=statistics.median(run.rps for run in runs),
         p50_ms=statistics.median(run.p50_ms for run in runs),
         p99_ms=statistics.median(run.p99_ms for run in runs),
-        server_cpu_us_per_request=statistics.median(run.server_cpu_us_per_request for run in runs),
+        cpu_us_per_request={
+            name: statistics.median(run.cpu_us_per_request[name] for run in runs)
+            for name in runs[0].cpu_us_per_request
+        },
         errors=errors,
         runs=runs,
     )
@@ -240,8 +286,3 @@ def storm_run(
         p50_ms=summary["latency_us"]["p50"] / 1000,
         p99_ms=summary["latency_us"]["p99"] / 1000,
     )
-
-
-def loadgen_cpu_count() -> int:
-    """CPUs this process may use (the load generator shares them with the server)."""
-    return len(os.sched_getaffinity(0))

@@ -1,27 +1,24 @@
-"""In-process cost of the pure core: ``sync()`` per offer, without JSON and without HTTP.
+"""In-process cost of the pure core: ``sync()`` of a spec it has never seen, without HTTP.
 
-Method: the request is parsed once; then ``sync(request, Settings())`` is called ``iterations``
-times after a warm-up, each call timed on its own with ``time.perf_counter_ns`` (about 60 ns of
-timer overhead, under 0.2 % of a call), and the median and p99 of the per-call times are
-reported. The garbage collector stays on, as in the server, so p99 includes its pauses.
+Method: the requests are parsed before timing; then ``sync(request, Settings())`` is called
+``iterations`` times after a warm-up, each call timed on its own with ``time.perf_counter_ns``
+(about 60 ns of timer overhead), and the median and p99 of the per-call times are reported. The
+garbage collector stays on, as in the server, so p99 includes its pauses.
 
 Cases:
 
-* ``small``: ``examples/http-weather-api.yaml`` as a new offer (no observed children).
-* ``full``: fixture 02, a full-envelope offer with its 8 existing children carrying server-set
-  fields (managedFields, ownerReferences, last-applied annotations; about 20 KB compact).
-* ``full_wire``: the same request through :func:`hooks.core.sync.sync_for_wire`, the core call of
-  ``POST /sync``; after the warm-up its offer plan comes from the memo, as for every request
-  whose spec was seen before.
-* ``full_http_path``: the same body as bytes through :func:`hooks.server.app.handle_sync_body`, the
-  exact code of ``POST /sync`` (orjson parse + sync + the shell's guard + orjson dump with
-  sorted keys), for context against the baseline's 67 µs parse+sync+dump; the plan memo hits.
-* ``full_http_path_new_spec``: the same, cycling through 4,096 copies that differ in
-  ``spec.upstream.port`` (a spec the worker has not seen lately, as in a storm of more distinct
-  offers than the memo holds: planned afresh, never remembered).
+* ``orjson_loads``: ``orjson.loads`` of fixture 02's body, the machine-speed anchor (the
+  baseline measured 26.6 µs for its 19.7 KB request on its machine).
+* ``full_new_spec``: fixture 02 (a full-envelope offer with its 8 existing children carrying
+  server-set fields, about 20 KB compact), cycling through :data:`DISTINCT_SPECS` copies that
+  differ in ``spec.upstream.port``: every call is a spec the process has not just seen (the core
+  keeps nothing between calls, and the cycle would defeat a cache if one came back).
+* ``full_http_path_new_spec``: the same bodies as bytes through the server's body handler
+  (:func:`hooks.server.app.handle_sync_body`: orjson parse, sync, the shell's checks, orjson dump
+  with sorted keys), for context against the baseline's 67 µs parse + sync + dump.
 
-``profile_sync()`` prints where the ``full`` case spends its time (cProfile, own time per
-function, restricted to ``hooks/``).
+``profile_sync()`` prints where the ``full_new_spec`` case spends its time (cProfile, own time
+per function, restricted to ``hooks/``).
 """
 
 from __future__ import annotations
@@ -38,16 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-from hooks.cli.hook import render_request
 from hooks.core.settings import Settings
-from hooks.core.sync import sync, sync_for_wire
+from hooks.core.sync import sync
 from hooks.server.app import handle_sync_body
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_FIXTURE = ROOT / "tests/fixtures/sync/02-full-envelope-existing-children.json"
-SMALL_EXAMPLE = ROOT / "examples/http-weather-api.yaml"
+DISTINCT_SPECS = 512  # parsed copies kept in memory (about 100 KB each)
 
 
 @dataclass(frozen=True)
@@ -73,24 +68,13 @@ def full_request() -> dict[str, Any]:
     return loaded
 
 
-def full_body() -> bytes:
-    """Fixture 02 as compact JSON bytes, the way Go's encoding/json sends it."""
-    return orjson.dumps(full_request())
-
-
-def new_spec_bodies(count: int = 4096) -> list[bytes]:
+def new_spec_bodies(count: int) -> list[bytes]:
     """``count`` copies of fixture 02's body, each with its own ``spec.upstream.port``."""
     request, bodies = full_request(), []
     for index in range(count):
         request["parent"]["spec"]["upstream"]["port"] = 10_000 + index
         bodies.append(orjson.dumps(request))
     return bodies
-
-
-def small_request() -> dict[str, Any]:
-    """The weather example as a new offer (a sync request with no observed children)."""
-    offer = yaml.safe_load(SMALL_EXAMPLE.read_text())
-    return render_request(offer)
 
 
 def time_calls(case: str, call: Callable[[], object], iterations: int) -> Timing:
@@ -118,37 +102,34 @@ def time_calls(case: str, call: Callable[[], object], iterations: int) -> Timing
 def run(iterations: int) -> dict[str, Timing]:
     """Every case above."""
     settings = Settings()
-    small, full, body = small_request(), full_request(), full_body()
-    answer = handle_sync_body(body, settings)
+    bodies = new_spec_bodies(DISTINCT_SPECS)
+    answer = handle_sync_body(bodies[0], settings)
     if answer.status != 200 or answer.children == 0:
         raise RuntimeError(f"fixture 02 does not give children: {answer.status} {answer.detail}")
-    distinct = itertools.cycle(new_spec_bodies())
-
-    def new_spec() -> object:
-        return handle_sync_body(next(distinct), settings)
-
+    requests = itertools.cycle([orjson.loads(body) for body in bodies])
+    raw = itertools.cycle(bodies)
     return {
-        # The machine's speed, in the unit the baseline measured it in (perf-baseline.md 3a).
-        "orjson_loads": time_calls("orjson_loads", lambda: orjson.loads(body), iterations),
-        "small": time_calls("small", lambda: sync(small, settings), iterations),
-        "full": time_calls("full", lambda: sync(full, settings), iterations),
-        "full_wire": time_calls("full_wire", lambda: sync_for_wire(full, settings), iterations),
-        "full_http_path": time_calls(
-            "full_http_path", lambda: handle_sync_body(body, settings), iterations
+        "orjson_loads": time_calls("orjson_loads", lambda: orjson.loads(bodies[0]), iterations),
+        "full_new_spec": time_calls(
+            "full_new_spec", lambda: sync(next(requests), settings), iterations
         ),
-        "full_http_path_new_spec": time_calls("full_http_path_new_spec", new_spec, iterations),
+        "full_http_path_new_spec": time_calls(
+            "full_http_path_new_spec", lambda: handle_sync_body(next(raw), settings), iterations
+        ),
     }
 
 
 def profile_sync(iterations: int = 20000, top: int = 25) -> str:
-    """cProfile of ``sync(fixture 02)``: the ``top`` functions of ``hooks/`` by own time."""
-    settings, request = Settings(), full_request()
+    """cProfile of ``sync()`` over fixture 02's distinct specs: the ``top`` functions by own
+    time, and those of ``hooks/`` by cumulative time."""
+    settings = Settings()
+    requests = itertools.cycle([orjson.loads(body) for body in new_spec_bodies(DISTINCT_SPECS)])
     for _ in range(1000):
-        sync(request, settings)
+        sync(next(requests), settings)
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(iterations):
-        sync(request, settings)
+        sync(next(requests), settings)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
