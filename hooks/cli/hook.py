@@ -124,7 +124,9 @@ Examples:
   cat offer.yaml | obol hook render -f -
 
 \b
-An invalid spec prints its field-path message and exits 1.
+An invalid spec prints its field-path message and exits 1. With a payment gate other than
+the default (OBOL_PAYMENT_GATE, OBOL_VERIFIER_SETTLEMENT) the status's paymentGate block is
+printed first, as YAML comments (on stderr with -o json).
 """
 )
 @click.option(
@@ -160,7 +162,21 @@ def render(filename: str, output: str) -> None:
     message = invalid_spec_message(response)
     if message is not None:
         raise CliFailure(f"{filename}: invalid spec: {message}", EXIT_INPUT)
+    gate = response.get("status", {}).get("paymentGate")
+    if isinstance(gate, dict):
+        note = gate_comment(gate)
+        if output == "json":
+            click.echo(note, nl=False, err=True)
+        else:
+            click.echo(note, nl=False)
     click.echo(format_children(response["children"], output), nl=False)
+
+
+def gate_comment(gate: dict[str, Any]) -> str:
+    """The status's ``paymentGate`` block as ``# status.paymentGate.<key>: <value>`` lines."""
+    order = ("mode", "settledBy", "settlement", "perBuyerLimit", "message", "perBuyerMessage")
+    keys = [k for k in order if k in gate] + sorted(k for k in gate if k not in order)
+    return "".join(f"# status.paymentGate.{key}: {gate[key]}\n" for key in keys)
 
 
 def render_request(offer: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,13 @@ UNKNOWN = "Unknown"
 NONE_SHOWN = "-"
 NO_CAPACITY_MODE = "none"
 SCALING_NOTE = "capacity is declared by the seller; nothing is autoscaled"
+# A status without paymentGate comes from the default gate (the hook writes the block otherwise).
+DEFAULT_GATE = "forward-auth"
+SETTLEMENT_TEXT = {
+    "after-upstream": "the verifier settles after the upstream answered below 400",
+    "on-verify": "the verifier settles during /verify, before the upstream answers",
+    "deferred": "not by the gateway: /verify only verifies",
+}
 
 LIST_COLUMNS: tuple[str, ...] = (
     "NAMESPACE",
@@ -73,6 +80,9 @@ class OfferView:
     in_flight: int | None
     capacity_state: str
     capacity_message: str | None
+    payment_gate: str
+    settlement: str
+    per_buyer_enforced_by: str | None
     ready: str
     conditions: tuple[ConditionView, ...]
     warnings: tuple[str, ...]
@@ -111,6 +121,15 @@ def offer_view(obj: Mapping[str, Any]) -> OfferView:
     reported = _mapping(status.get("capacity"))
     conditions = _conditions(status.get("conditions"))
     ready = next((c.status for c in conditions if c.type == "Ready"), UNKNOWN)
+    gate = _mapping(status.get("paymentGate"))
+    per_buyer = _first_integer(
+        reported.get("perBuyerMaxInFlight"), declared.get("perBuyerMaxInFlight")
+    )
+    enforced_by: str | None
+    if gate:
+        enforced_by = _text(gate.get("perBuyerLimit")) or UNKNOWN
+    else:
+        enforced_by = "gateway" if per_buyer is not None else None
     return OfferView(
         namespace=_text(meta.get("namespace")) or "default",
         name=_text(meta.get("name")) or NONE_SHOWN,
@@ -125,12 +144,13 @@ def offer_view(obj: Mapping[str, Any]) -> OfferView:
         scaling_controlled=reported.get("scalingControlled") is True,
         gpu_count=_first_integer(reported.get("gpuCount"), declared.get("gpuCount")),
         max_in_flight=_first_integer(reported.get("maxInFlight"), declared.get("maxInFlight")),
-        per_buyer_max_in_flight=_first_integer(
-            reported.get("perBuyerMaxInFlight"), declared.get("perBuyerMaxInFlight")
-        ),
+        per_buyer_max_in_flight=per_buyer,
         in_flight=_integer(reported.get("inFlight")),
         capacity_state=_text(reported.get("state")) or UNKNOWN,
         capacity_message=_text(reported.get("message")),
+        payment_gate=_text(gate.get("mode")) or DEFAULT_GATE,
+        settlement=_text(gate.get("settlement")) or "deferred",
+        per_buyer_enforced_by=enforced_by if per_buyer is not None else None,
         ready=ready,
         conditions=conditions,
         warnings=tuple(w for w in _items(status.get("warnings")) if isinstance(w, str)),
@@ -201,12 +221,14 @@ def status_lines(view: OfferView) -> list[str]:
     ]
     if view.quote:
         facts.append(("Quote", view.quote))
+    settles = SETTLEMENT_TEXT.get(view.settlement, view.settlement)
+    facts.append(("Payment gate", f"{view.payment_gate} (settlement: {settles})"))
     facts += [
         ("Capacity mode", view.capacity_mode),
         ("Scaling", f"scalingControlled={str(view.scaling_controlled).lower()} ({SCALING_NOTE})"),
         ("GPU count", _shown(view.gpu_count)),
         ("Max in-flight", _shown(view.max_in_flight)),
-        ("Per-buyer max in-flight", _shown(view.per_buyer_max_in_flight)),
+        ("Per-buyer max in-flight", _per_buyer(view)),
         ("In flight", UNKNOWN if view.in_flight is None else str(view.in_flight)),
         ("Capacity state", view.capacity_state),
         ("Ready", view.ready),
@@ -218,6 +240,12 @@ def status_lines(view: OfferView) -> list[str]:
     lines += [f"    {condition.line()}" for condition in view.conditions]
     lines += [f"  Warning: {warning}" for warning in view.warnings]
     return lines
+
+
+def _per_buyer(view: OfferView) -> str:
+    if view.per_buyer_max_in_flight is None:
+        return NONE_SHOWN
+    return f"{view.per_buyer_max_in_flight} (enforced by: {view.per_buyer_enforced_by})"
 
 
 def status_text(views: Sequence[OfferView]) -> str:
@@ -244,6 +272,11 @@ def status_record(view: OfferView) -> dict[str, Any]:
         "price": view.price,
         "network": view.network,
         "quote": view.quote,
+        "paymentGate": {
+            "mode": view.payment_gate,
+            "settlement": view.settlement,
+            "perBuyerLimit": view.per_buyer_enforced_by or "none",
+        },
         "capacity": capacity,
         "ready": view.ready,
         "conditions": [

@@ -25,6 +25,27 @@ Why this order:
 * Without a capacity envelope, steps 1, 2, 3 and 6 and the busy Service are left out: the route
   is the plain paid route it always was (plus step 4 if a body limit is declared).
 
+With ``OBOL_VERIFIER_SETTLEMENT=on-verify`` (a forward-auth verifier that settles as it accepts)
+step 6 is left out: a per-buyer 429 after a settling verifier would charge a rejected buyer.
+Status says so (``status.paymentGate.perBuyerLimit: none``).
+
+The seller-proxy gate (``OBOL_PAYMENT_GATE=seller-proxy``) keeps only the capacity steps::
+
+    1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
+    2. errors        (429)
+    3. inFlightReq   global
+    4. buffering     [opt]
+    backend: TraefikService so-<name>-verifier -> ExternalName Service so-<name>-verifier
+             -> the verifier's proxy, which sees the public path, verifies, proxies to the
+             upstream and settles only when the upstream answered below 400
+
+No forwardAuth, no URLRewrite (the verifier strips the prefix itself, as obol-stack's does),
+and no per-buyer step: the gateway cannot know the payer before the verifier, so the per-buyer
+limit is published to the verifier in the pricing route and enforced there. Traefik's Gateway
+provider refuses an ExternalName Service as a backendRef, so the backend is a TraefikService in
+the offer's namespace whose one weighted service is the ExternalName Service; no cross-namespace
+reference, so no ReferenceGrant (which a namespaced parent's child could not be).
+
 Known limits, which status also states: inFlightReq counters are per Traefik replica (the global
 amount is divided by ``gateway_replicas``) and reset whenever Traefik reloads its configuration;
 token limits are advertised, not enforced.
@@ -46,6 +67,11 @@ from hooks.core.settings import Settings
 
 Manifest = dict[str, Any]
 
+# Who enforces perBuyerMaxInFlight (``status.paymentGate.perBuyerLimit``).
+BUYER_LIMIT_GATEWAY = "gateway"
+BUYER_LIMIT_VERIFIER = "verifier"
+BUYER_LIMIT_NONE = "none"
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -55,14 +81,28 @@ class Envelope:
     per_replica_buyer_max_in_flight: int | None
     body_limit_bytes: int | None
     warnings: tuple[str, ...]
+    # gateway | verifier | none (BUYER_LIMIT_*): who enforces perBuyerMaxInFlight.
+    buyer_limit_enforcer: str = BUYER_LIMIT_NONE
 
 
 def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
     """Derive the enforced limits (per gateway replica) and the warnings they imply."""
     warnings: list[str] = []
     global_amount = buyer_amount = None
+    enforcer = BUYER_LIMIT_NONE
     replicas = settings.gateway_replicas
     capacity = spec.capacity
+    if capacity is not None and capacity.per_buyer_max_in_flight is not None:
+        if settings.seller_proxy:
+            enforcer = BUYER_LIMIT_VERIFIER
+        elif settings.settles_on_verify:
+            warnings.append(
+                f"perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} is not enforced: the"
+                " verifier settles on /verify (OBOL_VERIFIER_SETTLEMENT=on-verify), so a"
+                " per-buyer 429 after it would charge a rejected buyer"
+            )
+        else:
+            enforcer = BUYER_LIMIT_GATEWAY
     if capacity is not None:
         global_amount = _per_replica(capacity.max_in_flight, replicas)
         if global_amount * replicas != capacity.max_in_flight:
@@ -71,7 +111,7 @@ def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
                 f" gateway replicas: each enforces {global_amount}, so up to"
                 f" {global_amount * replicas} requests may be in flight"
             )
-        if capacity.per_buyer_max_in_flight is not None:
+        if capacity.per_buyer_max_in_flight is not None and enforcer == BUYER_LIMIT_GATEWAY:
             buyer_amount = _per_replica(capacity.per_buyer_max_in_flight, replicas)
             if buyer_amount * replicas != capacity.per_buyer_max_in_flight:
                 warnings.append(
@@ -84,7 +124,7 @@ def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
             "maxBodyBytes is advertised only: request buffering would break streaming responses"
         )
         body_limit = None
-    return Envelope(global_amount, buyer_amount, body_limit, tuple(warnings))
+    return Envelope(global_amount, buyer_amount, body_limit, tuple(warnings), enforcer)
 
 
 def _per_replica(total: int, replicas: int) -> int:
@@ -118,6 +158,10 @@ def route_filters(
         filters.append(_extension_ref(names.global_in_flight))
     if limits.body_limit_bytes is not None:
         filters.append(_extension_ref(names.body_limit))
+    if settings.seller_proxy:
+        # The backend is the verifier's proxy: it must see the public path, and it knows the
+        # payer only after verifying, so neither a rewrite nor a per-buyer step belongs here.
+        return filters
     filters.append(_extension_ref(names.forward_auth))
     if limits.per_replica_buyer_max_in_flight is not None:
         filters.append(_extension_ref(names.buyer_in_flight))
@@ -225,6 +269,29 @@ def build_busy_service(namespace: str, names: ChildNames, settings: Settings) ->
     """ExternalName Service pointing the errors Middleware at this hook's busy responder.
 
     Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``.
+    """
+    return external_name_service(
+        namespace,
+        names,
+        names.busy_service,
+        "busy-responder",
+        settings.busy_host,
+        settings.busy_port,
+        "http",
+    )
+
+
+def external_name_service(
+    namespace: str,
+    names: ChildNames,
+    name: str,
+    component: str,
+    host: str,
+    port: int,
+    port_name: str,
+) -> Manifest:
+    """An ExternalName Service ``name`` -> ``host:port``, in the offer's namespace.
+
     Server defaults (protocol, targetPort, sessionAffinity) are written out so Metacontroller's
     three-way merge finds nothing to change on the next sync.
     """
@@ -232,21 +299,14 @@ def build_busy_service(namespace: str, names: ChildNames, settings: Settings) ->
         "apiVersion": api.SERVICE_API_VERSION,
         "kind": api.SERVICE_KIND,
         "metadata": {
-            "name": names.busy_service,
+            "name": name,
             "namespace": namespace,
-            "labels": child_labels(namespace, names, "busy-responder"),
+            "labels": child_labels(namespace, names, component),
         },
         "spec": {
             "type": "ExternalName",
-            "externalName": settings.busy_host,
-            "ports": [
-                {
-                    "name": "http",
-                    "port": settings.busy_port,
-                    "protocol": "TCP",
-                    "targetPort": settings.busy_port,
-                }
-            ],
+            "externalName": host,
+            "ports": [{"name": port_name, "port": port, "protocol": "TCP", "targetPort": port}],
             "sessionAffinity": "None",
         },
     }
@@ -279,6 +339,14 @@ def admission_children(
         )
     if limits.body_limit_bytes is not None:
         children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
+    if settings.seller_proxy:
+        if capacity is not None:
+            children.append(build_busy_service(namespace, names, settings))
+        return [
+            *children,
+            build_verifier_backend(namespace, names, settings),
+            build_verifier_service(namespace, names, settings),
+        ]
     children.append(build_forward_auth(namespace, names, settings))
     if limits.per_replica_buyer_max_in_flight is not None:
         children.append(
@@ -294,3 +362,38 @@ def admission_children(
     if capacity is not None:
         children.append(build_busy_service(namespace, names, settings))
     return children
+
+
+def build_verifier_backend(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
+    """TraefikService the seller-proxy route's backendRef names: one weighted service, the
+    ExternalName Service below (the Gateway provider cannot use an ExternalName backendRef)."""
+    _, _, port = settings.verifier_proxy
+    return {
+        "apiVersion": api.TRAEFIKSERVICE_API_VERSION,
+        "kind": api.TRAEFIKSERVICE_KIND,
+        "metadata": {
+            "name": names.verifier_backend,
+            "namespace": namespace,
+            "labels": child_labels(namespace, names, "verifier-backend"),
+        },
+        "spec": {
+            "weighted": {
+                "services": [
+                    {"kind": "Service", "name": names.verifier_service, "port": port, "weight": 1}
+                ]
+            }
+        },
+    }
+
+
+def build_verifier_service(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
+    """ExternalName Service in the offer's namespace pointing at the verifier's proxy.
+
+    Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``;
+    without it the TraefikService fails to load and the route is not served. A port named
+    ``https`` makes Traefik speak TLS to it.
+    """
+    scheme, host, port = settings.verifier_proxy
+    return external_name_service(
+        namespace, names, names.verifier_service, "verifier-proxy", host, port, scheme
+    )

@@ -25,6 +25,8 @@ CONFIGMAP_API_VERSION: Final = "v1"
 CONFIGMAP_KIND: Final = "ConfigMap"
 SERVICE_API_VERSION: Final = "v1"
 SERVICE_KIND: Final = "Service"
+TRAEFIKSERVICE_API_VERSION: Final = "traefik.io/v1alpha1"
+TRAEFIKSERVICE_KIND: Final = "TraefikService"
 
 
 def children_key(kind: str, api_version: str) -> str:
@@ -36,6 +38,7 @@ HTTPROUTE_KEY: Final = children_key(HTTPROUTE_KIND, HTTPROUTE_API_VERSION)
 MIDDLEWARE_KEY: Final = children_key(MIDDLEWARE_KIND, MIDDLEWARE_API_VERSION)
 CONFIGMAP_KEY: Final = children_key(CONFIGMAP_KIND, CONFIGMAP_API_VERSION)
 SERVICE_KEY: Final = children_key(SERVICE_KIND, SERVICE_API_VERSION)
+TRAEFIKSERVICE_KEY: Final = children_key(TRAEFIKSERVICE_KIND, TRAEFIKSERVICE_API_VERSION)
 
 # The child types, in the order the CompositeController lists them.
 CHILD_TYPES: Final = (
@@ -43,6 +46,9 @@ CHILD_TYPES: Final = (
     (MIDDLEWARE_API_VERSION, MIDDLEWARE_KIND, "middlewares"),
     (CONFIGMAP_API_VERSION, CONFIGMAP_KIND, "configmaps"),
     (SERVICE_API_VERSION, SERVICE_KIND, "services"),
+    # Only in the seller-proxy gate: the route's backend (Traefik's Gateway provider refuses an
+    # ExternalName Service as a backendRef, its CRD provider accepts one inside a TraefikService).
+    (TRAEFIKSERVICE_API_VERSION, TRAEFIKSERVICE_KIND, "traefikservices"),
 )
 
 # Labels stamped on every child. Metacontroller adds its own `controller-uid` label.

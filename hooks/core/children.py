@@ -19,7 +19,7 @@ import orjson
 from hooks.core import api
 from hooks.core.admission import Envelope, Manifest, admission_children, route_filters
 from hooks.core.models import ServiceOfferSpec
-from hooks.core.names import ChildNames, child_labels
+from hooks.core.names import ChildNames, child_labels, upstream_url
 from hooks.core.payment import ResolvedPayment
 from hooks.core.settings import Settings
 
@@ -42,15 +42,30 @@ def build_httproute(
     # group "" is the API server's default for a core Service. It is the one empty string we
     # emit: Metacontroller replaces the rules list wholesale, so an omitted default would make
     # every sync write the HTTPRoute again.
-    backend: dict[str, Any] = {
-        "group": "",
-        "kind": "Service",
-        "name": spec.upstream.service,
-        "port": spec.upstream.port,
-        "weight": 1,
-    }
-    if spec.upstream.namespace is not None and spec.upstream.namespace != namespace:
-        backend["namespace"] = spec.upstream.namespace
+    backend: dict[str, Any]
+    if settings.seller_proxy:
+        # The verifier's proxy, through the offer's TraefikService (see hooks.core.admission).
+        backend = {
+            "group": "traefik.io",
+            "kind": api.TRAEFIKSERVICE_KIND,
+            "name": names.verifier_backend,
+            "weight": 1,
+        }
+    else:
+        backend = {
+            "group": "",
+            "kind": "Service",
+            "name": spec.upstream.service,
+            "port": spec.upstream.port,
+            "weight": 1,
+        }
+        if spec.upstream.namespace is not None and spec.upstream.namespace != namespace:
+            backend["namespace"] = spec.upstream.namespace
+    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": names.path}}]}
+    filters = route_filters(spec, names, limits, settings)
+    if filters:
+        rule["filters"] = filters
+    rule["backendRefs"] = [backend]
     return {
         "apiVersion": api.HTTPROUTE_API_VERSION,
         "kind": api.HTTPROUTE_KIND,
@@ -69,21 +84,26 @@ def build_httproute(
                     "sectionName": settings.gateway_listener,
                 }
             ],
-            "rules": [
-                {
-                    "matches": [{"path": {"type": "PathPrefix", "value": names.path}}],
-                    "filters": route_filters(spec, names, limits, settings),
-                    "backendRefs": [backend],
-                }
-            ],
+            "rules": [rule],
         },
     }
 
 
 def pricing_route(
-    namespace: str, offer: str, names: ChildNames, payment: ResolvedPayment
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    payment: ResolvedPayment,
+    settings: Settings,
 ) -> dict[str, Any]:
-    """The offer's entry in the x402 verifier's route format."""
+    """The offer's entry in the x402 verifier's route format.
+
+    With the seller-proxy gate the verifier also proxies, so the route says where to
+    (``upstreamURL``), what to strip (``stripPrefix``, the verifier sees the public path) and,
+    when declared, the per-buyer limit only the verifier can enforce (``perBuyerMaxInFlight``,
+    answered with 429 and ``retryAfterSeconds`` before any settlement).
+    """
     asset = payment.asset
     route: dict[str, Any] = {
         "pattern": f"{names.path}/*",
@@ -104,17 +124,32 @@ def pricing_route(
     }
     if payment.per_mtok_amount is not None:
         route["perMTok"] = payment.per_mtok_amount
+    if settings.seller_proxy:
+        upstream = spec.upstream
+        route["upstreamURL"] = upstream_url(
+            namespace, upstream.service, upstream.namespace, upstream.port
+        )
+        route["stripPrefix"] = names.path
+        capacity = spec.capacity
+        if capacity is not None and capacity.per_buyer_max_in_flight is not None:
+            route["perBuyerMaxInFlight"] = capacity.per_buyer_max_in_flight
+            route["retryAfterSeconds"] = capacity.retry_after_seconds
     return route
 
 
 def build_pricing_configmap(
-    namespace: str, offer: str, names: ChildNames, payment: ResolvedPayment
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    payment: ResolvedPayment,
+    settings: Settings,
 ) -> Manifest:
     """ConfigMap carrying the pricing route, labelled so a verifier can select all of them."""
     labels = child_labels(namespace, names, "pricing")
     labels[api.LABEL_PRICING] = "true"
     document = orjson.dumps(
-        {"routes": [pricing_route(namespace, offer, names, payment)]},
+        {"routes": [pricing_route(namespace, offer, spec, names, payment, settings)]},
         option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2,
     ).decode()
     return {
@@ -138,5 +173,5 @@ def desired_children(
     return [
         build_httproute(namespace, spec, names, limits, settings),
         *admission_children(namespace, offer, spec, names, limits, settings),
-        build_pricing_configmap(namespace, offer, names, payment),
+        build_pricing_configmap(namespace, offer, spec, names, payment, settings),
     ]

@@ -60,6 +60,8 @@ class ChildNames:
     busy_errors: str
     body_limit: str
     busy_service: str
+    verifier_backend: str
+    verifier_service: str
     path: str
     admission_key: str
     offer_label: str
@@ -78,6 +80,8 @@ def child_names(namespace: str, name: str) -> ChildNames:
         busy_errors=bounded(base, "-busy"),
         body_limit=bounded(base, "-body-limit"),
         busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
+        verifier_backend=bounded(base, "-verifier"),
+        verifier_service=bounded(base, "-verifier", limit=LABEL_MAX, label=True),
         path=f"/services/{name}",
         admission_key=f"{namespace}/{name}",
         offer_label=label_value(name),

@@ -20,6 +20,18 @@ from hooks.core.errors import FieldProblem, SpecError
 
 HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 
+# The two payment gates (README "Verifier contract"). forward-auth: a forwardAuth Middleware asks
+# the verifier's /verify, then the route's backend is the upstream. seller-proxy: the route's
+# backend is the verifier's proxy, which verifies, proxies to the upstream and settles after it.
+GATE_FORWARD_AUTH = "forward-auth"
+GATE_SELLER_PROXY = "seller-proxy"
+PAYMENT_GATES = (GATE_FORWARD_AUTH, GATE_SELLER_PROXY)
+# When a forward-auth verifier settles: "deferred" (/verify only verifies; settlement, if any,
+# happens outside the gate) or "on-verify" (/verify settles as it accepts, before the upstream).
+SETTLEMENT_DEFERRED = "deferred"
+SETTLEMENT_ON_VERIFY = "on-verify"
+SETTLEMENTS = (SETTLEMENT_DEFERRED, SETTLEMENT_ON_VERIFY)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -38,6 +50,9 @@ class Settings:
     busy_port: int = 8081
     busy_jitter_seconds: int = 0
     resync_seconds: int = 0
+    payment_gate: str = GATE_FORWARD_AUTH
+    verifier_settlement: str = SETTLEMENT_DEFERRED
+    verifier_proxy_url: str = "http://x402-verifier.x402.svc.cluster.local:8080"
     asset_registry: AssetRegistry = field(default=BUILTIN_REGISTRY, compare=False)
 
     @classmethod
@@ -55,6 +70,20 @@ class Settings:
                 values[spec.attribute] = spec.parse(raw)
             except ValueError as exc:
                 problems.append(FieldProblem(spec.variable, str(exc), raw))
+        if (
+            values.get("payment_gate") == GATE_SELLER_PROXY
+            and values.get("verifier_settlement") == SETTLEMENT_ON_VERIFY
+        ):
+            # The seller proxy settles after the upstream answered by contract; a verifier that
+            # settles on verify would charge buyers the gateway or the upstream then rejects.
+            problems.append(
+                FieldProblem(
+                    "OBOL_VERIFIER_SETTLEMENT",
+                    f"must be {SETTLEMENT_DEFERRED} with OBOL_PAYMENT_GATE={GATE_SELLER_PROXY}"
+                    " (the seller proxy settles only after the upstream answered)",
+                    SETTLEMENT_ON_VERIFY,
+                )
+            )
         if problems:
             raise SpecError(problems)
         if asset_registry is not None:
@@ -66,6 +95,45 @@ class Settings:
         """The public base URL without a trailing slash ('' when unset)."""
         return self.public_base_url.rstrip("/")
 
+    @property
+    def seller_proxy(self) -> bool:
+        """The route's backend is the verifier's proxy (``OBOL_PAYMENT_GATE=seller-proxy``)."""
+        return self.payment_gate == GATE_SELLER_PROXY
+
+    @property
+    def settles_on_verify(self) -> bool:
+        """A forward-auth verifier that settles during /verify (before the upstream answers)."""
+        return self.payment_gate == GATE_FORWARD_AUTH and (
+            self.verifier_settlement == SETTLEMENT_ON_VERIFY
+        )
+
+    @property
+    def verifier_proxy(self) -> tuple[str, str, int]:
+        """``(scheme, host, port)`` of :attr:`verifier_proxy_url` (checked when parsed)."""
+        return split_base_url(self.verifier_proxy_url)
+
+
+def split_base_url(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of ``http[s]://host[:port][/]``; ValueError for anything else.
+
+    An ExternalName Service carries only a host and a port, so a path cannot be reached.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    hostport = rest[:-1] if rest.endswith("/") else rest
+    if not hostport or any(c in hostport for c in "/?#@ "):
+        raise ValueError("must be scheme://host[:port] with no path, query or credentials")
+    host, colon, port_text = hostport.rpartition(":")
+    if not colon:
+        host, port_text = hostport, ""
+    if port_text and not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError("port must be a number")
+    port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    if not host or not 1 <= port <= 65535 or ":" in host or "[" in host:
+        raise ValueError("must name a DNS host and a port between 1 and 65535")
+    return scheme, host, port
+
 
 @dataclass(frozen=True, slots=True)
 class EnvSetting:
@@ -73,10 +141,11 @@ class EnvSetting:
 
     variable: str
     attribute: str
-    kind: str  # "str", "int", "header", "url", "host"
+    kind: str  # "str", "int", "header", "url", "host", "choice", "base-url"
     description: str
     minimum: int = 0
     maximum: int = 2**31 - 1
+    choices: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> str | int:
         """Parse and check one raw value."""
@@ -91,6 +160,10 @@ class EnvSetting:
             return number
         if not text:
             raise ValueError("must not be empty")
+        if self.kind == "choice" and text not in self.choices:
+            raise ValueError("must be one of " + ", ".join(self.choices))
+        if self.kind == "base-url":
+            split_base_url(text)
         if self.kind == "header" and not re.match(HEADER_NAME, text):
             raise ValueError("must be an HTTP header name")
         if self.kind == "url" and not text.startswith(("http://", "https://")):
@@ -172,5 +245,29 @@ ENVIRONMENT: tuple[EnvSetting, ...] = (
         "resyncAfterSeconds returned on every sync (0 = only on change).",
         0,
         86400,
+    ),
+    EnvSetting(
+        "OBOL_PAYMENT_GATE",
+        "payment_gate",
+        "choice",
+        "forward-auth: a forwardAuth Middleware asks the verifier, the backend is the upstream;"
+        " seller-proxy: the backend is the verifier's proxy, which settles after the upstream"
+        " answered (README, Verifier contract).",
+        choices=PAYMENT_GATES,
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_SETTLEMENT",
+        "verifier_settlement",
+        "choice",
+        "forward-auth only: deferred (/verify only verifies) or on-verify (/verify settles as it"
+        " accepts; the per-buyer limit is then not rendered, it would charge rejected buyers).",
+        choices=SETTLEMENTS,
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_PROXY_URL",
+        "verifier_proxy_url",
+        "base-url",
+        "seller-proxy only: scheme://host:port of the verifier's proxy, reached through each"
+        " offer's ExternalName Service.",
     ),
 )

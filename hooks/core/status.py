@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from hooks.core import api
-from hooks.core.admission import Envelope
+from hooks.core.admission import BUYER_LIMIT_GATEWAY, BUYER_LIMIT_VERIFIER, Envelope
 from hooks.core.models import ServiceOfferSpec
 from hooks.core.names import ChildNames
 from hooks.core.payment import ResolvedPayment
@@ -240,19 +240,37 @@ def _route_extension_refs(observed_route: Mapping[str, Any] | None) -> set[str]:
     return names
 
 
-def payment_condition(names: ChildNames, observed: ObservedChildren) -> dict[str, str]:
-    """PaymentGateReady: the forwardAuth Middleware and the pricing ConfigMap are observed."""
-    missing = [
-        f"{kind} {name}"
-        for kind, name in (
-            (api.MIDDLEWARE_KIND, names.forward_auth),
+def payment_condition(
+    names: ChildNames, observed: ObservedChildren, settings: Settings
+) -> dict[str, str]:
+    """PaymentGateReady: the gate's objects and the pricing ConfigMap are observed.
+
+    forward-auth: the forwardAuth Middleware; seller-proxy: the TraefikService and the
+    ExternalName Service that make the verifier's proxy the route's backend.
+    """
+    needed: tuple[tuple[str, str], ...]
+    if settings.seller_proxy:
+        needed = (
+            (api.TRAEFIKSERVICE_KIND, names.verifier_backend),
+            (api.SERVICE_KIND, names.verifier_service),
             (api.CONFIGMAP_KIND, names.pricing),
         )
-        if (kind, name) not in observed
-    ]
+    else:
+        needed = ((api.MIDDLEWARE_KIND, names.forward_auth), (api.CONFIGMAP_KIND, names.pricing))
+    missing = [f"{kind} {name}" for kind, name in needed if (kind, name) not in observed]
     if missing:
         return condition(
             PAYMENT_GATE_READY, "False", REASON_PENDING, "not observed yet: " + ", ".join(missing)
+        )
+    if settings.seller_proxy:
+        scheme, host, port = settings.verifier_proxy
+        return condition(
+            PAYMENT_GATE_READY,
+            "True",
+            REASON_PUBLISHED,
+            f"the route's backend is the verifier's proxy {scheme}://{host}:{port} (TraefikService"
+            f" {names.verifier_backend}, ExternalName Service {names.verifier_service}) and"
+            f" pricing ConfigMap {names.pricing} is in place",
         )
     return condition(
         PAYMENT_GATE_READY,
@@ -308,6 +326,8 @@ def capacity_condition(
     )
     if limits.per_replica_buyer_max_in_flight is not None:
         message += f", perBuyerMaxInFlight {capacity.per_buyer_max_in_flight}"
+    elif limits.buyer_limit_enforcer == BUYER_LIMIT_VERIFIER:
+        message += f", perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} by the verifier"
     return condition(CAPACITY_ENFORCED, "True", REASON_ENFORCED, f"{message}; {SCALING_STATEMENT}")
 
 
@@ -452,3 +472,47 @@ def request_limits_status(spec: ServiceOfferSpec, limits: Envelope) -> dict[str,
     if advertised:
         block["advertised"] = advertised
     return block or None
+
+
+def payment_gate_status(
+    spec: ServiceOfferSpec, limits: Envelope, settings: Settings
+) -> dict[str, Any] | None:
+    """``status.paymentGate``: the gate's mode, who settles when, who enforces the per-buyer limit.
+
+    None for the default gate (forward-auth with a verifier that does not settle on /verify),
+    whose status is unchanged from before the modes existed; ``obol sell status`` reads a
+    missing block as that default.
+    """
+    declared = spec.capacity is not None and spec.capacity.per_buyer_max_in_flight is not None
+    if settings.seller_proxy:
+        block: dict[str, Any] = {
+            "mode": settings.payment_gate,
+            "settledBy": "verifier",
+            "settlement": "after-upstream",
+            "message": "the route's backend is the verifier's proxy: it verifies, proxies to the"
+            " upstream and settles only when the upstream answered below 400; requests the"
+            " gateway rejects (429, 413) never reach it",
+        }
+    elif settings.settles_on_verify:
+        block = {
+            "mode": settings.payment_gate,
+            "settledBy": "verifier",
+            "settlement": "on-verify",
+            "message": "the verifier settles during /verify, before the upstream answers: a"
+            " buyer is charged even when the upstream then fails; requests the gateway rejects"
+            " before the gate (429, 413) are never verified",
+        }
+    else:
+        return None
+    block["perBuyerLimit"] = limits.buyer_limit_enforcer
+    if declared and limits.buyer_limit_enforcer == BUYER_LIMIT_VERIFIER:
+        block["perBuyerMessage"] = (
+            "perBuyerMaxInFlight is published to the verifier in the pricing route; the verifier"
+            " answers 429 with Retry-After before settling"
+        )
+    elif declared and limits.buyer_limit_enforcer != BUYER_LIMIT_GATEWAY:
+        block["perBuyerMessage"] = (
+            "perBuyerMaxInFlight is not enforced: after a verifier that settles on /verify, a"
+            " per-buyer 429 would charge the rejected buyer"
+        )
+    return block

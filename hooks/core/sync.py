@@ -56,6 +56,7 @@ from hooks.core.status import (
     condition,
     finish_conditions,
     payment_condition,
+    payment_gate_status,
     payment_status,
     ready_condition,
     request_limits_status,
@@ -149,7 +150,7 @@ def _answer(
 
     # The status, from what was observed.
     conditions = [
-        payment_condition(names, observed),
+        payment_condition(names, observed, settings),
         capacity_condition(spec, names, limits, observed, settings),
         route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
         upstream_condition(observation),
@@ -164,6 +165,9 @@ def _answer(
     }
     if observation is not None and observation.http_status is not None:
         status["upstream"]["httpStatus"] = observation.http_status
+    gate_block = payment_gate_status(spec, limits, settings)
+    if gate_block is not None:
+        status["paymentGate"] = gate_block
     limits_block = request_limits_status(spec, limits)
     if limits_block is not None:
         status["requestLimits"] = limits_block
@@ -326,7 +330,15 @@ def _invalid_spec_response(
 
 
 # The status blocks the hook owns besides conditions (observedGeneration is Metacontroller's).
-_CARRIED_BLOCKS = ("endpoint", "capacity", "payment", "requestLimits", "upstream", "warnings")
+_CARRIED_BLOCKS = (
+    "endpoint",
+    "capacity",
+    "payment",
+    "paymentGate",
+    "requestLimits",
+    "upstream",
+    "warnings",
+)
 _MAX_CARRIED_DEPTH = 8
 
 

@@ -130,10 +130,11 @@ def synced(
     in_flight: int | None = None,
     route_accepted: bool | None = True,
     children_observed: bool = True,
+    settings: Settings = SETTINGS,
 ) -> dict[str, Any]:
     """The example with the status the hook writes after its children were observed."""
     offer = example(name)
-    first = sync(sync_request(parent_object(offer)), SETTINGS)
+    first = sync(sync_request(parent_object(offer)), settings)
     if not children_observed:
         return {**offer, "status": first["status"]}
     children = observed_children(first["children"], route_accepted=route_accepted)
@@ -142,5 +143,5 @@ def synced(
         url = first["status"]["upstream"]["url"]
         observations[url] = Observation(True, "GET /health answered 200", 200, in_flight, "vllm")
     parent = parent_object(offer, status=first["status"])
-    second = sync(sync_request(parent, children), SETTINGS, observations)
+    second = sync(sync_request(parent, children), settings, observations)
     return {**offer, "status": second["status"]}

@@ -31,6 +31,7 @@ from hooks.cli.offer_view import (
     status_record,
     status_text,
 )
+from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.cli.sell_helpers import LLAMA, QWEN, SETTINGS, WEATHER, example, synced
 from tests.support.observed import parent_object, sync_request
@@ -53,6 +54,36 @@ def condition_lines(view: OfferView) -> list[str]:
 # --- status ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("settings", "gate", "per_buyer"),
+    [
+        pytest.param(
+            Settings(payment_gate="seller-proxy"),
+            "seller-proxy (settlement: the verifier settles after the upstream answered below 400)",
+            "2 (enforced by: verifier)",
+            id="seller-proxy",
+        ),
+        pytest.param(
+            Settings(verifier_settlement="on-verify"),
+            "forward-auth (settlement: the verifier settles during /verify, before the upstream"
+            " answers)",
+            "2 (enforced by: none)",
+            id="forward-auth settling on verify",
+        ),
+    ],
+)
+def test_status_shows_the_gate_who_settles_and_who_enforces_the_buyer_limit(
+    settings: Settings, gate: str, per_buyer: str
+) -> None:
+    view = offer_view(synced(QWEN, settings=settings))
+    shown = facts(view)
+    assert shown["Payment gate"] == gate
+    assert shown["Per-buyer max in-flight"] == per_buyer
+    record = status_record(view)["paymentGate"]
+    assert record["mode"] == settings.payment_gate
+    assert record["perBuyerLimit"] == per_buyer.split(": ")[1].rstrip(")")
+
+
 def test_available_offer_full_status_block() -> None:
     view = offer_view(synced(QWEN, in_flight=3))
     assert status_text([view]) == (
@@ -62,12 +93,14 @@ def test_available_offer_full_status_block() -> None:
         "  Price:                   0.002 USDC/request + 0.5 USDC/MTok on base\n"
         "  Quote:                   0.02248 USDC per request"
         " (perRequest + perMTok x (maxInputTokens + maxOutputTokens))\n"
+        "  Payment gate:            forward-auth"
+        " (settlement: not by the gateway: /verify only verifies)\n"
         "  Capacity mode:           external-static\n"
         "  Scaling:                 scalingControlled=false"
         " (capacity is declared by the seller; nothing is autoscaled)\n"
         "  GPU count:               1\n"
         "  Max in-flight:           8\n"
-        "  Per-buyer max in-flight: 2\n"
+        "  Per-buyer max in-flight: 2 (enforced by: gateway)\n"
         "  In flight:               3\n"
         "  Capacity state:          Available\n"
         "  Ready:                   True\n"

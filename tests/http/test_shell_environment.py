@@ -93,10 +93,40 @@ def test_bind_port(bind: str, port: int | None) -> None:
         ({"OBOL_LOG_LEVEL": "chatty"}, "OBOL_LOG_LEVEL: must be one of debug, info"),
         ({"OBOL_GATEWAY_REPLICAS": "0"}, "OBOL_GATEWAY_REPLICAS: must be between 1 and 1000"),
         ({"OBOL_ASSET_REGISTRY_FILE": "/no/such/file"}, "OBOL_ASSET_REGISTRY_FILE: cannot read"),
+        (
+            {"OBOL_PAYMENT_GATE": "proxy"},
+            "OBOL_PAYMENT_GATE: must be one of forward-auth, seller-proxy (got 'proxy')",
+        ),
+        (
+            {"OBOL_VERIFIER_SETTLEMENT": "later"},
+            "OBOL_VERIFIER_SETTLEMENT: must be one of deferred, on-verify",
+        ),
+        (
+            {"OBOL_PAYMENT_GATE": "seller-proxy", "OBOL_VERIFIER_SETTLEMENT": "on-verify"},
+            "OBOL_VERIFIER_SETTLEMENT: must be deferred with OBOL_PAYMENT_GATE=seller-proxy",
+        ),
+        ({"OBOL_VERIFIER_PROXY_URL": "http://v:8080/verify"}, "OBOL_VERIFIER_PROXY_URL: must be"),
+        ({"OBOL_VERIFIER_PROXY_URL": "ftp://v"}, "OBOL_VERIFIER_PROXY_URL: must be an http://"),
+        ({"OBOL_VERIFIER_PROXY_URL": "http://v:99999"}, "OBOL_VERIFIER_PROXY_URL: must name"),
     ],
 )
 def test_a_bad_variable_is_named(env: dict[str, str], fragment: str) -> None:
     assert fragment in problem_text(env)
+
+
+@pytest.mark.parametrize(
+    ("url", "split"),
+    [
+        ("http://x402-verifier.x402:8080", ("http", "x402-verifier.x402", 8080)),
+        ("https://verifier.example/", ("https", "verifier.example", 443)),
+        ("http://localhost", ("http", "localhost", 80)),
+    ],
+)  # fmt: skip
+def test_the_verifier_proxy_url_gives_the_external_name_and_port(
+    url: str, split: tuple[str, str, int]
+) -> None:
+    settings = load_config({"OBOL_VERIFIER_PROXY_URL": url}).settings
+    assert settings.verifier_proxy == split
 
 
 def test_every_bad_variable_is_reported_at_once() -> None:

@@ -147,7 +147,7 @@ def observed_children(
                 ]
             }
         name = meta["name"] if v1_keys else f"{meta['namespace']}/{meta['name']}"
-        children[_key(child)][name] = live
+        children.setdefault(_key(child), {})[name] = live
     return children
 
 

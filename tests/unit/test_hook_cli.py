@@ -173,6 +173,38 @@ def test_render_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert route["spec"]["parentRefs"][0]["name"] == "edge"
 
 
+def test_render_in_the_seller_proxy_gate_names_the_gate_and_has_no_forward_auth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OBOL_PAYMENT_GATE", "seller-proxy")
+    result = run("render", "-f", str(EXAMPLES / "inference-qwen36-fast.yaml"))
+    assert result.exit_code == 0, result.stderr
+    head = result.stdout.split("---\n", 1)[0]
+    assert "# status.paymentGate.mode: seller-proxy\n" in head
+    assert "# status.paymentGate.perBuyerLimit: verifier\n" in head
+    children = list(yaml.safe_load_all(result.stdout))
+    kinds = [(c["kind"], c["metadata"]["name"]) for c in children]
+    assert ("Middleware", "so-qwen36-fast-x402") not in kinds
+    route = children[0]["spec"]["rules"][0]
+    assert route["backendRefs"] == [
+        {"group": "traefik.io", "kind": "TraefikService", "name": "so-qwen36-fast-verifier",
+         "weight": 1}
+    ]  # fmt: skip
+    assert [f["type"] for f in route["filters"]] == [
+        "RequestHeaderModifier", "ExtensionRef", "ExtensionRef"
+    ]  # fmt: skip
+    service = next(
+        c for c in children if c["kind"] == "Service" and "verifier" in c["metadata"]["name"]
+    )
+    assert service["spec"]["type"] == "ExternalName"
+    assert service["spec"]["externalName"] == "x402-verifier.x402.svc.cluster.local"
+
+
+def test_render_in_the_default_gate_prints_no_gate_comment() -> None:
+    result = run("render", "-f", str(EXAMPLES / "inference-qwen36-fast.yaml"))
+    assert result.stdout.startswith("---\n")
+
+
 # --- obol hook serve -------------------------------------------------------------------------
 
 
