@@ -34,7 +34,6 @@ DEFAULT_BUSY_BIND = "0.0.0.0:8081"
 DEFAULT_WORKERS = 2
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_LOG_LEVEL = "info"
-DEFAULT_CACHE_ENTRIES = 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 ASSET_REGISTRY_FILE = "OBOL_ASSET_REGISTRY_FILE"
@@ -45,7 +44,6 @@ HOOK_TOKEN = "OBOL_HOOK_TOKEN"
 HOOK_TOKEN_FILE = "OBOL_HOOK_TOKEN_FILE"
 MAX_REQUEST_BYTES = "OBOL_MAX_REQUEST_BYTES"
 LOG_LEVEL = "OBOL_LOG_LEVEL"
-CACHE_ENTRIES = "OBOL_RESPONSE_CACHE_ENTRIES"
 
 T = TypeVar("T")
 
@@ -89,12 +87,6 @@ SHELL_ENVIRONMENT: tuple[ShellVariable, ...] = (
         LOG_LEVEL, DEFAULT_LOG_LEVEL, "debug, info, warning or error (debug adds routine syncs)."
     ),
     ShellVariable(
-        CACHE_ENTRIES,
-        str(DEFAULT_CACHE_ENTRIES),
-        "Answers each worker remembers by request-body hash, so unchanged resyncs skip the"
-        " work (0 disables; unused while observation is on).",
-    ),
-    ShellVariable(
         ASSET_REGISTRY_FILE,
         "(none)",
         "YAML file adding networks and tokens to the built-in asset registry.",
@@ -113,7 +105,6 @@ class ShellConfig:
     busy_bind: str = DEFAULT_BUSY_BIND
     workers: int = DEFAULT_WORKERS
     log_level: str = DEFAULT_LOG_LEVEL
-    cache_entries: int = DEFAULT_CACHE_ENTRIES
     observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
@@ -151,11 +142,6 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
         DEFAULT_MAX_REQUEST_BYTES,
     )
     level = _collect(problems, lambda: _log_level(env), DEFAULT_LOG_LEVEL)
-    cache_entries = _collect(
-        problems,
-        lambda: _int(env, CACHE_ENTRIES, DEFAULT_CACHE_ENTRIES, 0, 1 << 20),
-        DEFAULT_CACHE_ENTRIES,
-    )
     observe = _collect(problems, lambda: ObserveSettings.from_env(env), ObserveSettings())
     if problems:
         raise SpecError(problems)
@@ -179,7 +165,6 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
         busy_bind,
         workers,
         level,
-        cache_entries=cache_entries,
         observe=observe,
     )
 

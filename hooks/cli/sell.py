@@ -71,7 +71,7 @@ from hooks.cli.presets import (
 )
 from hooks.config import ASSET_REGISTRY_FILE, load_asset_registry
 from hooks.core import api
-from hooks.core.admission import envelope
+from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
@@ -215,7 +215,7 @@ def validate_manifest(manifest: Mapping[str, Any], registry: AssetRegistry) -> V
         _check_namespace(namespace)
     offer = parse_offer(manifest)
     payment = resolve_payment(offer.spec.payment, offer.spec.request_limits, registry)
-    limits = envelope(offer.spec, Settings())
+    limits = enforced_limits(offer.spec, Settings())
     canonical = {
         "apiVersion": api.API_VERSION,
         "kind": api.KIND,

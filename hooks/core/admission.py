@@ -56,9 +56,7 @@ Pure: builders return plain dicts and never perform I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
 from hooks.core import api
 from hooks.core.models import ServiceOfferSpec
@@ -74,7 +72,7 @@ BUYER_LIMIT_NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
-class Envelope:
+class EnforcedLimits:
     """What the gateway will actually enforce for one offer."""
 
     per_replica_max_in_flight: int | None
@@ -85,7 +83,7 @@ class Envelope:
     buyer_limit_enforcer: str = BUYER_LIMIT_NONE
 
 
-def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
+def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimits:
     """Derive the enforced limits (per gateway replica) and the warnings they imply."""
     warnings: list[str] = []
     global_amount = buyer_amount = None
@@ -124,7 +122,7 @@ def envelope(spec: ServiceOfferSpec, settings: Settings) -> Envelope:
             "maxBodyBytes is advertised only: request buffering would break streaming responses"
         )
         body_limit = None
-    return Envelope(global_amount, buyer_amount, body_limit, tuple(warnings), enforcer)
+    return EnforcedLimits(global_amount, buyer_amount, body_limit, tuple(warnings), enforcer)
 
 
 def _per_replica(total: int, replicas: int) -> int:
@@ -140,7 +138,7 @@ def _extension_ref(name: str) -> Manifest:
 
 
 def route_filters(
-    spec: ServiceOfferSpec, names: ChildNames, limits: Envelope, settings: Settings
+    spec: ServiceOfferSpec, names: ChildNames, limits: EnforcedLimits, settings: Settings
 ) -> list[Manifest]:
     """The HTTPRoute rule's filters, in the order documented above."""
     filters: list[Manifest] = []
@@ -208,13 +206,8 @@ def build_in_flight(
 
 def busy_query(namespace: str, offer: str, retry_after_seconds: int) -> str:
     """Path and query the errors Middleware asks the busy responder for."""
-    return f"{_busy_path(namespace, offer)}?retryAfter={retry_after_seconds}&status={{status}}"
-
-
-@lru_cache(maxsize=4096)
-def _busy_path(namespace: str, offer: str) -> str:
-    # Percent-encoding is slow next to the rest of a sync, and the offer's names never change.
-    return f"/busy/{quote(namespace, safe='')}/{quote(offer, safe='')}"
+    # Kubernetes names (checked when the request is parsed) need no percent-encoding.
+    return f"/busy/{namespace}/{offer}?retryAfter={retry_after_seconds}&status={{status}}"
 
 
 def build_busy_errors(
@@ -317,7 +310,7 @@ def admission_children(
     offer: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
-    limits: Envelope,
+    limits: EnforcedLimits,
     settings: Settings,
 ) -> list[Manifest]:
     """Every Middleware and Service the chain needs, in chain order."""

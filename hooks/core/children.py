@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from hooks.core import api
-from hooks.core.admission import Envelope, Manifest, admission_children, route_filters
+from hooks.core.admission import EnforcedLimits, Manifest, admission_children, route_filters
 from hooks.core.models import ServiceOfferSpec
 from hooks.core.names import ChildNames, child_labels, upstream_url
 from hooks.core.payment import ResolvedPayment
@@ -31,7 +31,7 @@ def build_httproute(
     namespace: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
-    limits: Envelope,
+    limits: EnforcedLimits,
     settings: Settings,
 ) -> Manifest:
     """The offer's HTTPRoute: one parentRef, one rule, one PathPrefix match, one backend.
@@ -165,7 +165,7 @@ def desired_children(
     offer: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
-    limits: Envelope,
+    limits: EnforcedLimits,
     payment: ResolvedPayment,
     settings: Settings,
 ) -> list[Manifest]:

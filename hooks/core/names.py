@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from hooks.core import api
 
@@ -67,7 +66,6 @@ class ChildNames:
     offer_label: str
 
 
-@lru_cache(maxsize=4096)
 def child_names(namespace: str, name: str) -> ChildNames:
     """All child names of the offer ``namespace/name``."""
     base = f"so-{name}"

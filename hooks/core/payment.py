@@ -18,7 +18,6 @@ Pure: no I/O. Results are cached because Metacontroller re-sends the same terms 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from hooks.core.assets import Asset, AssetRegistry, Network
 from hooks.core.errors import FieldProblem, SpecError
@@ -58,41 +57,14 @@ def resolve_payment(
     payment: Payment, limits: RequestLimits | None, registry: AssetRegistry
 ) -> ResolvedPayment:
     """Resolve ``spec.payment`` against ``registry``; raise :class:`SpecError` on any problem."""
-    # The cache is keyed on the plain field values: hashing and comparing the pydantic models
-    # themselves costs more than the rest of a cache hit.
     price = payment.price
-    return _resolve(
-        payment.network,
-        payment.asset,
-        payment.pay_to,
-        payment.scheme,
-        payment.max_timeout_seconds,
-        price.per_request,
-        price.per_m_tok,
-        limits.max_input_tokens if limits else None,
-        limits.max_output_tokens if limits else None,
-        registry,
-    )
-
-
-@lru_cache(maxsize=4096)
-def _resolve(
-    network_ref: str,
-    asset_ref: str,
-    pay_to: str,
-    scheme: str,
-    max_timeout_seconds: int,
-    per_request_text: str | None,
-    per_mtok_text: str | None,
-    max_in: int | None,
-    max_out: int | None,
-    registry: AssetRegistry,
-) -> ResolvedPayment:
-    network = registry.network(network_ref, path="spec.payment.network")
-    asset = registry.resolve(network, asset_ref, path="spec.payment.asset")
+    max_in = limits.max_input_tokens if limits else None
+    max_out = limits.max_output_tokens if limits else None
+    network = registry.network(payment.network, path="spec.payment.network")
+    asset = registry.resolve(network, payment.asset, path="spec.payment.asset")
     problems: list[FieldProblem] = []
-    per_request = _atomic(per_request_text, "perRequest", asset, problems)
-    per_mtok = _atomic(per_mtok_text, "perMTok", asset, problems)
+    per_request = _atomic(price.per_request, "perRequest", asset, problems)
+    per_mtok = _atomic(price.per_m_tok, "perMTok", asset, problems)
     if problems:
         raise SpecError(problems)
     warnings: list[str] = []
@@ -119,7 +91,7 @@ def _resolve(
         raise SpecError.at(
             "spec.payment.price.perMTok",
             f"quotes 0 {asset.symbol} per request; raise the price",
-            per_mtok_text,
+            price.per_m_tok,
         )
     per_request_amount = _amount(per_request, asset)
     per_mtok_amount = _amount(per_mtok, asset)
@@ -133,9 +105,9 @@ def _resolve(
     return ResolvedPayment(
         network=network,
         asset=asset,
-        pay_to=pay_to,
-        scheme=scheme,
-        max_timeout_seconds=max_timeout_seconds,
+        pay_to=payment.pay_to,
+        scheme=payment.scheme,
+        max_timeout_seconds=payment.max_timeout_seconds,
         per_request_atomic=per_request,
         per_mtok_atomic=per_mtok,
         quote_atomic=quote,

@@ -17,13 +17,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from functools import partial
+from typing import Any, Final
 
 from hooks.core import api
-from hooks.core.admission import BUYER_LIMIT_GATEWAY, BUYER_LIMIT_VERIFIER, Envelope
+from hooks.core.admission import BUYER_LIMIT_GATEWAY, BUYER_LIMIT_VERIFIER, EnforcedLimits
+from hooks.core.errors import SpecError
 from hooks.core.models import ServiceOfferSpec
 from hooks.core.names import ChildNames
 from hooks.core.payment import ResolvedPayment
+from hooks.core.plan import OfferPlan
+from hooks.core.request import ObservedChildren, SyncRequest
 from hooks.core.settings import Settings
 
 # --- condition types -------------------------------------------------------------------------
@@ -82,9 +86,6 @@ class Observation:
 
 # The children Metacontroller observed, indexed by (kind, name); a plain dict, so that looking
 # a child up costs one C call.
-ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
-
-
 def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
     """The newest RFC 3339 timestamp among the parent's and children's metadata.
 
@@ -284,7 +285,7 @@ def payment_condition(
 def capacity_condition(
     spec: ServiceOfferSpec,
     names: ChildNames,
-    limits: Envelope,
+    limits: EnforcedLimits,
     observed: ObservedChildren,
     settings: Settings,
 ) -> dict[str, str]:
@@ -358,7 +359,7 @@ def ready_condition(conditions: list[dict[str, str]]) -> dict[str, str]:
 
 def capacity_status(
     spec: ServiceOfferSpec,
-    limits: Envelope,
+    limits: EnforcedLimits,
     observation: Observation | None,
     settings: Settings,
     previous: Any = None,
@@ -449,7 +450,7 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
     return block
 
 
-def request_limits_status(spec: ServiceOfferSpec, limits: Envelope) -> dict[str, Any] | None:
+def request_limits_status(spec: ServiceOfferSpec, limits: EnforcedLimits) -> dict[str, Any] | None:
     """``status.requestLimits``: the declared limits and which the gateway enforces."""
     declared = spec.request_limits
     if declared is None:
@@ -475,7 +476,7 @@ def request_limits_status(spec: ServiceOfferSpec, limits: Envelope) -> dict[str,
 
 
 def payment_gate_status(
-    spec: ServiceOfferSpec, limits: Envelope, settings: Settings
+    spec: ServiceOfferSpec, limits: EnforcedLimits, settings: Settings
 ) -> dict[str, Any] | None:
     """``status.paymentGate``: the gate's mode, who settles when, who enforces the per-buyer limit.
 
@@ -516,3 +517,122 @@ def payment_gate_status(
             " per-buyer 429 would charge the rejected buyer"
         )
     return block
+
+
+# --- assembly ---------------------------------------------------------------------------------
+_MAX_MESSAGE: Final = 32768
+
+
+def offer_status(
+    request: SyncRequest,
+    plan: OfferPlan,
+    observation: Observation | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The status of a valid offer, from what was observed."""
+    names, observed, previous = plan.names, request.children, request.status
+    conditions = [
+        payment_condition(names, observed, settings),
+        capacity_condition(plan.spec, names, plan.limits, observed, settings),
+        route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
+        upstream_condition(observation),
+    ]
+    conditions.append(ready_condition(conditions))
+    status: dict[str, Any] = {
+        "endpoint": settings.public_endpoint_base + names.path,
+        "capacity": capacity_status(
+            plan.spec, plan.limits, observation, settings, previous.get("capacity")
+        ),
+        "payment": payment_status(plan.payment),
+        "upstream": {"url": plan.upstream_url},
+        "conditions": finish_conditions(
+            conditions, previous.get("conditions"), request.generation, _transition_time(request)
+        ),
+    }
+    if observation is not None and observation.http_status is not None:
+        status["upstream"]["httpStatus"] = observation.http_status
+    gate_block = payment_gate_status(plan.spec, plan.limits, settings)
+    if gate_block is not None:
+        status["paymentGate"] = gate_block
+    limits_block = request_limits_status(plan.spec, plan.limits)
+    if limits_block is not None:
+        status["requestLimits"] = limits_block
+    warnings = [*plan.limits.warnings, *plan.payment.warnings]
+    if warnings:
+        status["warnings"] = warnings
+    return status
+
+
+def invalid_spec_status(request: SyncRequest, problem: SpecError) -> dict[str, Any]:
+    """``Ready=False/InvalidSpec`` with the field-path message; the rest of the previous
+    status is kept, since the children it describes are kept too."""
+    message = str(problem)
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    previous = request.status
+    kept = [c for c in carried_conditions(previous) if c["type"] != READY]
+    ready = condition(READY, "False", REASON_INVALID_SPEC, message)
+    status = carried_status(previous)
+    status["conditions"] = [
+        *kept,
+        *finish_conditions(
+            [ready], previous.get("conditions"), request.generation, _transition_time(request)
+        ),
+    ]
+    return status
+
+
+def finalized_status(request: SyncRequest) -> dict[str, Any]:
+    """The status while the offer is being finalized: the previous one, as it was."""
+    status = carried_status(request.status)
+    status["conditions"] = carried_conditions(request.status)
+    return status
+
+
+def _transition_time(request: SyncRequest) -> Callable[[], str]:
+    # The newest timestamp in the request, computed only if a condition changes (see
+    # finish_conditions): an unchanged offer's resync never scans its children's metadata.
+    return partial(request_time, request.parent, request.children)
+
+
+# The status blocks the hook owns besides conditions (observedGeneration is Metacontroller's).
+_CARRIED_BLOCKS: Final = (
+    "endpoint",
+    "capacity",
+    "payment",
+    "requestLimits",
+    "upstream",
+    "warnings",
+)
+_MAX_CARRIED_DEPTH: Final = 8
+
+
+def carried_status(previous: Mapping[str, Any]) -> dict[str, Any]:
+    """The previous status's own blocks, kept while the spec is invalid or being finalized.
+
+    Only the blocks this hook writes, and only when they are shallow JSON as it writes them:
+    anything else the API server would prune anyway, and could not be serialised safely.
+    """
+    return {
+        key: previous[key]
+        for key in _CARRIED_BLOCKS
+        if key in previous and _shallow(previous[key], _MAX_CARRIED_DEPTH)
+    }
+
+
+def carried_conditions(previous: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The previous conditions that are well-formed (an object with a string type)."""
+    conditions = previous.get("conditions")
+    return [
+        c
+        for c in (conditions if isinstance(conditions, list) else [])
+        if isinstance(c, dict) and isinstance(c.get("type"), str) and _shallow(c, 1)
+    ]
+
+
+def _shallow(value: Any, depth: int) -> bool:
+    if isinstance(value, dict):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value.values())
+    if isinstance(value, list):
+        return depth > 0 and all(_shallow(v, depth - 1) for v in value)
+    return True

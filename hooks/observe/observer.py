@@ -81,6 +81,7 @@ from typing import Any, Final, Protocol
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import DNS1123_LABEL, HTTP_PATH
 from hooks.core.names import upstream_url
+from hooks.core.request import SyncRequest
 from hooks.core.status import Observation
 
 LOGGER: Final = logging.getLogger("obol.hook.observe")
@@ -422,24 +423,18 @@ class UpstreamRef:
     wants_metrics: bool  # an inference offer with a capacity envelope
 
 
-def upstream_of(request: Any) -> UpstreamRef | None:
-    """The upstream a raw sync request names, or None when it is malformed or finalizing.
+def upstream_of(request: SyncRequest) -> UpstreamRef | None:
+    """The upstream a sync request's spec names, or None when it names none or is finalizing.
 
-    Never raises: the pure core reports spec problems; here a bad request is just not observed.
+    Never raises: the pure core reports spec problems; here a bad spec is just not observed.
     The checks mirror the CRD's (DNS-1123 labels, port range, health path pattern), so nothing
     else is ever probed.
     """
-    if not isinstance(request, Mapping) or request.get("finalizing") is True:
+    spec = request.spec
+    if request.finalizing or not isinstance(spec, Mapping):
         return None
-    parent = request.get("parent")
-    if not isinstance(parent, Mapping):
-        return None
-    meta, spec = parent.get("metadata"), parent.get("spec")
-    if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
-        return None
-    namespace = meta.get("namespace") or "default"
     upstream = spec.get("upstream")
-    if not _is_label(namespace) or not isinstance(upstream, Mapping):
+    if not isinstance(upstream, Mapping):
         return None
     service, other_namespace = upstream.get("service"), upstream.get("namespace")
     port, health_path = upstream.get("port"), upstream.get("healthPath", "/health")
@@ -452,7 +447,7 @@ def upstream_of(request: Any) -> UpstreamRef | None:
     if not isinstance(health_path, str) or len(health_path) > 1024 or not _PATH.match(health_path):
         return None
     wants_metrics = spec.get("type") == "inference" and isinstance(spec.get("capacity"), Mapping)
-    url = upstream_url(namespace, service, other_namespace, port)
+    url = upstream_url(request.namespace, service, other_namespace, port)
     return UpstreamRef(url, health_path, wants_metrics)
 
 
@@ -619,10 +614,10 @@ class Observer:
 
     # -- the sync path --------------------------------------------------------------------------
 
-    def observations_for(self, request: Any) -> Mapping[str, Observation]:
+    def observations_for(self, request: SyncRequest) -> Mapping[str, Observation]:
         """Fresh observations for the request's upstream, keyed by its in-cluster base URL.
 
-        Returns an empty mapping when observation is off, the request is malformed, the upstream
+        Returns an empty mapping when observation is off, the spec names no upstream, the upstream
         has no fresh result, or anything goes wrong. Waits only for the first probe of an
         upstream never seen before, and at most the sync budget. Never raises.
         """

@@ -13,10 +13,8 @@ Endpoints:
   ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
-Hot paths: a plain ``POST /sync`` (Content-Length within the cap, right port, right token) and
-``GET /busy/...`` with Kubernetes names are answered by :class:`HotPathFront`, a small WSGI front
-that skips Flask's request cycle and calls the same shell methods as the Flask views; every other
-request goes to Flask.
+Every request takes one path: Flask's. The request body is parsed once
+(:func:`hooks.core.request.parse_request`) into the value the observer and the core share.
 
 Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.server.gunicorn_conf`);
 the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
@@ -32,18 +30,14 @@ exception; never put exception text, tokens or request bodies into a response.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import random
 import re
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
-from urllib.parse import parse_qsl
+from typing import Any, Final, NamedTuple
 
 import orjson
 from flask import Flask, Response, request
@@ -51,15 +45,13 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
 from hooks.core.errors import HookFailure, SpecError
+from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.core.sync import compact, index_children, sync_for_wire
+from hooks.core.sync import sync
 from hooks.observe.observer import Observer
 from hooks.server import logs
 from hooks.server.metrics import HookMetrics
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 JSON: Final = "application/json"
 SYNC_PATHS: Final = frozenset({"/sync", "/finalize"})
@@ -73,9 +65,8 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
 
-# Live upstream observations for one parsed request
-# (hooks.observe.observer.Observer.observations_for).
-ObservationSource = Callable[[Any], Mapping[str, Observation]]
+# Live upstream observations for one parsed request (Observer.observations_for).
+ObservationSource = Callable[[SyncRequest], Mapping[str, Observation]]
 
 
 class SyncAnswer(NamedTuple):
@@ -99,17 +90,17 @@ def handle_sync_body(
     status reports upstream health and in-flight as Unknown, as the CLI does.
     """
     try:
-        request_object = orjson.loads(body)
+        request = parse_request(orjson.loads(body))
     except orjson.JSONDecodeError as exc:
         return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
-    offer = offer_key(request_object)
-    try:
-        observations = _NO_OBSERVATIONS if observe is None else observe(request_object)
-        response, children = sync_for_wire(request_object, settings, observations)
-        _check_answer(request_object, response, children)
-        payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
     except SpecError as problem:
-        return _bad_request("malformed_request", str(problem), offer)
+        return _bad_request("malformed_request", str(problem))
+    offer = request.offer
+    try:
+        observations = _NO_OBSERVATIONS if observe is None else observe(request)
+        response = sync(request, settings, observations)
+        children = _checked_children(request, response)
+        payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
     except Exception as exc:
         # Never 200: Metacontroller keeps the current children and retries a 500.
         return SyncAnswer(500, _INTERNAL_ERROR_BODY, "error", offer, 0, "internal error", exc)
@@ -117,64 +108,17 @@ def handle_sync_body(
     return SyncAnswer(200, payload, outcome, offer, children)
 
 
-class AnswerCache:
-    """A bounded LRU of answers (``OBOL_RESPONSE_CACHE_ENTRIES``) keyed by the body's SHA-256.
-
-    The core is a pure function of the request, so an identical body always gets an identical
-    answer. Metacontroller re-sends unchanged requests on every resync, restart and controller
-    edit; a hit skips parsing, syncing and serialising (about 1.4x the throughput). It is used
-    only when no observer is running, because observations are an input the body does not show.
-    """
-
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._answers: OrderedDict[bytes, SyncAnswer] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(body: bytes) -> bytes:
-        """The cache key of a request body."""
-        return hashlib.sha256(body).digest()
-
-    def get(self, key: bytes) -> SyncAnswer | None:
-        """The cached answer, marked as recently used, or None."""
-        with self._lock:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._answers.move_to_end(key)
-            return answer
-
-    def put(self, key: bytes, answer: SyncAnswer) -> None:
-        """Remember a 200 answer; the least recently used one goes when full."""
-        if answer.status != 200 or self.entries <= 0:
-            return
-        answer = answer._replace(body=compact(answer.body))  # orjson's buffer, not just the body
-        with self._lock:
-            self._answers[key] = answer
-            self._answers.move_to_end(key)
-            while len(self._answers) > self.entries:
-                self._answers.popitem(last=False)
-
-
-def _check_answer(request_object: Mapping[str, Any], response: Any, children: int) -> None:
+def _checked_children(request: SyncRequest, response: Any) -> int:
     # A last guard on the core's answer: v2 hooks are parsed strictly, and an empty child list
     # deletes every child, so it is allowed only when finalizing or when nothing exists yet.
     if not isinstance(response, dict) or not set(response) <= RESPONSE_KEYS:
         raise HookFailure("the core returned keys outside the hook response contract")
-    listed = response.get("children")
-    if isinstance(listed, list):
-        if len(listed) != children:
-            raise HookFailure("the core miscounted its children")
-    elif not isinstance(listed, orjson.Fragment) or children <= 0:
+    children = response.get("children")
+    if not isinstance(children, list):
         raise HookFailure("the core returned no children list")
-    if not children and request_object.get("finalizing") is not True:
-        if _observed_child_count(request_object.get("children")):
-            raise HookFailure("refusing to answer with no children while children exist")
-
-
-def _observed_child_count(children: Any) -> int:
-    # The same definition of "a child of ours" as the core uses.
-    return len(index_children(children))
+    if not children and request.children and not request.finalizing:
+        raise HookFailure("refusing to answer with no children while children exist")
+    return len(children)
 
 
 def is_invalid_spec(response: Mapping[str, Any]) -> bool:
@@ -194,21 +138,6 @@ def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
         ):
             return str(condition.get("message", ""))
     return None
-
-
-def offer_key(request_object: Any) -> str:
-    """``namespace/name`` of the request's parent for logs, or ``-`` when it names none.
-
-    Like the helpers above it takes parsed JSON (objects are plain dicts, checked as such).
-    """
-    parent = request_object.get("parent") if isinstance(request_object, dict) else None
-    meta = parent.get("metadata") if isinstance(parent, dict) else None
-    if not isinstance(meta, dict):
-        return "-"
-    name, namespace = meta.get("name"), meta.get("namespace") or "default"
-    if not isinstance(name, str) or not name or not isinstance(namespace, str):
-        return "-"
-    return f"{namespace[:_OFFER_PART]}/{name[:_OFFER_PART]}"
 
 
 def _bad_request(error: str, detail: str, offer: str = "-") -> SyncAnswer:
@@ -272,11 +201,9 @@ class _HookShell:
         busy_port: int | None,
         max_request_bytes: int,
         observer: Observer | None,
-        cache_entries: int = 0,
     ) -> None:
         self.settings = settings
         self.observe = observer.observations_for if observer is not None else None
-        self.cache = AnswerCache(cache_entries) if cache_entries > 0 and observer is None else None
         self.token = token.encode("latin-1") if token is not None else None
         self.metrics = metrics
         self.logger = logger
@@ -307,7 +234,7 @@ class _HookShell:
         return None
 
     def sync(self) -> Response:
-        """POST /sync through Flask: the requests :class:`HotPathFront` leaves to it."""
+        """POST /sync and /finalize."""
         started = time.perf_counter()
         if self.token is not None and not bearer_matches(
             request.headers.get("Authorization"), self.token
@@ -328,13 +255,8 @@ class _HookShell:
         return Response(answer.body, answer.status, content_type=JSON)
 
     def answer(self, body: bytes, started: float) -> SyncAnswer:
-        """Answer one sync body (from the cache when it can), then count and log it."""
-        key = AnswerCache.key(body) if self.cache is not None else b""
-        answer = self.cache.get(key) if self.cache is not None else None
-        if answer is None:
-            answer = handle_sync_body(body, self.settings, self.observe)
-            if self.cache is not None:
-                self.cache.put(key, answer)
+        """Answer one sync body, then count and log it."""
+        answer = handle_sync_body(body, self.settings, self.observe)
         elapsed = time.perf_counter() - started
         if answer.error is not None:
             logs.log_failure(self.logger, "sync failed", answer.error, offer=answer.offer)
@@ -353,15 +275,6 @@ class _HookShell:
     def _refuse(
         self, status: int, error: str, detail: str, outcome: str, started: float
     ) -> Response:
-        answer = self.refusal(status, error, detail, outcome, started)
-        response = Response(answer.body, status, content_type=JSON)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
-        return response
-
-    def refusal(
-        self, status: int, error: str, detail: str, outcome: str, started: float
-    ) -> SyncAnswer:
         """A sync request refused before the core saw it, counted and logged."""
         self.metrics.observe_sync(outcome, None)
         logs.log_sync(
@@ -373,20 +286,17 @@ class _HookShell:
             duration_ms=(time.perf_counter() - started) * 1000,
             detail=detail,
         )
-        return SyncAnswer(status, _error_body(error, detail), outcome, detail=detail)
+        response = Response(_error_body(error, detail), status, content_type=JSON)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
+        return response
 
     def busy(self, namespace: str, name: str) -> Response:
-        """GET /busy through Flask: the requests :class:`HotPathFront` leaves to it."""
-        seconds, body = self.busy_answer(namespace, name, request.args.get(_RETRY))
-        return Response(body, 429, headers=_busy_headers(seconds), content_type=JSON)
-
-    def busy_answer(
-        self, namespace: str, name: str, raw_retry_after: str | None
-    ) -> tuple[int, bytes]:
-        """Retry-After seconds and the 429 body for one busy request, counted."""
-        seconds = retry_after_seconds(raw_retry_after, self.settings.busy_jitter_seconds)
+        """GET /busy/<namespace>/<name>: the 429 body the errors Middleware fetches."""
+        seconds = retry_after_seconds(request.args.get(_RETRY), self.settings.busy_jitter_seconds)
         self.metrics.observe_busy(namespace)
-        return seconds, busy_body(namespace, name, seconds)
+        body = busy_body(namespace, name, seconds)
+        return Response(body, 429, headers=_busy_headers(seconds), content_type=JSON)
 
     def healthz(self) -> Response:
         return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)
@@ -407,93 +317,7 @@ class _HookShell:
         return Response(_INTERNAL_ERROR_BODY, 500, content_type=JSON)
 
 
-class HotPathFront:
-    """WSGI middleware answering the two hot requests without Flask's request cycle.
-
-    Flask's per-request machinery (request and app contexts, URL matching, ``before_request``,
-    the Request and Response objects) costs about 200 µs of server CPU per request under load,
-    more than a sync itself. Two requests are frequent enough for that to matter:
-
-    * a plain sync: POST to ``/sync`` or ``/finalize`` on a port that serves them, with a plain
-      ``Content-Length`` within the size cap and, when a token is configured, the right bearer
-      token (Metacontroller, once per offer on every resync);
-    * a busy body: GET ``/busy/<namespace>/<name>`` with names as Kubernetes spells them, on a
-      port that serves it (Traefik's errors Middleware, once per 429 of a saturated offer).
-
-    Both call the very same shell methods as the Flask views (:meth:`_HookShell.answer`,
-    :meth:`_HookShell.busy_answer`). Everything else (refusals, chunked bodies, unusual names,
-    other paths and methods) goes on to the Flask app unchanged, so each error answer has
-    exactly one place.
-    """
-
-    def __init__(self, shell: _HookShell, app: WSGIApplication) -> None:
-        self.shell = shell
-        self.app = app
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
-        port = environ.get("SERVER_PORT")
-        if method == "POST" and path in SYNC_PATHS and port != self.shell.busy_only_port:
-            length = self._plain_sync_length(environ)
-            if length is not None:
-                return self._sync(environ, length, start_response)
-        elif method == "GET" and path.startswith(BUSY_PREFIX) and port != self.shell.sync_only_port:
-            offer = _PLAIN_BUSY_PATH.fullmatch(path)
-            if offer is not None:
-                return self._busy(environ, offer[1], offer[2], start_response)
-        return self.app(environ, start_response)
-
-    def _plain_sync_length(self, environ: WSGIEnvironment) -> int | None:
-        """The body length of a sync this front answers, or None to hand it to Flask."""
-        raw = environ.get("CONTENT_LENGTH")
-        if not raw or not raw.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
-            return None
-        length = int(raw)
-        token = self.shell.token
-        if length > self.shell.max_request_bytes or (
-            token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token)
-        ):
-            return None
-        return length
-
-    def _sync(
-        self, environ: WSGIEnvironment, length: int, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        started = time.perf_counter()
-        body = environ["wsgi.input"].read(length)
-        try:
-            if len(body) != length:
-                detail = "request body ended before its Content-Length"
-                answer = self.shell.refusal(400, "incomplete_body", detail, "bad_request", started)
-            else:
-                answer = self.shell.answer(body, started)
-        except Exception:
-            # What Flask's error handler does for the view: log the traceback, answer 500.
-            self.shell.logger.exception("sync failed outside the core")
-            answer = SyncAnswer(500, _INTERNAL_ERROR_BODY, "error")
-        start_response(
-            _STATUS_LINES.get(answer.status) or f"{answer.status} ERROR",
-            [("Content-Type", JSON), ("Content-Length", str(len(answer.body)))],
-        )
-        return [answer.body]
-
-    def _busy(
-        self, environ: WSGIEnvironment, namespace: str, name: str, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        query = environ.get("QUERY_STRING", "")
-        raw = next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == _RETRY), None)
-        seconds, body = self.shell.busy_answer(namespace, name, raw)
-        headers = [("Content-Type", JSON), ("Content-Length", str(len(body)))]
-        start_response("429 TOO MANY REQUESTS", headers + _busy_headers(seconds))
-        return [body]
-
-
-# Kubernetes names only (a namespace is a DNS label, an offer name a DNS subdomain); anything
-# else, percent-encoded or not, takes Flask's route and gets the same answer there.
-_PLAIN_BUSY_PATH: Final = re.compile(r"/busy/([a-z0-9-]{1,63})/([a-z0-9.-]{1,253})")
 _RETRY: Final = "retryAfter"
-# Werkzeug's spelling, so both paths put the same status line on the wire.
-_STATUS_LINES: Final = {200: "200 OK", 400: "400 BAD REQUEST", 500: "500 INTERNAL SERVER ERROR"}
 
 
 def _busy_headers(seconds: int) -> list[tuple[str, str]]:
@@ -537,7 +361,6 @@ def create_app(
     metrics: HookMetrics | None = None,
     log_level: str | None = None,
     observer: Observer | None = None,
-    cache_entries: int | None = None,
 ) -> Flask:
     """The Flask app.
 
@@ -558,7 +381,6 @@ def create_app(
         sync_port = sync_port if sync_port is not None else config.sync_port
         busy_port = busy_port if busy_port is not None else config.busy_port
         log_level = log_level or config.log_level
-        cache_entries = cache_entries if cache_entries is not None else config.cache_entries
     max_request_bytes = max_request_bytes or DEFAULT_MAX_REQUEST_BYTES
     app = Flask(__name__)
     logger = logs.configure(log_level or "info")
@@ -573,8 +395,6 @@ def create_app(
         busy_port,
         max_request_bytes,
         observer,
-        cache_entries or 0,
     )
     shell.register(app)
-    app.wsgi_app = HotPathFront(shell, app.wsgi_app)  # type: ignore[method-assign]
     return app

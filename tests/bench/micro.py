@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from hooks.server.app import handle_sync_body
@@ -111,7 +112,7 @@ def run(iterations: int) -> dict[str, Timing]:
     return {
         "orjson_loads": time_calls("orjson_loads", lambda: orjson.loads(bodies[0]), iterations),
         "full_new_spec": time_calls(
-            "full_new_spec", lambda: sync(next(requests), settings), iterations
+            "full_new_spec", lambda: sync(parse_request(next(requests)), settings), iterations
         ),
         "full_http_path_new_spec": time_calls(
             "full_http_path_new_spec", lambda: handle_sync_body(next(raw), settings), iterations
@@ -125,11 +126,11 @@ def profile_sync(iterations: int = 20000, top: int = 25) -> str:
     settings = Settings()
     requests = itertools.cycle([orjson.loads(body) for body in new_spec_bodies(DISTINCT_SPECS)])
     for _ in range(1000):
-        sync(next(requests), settings)
+        sync(parse_request(next(requests)), settings)
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(iterations):
-        sync(next(requests), settings)
+        sync(parse_request(next(requests)), settings)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 import yaml
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from hooks.server.app import handle_sync_body, invalid_spec_message
@@ -100,7 +101,7 @@ def storm_offer(index: int) -> StormOffer:
     if not existing:
         request = sync_request(parent_object(offer))
     else:
-        first = sync(sync_request(parent_object(offer)), settings)
+        first = sync(parse_request(sync_request(parent_object(offer))), settings)
         live = observed_children(first["children"])
         changed = _vary(template, index, invalid=True) if invalid else offer
         parent = parent_object(changed, generation=2, status=first["status"])

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from click.testing import Result
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import Observation
 from hooks.core.sync import sync
@@ -134,7 +135,7 @@ def synced(
 ) -> dict[str, Any]:
     """The example with the status the hook writes after its children were observed."""
     offer = example(name)
-    first = sync(sync_request(parent_object(offer)), settings)
+    first = sync(parse_request(sync_request(parent_object(offer))), settings)
     if not children_observed:
         return {**offer, "status": first["status"]}
     children = observed_children(first["children"], route_accepted=route_accepted)
@@ -143,5 +144,5 @@ def synced(
         url = first["status"]["upstream"]["url"]
         observations[url] = Observation(True, "GET /health answered 200", 200, in_flight, "vllm")
     parent = parent_object(offer, status=first["status"])
-    second = sync(sync_request(parent, children), settings, observations)
+    second = sync(parse_request(sync_request(parent, children)), settings, observations)
     return {**offer, "status": second["status"]}

@@ -31,6 +31,7 @@ from hooks.cli.offer_view import (
     status_record,
     status_text,
 )
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.cli.sell_helpers import LLAMA, QWEN, SETTINGS, WEATHER, example, synced
@@ -194,7 +195,7 @@ def test_pending_children_show_as_pending() -> None:
 def test_invalid_spec_is_shown_with_its_field_path() -> None:
     offer = example(QWEN)
     offer["spec"]["capacity"]["perBuyerMaxInFlight"] = 99
-    status = sync(sync_request(parent_object(offer)), SETTINGS)["status"]
+    status = sync(parse_request(sync_request(parent_object(offer))), SETTINGS)["status"]
     view = offer_view({**offer, "status": status})
     assert condition_lines(view) == [
         "Ready=False (InvalidSpec: spec.capacity.perBuyerMaxInFlight:"

@@ -102,7 +102,7 @@ def test_handle_sync_body_passes_observations_to_the_core(valid_body: bytes) -> 
     seen: list[Any] = []
 
     def observe(request: Any) -> dict[str, Observation]:
-        seen.append(request["parent"]["metadata"]["name"])
+        seen.append(request.name)
         return {UPSTREAM: Observation(healthy=True, message="ok", http_status=204)}
 
     answer = handle_sync_body(valid_body, Settings(), observe)

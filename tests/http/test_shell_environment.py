@@ -204,7 +204,6 @@ def test_every_shell_variable_is_documented() -> None:
     assert names == {
         "OBOL_BIND", "OBOL_BUSY_BIND", "OBOL_WORKERS", "OBOL_HOOK_TOKEN", "OBOL_HOOK_TOKEN_FILE",
         "OBOL_MAX_REQUEST_BYTES", "OBOL_LOG_LEVEL", "OBOL_ASSET_REGISTRY_FILE",
-        "OBOL_RESPONSE_CACHE_ENTRIES",
     }  # fmt: skip
     assert all(variable.description for variable in SHELL_ENVIRONMENT)
 
@@ -232,9 +231,3 @@ def test_observation_on_resyncs_at_least_once_per_probe_interval(
 def test_bad_observation_settings_are_reported_with_the_others() -> None:
     text = problem_text({"OBOL_OBSERVE": "maybe", "OBOL_WORKERS": "0"})
     assert "OBOL_OBSERVE: must be on or off" in text and "OBOL_WORKERS" in text
-
-
-def test_cache_entries_default_and_bounds() -> None:
-    assert load_config({}).cache_entries == 1024
-    assert load_config({"OBOL_RESPONSE_CACHE_ENTRIES": "0"}).cache_entries == 0
-    assert "OBOL_RESPONSE_CACHE_ENTRIES" in problem_text({"OBOL_RESPONSE_CACHE_ENTRIES": "-1"})

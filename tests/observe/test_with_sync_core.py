@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import UPSTREAM_HEALTHY
 from hooks.core.sync import sync
@@ -42,7 +43,9 @@ def example_request() -> dict[str, Any]:
 
 def synced_status(observer: Observer) -> dict[str, Any]:
     request = example_request()
-    response = sync(request, Settings(), observer.observations_for(request))
+    response = sync(
+        parse_request(request), Settings(), observer.observations_for(parse_request(request))
+    )
     status: dict[str, Any] = response["status"]
     assert validate_status(status) == []
     return status

@@ -12,14 +12,16 @@ Design notes:
   them) makes most mutations land where the hook actually looks.
 * ``is_well_formed`` is the test's own reading of the request contract: the shell answers 400
   only when the request is not a CompositeController request at all (not an object, no parent
-  object, no metadata object, no non-empty string name, a non-string namespace, or a children
-  map that is not a map of maps of objects). Everything else is well-formed whatever the spec,
-  the status or the children's contents hold, and must be answered.
+  object, no metadata object, a name that is not a DNS-1123 subdomain, a namespace that is not a
+  DNS-1123 label, or a children map that is not a map of maps of objects). Everything else is
+  well-formed whatever the spec, the status or the children's contents hold, and must be
+  answered.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests/fixtures/sync"
 MANAGED_KINDS = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
 RESPONSE_KEYS = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
+# Kubernetes' own name rules (API conventions), written here independently of the hook.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 MAX_DEPTH = 64  # orjson.dumps refuses more than 254 levels; see test_fuzz_sync.py
 
 _TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)  # no lone surrogates
@@ -133,9 +138,9 @@ def is_well_formed(request: Any) -> bool:
     if not isinstance(meta, Mapping):
         return False
     name, namespace = meta.get("name"), meta.get("namespace")
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
         return False
-    if namespace and not isinstance(namespace, str):
+    if namespace and not (isinstance(namespace, str) and _DNS_LABEL.fullmatch(namespace)):
         return False
     children = request.get("children")
     if children is None:

@@ -3,16 +3,13 @@
 Design notes:
 
 * The properties (the brief of issue #6):
-  1. a malformed request raises nothing but ``SpecError`` (the shell's 400);
+  1. a malformed request raises nothing but ``SpecError`` from ``parse_request`` (the shell's 400);
   2. a well-formed request (``strategies.is_well_formed``) never raises, whatever its spec,
      status or children hold, and the answer has the v2 shape and serialises with orjson;
   3. an answer never has ``children: []`` while the request observed children of our kinds
      (an existing offer; an empty list would make Metacontroller delete them), finalizing aside;
      and ``sync`` never changes its input (it is pure);
-  4. a valid spec always gets children, whatever junk the status and the observed children hold;
-  5. the server's path (``sync_for_wire``: children pre-serialised, the spec's plan memoised)
-     answers every request orjson can parse with exactly the bytes of ``sync``, or the same
-     error, on a first call and on repeated (memoised) ones.
+  4. a valid spec always gets children, whatever junk the status and the observed children hold.
 * Inputs: arbitrary JSON as the spec; random edits of valid specs (wrong types, missing fields,
   huge numbers, unicode, nesting); random edits anywhere in realistic requests (the fixtures,
   whose children carry server-set fields); arbitrary top-level objects; junk children maps.
@@ -35,8 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks.core.errors import SpecError
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
-from hooks.core.sync import sync, sync_for_wire
+from hooks.core.sync import sync
 from tests.robustness.strategies import (
     FIXTURES,
     assert_response_shape,
@@ -78,9 +76,8 @@ realistic_requests = st.sampled_from(ANSWERING)
 def answer(request: Any) -> dict[str, Any] | None:
     """``sync``'s answer, checked against properties 1-3; None when it raised SpecError."""
     before = copy.deepcopy(request)
-    assert_wire_path_agrees(request)
     try:
-        response = sync(request, SETTINGS)
+        response = sync(parse_request(request), SETTINGS)
     except SpecError:
         assert not is_well_formed(request), "a well-formed request was refused"
         return None
@@ -90,31 +87,6 @@ def answer(request: Any) -> dict[str, Any] | None:
     if request.get("finalizing") is not True and observed_managed_children(request):
         assert response["children"], "children: [] while children exist"
     return response
-
-
-def assert_wire_path_agrees(request: Any) -> None:
-    """The server's path (``sync_for_wire``, three times: a spec is remembered from its second
-    sight, so the third answer comes from the plan memo) gives the bytes of ``sync`` for the
-    request as orjson parses it, or the same error."""
-    try:
-        parsed = orjson.loads(orjson.dumps(request))
-    except orjson.JSONEncodeError:
-        return  # not JSON (e.g. an integer over 64 bits): no body the server parses looks so
-    try:
-        expected = orjson.dumps(sync(parsed, SETTINGS), option=orjson.OPT_SORT_KEYS)
-    except SpecError as problem:
-        for _ in range(3):
-            with pytest.raises(SpecError) as raised:
-                sync_for_wire(parsed, SETTINGS)
-            assert str(raised.value) == str(problem)
-        return
-    for _ in range(3):
-        response, children = sync_for_wire(parsed, SETTINGS)
-        assert orjson.dumps(response, option=orjson.OPT_SORT_KEYS) == expected
-        assert children == len(orjson.loads(expected)["children"])
-
-
-# ---------------------------------------------------------------- (a) the spec
 
 
 @st.composite
@@ -227,7 +199,7 @@ def valid_offer_requests(draw: st.DrawFn) -> dict[str, Any]:
     """A valid offer as a new offer, or existing with its children and status, with junk
     optionally edited into the observed children and into the previous status."""
     offer = draw(valid_offers())
-    first = sync(sync_request(parent_object(offer)), SETTINGS)
+    first = sync(parse_request(sync_request(parent_object(offer))), SETTINGS)
     shape = draw(st.sampled_from(["new", "existing", "junk-children", "junk-status"]))
     if shape == "new":
         return sync_request(parent_object(offer))

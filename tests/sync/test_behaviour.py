@@ -15,14 +15,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
 from hooks.core import api
 from hooks.core.errors import HookFailure, SpecError
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
-from hooks.core.status import ObservedChildren
-from hooks.core.sync import _invalid_spec_response, sync
+from hooks.core.sync import sync
+from hooks.server.app import handle_sync_body
 from tests.support.observed import observed_children, parent_object, sync_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +49,7 @@ def filters(response: dict[str, Any]) -> list[str]:
 
 
 def run(offer: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    return sync(sync_request(parent_object(offer)), settings or Settings())
+    return sync(parse_request(sync_request(parent_object(offer))), settings or Settings())
 
 
 def test_full_chain_order_puts_capacity_before_payment() -> None:
@@ -166,8 +168,14 @@ def test_unchanged_condition_keeps_its_transition_time() -> None:
     offer = example("http-weather-api.yaml")
     first = run(offer)
     children = observed_children(first["children"])
-    second = sync(sync_request(parent_object(offer, status=first["status"]), children), Settings())
-    third = sync(sync_request(parent_object(offer, status=second["status"]), children), Settings())
+    second = sync(
+        parse_request(sync_request(parent_object(offer, status=first["status"]), children)),
+        Settings(),
+    )
+    third = sync(
+        parse_request(sync_request(parent_object(offer, status=second["status"]), children)),
+        Settings(),
+    )
     assert second["status"] == third["status"]
     ready = {c["type"]: c for c in second["status"]["conditions"]}["Ready"]
     assert ready["status"] == "True"
@@ -183,7 +191,7 @@ def test_unchanged_condition_keeps_its_transition_time() -> None:
         ),
         pytest.param(
             {"parent": {"metadata": {"name": ""}}},
-            "parent.metadata.name: must be a non-empty string (got '')",
+            "parent.metadata.name: must be a DNS-1123 subdomain (got '')",
             id="no name",
         ),
         pytest.param(
@@ -195,7 +203,7 @@ def test_unchanged_condition_keeps_its_transition_time() -> None:
 )
 def test_malformed_requests_raise_spec_error(request_body: Any, message: str) -> None:
     with pytest.raises(SpecError) as caught:
-        sync(request_body, Settings())
+        sync(parse_request(request_body), Settings())
     assert str(caught.value) == message
 
 
@@ -215,26 +223,27 @@ def test_invalid_spec_keeps_every_live_child_exactly() -> None:
     live = observed_children(good["children"])
     broken = copy.deepcopy(offer)
     broken["spec"]["payment"]["payTo"] = "nope"
-    response = sync(sync_request(parent_object(broken), live), Settings())
+    response = sync(parse_request(sync_request(parent_object(broken), live)), Settings())
     key = lambda c: (c["kind"], c["metadata"]["name"])  # noqa: E731
     assert sorted(response["children"], key=key) == sorted(good["children"], key=key)
 
 
 def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatch) -> None:
-    # kept_children always rebuilds every observed child; if that ever broke, the guard must
-    # turn a would-be "delete everything" answer into a 500.
+    # kept_children always rebuilds every observed child; if that ever broke, the server's guard
+    # must turn a would-be "delete everything" answer into a 500.
     monkeypatch.setattr("hooks.core.sync.kept_children", lambda observed: [])
-    live = {"kind": "ConfigMap", "metadata": {"name": "x"}}
-    observed = ObservedChildren({("ConfigMap", "x"): live})
-    with pytest.raises(HookFailure):
-        problem = SpecError.at("spec", "bad")
-        _invalid_spec_response(problem, {}, observed, 1, lambda: "t", Settings())
+    offer = example("inference-qwen36-fast.yaml")
+    live = observed_children(run(offer)["children"])
+    offer["spec"]["payment"]["payTo"] = "nope"
+    body = orjson.dumps(sync_request(parent_object(offer), live))
+    answer = handle_sync_body(body, Settings())
+    assert answer.status == 500 and isinstance(answer.error, HookFailure)
 
 
 def test_finalizing_returns_no_children_and_finalized() -> None:
     offer = example("http-weather-api.yaml")
     request = sync_request(parent_object(offer), finalizing=True)
-    response = sync(request, Settings())
+    response = sync(parse_request(request), Settings())
     assert response["children"] == [] and response["finalized"] is True
 
 

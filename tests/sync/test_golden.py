@@ -18,6 +18,7 @@ import orjson
 import pytest
 import yaml
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 
@@ -62,7 +63,7 @@ def check_golden(response: dict[str, Any], golden: Path, update_goldens: bool) -
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_response_matches_golden(fixture: Path, update_goldens: bool) -> None:
-    response = sync(load(fixture), Settings())
+    response = sync(parse_request(load(fixture)), Settings())
     check_golden(response, GOLDEN / f"{fixture.stem}.yaml", update_goldens)
 
 
@@ -71,7 +72,7 @@ def test_gate_mode_response_matches_golden(
     directory: str, settings: Settings, stem: str, update_goldens: bool
 ) -> None:
     fixture = ROOT / "tests/fixtures/sync" / f"{stem}.json"
-    response = sync(load(fixture), settings)
+    response = sync(parse_request(load(fixture)), settings)
     check_golden(response, ROOT / "tests/golden" / directory / f"{stem}.yaml", update_goldens)
     for child in response["children"]:
         if child["kind"] in ("ConfigMap", "Service", "TraefikService"):
@@ -85,8 +86,10 @@ def test_gate_mode_response_matches_golden(
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_same_request_same_bytes(fixture: Path) -> None:
     request = load(fixture)
-    first = orjson.dumps(sync(request, Settings()), option=orjson.OPT_SORT_KEYS)
-    again = orjson.dumps(sync(load(fixture), Settings()), option=orjson.OPT_SORT_KEYS)
+    first = orjson.dumps(sync(parse_request(request), Settings()), option=orjson.OPT_SORT_KEYS)
+    again = orjson.dumps(
+        sync(parse_request(load(fixture)), Settings()), option=orjson.OPT_SORT_KEYS
+    )
     assert first == again
 
 
@@ -103,7 +106,7 @@ def test_every_golden_has_a_fixture() -> None:
 def test_golden_children_and_status_are_schema_valid(fixture: Path) -> None:
     from tests.support.crd_validation import format_violations, validate_object, validate_status
 
-    response = sync(load(fixture), Settings())
+    response = sync(parse_request(load(fixture)), Settings())
     for child in response["children"]:
         if child["kind"] in ("ConfigMap", "Service"):
             continue  # core kinds: applied to a real API server by the end-to-end suite

@@ -91,7 +91,7 @@ def test_sync_of_a_crashing_core_exits_2(monkeypatch: pytest.MonkeyPatch) -> Non
     def crash(request: Any, settings: Settings, observations: Any = None) -> Any:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(app_module, "sync_for_wire", crash)
+    monkeypatch.setattr(app_module, "sync", crash)
     result = run("sync", stdin=request_for(EXAMPLES / "inference-qwen36-fast.yaml"))
     assert_one_line_error(result, 2, "internal error: RuntimeError: boom second line")
 

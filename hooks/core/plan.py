@@ -1,0 +1,48 @@
+"""What an offer's name and spec decide on their own, whatever was observed.
+
+:func:`plan_offer` validates the spec, works out the limits the gateway will enforce, resolves
+the payment terms and builds the desired children. :mod:`hooks.core.sync` answers with the plan's
+children; :mod:`hooks.core.status` reports on it; the CLI previews it.
+
+Pure: no I/O. Raises :class:`~hooks.core.errors.SpecError` with every problem's field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hooks.core.admission import EnforcedLimits, Manifest, enforced_limits
+from hooks.core.children import desired_children
+from hooks.core.models import ServiceOfferSpec, parse_spec
+from hooks.core.names import ChildNames, child_names, upstream_url
+from hooks.core.payment import ResolvedPayment, resolve_payment
+from hooks.core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class OfferPlan:
+    """A valid offer's spec, enforced limits, payment terms, child names and children."""
+
+    namespace: str
+    spec: ServiceOfferSpec
+    limits: EnforcedLimits
+    payment: ResolvedPayment
+    names: ChildNames
+    children: list[Manifest]
+
+    @property
+    def upstream_url(self) -> str:
+        """In-cluster base URL of the upstream (the key of its observation)."""
+        upstream = self.spec.upstream
+        return upstream_url(self.namespace, upstream.service, upstream.namespace, upstream.port)
+
+
+def plan_offer(namespace: str, name: str, raw_spec: Any, settings: Settings) -> OfferPlan:
+    """The plan of the offer ``namespace/name`` with spec ``raw_spec``."""
+    spec = parse_spec(raw_spec)
+    limits = enforced_limits(spec, settings)
+    payment = resolve_payment(spec.payment, spec.request_limits, settings.asset_registry)
+    names = child_names(namespace, name)
+    children = desired_children(namespace, name, spec, names, limits, payment, settings)
+    return OfferPlan(namespace, spec, limits, payment, names, children)

@@ -1,0 +1,109 @@
+"""Metacontroller's sync request, parsed once into the one typed value every layer shares.
+
+:func:`parse_request` walks the CompositeController envelope (``parent``, its ``metadata``,
+``status`` and ``spec``, the ``children`` map, ``finalizing``) exactly once. The server answers
+a malformed envelope with 400, the observation layer reads the upstream from
+:attr:`SyncRequest.spec`, and :func:`hooks.core.sync.sync` answers the rest. The spec itself
+is left raw here: validating it is :mod:`hooks.core.models`' job, and an invalid spec is an
+answer (``Ready=False``), not a malformed request.
+
+Pure: no I/O. Raises :class:`~hooks.core.errors.SpecError` for a malformed envelope, with the
+field path (``parent.metadata.name``, ``children[...]``) of the first problem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from hooks.core import api
+from hooks.core.errors import SpecError
+
+# (kind, name) -> the observed object, for the child kinds this hook manages.
+ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
+
+_MANAGED_KINDS: Final = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
+# What the API server allows: a namespace is a DNS-1123 label, an object name a DNS-1123
+# subdomain. Children's names and the busy responder's path are built from them unescaped.
+_NAMESPACE: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAME_MAX: Final = 253
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """One sync (or finalize) request for one ServiceOffer."""
+
+    namespace: str
+    name: str
+    # metadata.generation, when the parent carries one (conditions' observedGeneration).
+    generation: int | None
+    # parent.spec as sent: validated later, an invalid spec still gets an answer.
+    spec: Any
+    # The previous status the hook wrote ({} when there is none or it is not an object).
+    status: Mapping[str, Any]
+    children: ObservedChildren
+    finalizing: bool
+    # The parent object itself, for the timestamps in its metadata (see status.request_time).
+    parent: Mapping[str, Any]
+
+    @property
+    def offer(self) -> str:
+        """``namespace/name``: how logs, metrics and messages name the offer."""
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_request(body: Any) -> SyncRequest:
+    """The typed request; raise :class:`SpecError` when the envelope is malformed."""
+    if not isinstance(body, dict):
+        raise SpecError.at("<request>", "must be a JSON object")
+    parent = body.get("parent")
+    if not isinstance(parent, dict):
+        raise SpecError.at("parent", "must be the ServiceOffer object")
+    meta = parent.get("metadata")
+    if not isinstance(meta, dict):
+        raise SpecError.at("parent.metadata", "must be an object")
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or len(name) > _NAME_MAX or not _NAME.fullmatch(name):
+        raise SpecError.at("parent.metadata.name", "must be a DNS-1123 subdomain", name)
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise SpecError.at("parent.metadata.namespace", "must be a DNS-1123 label", namespace)
+    generation = meta.get("generation")
+    status = parent.get("status")
+    return SyncRequest(
+        namespace=namespace,
+        name=name,
+        generation=generation if type(generation) is int else None,
+        spec=parent.get("spec"),
+        status=status if isinstance(status, dict) else {},
+        children=index_children(body.get("children")),
+        finalizing=body.get("finalizing") is True,
+        parent=parent,
+    )
+
+
+def index_children(children: Any) -> ObservedChildren:
+    """Index the request's ``children`` map by (kind, name), for the kinds this hook manages.
+
+    Both v2 (``Kind.group/version``) and v1 keys work: children are found by their own kind.
+    """
+    if children is None:
+        return {}
+    if not isinstance(children, dict):
+        raise SpecError.at("children", "must be an object keyed by Kind.apiVersion")
+    index: ObservedChildren = {}
+    for type_key, objects in children.items():
+        if not isinstance(objects, dict):
+            raise SpecError.at(f"children[{type_key!r}]", "must be an object keyed by name")
+        for obj in objects.values():
+            if not isinstance(obj, dict):
+                raise SpecError.at(f"children[{type_key!r}]", "every child must be an object")
+            kind = obj.get("kind")
+            meta = obj.get("metadata")
+            child_name = meta.get("name") if isinstance(meta, dict) else None
+            # Objects without a string kind and name cannot be ours: they are skipped.
+            if isinstance(kind, str) and kind in _MANAGED_KINDS and isinstance(child_name, str):
+                index[(kind, child_name)] = obj
+    return index
