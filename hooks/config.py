@@ -22,11 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.settings import Settings
+from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 from hooks.observe.observer import ObserveSettings, resync_after_seconds
 
 DEFAULT_BIND = "0.0.0.0:8080"
@@ -179,15 +178,17 @@ def load_asset_registry(path: str | None) -> AssetRegistry | None:
     if not path:
         return None
     try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as stream:
+            documents = parse_user_yaml(stream.read(MAX_BYTES + 1), path)
     except OSError as exc:
         raise SpecError.at(
             ASSET_REGISTRY_FILE, f"cannot read the file: {exc.strerror}", path
         ) from None
-    except yaml.YAMLError as exc:
-        raise SpecError.at(
-            ASSET_REGISTRY_FILE, f"is not valid YAML: {_first_line(exc)}", path
-        ) from None
+    except UserYamlError as exc:
+        raise SpecError.at(ASSET_REGISTRY_FILE, exc.detail, path) from None
+    if len(documents) > 1:
+        raise SpecError.at(ASSET_REGISTRY_FILE, "must hold one YAML document", path)
+    document = documents[0] if documents else None
     if document is None:
         return BUILTIN_REGISTRY
     if not isinstance(document, Mapping):
@@ -275,7 +276,3 @@ def _collect(problems: list[FieldProblem], read: Callable[[], T], fallback: T) -
     except SpecError as exc:
         problems.extend(exc.problems)
         return fallback
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -4,8 +4,10 @@
   config (:mod:`hooks.server.gunicorn_conf`), so signals reach the gunicorn master directly.
 * ``sync`` answers a sync request from stdin through :func:`hooks.server.app.handle_sync_body`, the
   same function POST /sync uses.
-* ``render`` wraps a ServiceOffer file in a sync request with no observed children and prints
-  the children the hook would create, for people without a cluster.
+* ``render`` reads a ServiceOffer file (bounded, alias-free YAML: :mod:`hooks.core.user_yaml`),
+  checks apiVersion and kind, validates it exactly as ``obol sell`` does (same messages, same
+  warnings on stderr), then wraps it in a sync request with no observed children and prints the
+  children the hook would create, for people without a cluster.
 
 Errors are one line on stderr and a non-zero exit (1: the input is wrong, 2: configuration or
 internal failure); never a traceback.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -26,6 +27,7 @@ from hooks.config import BIND, BUSY_BIND, WORKERS, load_config, load_settings
 from hooks.core import api
 from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
+from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 
 EXIT_INPUT = 1
 EXIT_FAILURE = 2
@@ -146,22 +148,25 @@ printed first, as YAML comments (on stderr with -o json).
 )
 def render(filename: str, output: str) -> None:
     """Print the children the hook would create for a ServiceOffer (no cluster needed)."""
+    from hooks.cli.sell import validate_manifest, warn
     from hooks.server.app import handle_sync_body, invalid_spec_message
 
+    settings = _settings()
     offer = _read_offer(filename)
     try:
-        body = orjson.dumps(render_request(offer))
-    except TypeError as exc:
-        raise CliFailure(f"{filename}: cannot be represented as JSON ({exc})") from None
-    answer = handle_sync_body(body, _settings())
-    if answer.status == 400:
-        raise CliFailure(f"{filename}: {answer.detail}", EXIT_INPUT)
+        validated = validate_manifest(offer, settings.asset_registry, settings)
+    except SpecError as problem:
+        raise CliFailure(f"{filename}: invalid offer: {problem}", EXIT_INPUT) from None
+    # The parsed YAML is JSON-shaped (parse_user_yaml), so this cannot fail on a value.
+    body = orjson.dumps(render_request(offer))
+    answer = handle_sync_body(body, settings)
     if answer.status != 200:
         raise CliFailure(f"internal error: {_describe(answer.error)}", EXIT_FAILURE)
     response = orjson.loads(answer.body)
     message = invalid_spec_message(response)
     if message is not None:
         raise CliFailure(f"{filename}: invalid spec: {message}", EXIT_INPUT)
+    warn(validated.warnings)
     gate = response.get("status", {}).get("paymentGate")
     if isinstance(gate, dict):
         note = gate_comment(gate)
@@ -224,25 +229,31 @@ _BlockDumper.add_representer(str, _represent_str)
 
 
 def _read_offer(filename: str) -> dict[str, Any]:
+    """The one ServiceOffer document in ``filename`` (``-``: stdin), read with bounds.
+
+    apiVersion and kind must be there and right, as ``kubectl apply`` requires.
+    """
     try:
         if filename == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
         else:
-            text = Path(filename).read_text(encoding="utf-8")
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            with open(filename, "rb") as stream:
+                data = stream.read(MAX_BYTES + 1)
+        documents = parse_user_yaml(data, filename)
     except OSError as exc:
         raise CliFailure(f"{filename}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CliFailure(f"{filename}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise CliFailure(f"{filename}: not valid YAML: {exc}") from None
+    except UserYamlError as exc:
+        raise CliFailure(str(exc)) from None
     if len(documents) != 1:
         raise CliFailure(f"{filename}: expected one ServiceOffer document, found {len(documents)}")
     offer = documents[0]
     if not isinstance(offer, dict):
         raise CliFailure(f"{filename}: expected a ServiceOffer mapping")
-    if offer.get("kind", api.KIND) != api.KIND:
-        raise CliFailure(f"{filename}: kind: must be {api.KIND} (got {offer.get('kind')!r})")
+    for field, expected in (("kind", api.KIND), ("apiVersion", api.API_VERSION)):
+        if field not in offer:
+            raise CliFailure(f"{filename}: {field}: required field is missing (use {expected})")
+        if offer[field] != expected:
+            raise CliFailure(f"{filename}: {field}: must be {expected} (got {offer[field]!r})")
     return offer
 
 

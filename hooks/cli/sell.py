@@ -205,17 +205,22 @@ class ValidatedOffer:
     warnings: tuple[str, ...]
 
 
-def validate_manifest(manifest: Mapping[str, Any], registry: AssetRegistry) -> ValidatedOffer:
+def validate_manifest(
+    manifest: Mapping[str, Any], registry: AssetRegistry, settings: Settings | None = None
+) -> ValidatedOffer:
     """Validate like the hook does; return the manifest in the model's stable key order.
 
-    Raises :class:`SpecError` naming the field path, the value and the reason.
+    Used by ``obol sell`` (before printing or applying) and ``obol hook render`` alike, so both
+    refuse and warn about the same things. Raises :class:`SpecError` naming the field path, the
+    value and the reason.
     """
-    namespace = manifest["metadata"].get("namespace")
+    metadata = manifest.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
     if namespace is not None:
         _check_namespace(namespace)
     offer = parse_offer(manifest)
     payment = resolve_payment(offer.spec.payment, offer.spec.request_limits, registry)
-    limits = enforced_limits(offer.spec, Settings())
+    limits = enforced_limits(offer.spec, settings or Settings())
     canonical = {
         "apiVersion": api.API_VERSION,
         "kind": api.KIND,
@@ -225,7 +230,9 @@ def validate_manifest(manifest: Mapping[str, Any], registry: AssetRegistry) -> V
     return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings))
 
 
-def _check_namespace(namespace: str) -> None:
+def _check_namespace(namespace: Any) -> None:
+    if not isinstance(namespace, str):
+        raise SpecError.at("metadata.namespace", "must be a string", namespace)
     if len(namespace) > 63 or not re.match(DNS1123_LABEL, namespace):
         raise SpecError.at(
             "metadata.namespace",
@@ -320,7 +327,8 @@ def _dump(document: Any, output: str) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def _warn(warnings: Sequence[str]) -> None:
+def warn(warnings: Sequence[str]) -> None:
+    """Each warning as its own ``Warning: ...`` line on stderr."""
     for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
 
@@ -587,7 +595,7 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     if output is not None and not dry_run:
         raise click.UsageError("-o/--output only applies with --dry-run")
     offer = _validated_offer(name, namespace, offer_type, params)
-    _warn(offer.warnings)
+    warn(offer.warnings)
     if dry_run:
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
         return

@@ -315,7 +315,7 @@ def test_validation_failure_names_path_value_reason_and_flag(
             None, "OBOL_ASSET_REGISTRY_FILE: cannot read the file: No such file", id="missing file"
         ),
         pytest.param(
-            "networks: [unclosed", "OBOL_ASSET_REGISTRY_FILE: is not valid YAML", id="not YAML"
+            "networks: [unclosed", "OBOL_ASSET_REGISTRY_FILE: line 2: not valid YAML", id="not YAML"
         ),
         pytest.param(
             "- just\n- a list\n",

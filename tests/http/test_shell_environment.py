@@ -181,7 +181,9 @@ def test_the_asset_registry_file_extends_the_builtin_table(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ("networks: [", "is not valid YAML"),
+        ("networks: [", "OBOL_ASSET_REGISTRY_FILE: line 2: not valid YAML"),
+        ("networks: &n [a]\nassets: *n\n", "line 2: YAML aliases (*name) are not accepted"),
+        ("networks:\n  - {name: optimism, chainId: 0xa}\n", "networks[0].chainId: YAML reads"),
         ("- a\n- b\n", "must hold a YAML mapping"),
         ("networks:\n  - name: optimism\n", "chainId"),
     ],

@@ -14,6 +14,7 @@ Test-design notes:
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hooks.cli import hook as hook_cli
 from hooks.cli.main import obol
 from hooks.core import api
 from hooks.core.settings import Settings
+from hooks.core.user_yaml import MAX_BYTES
 from hooks.server import app as app_module
 from hooks.server.app import handle_sync_body
 
@@ -145,21 +147,104 @@ def test_render_of_an_invalid_offer_prints_the_field_path_message(path: Path) ->
     assert_one_line_error(run("render", "-f", str(path)), 1, expected)
 
 
+HEAD = "apiVersion: obol.org/v1alpha1\nkind: ServiceOffer\n"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
         ("kind: Deployment\nmetadata: {name: x}\n", "kind: must be ServiceOffer"),
+        (
+            "apiVersion: foo\nkind: ServiceOffer\n",
+            "apiVersion: must be obol.org/v1alpha1 (got 'foo')",
+        ),
+        ("kind: ServiceOffer\nmetadata: {name: x}\n", "apiVersion: required field is missing"),
         ("a: [", "not valid YAML"),
         ("- 1\n", "expected a ServiceOffer mapping"),
         ("", "expected one ServiceOffer document, found 0"),
         ("kind: ServiceOffer\n---\nkind: ServiceOffer\n", "found 2"),
-        ("kind: ServiceOffer\nspec: {}\n", "parent.metadata"),
+        (HEAD + "spec: {}\n", "invalid offer: metadata.name: required field is missing"),
+        (HEAD + "metadata: {name: x, namespace: 7}\n", "metadata.namespace: must be a string"),
+        (HEAD + "metadata: {name: x}\nkind: ServiceOffer\n", "kind: is given twice"),
     ],
 )
 def test_render_of_a_bad_file_exits_1(tmp_path: Path, content: str, fragment: str) -> None:
     offer = tmp_path / "offer.yaml"
     offer.write_text(content)
-    assert_one_line_error(run("render", "-f", str(offer)), 1, fragment)
+    result = run("render", "-f", str(offer))
+    assert_one_line_error(result, 1, fragment)
+    # A file's problems are named by the file's own paths, never the sync request's.
+    assert "parent." not in result.stderr
+
+
+def _offer_text(pay_to: str) -> str:
+    return HEAD + (
+        "metadata: {name: weather, namespace: shop}\n"
+        "spec:\n"
+        "  type: http\n"
+        "  upstream: {service: weather, port: 8080}\n"
+        "  payment:\n"
+        "    network: base-sepolia\n"
+        f"    payTo: {pay_to}\n"
+        "    price: {perRequest: '0.001'}\n"
+    )
+
+
+def test_render_of_an_unquoted_address_names_the_field_and_says_quote_it(tmp_path: Path) -> None:
+    # YAML 1.1 reads an unquoted 0x... as a (160-bit) hex integer.
+    offer = tmp_path / "offer.yaml"
+    offer.write_text(_offer_text(PAY_TO))
+    result = run("render", "-f", str(offer))
+    assert_one_line_error(result, 1, f"{offer}: line 9: spec.payment.payTo: YAML reads")
+    assert f'quote it ("{PAY_TO}")' in result.stderr
+    offer.write_text(_offer_text(f'"{PAY_TO}"'))
+    assert run("render", "-f", str(offer)).exit_code == 0
+
+
+def test_render_refuses_a_billion_laughs_at_once_naming_the_file(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        prev, name = chr(96 + level), chr(97 + level)
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    offer = tmp_path / "laughs.yaml"
+    offer.write_text(HEAD + "\n".join(lines) + "\n")
+    started = time.perf_counter()
+    result = run("render", "-f", str(offer))
+    assert time.perf_counter() - started < 1.0
+    assert_one_line_error(result, 1, f"{offer}: line 4: YAML aliases (*name) are not accepted")
+
+
+def test_render_refuses_an_oversized_file(tmp_path: Path) -> None:
+    offer = tmp_path / "big.yaml"
+    offer.write_text(HEAD + "x: " + "a" * (MAX_BYTES) + "\n")
+    assert_one_line_error(run("render", "-f", str(offer)), 1, f"is larger than {MAX_BYTES} bytes")
+    assert_one_line_error(
+        run("render", "-f", "-", stdin=offer.read_bytes()), 1, "-: is larger than"
+    )
+
+
+def test_render_prints_the_warnings_sell_dry_run_prints(tmp_path: Path) -> None:
+    # A streaming offer with a body limit: the limit is advertised only (sell warns the same).
+    offer = tmp_path / "offer.yaml"
+    offer.write_text(
+        _offer_text(f'"{PAY_TO}"').replace("type: http", "type: inference")
+        + "  capabilities: {streaming: true}\n  requestLimits: {maxBodyBytes: 1000}\n"
+    )
+    result = run("render", "-f", str(offer))
+    assert result.exit_code == 0, result.stderr
+    expected = "Warning: maxBodyBytes is advertised only"
+    assert expected in result.stderr
+    sell = CliRunner().invoke(
+        obol,
+        [
+            "sell", "inference", "weather", "-n", "shop", "--upstream", "weather", "--port", "8080",
+            "--network", "base-sepolia", "--pay-to", PAY_TO, "--price", "0.001",
+            "--streaming", "--max-body-bytes", "1000", "--dry-run",
+        ],
+    )  # fmt: skip
+    assert sell.exit_code == 0, sell.stderr
+    assert sell.stderr == result.stderr
 
 
 def test_render_of_a_missing_file_exits_1(tmp_path: Path) -> None:
