@@ -209,9 +209,9 @@ def test_render_refuses_a_billion_laughs_at_once_naming_the_file(tmp_path: Path)
         lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
     offer = tmp_path / "laughs.yaml"
     offer.write_text(HEAD + "\n".join(lines) + "\n")
-    started = time.perf_counter()
+    started = time.process_time()
     result = run("render", "-f", str(offer))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert_one_line_error(result, 1, f"{offer}: line 4: YAML aliases (*name) are not accepted")
 
 

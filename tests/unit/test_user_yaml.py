@@ -75,9 +75,10 @@ def test_oversized_input_is_refused_before_parsing() -> None:
 )
 def test_the_largest_accepted_input_parses_in_under_a_second_and_100_mb(text: str) -> None:
     assert len(text) <= MAX_BYTES
-    started = time.perf_counter()
+    # CPU time: the machine may be shared, and waiting for a core is not the parser's cost.
+    started = time.process_time()
     parse_user_yaml(text, "f")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     tracemalloc.start()
     try:
         parse_user_yaml(text, "f")
