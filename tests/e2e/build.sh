@@ -11,6 +11,8 @@
 # Usage:
 #   bash tests/e2e/build.sh                  build what is missing, then print NAME=PATH lines
 #   bash tests/e2e/build.sh --print          only print NAME=PATH lines; exit 3 if one is missing
+#   bash tests/e2e/build.sh --crds           only export the upstream CRDs (module downloads, no
+#                                            compile; what the offline tests need), print paths
 #   bash tests/e2e/build.sh --update-modules regenerate gobuild/*/go.mod and go.sum from the pins
 #                                            below (needs the checksum database through the proxy)
 #   bash tests/e2e/build.sh --prune          delete the Go module and build caches (several GB)
@@ -26,6 +28,10 @@ TRAEFIK_VERSION=v3.6.25  # github.com/traefik/traefik/v3 (v3.7 needs an unpublis
 # go.sum-style hash of the Traefik module zip, checked after download (the zip is built as the
 # main module, so no go.sum of ours covers it).
 TRAEFIK_SUM='h1:M1ME6Mpd83amqd3yWCciyw709/ZbJT8uZQblolnwr7I='
+# Gateway API CRDs (standard channel) that the hook's children are written for and tested against.
+GATEWAY_API_VERSION=v1.5.1  # sigs.k8s.io/gateway-api
+# go.sum line of that module zip (the same hash sum.golang.org records for it).
+GATEWAY_API_SUM='h1:RqVRIlkhLhUO8wOHKTLnTJA6o/1un4po4/6M1nRzdd0='
 # -------------------------------------------------------------------------------------------------
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,8 +43,11 @@ ETCD_BIN="$BIN/etcd-$ETCD_VERSION"
 APISERVER_BIN="$BIN/kube-apiserver-$KUBE_VERSION"
 KUBECTL_BIN="$BIN/kubectl-$KUBE_VERSION"
 TRAEFIK_BIN="$BIN/traefik-$TRAEFIK_VERSION"
-# CRDs this Traefik build watches besides the ones in shared/schemas (see export_traefik_crds).
+# CRDs this Traefik build watches (see export_traefik_crds), and the Gateway API CRDs of the
+# release the hook targets (see export_gateway_api_crds).
 TRAEFIK_CRDS="$CACHE/crds/traefik-$TRAEFIK_VERSION"
+GATEWAY_API_CRDS="$CACHE/crds/gateway-api-$GATEWAY_API_VERSION"
+GATEWAY_API_FILES=(httproutes gateways gatewayclasses referencegrants)
 
 print_paths() {
   echo "ETCD=$ETCD_BIN"
@@ -46,14 +55,19 @@ print_paths() {
   echo "KUBECTL=$KUBECTL_BIN"
   echo "TRAEFIK=$TRAEFIK_BIN"
   echo "TRAEFIK_CRDS=$TRAEFIK_CRDS"
+  echo "GATEWAY_API_CRDS=$GATEWAY_API_CRDS"
   echo "ETCD_VERSION=$ETCD_VERSION"
   echo "KUBE_VERSION=$KUBE_VERSION"
   echo "TRAEFIK_VERSION=$TRAEFIK_VERSION"
+  echo "GATEWAY_API_VERSION=$GATEWAY_API_VERSION"
+}
+
+crds_present() {
+  [[ -f $TRAEFIK_CRDS/.complete && -f $GATEWAY_API_CRDS/.complete ]]
 }
 
 all_present() {
-  [[ -x $ETCD_BIN && -x $APISERVER_BIN && -x $KUBECTL_BIN && -x $TRAEFIK_BIN ]] &&
-    [[ -f $TRAEFIK_CRDS/.complete ]]
+  [[ -x $ETCD_BIN && -x $APISERVER_BIN && -x $KUBECTL_BIN && -x $TRAEFIK_BIN ]] && crds_present
 }
 
 if [[ ${1:-} == --print ]]; then
@@ -168,7 +182,7 @@ elif [[ ${1:-} == --prune ]]; then
   "$GO" clean -cache
   rm -rf "$GOMODCACHE" "$GOCACHE"
   exit 0
-elif [[ $# -gt 0 ]]; then
+elif [[ $# -gt 0 && $1 != --crds ]]; then
   die "unknown argument: $1 (see the header of this script)"
 fi
 
@@ -259,12 +273,13 @@ build_traefik() {
   step_end "traefik"
 }
 
-# ---- CRDs that Traefik watches ----------------------------------------------------------------
+# ---- upstream CRDs -----------------------------------------------------------------------------
 # Traefik's informers list+watch every kind they know; a kind without a CRD never syncs and the
-# provider never loads. shared/schemas has HTTPRoute, Gateway, GatewayClass, ReferenceGrant and
-# Middleware; Traefik v3.6 also watches GRPCRoute and BackendTLSPolicy (gateway provider) and the
-# other traefik.io kinds (CRD provider). Copy the upstream files that match this build: Traefik's
-# own CRDs from its module zip, and the Gateway API CRDs of the gateway-api version it requires.
+# provider never loads. Besides the Gateway API kinds the hook renders (exported below at the
+# release the hook targets), Traefik v3.6 watches GRPCRoute and BackendTLSPolicy (gateway
+# provider) and the traefik.io kinds (CRD provider, Middleware among them). Copy the upstream
+# files that match this build: Traefik's own CRDs from its module zip, and those two Gateway API
+# CRDs from the gateway-api version Traefik requires.
 export_traefik_crds() {
   step_begin "export CRDs watched by traefik $TRAEFIK_VERSION"
   local dir gw tmp f
@@ -286,6 +301,51 @@ export_traefik_crds() {
   step_end "CRDs -> $TRAEFIK_CRDS"
 }
 
+# The standard-channel HTTPRoute, Gateway, GatewayClass and ReferenceGrant CRDs of the Gateway
+# API release the hook's children are written for: the stack installs them and the offline tests
+# validate children against them.
+export_gateway_api_crds() {
+  step_begin "export Gateway API $GATEWAY_API_VERSION CRDs"
+  local info sum dir tmp f
+  # The zip is verified against GATEWAY_API_SUM below, so the checksum database is not needed.
+  info="$(GONOSUMDB=sigs.k8s.io/gateway-api GOFLAGS=-mod=mod \
+    "$GO" mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")"
+  sum="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Sum"])' "$info")"
+  [[ $sum == "$GATEWAY_API_SUM" ]] ||
+    die "gateway-api module hash $sum != pinned $GATEWAY_API_SUM"
+  dir="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Dir"])' "$info")"
+  tmp="$(mktemp -d "$CACHE/crds/.tmp.XXXXXX")"
+  TMP_DIRS+=("$tmp")
+  for f in "${GATEWAY_API_FILES[@]}"; do
+    cp "$dir/config/crd/standard/gateway.networking.k8s.io_$f.yaml" "$tmp/"
+  done
+  chmod -R u+w "$tmp"
+  echo "sigs.k8s.io/gateway-api $GATEWAY_API_VERSION $sum; config/crd/standard" >"$tmp/.complete"
+  rm -rf "$GATEWAY_API_CRDS"
+  mv "$tmp" "$GATEWAY_API_CRDS"
+  step_end "CRDs -> $GATEWAY_API_CRDS"
+}
+
+export_crds() {
+  mkdir -p "$CACHE/crds"
+  if [[ -f $TRAEFIK_CRDS/.complete ]]; then
+    log "skip Traefik CRD export: $TRAEFIK_CRDS exists"
+  else
+    export_traefik_crds
+  fi
+  if [[ -f $GATEWAY_API_CRDS/.complete ]]; then
+    log "skip Gateway API CRD export: $GATEWAY_API_CRDS exists"
+  else
+    export_gateway_api_crds
+  fi
+}
+
+if [[ ${1:-} == --crds ]]; then
+  export_crds
+  print_paths
+  exit 0
+fi
+
 if [[ -x $ETCD_BIN ]]; then log "skip etcd: $ETCD_BIN exists"; else build_etcd; fi
 if [[ -x $APISERVER_BIN && -x $KUBECTL_BIN ]]; then
   log "skip kube: $APISERVER_BIN and $KUBECTL_BIN exist"
@@ -293,12 +353,7 @@ else
   build_kube
 fi
 if [[ -x $TRAEFIK_BIN ]]; then log "skip traefik: $TRAEFIK_BIN exists"; else build_traefik; fi
-mkdir -p "$CACHE/crds"
-if [[ -f $TRAEFIK_CRDS/.complete ]]; then
-  log "skip CRD export: $TRAEFIK_CRDS exists"
-else
-  export_traefik_crds
-fi
+export_crds
 
 log "all binaries ready in $BIN (total $((SECONDS - TOTAL_START)) s)"
 print_paths

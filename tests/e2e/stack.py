@@ -55,16 +55,6 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 BUILD_SH = HERE / "build.sh"
 UPSTREAM_SERVER = HERE / "upstream_server.py"
-# shared/ sits beside the repository (``../shared`` relative to the repo root).
-SCHEMAS_DIR = REPO_ROOT.parent / "shared" / "schemas"
-SHARED_CRD_FILES = (
-    "gateway.networking.k8s.io_gatewayclasses.yaml",
-    "gateway.networking.k8s.io_gateways.yaml",
-    "gateway.networking.k8s.io_httproutes.yaml",
-    "gateway.networking.k8s.io_referencegrants.yaml",
-    "traefik.io_middlewares.yaml",
-)
-
 GATEWAY_CLASS = "traefik"
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
 GATEWAY_NAMESPACE = "traefik"
@@ -169,7 +159,8 @@ class Binaries:
     kube_apiserver: Path
     kubectl: Path
     traefik: Path
-    traefik_crds: Path  # directory: CRDs Traefik watches that shared/schemas does not have
+    traefik_crds: Path  # directory: every CRD this Traefik watches (traefik.io, GRPCRoute, ...)
+    gateway_api_crds: Path  # directory: HTTPRoute, Gateway, GatewayClass, ReferenceGrant
     versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -195,7 +186,7 @@ class Binaries:
             ]
             raise BinariesMissing(
                 "e2e binaries are not built (missing: "
-                f"{', '.join(missing) or 'Traefik CRD export'}); run: bash tests/e2e/build.sh"
+                f"{', '.join(missing) or 'upstream CRD export'}); run: bash tests/e2e/build.sh"
             )
         return cls(
             etcd=Path(kv["ETCD"]),
@@ -203,6 +194,7 @@ class Binaries:
             kubectl=Path(kv["KUBECTL"]),
             traefik=Path(kv["TRAEFIK"]),
             traefik_crds=Path(kv["TRAEFIK_CRDS"]),
+            gateway_api_crds=Path(kv["GATEWAY_API_CRDS"]),
             versions={k: v for k, v in kv.items() if k.endswith("_VERSION")},
         )
 
@@ -485,16 +477,10 @@ class Stack:
         self.log_dir.mkdir()
         _log(f"workdir {self.workdir}; versions {dict(self.binaries.versions)}")
         try:
-            if not SCHEMAS_DIR.is_dir():
-                raise StackError(f"{SCHEMAS_DIR} not found: shared/ must sit beside the repository")
             self._start_etcd()
             self._start_apiserver()
-            crds = [SCHEMAS_DIR / f for f in SHARED_CRD_FILES]
-            crds += sorted(
-                p
-                for p in self.binaries.traefik_crds.glob("*.yaml")
-                if p.name not in SHARED_CRD_FILES
-            )
+            crds = sorted(self.binaries.gateway_api_crds.glob("*.yaml"))
+            crds += sorted(self.binaries.traefik_crds.glob("*.yaml"))
             self.install_crds(crds + self.extra_crds)
             self._create_gateway()
             self._start_traefik()

@@ -3,8 +3,9 @@
 What it is for
     Unit and property tests use it to prove, offline, that (a) every child object the sync hook
     generates (Gateway API ``HTTPRoute``, Traefik ``Middleware``, ...) is accepted by the upstream
-    CRDs in ``<repo>/../shared/schemas``, (b) ``crds/serviceoffer.yaml`` accepts and rejects
-    example ServiceOffers with the right messages, and (c) the status the hook writes fits the
+    CRDs exported by ``tests/e2e/build.sh`` (``tests/support/upstream_crds.py``), (b)
+    ``crds/serviceoffer.yaml`` accepts and rejects example ServiceOffers with the right
+    messages, and (c) the status the hook writes fits the
     ServiceOffer status schema exactly. A field the API server would silently prune is reported,
     because for Metacontroller children and status a pruned field means an endless update loop.
 
@@ -97,11 +98,16 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, Evaluator, base_functions
 
+from tests.support.upstream_crds import (
+    UpstreamCrdsMissing,
+    find_upstream_crds,
+    upstream_crds_or_skip,
+)
+
 __all__ = [
     "CEL_EXTENSION_FUNCTIONS",
     "REPO_ROOT",
     "SERVICEOFFER_CRD",
-    "SHARED_SCHEMAS_DIR",
     "Crd",
     "CrdProblem",
     "CrdVersion",
@@ -120,7 +126,6 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_SCHEMAS_DIR = REPO_ROOT.parent / "shared" / "schemas"
 SERVICEOFFER_CRD = REPO_ROOT / "crds" / "serviceoffer.yaml"
 
 ViolationKind = Literal["schema", "cel", "unknown-field"]
@@ -1681,7 +1686,11 @@ def load_crd(path: str | Path) -> Crd:
 @functools.cache
 def _registry() -> dict[tuple[str, str], Path]:
     registry: dict[tuple[str, str], Path] = {}
-    for candidate in [*sorted(SHARED_SCHEMAS_DIR.glob("*.yaml")), SERVICEOFFER_CRD]:
+    try:
+        upstream = find_upstream_crds().files()
+    except UpstreamCrdsMissing:
+        upstream = []  # crd_for() skips the test that asks for an upstream kind
+    for candidate in [*upstream, SERVICEOFFER_CRD]:
         with candidate.open(encoding="utf-8") as handle:
             raw = yaml.safe_load(handle)
         if isinstance(raw, dict) and raw.get("kind") == "CustomResourceDefinition":
@@ -1695,6 +1704,7 @@ def crd_for(api_version: str, kind: str) -> Crd:
     group = api_version.rpartition("/")[0]
     path = _registry().get((group, kind))
     if path is None:
+        upstream_crds_or_skip()
         known = sorted(f"{g}/{k}" for g, k in _registry())
         raise LookupError(f"no CRD for {api_version} {kind}; known: {', '.join(known)}")
     return load_crd(path)
