@@ -49,8 +49,9 @@ bench: install-test
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PYTHON) tests/bench/run.py
 
+# Rewrite the golden responses from today's sync() over the frozen request fixtures (which are
+# written by hand, never by the hook: tests/fixtures/sync/README.md); review the diff.
 goldens: install-test
-	$(PYTHON) tests/fixtures/sync/generate.py
 	$(PYTHON) -m pytest tests/sync --update-goldens -q
 
 serve: install

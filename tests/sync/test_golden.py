@@ -1,8 +1,9 @@
 """Golden tests: each request fixture in tests/fixtures/sync gives exactly its golden response.
 
 Design notes:
-- One scenario per file pair, named by behaviour; adding a case means adding a fixture to
-  ``tests/fixtures/sync/generate.py`` and running ``pytest tests/sync --update-goldens``.
+- One scenario per file pair, named by behaviour. Fixtures are frozen inputs written by hand or
+  captured from a real API server, never produced by the hook (tests/fixtures/sync/README.md);
+  goldens are then written by ``pytest tests/sync --update-goldens``.
 - Goldens are YAML for review; the comparison is on parsed data, and a separate test pins
   byte-for-byte determinism of the JSON the server sends.
 - Review golden diffs like code: they are the rendered manifests users get.
