@@ -4,9 +4,9 @@ Design notes:
 - Goldens: each scenario's exact ``--dry-run`` YAML lives in ``tests/cli/golden/<id>.yaml``.
   Regenerate them after an intended change with ``pytest tests/cli --update-goldens`` (the
   repository-wide flag from ``tests/conftest.py``) and review the diff like code.
-- Every golden is validated against ``crds/serviceoffer.yaml`` with the offline API-server
-  model in ``tests/support/crd_validation.py`` (schema, pruning, defaulting and CEL rules), and
-  fed to the pure ``sync`` hook, which must not answer ``InvalidSpec``.
+- Every golden is validated against ``crds/serviceoffer.yaml`` with the thin offline check in
+  ``tests/support/crd_validation.py`` (JSON Schema, undeclared fields, CEL rules), and fed to
+  the pure ``sync`` hook, which must not answer ``InvalidSpec``.
 - "Only what the seller set": the minimal offer must carry none of the fields the CRD defaults;
   key order must follow the CRD's property order, so output is stable across runs and releases.
 - Dry-run never runs kubectl: a fake kubectl records no call, and a missing one does not matter.

@@ -4,7 +4,8 @@ kubectl is a separate process per call (about 0.1 s each); the Metacontroller st
 verifier stand-in make many small reads and writes, so they talk to the API server directly, with
 the stack's bearer token and CA bundle, exactly as a controller would. Only what they need is
 here: get, list by label selector, create, update (PUT), merge-patch, delete with a UID
-precondition, and the status subresource.
+precondition, and the status subresource; create and update can be strict dry runs (validation
+by the real API server without storing anything).
 
 Errors are raised as :class:`ApiError` carrying the HTTP status and the API server's ``reason``
 (``NotFound``, ``AlreadyExists``, ``Conflict``, ``Invalid``), so callers can swallow the same
@@ -22,6 +23,9 @@ from urllib.parse import quote
 import requests
 
 REQUEST_TIMEOUT = 10.0
+# Validate without storing: the API server defaults, prunes, runs the schema and CEL rules and
+# answers with the object it would store; an unknown field is an error, not a silent prune.
+DRY_RUN_STRICT = {"dryRun": "All", "fieldValidation": "Strict"}
 
 
 class ApiError(RuntimeError):
@@ -126,13 +130,13 @@ class KubeClient:
                 items.append({"apiVersion": api_version, "kind": kind, **item})
         return items
 
-    def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``obj`` to the collection ``path``."""
-        return self._call("POST", path, body=obj)
+    def create(self, path: str, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """POST ``obj`` to the collection ``path``; ``dry_run``: see :data:`DRY_RUN_STRICT`."""
+        return self._call("POST", path, body=obj, params=DRY_RUN_STRICT if dry_run else None)
 
-    def update(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def update(self, path: str, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """PUT ``obj`` (a full object with its resourceVersion) to ``path``."""
-        return self._call("PUT", path, body=obj)
+        return self._call("PUT", path, body=obj, params=DRY_RUN_STRICT if dry_run else None)
 
     def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """JSON merge patch (RFC 7386)."""

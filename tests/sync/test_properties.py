@@ -5,10 +5,10 @@ Design notes:
 - ``valid_offers()`` is an explicit Hypothesis strategy (pydantic v2 has no Hypothesis plugin)
   that only produces specs the CRD and the model both accept; every generated offer is first
   checked against ``crds/serviceoffer.yaml`` so the strategy itself cannot drift.
-- Children are validated against the upstream CRDs (exported by tests/e2e/build.sh) with real
-  JSON Schema and real CEL (tests/support/crd_validation.py), including the API server's
-  defaulting: a child that the server would default differently would make Metacontroller update
-  it forever.
+- Children are checked offline against the upstream CRDs (exported by tests/e2e/build.sh) with
+  real JSON Schema and real CEL (tests/support/crd_validation.py): a field the API server would
+  prune would make Metacontroller update the child forever. tests/e2e/test_crd_validation.py
+  sends the golden children to the real API server.
 - The fuzzing of arbitrary (mostly invalid) input lives in tests/robustness.
 """
 

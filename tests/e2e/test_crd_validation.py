@@ -1,0 +1,341 @@
+"""The real kube-apiserver, not a model of it, judges our CRD, the examples and the hook's output.
+
+What it proves, with strict server-side dry runs (``dryRun=All``, ``fieldValidation=Strict``:
+nothing is stored, an unknown field is an error rather than a silent prune):
+
+- every child the hook renders for every sync fixture (HTTPRoute, Middleware, Service,
+  ConfigMap) is accepted by the upstream CRDs the stack installs (Gateway API v1.5.1, Traefik)
+  and by the core API, and is stored exactly as sent (defaults may only add fields): a child the
+  server would prune or rewrite makes Metacontroller update it on every sync;
+- every status the hook writes is accepted by the status subresource and stored as sent;
+- the examples: valid ones accepted; invalid ones refused with the API server message their
+  ``examples.obol.org/expected-crd-error`` annotation documents; the CRD's defaults;
+- crds/serviceoffer.yaml's bounds and CEL rules, with the API server's own messages.
+
+The offline check (tests/support/crd_validation.py) only gives fast feedback; this is the
+authority. Skipped (not failed) when ``tests/e2e/build.sh`` has not been run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hooks.core.settings import Settings
+from hooks.core.sync import sync
+
+from .conftest import e2e_stack
+from .kube import ApiError, KubeClient, collection_path, object_path
+from .stack import REPO_ROOT, Stack
+
+pytestmark = pytest.mark.e2e
+
+Obj = dict[str, Any]
+FIXTURES = sorted((REPO_ROOT / "tests/fixtures/sync").glob("*.json"))
+VALID = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+INVALID = sorted((REPO_ROOT / "examples/invalid").glob("*.yaml"))
+PLURALS = {
+    "HTTPRoute": "httproutes",
+    "Middleware": "middlewares",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "ServiceOffer": "serviceoffers",
+}
+PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+OFFER: Obj = {
+    "apiVersion": "obol.org/v1alpha1",
+    "kind": "ServiceOffer",
+    "metadata": {"name": "qwen", "namespace": "default"},
+    "spec": {
+        "upstream": {"service": "vllm", "port": 8000},
+        "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The API server with the upstream CRDs and ours; no upstream servers, so no netns."""
+    extra = [REPO_ROOT / "crds" / "serviceoffer.yaml"]
+    with e2e_stack(request, extra_crds=extra, use_netns=False) as s:
+        yield s
+
+
+def load_json(path: Path) -> Obj:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def ensure_namespace(kube: KubeClient, name: str) -> None:
+    try:
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        kube.create("/api/v1/namespaces", namespace)
+    except ApiError as exc:
+        if not exc.already_exists:
+            raise
+
+
+def dry_run_create(kube: KubeClient, obj: Obj) -> Obj:
+    namespace = obj["metadata"].get("namespace", "default")
+    ensure_namespace(kube, namespace)
+    path = collection_path(obj["apiVersion"], PLURALS[obj["kind"]], namespace)
+    return kube.create(path, obj, dry_run=True)
+
+
+def changes(sent: Any, stored: Any, path: str = "") -> list[str]:
+    """Where ``stored`` lost or changed something of ``sent`` (fields it adds are fine)."""
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        return [
+            line
+            for key, value in sent.items()
+            for line in (
+                changes(value, stored[key], f"{path}.{key}")
+                if key in stored
+                else [f"{path}.{key}: dropped"]
+            )
+        ]
+    if isinstance(sent, list) and isinstance(stored, list) and len(sent) == len(stored):
+        return [
+            line
+            for i, pair in enumerate(zip(sent, stored, strict=True))
+            for line in changes(*pair, f"{path}[{i}]")
+        ]
+    return [] if sent == stored else [f"{path}: sent {sent!r}, stored {stored!r}"]
+
+
+def refusal(kube: KubeClient, obj: Obj) -> str | None:
+    """The API server's message refusing ``obj``, or None when it accepts it."""
+    try:
+        dry_run_create(kube, obj)
+    except ApiError as exc:
+        assert exc.status in (400, 422), exc
+        return exc.message
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# the hook's output
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_every_child_is_accepted_and_stored_as_sent(kube: KubeClient, fixture: Path) -> None:
+    response = sync(load_json(fixture), Settings())
+    for child in response["children"]:
+        stored = dry_run_create(kube, child)
+        assert not changes(child, stored), (child["kind"], changes(child, stored))
+
+
+@pytest.fixture(scope="module")
+def holder(kube: KubeClient) -> Obj:
+    """A stored ServiceOffer whose status subresource the status tests write (dry run)."""
+    offer = yaml.safe_load((REPO_ROOT / "examples/inference-qwen36-fast.yaml").read_text())
+    offer["metadata"] = {"name": "status-holder", "namespace": "status-check"}
+    ensure_namespace(kube, "status-check")
+    return kube.create(collection_path(offer["apiVersion"], "serviceoffers", "status-check"), offer)
+
+
+def write_status(kube: KubeClient, holder: Obj, status: Obj) -> Obj:
+    path = object_path(holder["apiVersion"], "serviceoffers", "status-check", "status-holder")
+    return kube.update(f"{path}/status", {**holder, "status": status}, dry_run=True)
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_every_status_is_accepted_and_stored_as_sent(
+    kube: KubeClient, holder: Obj, fixture: Path
+) -> None:
+    status = sync(load_json(fixture), Settings())["status"]
+    stored = write_status(kube, holder, status)["status"]
+    assert not changes(status, stored, "status")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        pytest.param(
+            lambda s: s["capacity"].update(queueDepth=0),
+            'unknown field "status.capacity.queueDepth"',
+            id="a field the schema does not declare",
+        ),
+        pytest.param(
+            lambda s: s["conditions"].append(copy.deepcopy(s["conditions"][0])),
+            'status.conditions[1]: Duplicate value: {"type":"Ready"}',
+            id="two conditions of one type (list-type map)",
+        ),
+        pytest.param(
+            lambda s: s["conditions"][0].update(lastTransitionTime="yesterday"),
+            "status.conditions[0].lastTransitionTime in body must be of type date-time",
+            id="lastTransitionTime that is not a date-time",
+        ),
+        pytest.param(
+            lambda s: s["conditions"][0].pop("reason"),
+            "status.conditions[0].reason: Required value",
+            id="a condition without a reason",
+        ),
+    ],
+)
+def test_status_mistakes_are_refused(
+    kube: KubeClient, holder: Obj, mutate: Callable[[Obj], None], expected: str
+) -> None:
+    status = sync(load_json(FIXTURES[0]), Settings())["status"]
+    mutate(status)
+    with pytest.raises(ApiError) as caught:
+        write_status(kube, holder, status)
+    assert expected in caught.value.message
+
+
+# --------------------------------------------------------------------------------------------
+# examples and crds/serviceoffer.yaml
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", VALID, ids=[p.stem for p in VALID])
+def test_valid_examples_are_accepted_as_written(kube: KubeClient, path: Path) -> None:
+    offer = yaml.safe_load(path.read_text())
+    stored = dry_run_create(kube, offer)
+    assert not changes(offer["spec"], stored["spec"], "spec")
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_examples_are_refused_as_annotated(kube: KubeClient, path: Path) -> None:
+    offer = yaml.safe_load(path.read_text())
+    expected = offer["metadata"]["annotations"]["examples.obol.org/expected-crd-error"]
+    message = refusal(kube, offer)
+    if expected == "accepted":
+        assert message is None
+    else:
+        assert message is not None and expected in message, message
+
+
+def test_a_bare_offer_gets_the_crds_defaults(kube: KubeClient) -> None:
+    assert dry_run_create(kube, OFFER)["spec"] == {
+        "type": "http",
+        "upstream": {"service": "vllm", "port": 8000, "healthPath": "/health"},
+        "payment": {
+            "network": "base",
+            "asset": "usdc",
+            "payTo": PAY_TO,
+            "scheme": "exact",
+            "maxTimeoutSeconds": 300,
+            "price": {"perRequest": "0.001"},
+        },
+    }
+
+
+def _offer(**spec: Any) -> Obj:
+    offer = copy.deepcopy(OFFER)
+    for key, value in spec.items():
+        if key in ("asset", "network"):
+            offer["spec"]["payment"][key] = value
+        elif key == "price":
+            offer["spec"]["payment"]["price"] = value
+        else:
+            offer["spec"][key] = value
+    return offer
+
+
+def _capacity(**fields: Any) -> Obj:
+    return _offer(capacity={"mode": "external-static", "maxInFlight": 4, **fields})
+
+
+USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 decimals"
+
+
+@pytest.mark.parametrize(
+    ("offer", "expected"),
+    [
+        pytest.param(
+            _capacity(perBuyerMaxInFlight=8),
+            'spec.capacity.perBuyerMaxInFlight: Invalid value: "integer": '
+            "perBuyerMaxInFlight must be <= maxInFlight",
+            id="perBuyerMaxInFlight above maxInFlight",
+        ),
+        pytest.param(
+            _capacity(perBuyerMaxInFlight=4), None, id="perBuyerMaxInFlight = maxInFlight"
+        ),
+        pytest.param(
+            _capacity(maxQueueDepth=1),
+            'spec.capacity.maxQueueDepth: Invalid value: "integer": maxQueueDepth must be 0',
+            id="a queue depth",
+        ),
+        pytest.param(
+            _capacity(retryAfterSeconds=600),
+            "capacity.retryAfterSeconds must be < payment.maxTimeoutSeconds",
+            id="retryAfterSeconds reaching the defaulted maxTimeoutSeconds",
+        ),
+        pytest.param(
+            _offer(asset="obol"),
+            'spec.payment.asset: Invalid value: "string": OBOL is not deployed on base',
+            id="obol on base",
+        ),
+        pytest.param(_offer(asset="obol", network="ethereum"), None, id="obol on ethereum"),
+        pytest.param(
+            _offer(price={}),
+            'spec.payment.price: Invalid value: "object": price must set perRequest, perMTok '
+            "or both",
+            id="a price with neither perRequest nor perMTok",
+        ),
+        pytest.param(_offer(price={"perMTok": "0.50"}), None, id="a perMTok price alone"),
+        pytest.param(
+            _offer(price={"perRequest": "0.0000001"}),
+            f'spec.payment.price.perRequest: Invalid value: "string": {USDC_TOO_PRECISE}',
+            id="7 significant decimals for USDC",
+        ),
+        pytest.param(
+            _offer(price={"perRequest": "0.0010000"}), None, id="trailing zeros beyond 6 decimals"
+        ),
+        pytest.param(
+            _offer(price={"perRequest": "0.000"}),
+            "price.perRequest must be greater than zero",
+            id="a zero price",
+        ),
+        pytest.param(
+            _offer(
+                capabilities={"contextWindowTokens": 4096},
+                requestLimits={"maxInputTokens": 8192},
+            ),
+            'spec.requestLimits.maxInputTokens: Invalid value: "integer": '
+            "requestLimits.maxInputTokens must be <= capabilities.contextWindowTokens",
+            id="maxInputTokens beyond the context window",
+        ),
+        pytest.param(
+            _capacity(maxInFlight=0),
+            "spec.capacity.maxInFlight: Invalid value: 0: spec.capacity.maxInFlight in body "
+            "should be greater than or equal to 1",
+            id="maxInFlight 0",
+        ),
+        pytest.param(
+            _offer(upstream={"service": "vllm", "port": 8000, "weight": 1}),
+            'unknown field "spec.upstream.weight"',
+            id="an upstream field the schema does not declare",
+        ),
+    ],
+)
+def test_serviceoffer_crd_bounds_and_rules(
+    kube: KubeClient, offer: Obj, expected: str | None
+) -> None:
+    message = refusal(kube, offer)
+    if expected is None:
+        assert message is None
+    else:
+        assert message is not None and expected in message, message
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(max_in_flight=st.integers(1, 10_000), per_buyer=st.integers(1, 10_000))
+def test_the_per_buyer_rule_holds_exactly_when_per_buyer_is_at_most_the_ceiling(
+    kube: KubeClient, max_in_flight: int, per_buyer: int
+) -> None:
+    message = refusal(kube, _capacity(maxInFlight=max_in_flight, perBuyerMaxInFlight=per_buyer))
+    assert (message is None) == (per_buyer <= max_in_flight), message
