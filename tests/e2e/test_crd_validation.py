@@ -165,13 +165,13 @@ def test_every_status_is_accepted_and_stored_as_sent(
             id="a field the schema does not declare",
         ),
         pytest.param(
-            lambda s: s["conditions"].append(copy.deepcopy(s["conditions"][0])),
-            'status.conditions[1]: Duplicate value: {"type":"Ready"}',
+            lambda s: s["conditions"].insert(1, copy.deepcopy(s["conditions"][0])),
+            'status.conditions[1]: Duplicate value: {"type":',
             id="two conditions of one type (list-type map)",
         ),
         pytest.param(
             lambda s: s["conditions"][0].update(lastTransitionTime="yesterday"),
-            "status.conditions[0].lastTransitionTime in body must be of type date-time",
+            'status.conditions[0].lastTransitionTime: Invalid value: "yesterday"',
             id="lastTransitionTime that is not a date-time",
         ),
         pytest.param(
@@ -253,7 +253,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
     [
         pytest.param(
             _capacity(perBuyerMaxInFlight=8),
-            'spec.capacity.perBuyerMaxInFlight: Invalid value: "integer": '
+            "spec.capacity.perBuyerMaxInFlight: Invalid value: "
             "perBuyerMaxInFlight must be <= maxInFlight",
             id="perBuyerMaxInFlight above maxInFlight",
         ),
@@ -262,7 +262,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
         ),
         pytest.param(
             _capacity(maxQueueDepth=1),
-            'spec.capacity.maxQueueDepth: Invalid value: "integer": maxQueueDepth must be 0',
+            "spec.capacity.maxQueueDepth: Invalid value: maxQueueDepth must be 0",
             id="a queue depth",
         ),
         pytest.param(
@@ -272,20 +272,19 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
         ),
         pytest.param(
             _offer(asset="obol"),
-            'spec.payment.asset: Invalid value: "string": OBOL is not deployed on base',
+            "spec.payment.asset: Invalid value: OBOL is not deployed on base",
             id="obol on base",
         ),
         pytest.param(_offer(asset="obol", network="ethereum"), None, id="obol on ethereum"),
         pytest.param(
             _offer(price={}),
-            'spec.payment.price: Invalid value: "object": price must set perRequest, perMTok '
-            "or both",
+            "spec.payment.price: Invalid value: price must set perRequest, perMTok or both",
             id="a price with neither perRequest nor perMTok",
         ),
         pytest.param(_offer(price={"perMTok": "0.50"}), None, id="a perMTok price alone"),
         pytest.param(
             _offer(price={"perRequest": "0.0000001"}),
-            f'spec.payment.price.perRequest: Invalid value: "string": {USDC_TOO_PRECISE}',
+            f"spec.payment.price.perRequest: Invalid value: {USDC_TOO_PRECISE}",
             id="7 significant decimals for USDC",
         ),
         pytest.param(
@@ -301,7 +300,7 @@ USDC_TOO_PRECISE = "price.perRequest has more fractional digits than USDC's 6 de
                 capabilities={"contextWindowTokens": 4096},
                 requestLimits={"maxInputTokens": 8192},
             ),
-            'spec.requestLimits.maxInputTokens: Invalid value: "integer": '
+            "spec.requestLimits.maxInputTokens: Invalid value: "
             "requestLimits.maxInputTokens must be <= capabilities.contextWindowTokens",
             id="maxInputTokens beyond the context window",
         ),

@@ -116,7 +116,9 @@ def observed_children(
             ],
         )
         if child["kind"] == "Service":
-            live["spec"]["clusterIP"] = "None"
+            # What kube-apiserver stores for the hook's ExternalName Service: no clusterIP
+            # (setting one is refused), an empty load-balancer status.
+            live["status"] = {"loadBalancer": {}}
         if child["kind"] == "HTTPRoute" and route_accepted is not None:
             parent_ref = child["spec"]["parentRefs"][0]
             state = "True" if route_accepted else "False"
