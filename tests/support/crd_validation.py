@@ -298,9 +298,7 @@ class Crd:
         node = self._node(version, subtree)
         key = (version, subtree)
         if key not in self._validators:
-            self._validators[key] = jsonschema.Draft4Validator(
-                _json_schema(node, root=not subtree)
-            )
+            self._validators[key] = jsonschema.Draft4Validator(_json_schema(node, root=not subtree))
         work = copy.deepcopy(value)
         _apply_defaults(work, node)
         out = _schema_violations(work, self._validators[key], subtree)

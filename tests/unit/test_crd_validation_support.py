@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.support.crd_validation import (
@@ -39,7 +40,7 @@ PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
 
 def _child(kind: str) -> Obj:
     request = json.loads((ROOT / "tests/fixtures/sync/01-full-envelope-new-offer.json").read_text())
-    children = sync(request, Settings())["children"]
+    children = sync(parse_request(request), Settings())["children"]
     return next(c for c in children if c["kind"] == kind)
 
 
@@ -179,7 +180,7 @@ def test_a_bound_and_an_unknown_field_of_our_crd_are_reported() -> None:
 
 def test_status_fields_outside_the_status_schema_are_reported() -> None:
     request = json.loads((ROOT / "tests/fixtures/sync/01-full-envelope-new-offer.json").read_text())
-    status = sync(request, Settings())["status"]
+    status = sync(parse_request(request), Settings())["status"]
     assert validate_status(status) == []
     status["phase"] = "Ready"
     status["conditions"][0].pop("reason")
