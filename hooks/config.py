@@ -1,30 +1,40 @@
-"""The shell's configuration: everything the server and the CLI read from the process environment.
+"""The only module that reads the process environment: every ``OBOL_*`` variable, read once.
 
-:func:`load_config` is the one place that turns ``os.environ`` (passed in as a mapping) into a
-:class:`ShellConfig`: the core's :class:`~hooks.core.settings.Settings` (the ``OBOL_*`` variables of
-:data:`hooks.core.settings.ENVIRONMENT`, plus the optional asset-registry YAML file named by
-``OBOL_ASSET_REGISTRY_FILE``) and the shell-only settings listed in :data:`SHELL_ENVIRONMENT`
-(listen addresses, worker count, bearer token, request size cap, log level), plus the
-observation layer's :class:`~hooks.observe.observer.ObserveSettings` (``OBOL_OBSERVE``,
-``OBOL_PROBE_*``),
-which also lifts ``resyncAfterSeconds`` to the probe interval when observation is on.
+:func:`load_config` turns ``os.environ`` (or any mapping) into a :class:`ShellConfig`: the
+core's :class:`~hooks.core.settings.Settings` (:data:`ENVIRONMENT`, plus the optional
+asset-registry YAML file named by ``OBOL_ASSET_REGISTRY_FILE``), the observation layer's
+:class:`~hooks.observe.observer.ObserveSettings` (:data:`OBSERVE_ENVIRONMENT`; with observation
+on, ``resyncAfterSeconds`` is lifted to the probe interval) and the shell's own settings
+(:data:`SHELL_ENVIRONMENT`: listeners, workers, bearer token, size cap, log level). The three
+tables are the README's settings tables; a test keeps them in step.
 
-Reading happens once, at start-up; a bad value raises :class:`~hooks.core.errors.SpecError` naming
-the variable. This module must never put a token's value into an error message or a log, and
-never reads anything after start-up.
+Bad values raise :class:`ConfigError` listing every variable that is wrong: a configuration
+problem, never an offer's (that is :class:`~hooks.core.errors.SpecError`). This module must never
+put a token's value into an error message or a log, and never reads anything after start-up.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Mapping
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Final, TypeVar
 
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
-from hooks.core.settings import Settings
+from hooks.core.settings import (
+    GATE_SELLER_PROXY,
+    PAYMENT_GATES,
+    SETTLEMENT_DEFERRED,
+    SETTLEMENT_ON_VERIFY,
+    SETTLEMENTS,
+    Settings,
+    split_base_url,
+)
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 from hooks.observe.observer import ObserveSettings, resync_after_seconds
 
@@ -45,6 +55,364 @@ MAX_REQUEST_BYTES = "OBOL_MAX_REQUEST_BYTES"
 LOG_LEVEL = "OBOL_LOG_LEVEL"
 
 T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong: one or more environment variables (or the files they name),
+    each with the variable, the reason and, except for secrets, the value."""
+
+    def __init__(self, problems: FieldProblem | Iterable[FieldProblem]) -> None:
+        self.problems: tuple[FieldProblem, ...] = (
+            (problems,) if isinstance(problems, FieldProblem) else tuple(problems)
+        )
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+    @classmethod
+    def at(cls, variable: str, reason: str, value: Any = None) -> ConfigError:
+        """Shorthand for a single problem."""
+        return cls(FieldProblem(variable, reason, value))
+
+
+# --- the core's settings (OBOL_GATEWAY_*, OBOL_VERIFIER_*, ...) -------------------------------
+
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+def settings_from_env(
+    env: Mapping[str, str], *, asset_registry: AssetRegistry | None = None
+) -> Settings:
+    """Build settings from ``OBOL_*`` variables; raise :class:`SpecError` on bad values."""
+    values: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for spec in ENVIRONMENT:
+        raw = env.get(spec.variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[spec.attribute] = spec.parse(raw)
+        except ValueError as exc:
+            problems.append(FieldProblem(spec.variable, str(exc), raw))
+    if (
+        values.get("payment_gate") == GATE_SELLER_PROXY
+        and values.get("verifier_settlement") == SETTLEMENT_ON_VERIFY
+    ):
+        # The seller proxy settles after the upstream answered by contract; a verifier that
+        # settles on verify would charge buyers the gateway or the upstream then rejects.
+        problems.append(
+            FieldProblem(
+                "OBOL_VERIFIER_SETTLEMENT",
+                f"must be {SETTLEMENT_DEFERRED} with OBOL_PAYMENT_GATE={GATE_SELLER_PROXY}"
+                " (the seller proxy settles only after the upstream answered)",
+                SETTLEMENT_ON_VERIFY,
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    if asset_registry is not None:
+        values["asset_registry"] = asset_registry
+    return Settings(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSetting:
+    """One documented environment variable."""
+
+    variable: str
+    attribute: str
+    kind: str  # "str", "int", "header", "url", "host", "choice", "base-url"
+    description: str
+    minimum: int = 0
+    maximum: int = 2**31 - 1
+    choices: tuple[str, ...] = ()
+
+    def parse(self, raw: str) -> str | int:
+        """Parse and check one raw value."""
+        text = raw.strip()
+        if self.kind == "int":
+            try:
+                number = int(text, 10)
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+            if not self.minimum <= number <= self.maximum:
+                raise ValueError(f"must be between {self.minimum} and {self.maximum}")
+            return number
+        if not text:
+            raise ValueError("must not be empty")
+        if self.kind == "choice" and text not in self.choices:
+            raise ValueError("must be one of " + ", ".join(self.choices))
+        if self.kind == "base-url":
+            split_base_url(text)
+        if self.kind == "header" and not re.match(HEADER_NAME, text):
+            raise ValueError("must be an HTTP header name")
+        if self.kind == "url" and not text.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        if self.kind == "host" and ("/" in text or ":" in text or " " in text):
+            raise ValueError("must be a bare host name (no scheme, port or path)")
+        return text
+
+
+ENVIRONMENT: tuple[EnvSetting, ...] = (
+    EnvSetting(
+        "OBOL_GATEWAY_NAME", "gateway_name", "str", "Gateway that offer HTTPRoutes attach to."
+    ),
+    EnvSetting("OBOL_GATEWAY_NAMESPACE", "gateway_namespace", "str", "Namespace of that Gateway."),
+    EnvSetting(
+        "OBOL_GATEWAY_LISTENER",
+        "gateway_listener",
+        "str",
+        "Listener (sectionName) of that Gateway; exactly one, so one in-flight counter.",
+    ),
+    EnvSetting(
+        "OBOL_GATEWAY_REPLICAS",
+        "gateway_replicas",
+        "int",
+        "Traefik replicas serving the listener; maxInFlight is divided by it.",
+        1,
+        1000,
+    ),
+    EnvSetting(
+        "OBOL_PUBLIC_BASE_URL",
+        "public_base_url",
+        "url",
+        "Public base URL written into status.endpoint (path only when unset).",
+    ),
+    EnvSetting(
+        "OBOL_ADMISSION_KEY_HEADER",
+        "admission_key_header",
+        "header",
+        "Header the route overwrites with <namespace>/<name> to key the global limit.",
+    ),
+    EnvSetting(
+        "OBOL_PAYER_HEADER",
+        "payer_header",
+        "header",
+        "Verified payer header the verifier returns; keys the per-buyer limit.",
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_URL",
+        "verifier_url",
+        "url",
+        "x402 verifier endpoint used by the forwardAuth Middleware.",
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_MAX_RESPONSE_BYTES",
+        "verifier_max_response_bytes",
+        "int",
+        "forwardAuth maxResponseBodySize; must exceed the largest 402 body.",
+        4096,
+    ),
+    EnvSetting(
+        "OBOL_BUSY_HOST",
+        "busy_host",
+        "host",
+        "Host of this hook's busy responder, used by each offer's ExternalName Service.",
+    ),
+    EnvSetting("OBOL_BUSY_PORT", "busy_port", "int", "Port of the busy responder.", 1, 65535),
+    EnvSetting(
+        "OBOL_BUSY_JITTER_SECONDS",
+        "busy_jitter_seconds",
+        "int",
+        "Random 0..N seconds the busy responder adds to Retry-After (0 = none).",
+        0,
+        60,
+    ),
+    EnvSetting(
+        "OBOL_RESYNC_SECONDS",
+        "resync_seconds",
+        "int",
+        "resyncAfterSeconds returned on every sync (0 = only on change).",
+        0,
+        86400,
+    ),
+    EnvSetting(
+        "OBOL_PAYMENT_GATE",
+        "payment_gate",
+        "choice",
+        "forward-auth: a forwardAuth Middleware asks the verifier, the backend is the upstream;"
+        " seller-proxy: the backend is the verifier's proxy, which settles after the upstream"
+        " answered (README, Verifier contract).",
+        choices=PAYMENT_GATES,
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_SETTLEMENT",
+        "verifier_settlement",
+        "choice",
+        "forward-auth only: deferred (/verify only verifies) or on-verify (/verify settles as it"
+        " accepts; the per-buyer limit is then not rendered, it would charge rejected buyers).",
+        choices=SETTLEMENTS,
+    ),
+    EnvSetting(
+        "OBOL_VERIFIER_PROXY_URL",
+        "verifier_proxy_url",
+        "base-url",
+        "seller-proxy only: scheme://host:port of the verifier's proxy, reached through each"
+        " offer's ExternalName Service.",
+    ),
+)
+
+
+# --- the observation layer (OBOL_OBSERVE*, OBOL_PROBE_*) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveVariable:
+    """One documented environment variable of the observation layer (the README's table)."""
+
+    variable: str
+    default: str
+    description: str
+
+
+OBSERVE: Final = "OBOL_OBSERVE"
+PROBE_TIMEOUT_MS: Final = "OBOL_PROBE_TIMEOUT_MS"
+PROBE_TTL_SECONDS: Final = "OBOL_PROBE_TTL_SECONDS"
+PROBE_INTERVAL_SECONDS: Final = "OBOL_PROBE_INTERVAL_SECONDS"
+PROBE_CONCURRENCY: Final = "OBOL_PROBE_CONCURRENCY"
+SYNC_PROBE_BUDGET_MS: Final = "OBOL_SYNC_PROBE_BUDGET_MS"
+OBSERVE_FORGET_SECONDS: Final = "OBOL_OBSERVE_FORGET_SECONDS"
+OBSERVE_UPSTREAM_OVERRIDES: Final = "OBOL_OBSERVE_UPSTREAM_OVERRIDES"
+
+# (variable, attribute, minimum, maximum) of the whole-number settings.
+_INTEGERS: Final = (
+    (PROBE_TIMEOUT_MS, "probe_timeout_ms", 10, 60_000),
+    (PROBE_TTL_SECONDS, "ttl_seconds", 1, 86_400),
+    (PROBE_INTERVAL_SECONDS, "interval_seconds", 1, 86_400),
+    (PROBE_CONCURRENCY, "concurrency", 1, 64),
+    (SYNC_PROBE_BUDGET_MS, "sync_budget_ms", 0, 2_000),
+    (OBSERVE_FORGET_SECONDS, "forget_seconds", 1, 7 * 86_400),
+)
+
+
+def observe_settings_from_env(env: Mapping[str, str]) -> ObserveSettings:
+    """Read the ``OBOL_OBSERVE*`` / ``OBOL_PROBE*`` variables; :class:`ConfigError` on bad ones.
+
+    Every problem names its variable as the path. An unset or empty variable keeps its
+    default.
+    """
+    values: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    raw = env.get(OBSERVE, "").strip().lower()
+    if raw in ("on", "off"):
+        values["enabled"] = raw == "on"
+    elif raw:
+        problems.append(FieldProblem(OBSERVE, "must be on or off", env[OBSERVE]))
+    for variable, attribute, low, high in _INTEGERS:
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            number = int(text, 10)
+        except ValueError:
+            problems.append(FieldProblem(variable, "must be a whole number", env[variable]))
+            continue
+        if not low <= number <= high:
+            problems.append(
+                FieldProblem(variable, f"must be between {low} and {high}", env[variable])
+            )
+            continue
+        values[attribute] = number
+    text = env.get(OBSERVE_UPSTREAM_OVERRIDES, "").strip()
+    if text:
+        try:
+            values["upstream_overrides"] = parse_overrides(text)
+        except ValueError as exc:
+            problems.append(FieldProblem(OBSERVE_UPSTREAM_OVERRIDES, str(exc), text))
+    if not problems:
+        defaults = ObserveSettings()
+        ttl = values.get("ttl_seconds", defaults.ttl_seconds)
+        interval = values.get("interval_seconds", defaults.interval_seconds)
+        forget = values.get("forget_seconds", defaults.forget_seconds)
+        if ttl <= interval:
+            problems.append(
+                FieldProblem(
+                    PROBE_TTL_SECONDS,
+                    f"must exceed {PROBE_INTERVAL_SECONDS} ({interval}), or every observation"
+                    " goes stale before it is refreshed",
+                    ttl,
+                )
+            )
+        if forget <= ttl:
+            problems.append(
+                FieldProblem(
+                    OBSERVE_FORGET_SECONDS, f"must exceed {PROBE_TTL_SECONDS} ({ttl})", forget
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    return ObserveSettings(**values)
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """Parse ``OBOL_OBSERVE_UPSTREAM_OVERRIDES``: a JSON object of base URL -> probed base URL."""
+    shape = "must be a JSON object of in-cluster base URL to probed base URL"
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        raise ValueError(shape) from None
+    if not isinstance(loaded, dict):
+        raise ValueError(shape)
+    overrides: dict[str, str] = {}
+    for key, value in loaded.items():
+        for url in (key, value):
+            if not isinstance(url, str) or not re.match(r"^https?://[^/\s?#]+/?$", url):
+                raise ValueError(
+                    f"every key and value must be an http(s) base URL without a path (got {url!r})"
+                )
+        overrides[key.rstrip("/")] = value.rstrip("/")
+    return overrides
+
+
+OBSERVE_ENVIRONMENT: tuple[ObserveVariable, ...] = (
+    ObserveVariable(
+        OBSERVE,
+        "off",
+        "on: probe upstreams and report health and in-flight in status; off: no probes at all,"
+        " UpstreamHealthy and capacity state stay Unknown.",
+    ),
+    ObserveVariable(
+        PROBE_TIMEOUT_MS,
+        "800",
+        "Timeout of each probe request (health and /metrics), in milliseconds.",
+    ),
+    ObserveVariable(
+        PROBE_TTL_SECONDS,
+        "15",
+        "How long a probe result counts as fresh; older results are not reported (Unknown)."
+        " Must exceed the interval.",
+    ),
+    ObserveVariable(
+        PROBE_INTERVAL_SECONDS,
+        "10",
+        "How often each wanted upstream is re-probed in the background, per worker.",
+    ),
+    ObserveVariable(
+        PROBE_CONCURRENCY,
+        "4",
+        "Probes running at once per worker (the probe thread pool size).",
+    ),
+    ObserveVariable(
+        SYNC_PROBE_BUDGET_MS,
+        "150",
+        "Longest a sync waits for the first probe of an upstream it has never seen (0: never"
+        " wait); the sync then answers without it.",
+    ),
+    ObserveVariable(
+        OBSERVE_FORGET_SECONDS,
+        "600",
+        "Stop probing an upstream no sync asked about for this long. Must exceed the TTL and"
+        " should exceed resyncAfterSeconds.",
+    ),
+    ObserveVariable(
+        OBSERVE_UPSTREAM_OVERRIDES,
+        "(none)",
+        "JSON object mapping an in-cluster base URL to the URL actually probed, e.g."
+        ' {"http://vllm.llm.svc.cluster.local:8000": "http://10.203.0.2:8000"}; for running'
+        " the hook outside the cluster and for tests.",
+    ),
+)
+
+
+# --- the shell (listeners, workers, token, size cap, log level, registry file) ------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +509,16 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
         DEFAULT_MAX_REQUEST_BYTES,
     )
     level = _collect(problems, lambda: _log_level(env), DEFAULT_LOG_LEVEL)
-    observe = _collect(problems, lambda: ObserveSettings.from_env(env), ObserveSettings())
+    observe = _collect(problems, lambda: observe_settings_from_env(env), ObserveSettings())
     if problems:
-        raise SpecError(problems)
+        raise ConfigError(problems)
     if (
         bind != busy_bind
         and bind_port(bind) is not None
         and bind_port(bind) == bind_port(busy_bind)
     ):
         # Routing is by port, so two addresses on one port could not be told apart.
-        raise SpecError.at(BUSY_BIND, f"uses the same port as {BIND} on another host", busy_bind)
+        raise ConfigError.at(BUSY_BIND, f"uses the same port as {BIND} on another host", busy_bind)
     # With observation on, status refreshes only on a sync: resync every 3 probe intervals when
     # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.
     settings = replace(
@@ -168,9 +536,36 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     )
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
+METRICS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_directory() -> str | None:
+    """Where prometheus_client keeps every worker's samples (``PROMETHEUS_MULTIPROC_DIR``)."""
+    return os.environ.get(METRICS_DIR) or None
+
+
+def provide_metrics_directory() -> tuple[str, bool]:
+    """``PROMETHEUS_MULTIPROC_DIR``, set to a new private directory when unset (then True).
+
+    Must run before anything imports prometheus_client, which picks its value store on import.
+    """
+    existing = metrics_directory()
+    if existing is not None:
+        return existing, False
+    created = tempfile.mkdtemp(prefix="obol-hook-metrics-")
+    os.environ[METRICS_DIR] = created
+    return created, True
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment (for a child process the CLI starts)."""
+    return dict(os.environ)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """The core's settings: ``OBOL_*`` variables plus the optional asset-registry file."""
-    return Settings.from_env(env, asset_registry=load_asset_registry(env.get(ASSET_REGISTRY_FILE)))
+    env = os.environ if env is None else env
+    return settings_from_env(env, asset_registry=load_asset_registry(env.get(ASSET_REGISTRY_FILE)))
 
 
 def load_asset_registry(path: str | None) -> AssetRegistry | None:
@@ -181,32 +576,35 @@ def load_asset_registry(path: str | None) -> AssetRegistry | None:
         with open(path, "rb") as stream:
             documents = parse_user_yaml(stream.read(MAX_BYTES + 1), path)
     except OSError as exc:
-        raise SpecError.at(
+        raise ConfigError.at(
             ASSET_REGISTRY_FILE, f"cannot read the file: {exc.strerror}", path
         ) from None
     except UserYamlError as exc:
-        raise SpecError.at(ASSET_REGISTRY_FILE, exc.detail, path) from None
+        raise ConfigError.at(ASSET_REGISTRY_FILE, exc.detail, path) from None
     if len(documents) > 1:
-        raise SpecError.at(ASSET_REGISTRY_FILE, "must hold one YAML document", path)
+        raise ConfigError.at(ASSET_REGISTRY_FILE, "must hold one YAML document", path)
     document = documents[0] if documents else None
     if document is None:
         return BUILTIN_REGISTRY
     if not isinstance(document, Mapping):
-        raise SpecError.at(ASSET_REGISTRY_FILE, "must hold a YAML mapping", path)
-    return BUILTIN_REGISTRY.extend(document, source=path)
+        raise ConfigError.at(ASSET_REGISTRY_FILE, "must hold a YAML mapping", path)
+    try:
+        return BUILTIN_REGISTRY.extend(document, source=path)
+    except SpecError as problem:
+        raise ConfigError(problem.problems) from None
 
 
 def load_hook_token(env: Mapping[str, str]) -> str | None:
     """The bearer token from ``OBOL_HOOK_TOKEN`` or the file ``OBOL_HOOK_TOKEN_FILE`` names."""
     inline, file_name = env.get(HOOK_TOKEN), env.get(HOOK_TOKEN_FILE)
     if inline and file_name:
-        raise SpecError.at(HOOK_TOKEN_FILE, f"set either {HOOK_TOKEN} or {HOOK_TOKEN_FILE}")
+        raise ConfigError.at(HOOK_TOKEN_FILE, f"set either {HOOK_TOKEN} or {HOOK_TOKEN_FILE}")
     if file_name:
         try:
             token = Path(file_name).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise SpecError.at(
+            raise ConfigError.at(
                 HOOK_TOKEN_FILE, f"cannot read the token file: {reason}", file_name
             ) from None
         return _checked_token(token, HOOK_TOKEN_FILE)
@@ -218,9 +616,9 @@ def load_hook_token(env: Mapping[str, str]) -> str | None:
 def _checked_token(token: str, variable: str) -> str:
     # Never echo the token: the problem carries no value.
     if not token:
-        raise SpecError.at(variable, "the token is empty")
+        raise ConfigError.at(variable, "the token is empty")
     if not all("\x21" <= ch <= "\x7e" for ch in token):
-        raise SpecError.at(variable, "the token must be printable ASCII without spaces")
+        raise ConfigError.at(variable, "the token must be printable ASCII without spaces")
     return token
 
 
@@ -238,13 +636,13 @@ def _bind(env: Mapping[str, str], variable: str, default: str) -> str:
         return default
     if raw.startswith("unix:"):
         if len(raw) == len("unix:"):
-            raise SpecError.at(variable, "a unix socket needs a path", raw)
+            raise ConfigError.at(variable, "a unix socket needs a path", raw)
         return raw
     host, colon, port = raw.rpartition(":")
     if not colon or not host or not port.isascii() or not port.isdigit():
-        raise SpecError.at(variable, "must be HOST:PORT (e.g. 0.0.0.0:8080) or unix:PATH", raw)
+        raise ConfigError.at(variable, "must be HOST:PORT (e.g. 0.0.0.0:8080) or unix:PATH", raw)
     if not 1 <= int(port) <= 65535:
-        raise SpecError.at(variable, "port must be between 1 and 65535", raw)
+        raise ConfigError.at(variable, "port must be between 1 and 65535", raw)
     return raw
 
 
@@ -253,10 +651,10 @@ def _int(env: Mapping[str, str], variable: str, default: int, low: int, high: in
     if not raw:
         return default
     if not raw.isascii() or not raw.isdigit():
-        raise SpecError.at(variable, "must be a whole number", raw)
+        raise ConfigError.at(variable, "must be a whole number", raw)
     value = int(raw)
     if not low <= value <= high:
-        raise SpecError.at(variable, f"must be between {low} and {high}", raw)
+        raise ConfigError.at(variable, f"must be between {low} and {high}", raw)
     return value
 
 
@@ -265,7 +663,7 @@ def _log_level(env: Mapping[str, str]) -> str:
     if not raw:
         return DEFAULT_LOG_LEVEL
     if raw not in LOG_LEVELS:
-        raise SpecError.at(LOG_LEVEL, f"must be one of {', '.join(LOG_LEVELS)}", raw)
+        raise ConfigError.at(LOG_LEVEL, f"must be one of {', '.join(LOG_LEVELS)}", raw)
     return raw
 
 
@@ -273,6 +671,6 @@ def _collect(problems: list[FieldProblem], read: Callable[[], T], fallback: T) -
     # Gather every bad variable before failing, so one restart fixes them all.
     try:
         return read()
-    except SpecError as exc:
+    except ConfigError as exc:
         problems.extend(exc.problems)
         return fallback

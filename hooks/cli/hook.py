@@ -23,7 +23,15 @@ import click
 import orjson
 import yaml
 
-from hooks.config import BIND, BUSY_BIND, WORKERS, load_config, load_settings
+from hooks.config import (
+    BIND,
+    BUSY_BIND,
+    WORKERS,
+    ConfigError,
+    load_config,
+    load_settings,
+    process_environment,
+)
 from hooks.core import api
 from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
@@ -78,13 +86,13 @@ Other settings come from OBOL_* environment variables (see the README).
 )
 def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
     """Serve the sync hook and the busy responder with gunicorn."""
-    env = dict(os.environ)
+    env = process_environment()
     for variable, value in ((BIND, bind), (BUSY_BIND, busy_bind), (WORKERS, workers)):
         if value is not None:
             env[variable] = str(value)
     try:
         load_config(env)
-    except SpecError as problem:
+    except ConfigError as problem:
         raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
     sys.stdout.flush()
@@ -259,8 +267,8 @@ def _read_offer(filename: str) -> dict[str, Any]:
 
 def _settings() -> Settings:
     try:
-        return load_settings(os.environ)
-    except SpecError as problem:
+        return load_settings()
+    except ConfigError as problem:
         raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
 
 

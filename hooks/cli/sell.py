@@ -69,7 +69,7 @@ from hooks.cli.presets import (
     load_presets,
     preset_rows,
 )
-from hooks.config import ASSET_REGISTRY_FILE, load_asset_registry
+from hooks.config import ASSET_REGISTRY_FILE, ConfigError, load_asset_registry
 from hooks.core import api
 from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
@@ -293,7 +293,7 @@ def _load_registry(path: str | None) -> AssetRegistry:
     """The registry the hook would use: built-in, extended by the operator's file if named."""
     try:
         return load_asset_registry(path) or BUILTIN_REGISTRY
-    except SpecError as exc:
+    except ConfigError as exc:
         _fail(f"invalid asset registry file: {exc}", EXIT_INVALID)
 
 

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
-import json
 import logging
 import math
 import os
@@ -78,7 +77,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import DNS1123_LABEL, HTTP_PATH
 from hooks.core.names import upstream_url
 from hooks.core.request import SyncRequest
@@ -102,37 +100,9 @@ _PATH = re.compile(HTTP_PATH)
 
 
 @dataclass(frozen=True, slots=True)
-class ObserveVariable:
-    """One documented environment variable of the observation layer (the README's table)."""
-
-    variable: str
-    default: str
-    description: str
-
-
-OBSERVE: Final = "OBOL_OBSERVE"
-PROBE_TIMEOUT_MS: Final = "OBOL_PROBE_TIMEOUT_MS"
-PROBE_TTL_SECONDS: Final = "OBOL_PROBE_TTL_SECONDS"
-PROBE_INTERVAL_SECONDS: Final = "OBOL_PROBE_INTERVAL_SECONDS"
-PROBE_CONCURRENCY: Final = "OBOL_PROBE_CONCURRENCY"
-SYNC_PROBE_BUDGET_MS: Final = "OBOL_SYNC_PROBE_BUDGET_MS"
-OBSERVE_FORGET_SECONDS: Final = "OBOL_OBSERVE_FORGET_SECONDS"
-OBSERVE_UPSTREAM_OVERRIDES: Final = "OBOL_OBSERVE_UPSTREAM_OVERRIDES"
-
-# (variable, attribute, minimum, maximum) of the whole-number settings.
-_INTEGERS: Final = (
-    (PROBE_TIMEOUT_MS, "probe_timeout_ms", 10, 60_000),
-    (PROBE_TTL_SECONDS, "ttl_seconds", 1, 86_400),
-    (PROBE_INTERVAL_SECONDS, "interval_seconds", 1, 86_400),
-    (PROBE_CONCURRENCY, "concurrency", 1, 64),
-    (SYNC_PROBE_BUDGET_MS, "sync_budget_ms", 0, 2_000),
-    (OBSERVE_FORGET_SECONDS, "forget_seconds", 1, 7 * 86_400),
-)
-
-
-@dataclass(frozen=True, slots=True)
 class ObserveSettings:
-    """How (and whether) upstreams are probed; built once at start-up by :meth:`from_env`.
+    """How (and whether) upstreams are probed; built once at start-up by
+    :func:`hooks.config.observe_settings_from_env`.
 
     Durations are plain numbers so tests can use fractions of a second; the environment only
     accepts whole milliseconds and seconds.
@@ -152,65 +122,6 @@ class ObserveSettings:
         frozen = types.MappingProxyType(dict(self.upstream_overrides))
         object.__setattr__(self, "upstream_overrides", frozen)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ObserveSettings:
-        """Read the ``OBOL_OBSERVE*`` / ``OBOL_PROBE*`` variables; :class:`SpecError` on bad ones.
-
-        Every problem names its variable as the path. An unset or empty variable keeps its
-        default.
-        """
-        values: dict[str, Any] = {}
-        problems: list[FieldProblem] = []
-        raw = env.get(OBSERVE, "").strip().lower()
-        if raw in ("on", "off"):
-            values["enabled"] = raw == "on"
-        elif raw:
-            problems.append(FieldProblem(OBSERVE, "must be on or off", env[OBSERVE]))
-        for variable, attribute, low, high in _INTEGERS:
-            text = env.get(variable, "").strip()
-            if not text:
-                continue
-            try:
-                number = int(text, 10)
-            except ValueError:
-                problems.append(FieldProblem(variable, "must be a whole number", env[variable]))
-                continue
-            if not low <= number <= high:
-                problems.append(
-                    FieldProblem(variable, f"must be between {low} and {high}", env[variable])
-                )
-                continue
-            values[attribute] = number
-        text = env.get(OBSERVE_UPSTREAM_OVERRIDES, "").strip()
-        if text:
-            try:
-                values["upstream_overrides"] = parse_overrides(text)
-            except ValueError as exc:
-                problems.append(FieldProblem(OBSERVE_UPSTREAM_OVERRIDES, str(exc), text))
-        if not problems:
-            defaults = cls()
-            ttl = values.get("ttl_seconds", defaults.ttl_seconds)
-            interval = values.get("interval_seconds", defaults.interval_seconds)
-            forget = values.get("forget_seconds", defaults.forget_seconds)
-            if ttl <= interval:
-                problems.append(
-                    FieldProblem(
-                        PROBE_TTL_SECONDS,
-                        f"must exceed {PROBE_INTERVAL_SECONDS} ({interval}), or every observation"
-                        " goes stale before it is refreshed",
-                        ttl,
-                    )
-                )
-            if forget <= ttl:
-                problems.append(
-                    FieldProblem(
-                        OBSERVE_FORGET_SECONDS, f"must exceed {PROBE_TTL_SECONDS} ({ttl})", forget
-                    )
-                )
-        if problems:
-            raise SpecError(problems)
-        return cls(**values)
-
     @property
     def probe_timeout(self) -> float:
         """The per-request probe timeout in seconds."""
@@ -224,76 +135,6 @@ class ObserveSettings:
     def probe_base(self, base: str) -> str:
         """The URL actually probed for the in-cluster base URL ``base``."""
         return self.upstream_overrides.get(base, base)
-
-
-def parse_overrides(text: str) -> dict[str, str]:
-    """Parse ``OBOL_OBSERVE_UPSTREAM_OVERRIDES``: a JSON object of base URL -> probed base URL."""
-    shape = "must be a JSON object of in-cluster base URL to probed base URL"
-    try:
-        loaded = json.loads(text)
-    except ValueError:
-        raise ValueError(shape) from None
-    if not isinstance(loaded, dict):
-        raise ValueError(shape)
-    overrides: dict[str, str] = {}
-    for key, value in loaded.items():
-        for url in (key, value):
-            if not isinstance(url, str) or not re.match(r"^https?://[^/\s?#]+/?$", url):
-                raise ValueError(
-                    f"every key and value must be an http(s) base URL without a path (got {url!r})"
-                )
-        overrides[key.rstrip("/")] = value.rstrip("/")
-    return overrides
-
-
-OBSERVE_ENVIRONMENT: tuple[ObserveVariable, ...] = (
-    ObserveVariable(
-        OBSERVE,
-        "off",
-        "on: probe upstreams and report health and in-flight in status; off: no probes at all,"
-        " UpstreamHealthy and capacity state stay Unknown.",
-    ),
-    ObserveVariable(
-        PROBE_TIMEOUT_MS,
-        "800",
-        "Timeout of each probe request (health and /metrics), in milliseconds.",
-    ),
-    ObserveVariable(
-        PROBE_TTL_SECONDS,
-        "15",
-        "How long a probe result counts as fresh; older results are not reported (Unknown)."
-        " Must exceed the interval.",
-    ),
-    ObserveVariable(
-        PROBE_INTERVAL_SECONDS,
-        "10",
-        "How often each wanted upstream is re-probed in the background, per worker.",
-    ),
-    ObserveVariable(
-        PROBE_CONCURRENCY,
-        "4",
-        "Probes running at once per worker (the probe thread pool size).",
-    ),
-    ObserveVariable(
-        SYNC_PROBE_BUDGET_MS,
-        "150",
-        "Longest a sync waits for the first probe of an upstream it has never seen (0: never"
-        " wait); the sync then answers without it.",
-    ),
-    ObserveVariable(
-        OBSERVE_FORGET_SECONDS,
-        "600",
-        "Stop probing an upstream no sync asked about for this long. Must exceed the TTL and"
-        " should exceed resyncAfterSeconds.",
-    ),
-    ObserveVariable(
-        OBSERVE_UPSTREAM_OVERRIDES,
-        "(none)",
-        "JSON object mapping an in-cluster base URL to the URL actually probed, e.g."
-        ' {"http://vllm.llm.svc.cluster.local:8000": "http://10.203.0.2:8000"}; for running'
-        " the hook outside the cluster and for tests.",
-    ),
-)
 
 
 def resync_after_seconds(configured: int, observe: ObserveSettings) -> int:

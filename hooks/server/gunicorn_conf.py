@@ -36,21 +36,16 @@ import gc
 import glob
 import os
 import shutil
-import tempfile
 from typing import Any
 
-_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-if not os.environ.get(_MULTIPROC_ENV):
-    # Set before anything imports prometheus_client (it chooses its value store on import),
-    # hence before the hooks imports below.
-    os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="obol-hook-metrics-")
-    _private_metrics_dir: str | None = os.environ[_MULTIPROC_ENV]
-else:
-    _private_metrics_dir = None
+from hooks.config import load_config, provide_metrics_directory
+
+# Before anything imports prometheus_client (it chooses its value store on import), hence
+# before the imports below.
+_metrics_dir, _private_metrics_dir = provide_metrics_directory()
 
 from gunicorn.glogging import Logger as _GunicornLogger  # noqa: E402
 
-from hooks.config import load_config  # noqa: E402
 from hooks.server.logs import JsonFormatter  # noqa: E402
 
 _config = load_config()
@@ -84,9 +79,8 @@ logger_class = JsonErrorLogger
 
 def on_starting(server: Any) -> None:
     """Empty the metrics directory, so counters start at zero for this master."""
-    directory = os.environ[_MULTIPROC_ENV]
-    os.makedirs(directory, exist_ok=True)
-    for path in glob.glob(os.path.join(directory, "*.db")):
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
         os.remove(path)
 
 
@@ -100,10 +94,10 @@ def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the merged metrics."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid, os.environ[_MULTIPROC_ENV])  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def on_exit(server: Any) -> None:
     """Remove the metrics directory if this configuration created it."""
-    if _private_metrics_dir is not None:
-        shutil.rmtree(_private_metrics_dir, ignore_errors=True)
+    if _private_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -36,7 +36,9 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+from hooks.config import METRICS_DIR, metrics_directory
+
+MULTIPROC_ENV: Final = METRICS_DIR
 OUTCOMES: Final = ("ok", "invalid_spec", "bad_request", "error", "unauthorized")
 MAX_BUSY_NAMESPACES: Final = 256
 OTHER_NAMESPACE: Final = "_other"
@@ -106,7 +108,7 @@ class HookMetrics:
     @classmethod
     def from_environment(cls, version: str) -> HookMetrics:
         """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set, in-process otherwise."""
-        directory = os.environ.get(MULTIPROC_ENV) or None
+        directory = metrics_directory()
         # prometheus_client picks its value store when first imported; if the variable appeared
         # only later, samples stay in memory and reading the directory would show zeros.
         if directory is not None and values.ValueClass is values.MutexValue:

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from hooks.config import SHELL_ENVIRONMENT
+from hooks.config import ENVIRONMENT, SHELL_ENVIRONMENT
 from hooks.core import api
-from hooks.core.settings import ENVIRONMENT, Settings
+from hooks.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "metacontroller"

@@ -17,11 +17,11 @@ import pytest
 from hooks.config import (
     DEFAULT_MAX_REQUEST_BYTES,
     SHELL_ENVIRONMENT,
+    ConfigError,
     ShellConfig,
     bind_port,
     load_config,
 )
-from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
 
 REGISTRY = """\
@@ -40,7 +40,7 @@ assets:
 
 
 def problem_text(env: dict[str, str]) -> str:
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config(env)
     return str(caught.value)
 

@@ -24,9 +24,10 @@ from collections.abc import Callable
 
 import pytest
 
+from hooks.config import observe_settings_from_env
 from hooks.core.request import parse_request
 from hooks.core.status import Observation
-from hooks.observe.observer import MAX_METRICS_BYTES, Observer, ObserveSettings
+from hooks.observe.observer import MAX_METRICS_BYTES, Observer
 from tests.observe.engines import (
     FakeEngine,
     llamacpp_exposition,
@@ -220,7 +221,7 @@ def test_a_forked_worker_gets_its_own_threads_and_keeps_the_cache(
 
 def test_observer_settings_from_env_drive_a_real_probe(engine: StartEngine) -> None:
     server = engine(vllm_exposition((8,), (0,)))
-    settings = ObserveSettings.from_env(
+    settings = observe_settings_from_env(
         {
             "OBOL_OBSERVE": "on",
             "OBOL_SYNC_PROBE_BUDGET_MS": "2000",

@@ -1,11 +1,11 @@
-"""``ObserveSettings.from_env``, the documented table and the resync recommendation.
+"""``observe_settings_from_env`` (hooks.config), the documented table and the resync recommendation.
 
 Test design notes:
 - Every variable is read from a plain mapping (no ``os.environ``); unset or empty keeps the
   default, and the defaults equal the dataclass's own.
-- Bad values raise ``SpecError`` whose problem path is the variable's name; several bad
+- Bad values raise ``ConfigError`` whose problem path is the variable's name; several bad
   variables are all reported at once.
-- ``OBSERVE_ENVIRONMENT`` (the README's table) lists exactly the variables ``from_env`` reads,
+- ``OBSERVE_ENVIRONMENT`` (the README's table) lists exactly the variables it reads,
   with defaults that match; a variable missing from the table fails here.
 """
 
@@ -15,19 +15,19 @@ import dataclasses
 
 import pytest
 
-from hooks.core.errors import SpecError
-from hooks.observe.observer import (
+from hooks.config import (
     OBSERVE_ENVIRONMENT,
-    ObserveSettings,
+    ConfigError,
+    observe_settings_from_env,
     parse_overrides,
-    resync_after_seconds,
 )
+from hooks.observe.observer import ObserveSettings, resync_after_seconds
 
 DEFAULTS = ObserveSettings()
 
 
 def test_defaults_are_pure_mode() -> None:
-    settings = ObserveSettings.from_env({})
+    settings = observe_settings_from_env({})
     assert settings == DEFAULTS
     assert (settings.enabled, settings.probe_timeout_ms, settings.ttl_seconds) == (False, 800, 15)
     assert (settings.interval_seconds, settings.concurrency) == (10, 4)
@@ -46,7 +46,7 @@ def test_every_variable_is_read() -> None:
         "OBOL_OBSERVE_FORGET_SECONDS": "900",
         "OBOL_OBSERVE_UPSTREAM_OVERRIDES": '{"http://vllm.llm.svc.cluster.local:8000/": "http://10.203.0.2:8000"}',
     }
-    settings = ObserveSettings.from_env(env)
+    settings = observe_settings_from_env(env)
     assert settings == ObserveSettings(
         enabled=True,
         probe_timeout_ms=500,
@@ -65,7 +65,7 @@ def test_every_variable_is_read() -> None:
 
 
 def test_empty_values_keep_defaults() -> None:
-    assert ObserveSettings.from_env({t.variable: "" for t in OBSERVE_ENVIRONMENT}) == DEFAULTS
+    assert observe_settings_from_env({t.variable: "" for t in OBSERVE_ENVIRONMENT}) == DEFAULTS
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,8 @@ def test_empty_values_keep_defaults() -> None:
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, reason: str) -> None:
-    with pytest.raises(SpecError) as caught:
-        ObserveSettings.from_env({variable: value})
+    with pytest.raises(ConfigError) as caught:
+        observe_settings_from_env({variable: value})
     paths = [problem.path for problem in caught.value.problems]
     expected = "OBOL_PROBE_TTL_SECONDS" if "exceed OBOL_PROBE_INTERVAL" in reason else variable
     assert paths == [expected]
@@ -99,8 +99,8 @@ def test_bad_values_name_the_variable(variable: str, value: str, reason: str) ->
 
 
 def test_all_bad_variables_are_reported_together() -> None:
-    with pytest.raises(SpecError) as caught:
-        ObserveSettings.from_env({"OBOL_OBSERVE": "1", "OBOL_PROBE_CONCURRENCY": "x"})
+    with pytest.raises(ConfigError) as caught:
+        observe_settings_from_env({"OBOL_OBSERVE": "1", "OBOL_PROBE_CONCURRENCY": "x"})
     assert [p.path for p in caught.value.problems] == ["OBOL_OBSERVE", "OBOL_PROBE_CONCURRENCY"]
 
 
@@ -129,7 +129,7 @@ def test_the_table_documents_exactly_what_from_env_reads() -> None:
         assert entry.description.endswith(".")
         if entry.default not in ("(none)", "off"):
             # The documented default is what an explicit value of it yields.
-            explicit = ObserveSettings.from_env({entry.variable: entry.default})
+            explicit = observe_settings_from_env({entry.variable: entry.default})
             assert explicit == DEFAULTS, entry.variable
     assert {f.name for f in dataclasses.fields(ObserveSettings)} == {
         "enabled",

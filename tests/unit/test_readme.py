@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hooks.config import SHELL_ENVIRONMENT
-from hooks.core.settings import ENVIRONMENT
-from hooks.observe.observer import OBSERVE_ENVIRONMENT
+from hooks.config import ENVIRONMENT, OBSERVE_ENVIRONMENT, SHELL_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
