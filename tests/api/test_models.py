@@ -5,16 +5,19 @@ Design notes:
   "valid because ..." or "invalid because ...".
 - Invalid cases assert the whole message (path, reason, value), because that text is what a
   seller reads in `obol sell` output and in status; the CRD side is covered in
-  tests/api/test_examples.py and tests/api/test_crd.py.
+  tests/api/test_examples.py and, by the real API server, tests/e2e/test_crd_validation.py.
+- The model's defaults are compared with the CRD's ``default`` values read from the CRD itself.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hooks.core.assets import BUILTIN_REGISTRY
 from hooks.core.errors import SpecError
@@ -27,6 +30,7 @@ BASE: dict[str, Any] = {
     "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}},
 }
 ENVELOPE = {"mode": "external-static", "maxInFlight": 4}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec_with(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -263,15 +267,33 @@ def test_every_problem_is_reported_at_once() -> None:
     assert paths == ["spec.upstream.port", "spec.upstream.service", "spec.x"]
 
 
+def crd_defaults(
+    node: dict[str, Any], path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Any]]:
+    """Every (property path, default) under an openAPIV3Schema node."""
+    found = []
+    for name, sub in (node.get("properties") or {}).items():
+        if "default" in sub:
+            found.append(((*path, name), sub["default"]))
+        found += crd_defaults(sub, (*path, name))
+    return found
+
+
 def test_defaults_match_the_crd() -> None:
-    spec = parse_spec(spec_with(lambda s: s.update(capacity=dict(ENVELOPE))))
-    assert spec.type == "http"
-    assert spec.upstream.health_path == "/health"
-    assert spec.payment.asset == "usdc"
-    assert spec.payment.scheme == "exact"
-    assert spec.payment.max_timeout_seconds == 300
-    assert spec.capacity is not None
-    assert (spec.capacity.max_queue_depth, spec.capacity.retry_after_seconds) == (0, 2)
+    crd = yaml.safe_load((ROOT / "crds/serviceoffer.yaml").read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["storage"])
+    defaults = crd_defaults(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    # Every optional block present, so that each default of the CRD has a place to show.
+    blocks = {"capacity": dict(ENVELOPE), "capabilities": {}}
+    dumped = dump_spec(parse_spec(spec_with(lambda s: s.update(blocks))))
+    checked = []
+    for path, default in defaults:
+        parent = dumped
+        for name in path[:-1]:
+            parent = parent[name]
+        assert parent.get(path[-1]) == default, (".".join(path), parent.get(path[-1]), default)
+        checked.append(".".join(path))
+    assert len(checked) >= 8, checked
 
 
 def test_dump_round_trips_in_camel_case_without_nulls() -> None:
