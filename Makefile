@@ -42,7 +42,7 @@ test: install-test e2e-binaries
 	lint-imports
 	mypy hooks
 	$(PYTHON) -m pytest -m slow
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not slow"
 
 # Benchmarks side by side with a bare-Flask ceiling (needs wrk; not part of `test`).
 bench: install-test
