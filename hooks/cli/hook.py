@@ -9,8 +9,8 @@
   warnings on stderr), then wraps it in a sync request with no observed children and prints the
   children the hook would create, for people without a cluster.
 
-Errors are one line on stderr and a non-zero exit (1: the input is wrong, 2: configuration or
-internal failure); never a traceback.
+Errors are one line on stderr and an exit code of :mod:`hooks.cli.errors` (3: the input is
+wrong, 8: configuration, 9: internal failure); never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import click
 import orjson
 import yaml
 
+from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID, CliError
 from hooks.config import (
     BIND,
     BUSY_BIND,
@@ -36,18 +37,6 @@ from hooks.core import api
 from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
-
-EXIT_INPUT = 1
-EXIT_FAILURE = 2
-
-
-class CliFailure(click.ClickException):
-    """A one-line error with a chosen exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_INPUT) -> None:
-        super().__init__(" ".join(message.split()))
-        # An instance value; click >= 8.5 declares exit_code as a class variable.
-        vars(self)["exit_code"] = exit_code
 
 
 @click.group(
@@ -93,7 +82,7 @@ def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
     try:
         load_config(env)
     except ConfigError as problem:
-        raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
+        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -122,8 +111,8 @@ def sync_command() -> None:
         stdout.flush()
         return
     if answer.status == 400:
-        raise CliFailure(f"bad request: {answer.detail}", EXIT_INPUT)
-    raise CliFailure(f"internal error: {_describe(answer.error)}", EXIT_FAILURE)
+        raise CliError(f"bad request: {answer.detail}", EXIT_INVALID)
+    raise CliError(f"internal error: {_describe(answer.error)}", EXIT_INTERNAL)
 
 
 @hook.command(
@@ -164,16 +153,16 @@ def render(filename: str, output: str) -> None:
     try:
         validated = validate_manifest(offer, settings.asset_registry, settings)
     except SpecError as problem:
-        raise CliFailure(f"{filename}: invalid offer: {problem}", EXIT_INPUT) from None
+        raise CliError(f"{filename}: invalid offer: {problem}", EXIT_INVALID) from None
     # The parsed YAML is JSON-shaped (parse_user_yaml), so this cannot fail on a value.
     body = orjson.dumps(render_request(offer))
     answer = handle_sync_body(body, settings)
     if answer.status != 200:
-        raise CliFailure(f"internal error: {_describe(answer.error)}", EXIT_FAILURE)
+        raise CliError(f"internal error: {_describe(answer.error)}", EXIT_INTERNAL)
     response = orjson.loads(answer.body)
     message = invalid_spec_message(response)
     if message is not None:
-        raise CliFailure(f"{filename}: invalid spec: {message}", EXIT_INPUT)
+        raise CliError(f"{filename}: invalid spec: {message}", EXIT_INVALID)
     warn(validated.warnings)
     gate = response.get("status", {}).get("paymentGate")
     if isinstance(gate, dict):
@@ -249,19 +238,25 @@ def _read_offer(filename: str) -> dict[str, Any]:
                 data = stream.read(MAX_BYTES + 1)
         documents = parse_user_yaml(data, filename)
     except OSError as exc:
-        raise CliFailure(f"{filename}: cannot read: {exc.strerror}") from None
+        raise CliError(f"{filename}: cannot read: {exc.strerror}", EXIT_INVALID) from None
     except UserYamlError as exc:
-        raise CliFailure(str(exc)) from None
+        raise CliError(str(exc), EXIT_INVALID) from None
     if len(documents) != 1:
-        raise CliFailure(f"{filename}: expected one ServiceOffer document, found {len(documents)}")
+        raise CliError(
+            f"{filename}: expected one ServiceOffer document, found {len(documents)}", EXIT_INVALID
+        )
     offer = documents[0]
     if not isinstance(offer, dict):
-        raise CliFailure(f"{filename}: expected a ServiceOffer mapping")
+        raise CliError(f"{filename}: expected a ServiceOffer mapping", EXIT_INVALID)
     for field, expected in (("kind", api.KIND), ("apiVersion", api.API_VERSION)):
         if field not in offer:
-            raise CliFailure(f"{filename}: {field}: required field is missing (use {expected})")
+            raise CliError(
+                f"{filename}: {field}: required field is missing (use {expected})", EXIT_INVALID
+            )
         if offer[field] != expected:
-            raise CliFailure(f"{filename}: {field}: must be {expected} (got {offer[field]!r})")
+            raise CliError(
+                f"{filename}: {field}: must be {expected} (got {offer[field]!r})", EXIT_INVALID
+            )
     return offer
 
 
@@ -269,7 +264,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as problem:
-        raise CliFailure(f"configuration: {problem}", EXIT_FAILURE) from None
+        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
 
 
 def _describe(error: BaseException | None) -> str:

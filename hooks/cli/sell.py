@@ -7,24 +7,11 @@ asset registry) and apply it with ``kubectl apply -f -`` (or print it with ``--d
 ``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``.
 
 A thin shell: flags become a spec mapping (:func:`offer_manifest`, pure), presets expand in
-:mod:`hooks.cli.presets`, rows are formatted in :mod:`hooks.cli.offer_view`, and every cluster call
-goes
-through :mod:`hooks.cli.kubectl`. The dry-run output holds only what the seller set or a preset
-supplied, never a default the CRD would fill in anyway.
+:mod:`hooks.cli.presets`, rows are formatted in :mod:`hooks.cli.offer_view`, and every cluster
+call goes through :mod:`hooks.cli.kubectl`. The dry-run output holds only what the seller set
+or a preset supplied, never a default the CRD would fill in anyway.
 
-Exit codes (every failure is ONE line on stderr, never a traceback):
-
-====  ==============================================================================
-0     success
-1     kubectl failed for another reason (its error line is shown), or printed non-JSON
-2     usage error: unknown or missing flag, conflicting flags, unknown preset
-3     invalid offer: field path, reason and value, from the model, the asset registry,
-      the asset-registry file, or the API server's own validation
-4     kubectl not found (not on PATH, or --kubectl / OBOL_KUBECTL points nowhere)
-5     cluster unreachable (connection refused, unable to connect, timeout)
-6     the ServiceOffer CRD is not installed in the cluster
-7     the named offer was not found
-====  ==============================================================================
+Every failure is ONE line on stderr with an exit code of :mod:`hooks.cli.errors`.
 
 This module must never run a subprocess itself, never autoscale or promise scaling, and never
 write anything but the ServiceOffer the seller asked for.
@@ -42,6 +29,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 import yaml
 
+from hooks.cli.errors import (
+    EXIT_INVALID,
+    EXIT_KUBECTL_FAILED,
+    EXIT_NO_CRD,
+    EXIT_NO_KUBECTL,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    CliError,
+)
 from hooks.cli.kubectl import (
     ClusterUnreachable,
     CrdMissing,
@@ -78,14 +74,6 @@ from hooks.core.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
 from hooks.core.payment import resolve_payment
 from hooks.core.settings import Settings
 
-EXIT_KUBECTL_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INVALID = 3
-EXIT_NO_KUBECTL = 4
-EXIT_UNREACHABLE = 5
-EXIT_NO_CRD = 6
-EXIT_NOT_FOUND = 7
-
 _EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
     KubectlFailed: EXIT_KUBECTL_FAILED,
     RejectedByServer: EXIT_INVALID,
@@ -98,15 +86,6 @@ _EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
 RUNTIME_PROTOCOLS: Mapping[str, str] = {"openai": "openai-chat"}
 INFERENCE_PROTOCOLS = ("openai-chat", "openai-completions", "openai-embeddings")
 KUBECTL_ENV = "OBOL_KUBECTL"
-
-
-class CommandFailed(click.ClickException):
-    """A failure shown as ``Error: <one line>`` on stderr, with its documented exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(" ".join(message.split()))
-        # An instance value; click >= 8.5 declares exit_code as a class variable.
-        vars(self)["exit_code"] = exit_code
 
 
 # --- flags -> spec (pure) ----------------------------------------------------------------------
@@ -298,7 +277,7 @@ def _load_registry(path: str | None) -> AssetRegistry:
 
 
 def _fail(message: str, exit_code: int) -> NoReturn:
-    raise CommandFailed(message, exit_code)
+    raise CliError(message, exit_code)
 
 
 @contextmanager

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from hooks.cli import sell as sell_cli
-from hooks.cli.kubectl import ClusterUnreachable, Kubectl
-from hooks.cli.sell import (
+from hooks.cli import errors as cli_errors
+from hooks.cli.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
     EXIT_INVALID,
     EXIT_KUBECTL_FAILED,
     EXIT_NO_CRD,
@@ -30,6 +31,7 @@ from hooks.cli.sell import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
 )
+from hooks.cli.kubectl import ClusterUnreachable, Kubectl
 from tests.cli.sell_helpers import FakeKubectl, Runner, offer_args
 
 
@@ -54,10 +56,12 @@ def test_the_documented_exit_codes_are_distinct() -> None:
         EXIT_UNREACHABLE,
         EXIT_NO_CRD,
         EXIT_NOT_FOUND,
+        EXIT_CONFIG,
+        EXIT_INTERNAL,
     ]
     assert len(set(codes)) == len(codes)
     assert 0 not in codes
-    doc = sell_cli.__doc__ or ""
+    doc = cli_errors.__doc__ or ""
     for code in codes:
         assert re.search(rf"^{code}\s+\S", doc, re.MULTILINE), f"exit {code} is not documented"
 

@@ -3,10 +3,11 @@
 Test-design notes:
 
 * ``sync`` must give exactly the bytes POST /sync gives (one shared function), with exit codes
-  0 (200), 1 (400) and 2 (500); errors are one line on stderr, never a traceback.
+  0 (200), 3 (400: invalid input) and 9 (500: internal error); errors are one line on stderr,
+  never a traceback.
 * ``render`` runs every offer in ``examples/``: valid ones print stable multi-document YAML (or
-  a JSON v1 List) of children; each invalid one exits 1 with the field-path message its
-  ``examples.obol.org/expected-error`` annotation promises.
+  a JSON v1 List) of children; each invalid one exits 3 (invalid input) with the field-path
+  message its ``examples.obol.org/expected-error`` annotation promises.
 * ``serve`` would replace the test process with gunicorn, so ``os.execve`` is stubbed; the real
   server is exercised in tests/http.
 """
@@ -24,6 +25,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from hooks.cli import hook as hook_cli
+from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID
 from hooks.cli.main import obol
 from hooks.core import api
 from hooks.core.settings import Settings
@@ -85,23 +87,23 @@ def test_sync_of_an_invalid_spec_is_still_exit_0() -> None:
     ("stdin", "fragment"),
     [(b"{oops", "not valid JSON"), (b"[]", "<request>: must be a JSON object"), (b"", "JSON")],
 )
-def test_sync_of_a_malformed_request_exits_1(stdin: bytes, fragment: str) -> None:
-    assert_one_line_error(run("sync", stdin=stdin), 1, fragment)
+def test_sync_of_a_malformed_request_is_invalid_input(stdin: bytes, fragment: str) -> None:
+    assert_one_line_error(run("sync", stdin=stdin), EXIT_INVALID, fragment)
 
 
-def test_sync_of_a_crashing_core_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_of_a_crashing_core_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def crash(request: Any, settings: Settings, observations: Any = None) -> Any:
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(app_module, "sync", crash)
     result = run("sync", stdin=request_for(EXAMPLES / "inference-qwen36-fast.yaml"))
-    assert_one_line_error(result, 2, "internal error: RuntimeError: boom second line")
+    assert_one_line_error(result, EXIT_INTERNAL, "internal error: RuntimeError: boom second line")
 
 
-def test_sync_with_a_bad_setting_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_with_a_bad_setting_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBOL_GATEWAY_REPLICAS", "zero")
     result = run("sync", stdin=b"{}")
-    assert_one_line_error(result, 2, "OBOL_GATEWAY_REPLICAS: must be a whole number")
+    assert_one_line_error(result, EXIT_CONFIG, "OBOL_GATEWAY_REPLICAS: must be a whole number")
 
 
 # --- obol hook render ------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def test_render_reads_stdin() -> None:
 def test_render_of_an_invalid_offer_prints_the_field_path_message(path: Path) -> None:
     offer = yaml.safe_load(path.read_text())
     expected = offer["metadata"]["annotations"]["examples.obol.org/expected-error"]
-    assert_one_line_error(run("render", "-f", str(path)), 1, expected)
+    assert_one_line_error(run("render", "-f", str(path)), EXIT_INVALID, expected)
 
 
 HEAD = "apiVersion: obol.org/v1alpha1\nkind: ServiceOffer\n"
@@ -169,11 +171,11 @@ PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
         (HEAD + "metadata: {name: x}\nkind: ServiceOffer\n", "kind: is given twice"),
     ],
 )
-def test_render_of_a_bad_file_exits_1(tmp_path: Path, content: str, fragment: str) -> None:
+def test_render_of_a_bad_file_is_invalid_input(tmp_path: Path, content: str, fragment: str) -> None:
     offer = tmp_path / "offer.yaml"
     offer.write_text(content)
     result = run("render", "-f", str(offer))
-    assert_one_line_error(result, 1, fragment)
+    assert_one_line_error(result, EXIT_INVALID, fragment)
     # A file's problems are named by the file's own paths, never the sync request's.
     assert "parent." not in result.stderr
 
@@ -196,7 +198,7 @@ def test_render_of_an_unquoted_address_names_the_field_and_says_quote_it(tmp_pat
     offer = tmp_path / "offer.yaml"
     offer.write_text(_offer_text(PAY_TO))
     result = run("render", "-f", str(offer))
-    assert_one_line_error(result, 1, f"{offer}: line 9: spec.payment.payTo: YAML reads")
+    assert_one_line_error(result, EXIT_INVALID, f"{offer}: line 9: spec.payment.payTo: YAML reads")
     assert f'quote it ("{PAY_TO}")' in result.stderr
     offer.write_text(_offer_text(f'"{PAY_TO}"'))
     assert run("render", "-f", str(offer)).exit_code == 0
@@ -212,15 +214,19 @@ def test_render_refuses_a_billion_laughs_at_once_naming_the_file(tmp_path: Path)
     started = time.process_time()
     result = run("render", "-f", str(offer))
     assert time.process_time() - started < 1.0
-    assert_one_line_error(result, 1, f"{offer}: line 4: YAML aliases (*name) are not accepted")
+    assert_one_line_error(
+        result, EXIT_INVALID, f"{offer}: line 4: YAML aliases (*name) are not accepted"
+    )
 
 
 def test_render_refuses_an_oversized_file(tmp_path: Path) -> None:
     offer = tmp_path / "big.yaml"
     offer.write_text(HEAD + "x: " + "a" * (MAX_BYTES) + "\n")
-    assert_one_line_error(run("render", "-f", str(offer)), 1, f"is larger than {MAX_BYTES} bytes")
     assert_one_line_error(
-        run("render", "-f", "-", stdin=offer.read_bytes()), 1, "-: is larger than"
+        run("render", "-f", str(offer)), EXIT_INVALID, f"is larger than {MAX_BYTES} bytes"
+    )
+    assert_one_line_error(
+        run("render", "-f", "-", stdin=offer.read_bytes()), EXIT_INVALID, "-: is larger than"
     )
 
 
@@ -247,8 +253,10 @@ def test_render_prints_the_warnings_sell_dry_run_prints(tmp_path: Path) -> None:
     assert sell.stderr == result.stderr
 
 
-def test_render_of_a_missing_file_exits_1(tmp_path: Path) -> None:
-    assert_one_line_error(run("render", "-f", str(tmp_path / "absent.yaml")), 1, "cannot read")
+def test_render_of_a_missing_file_is_invalid_input(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run("render", "-f", str(tmp_path / "absent.yaml")), EXIT_INVALID, "cannot read"
+    )
 
 
 def test_render_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,7 +344,7 @@ def test_serve_starts_with_nothing_configured(exec_recorder: ExecRecorder) -> No
 def test_serve_refuses_a_bad_configuration(
     exec_recorder: ExecRecorder, args: list[str], fragment: str
 ) -> None:
-    assert_one_line_error(run("serve", *args), 2, fragment)
+    assert_one_line_error(run("serve", *args), EXIT_CONFIG, fragment)
     assert exec_recorder.calls == []
 
 
