@@ -5,6 +5,7 @@ The HTTPRoute rule's filters run in list order (Traefik >= 3.2); the first one i
 handler. For an offer with a capacity envelope the chain is::
 
     1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
+    1b. rateLimit    [opt]    obol-stack's limits.rps, per offer (Traefik's own 429 + Retry-After)
     2. errors        (429)    turns every 429 below into Retry-After + a JSON body, no 402 terms
     3. inFlightReq   global   maxInFlight / gateway replicas, keyed on the header from step 1
     4. buffering     [opt]    413 for bodies over maxBodyBytes (only if the offer does not stream)
@@ -19,11 +20,16 @@ Why this order:
 * Step 3 runs before step 5, so a saturated offer rejects unpaid *and* paid requests before the
   verifier is asked: no quote is built and no payment is verified or charged.
 * Step 4 runs before step 5, so an oversized body never gets a quote.
+* Step 1b (``limits.rps``) also runs before step 5, so a rate-limited request is never quoted; it
+  sits outside step 2, so its 429 keeps the Retry-After Traefik's rateLimit computes. It keys on
+  the header from step 1: one token bucket per offer (average = rps, burst = 2 x rps, as
+  obol-stack renders it), divided across gateway replicas like the in-flight ceiling.
 * Step 6 can only key on a payer after verification. Its 429 therefore comes after /verify,
   which is safe only because the forwardAuth verifier is verify-only (settlement happens after the
   upstream answers); step 2 still gives it Retry-After.
 * Without a capacity envelope, steps 1, 2, 3 and 6 and the busy Service are left out: the route
-  is the plain paid route it always was (plus step 4 if a body limit is declared).
+  is the plain paid route it always was (plus step 4 if a body limit is declared, and steps 1 and
+  1b if a rate is).
 
 With ``OBOL_VERIFIER_SETTLEMENT=on-verify`` (a forward-auth verifier that settles as it accepts)
 step 6 is left out: a per-buyer 429 after a settling verifier would charge a rejected buyer.
@@ -32,6 +38,7 @@ Status says so (``status.paymentGate.perBuyerLimit: none``).
 The seller-proxy gate (``OBOL_PAYMENT_GATE=seller-proxy``) keeps only the capacity steps::
 
     1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
+    1b. rateLimit    [opt]
     2. errors        (429)
     3. inFlightReq   global
     4. buffering     [opt]
@@ -81,6 +88,9 @@ class EnforcedLimits:
     warnings: tuple[str, ...]
     # gateway | verifier | none (BUYER_LIMIT_*): who enforces perBuyerMaxInFlight.
     buyer_limit_enforcer: str = BUYER_LIMIT_NONE
+    # obol-stack's limits.rps, per gateway replica: Traefik rateLimit average and burst.
+    rate_limit_average: int | None = None
+    rate_limit_burst: int | None = None
 
 
 def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimits:
@@ -122,7 +132,19 @@ def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimit
             "maxBodyBytes is advertised only: request buffering would break streaming responses"
         )
         body_limit = None
-    return EnforcedLimits(global_amount, buyer_amount, body_limit, tuple(warnings), enforcer)
+    average = burst = None
+    rps = spec.limits.rps if spec.limits else None
+    if rps:
+        average = _per_replica(rps, replicas)
+        burst = 2 * average
+        if average * replicas != rps:
+            warnings.append(
+                f"limits.rps {rps} cannot be split evenly across {replicas} gateway replicas:"
+                f" each allows {average} per second"
+            )
+    return EnforcedLimits(
+        global_amount, buyer_amount, body_limit, tuple(warnings), enforcer, average, burst
+    )
 
 
 def _per_replica(total: int, replicas: int) -> int:
@@ -143,7 +165,7 @@ def route_filters(
     """The HTTPRoute rule's filters, in the order documented above."""
     filters: list[Manifest] = []
     capacity = spec.capacity is not None
-    if capacity:
+    if capacity or limits.rate_limit_average is not None:
         filters.append(
             {
                 "type": "RequestHeaderModifier",
@@ -152,6 +174,9 @@ def route_filters(
                 },
             }
         )
+    if limits.rate_limit_average is not None:
+        filters.append(_extension_ref(names.rate_limit))
+    if capacity:
         filters.append(_extension_ref(names.busy_errors))
         filters.append(_extension_ref(names.global_in_flight))
     if limits.body_limit_bytes is not None:
@@ -201,6 +226,26 @@ def build_in_flight(
         name,
         component,
         {"inFlightReq": {"amount": amount, "sourceCriterion": {"requestHeaderName": key_header}}},
+    )
+
+
+def build_rate_limit(
+    namespace: str, names: ChildNames, average: int, burst: int, key_header: str
+) -> Manifest:
+    """rateLimit for obol-stack's ``limits.rps`` (step 1b), one bucket per offer."""
+    return _middleware(
+        namespace,
+        names,
+        names.rate_limit,
+        "rate-limit",
+        {
+            "rateLimit": {
+                "average": average,
+                "burst": burst,
+                "period": "1s",
+                "sourceCriterion": {"requestHeaderName": key_header},
+            }
+        },
     )
 
 
@@ -315,6 +360,16 @@ def admission_children(
 ) -> list[Manifest]:
     """Every Middleware and Service the chain needs, in chain order."""
     children: list[Manifest] = []
+    if limits.rate_limit_average is not None and limits.rate_limit_burst is not None:
+        children.append(
+            build_rate_limit(
+                namespace,
+                names,
+                limits.rate_limit_average,
+                limits.rate_limit_burst,
+                settings.admission_key_header,
+            )
+        )
     capacity = spec.capacity
     if capacity is not None and limits.per_replica_max_in_flight is not None:
         children.append(

@@ -18,33 +18,23 @@ the
 offending value.
 
 Built-in table (sources: the x402 SDK default-asset tables
-``python/x402/mechanisms/evm/default_assets.py`` and ``.../evm/v1/constants.py``, obol-stack
-``internal/x402/chains.go`` and ``tokens.go``, the Obol token docs):
+``typescript/packages/mechanisms/evm/src/shared/defaultAssets.ts`` and
+``python/x402/mechanisms/evm/constants.py``, obol-stack ``internal/x402/chains.go`` and
+``tokens.go``, the Obol token docs). Every built-in network has USDC with a confirmed EIP-712
+domain; a network without one is left out, because an offer there could never resolve an asset:
 
 * USDC (6 decimals, ``eip3009``, EIP-712 version ``"2"``) on base, base-sepolia, ethereum, polygon,
   avalanche, arbitrum-one and arbitrum-sepolia. The EIP-712 name is ``"USD Coin"`` everywhere except
   base-sepolia, whose USDC calls itself ``"USDC"`` (a recurring source of broken signatures).
-* No built-in USDC on polygon-amoy and avalanche-fuji: the current x402 SDK tables do not list their
-  EIP-712 domain, and the only SDK tables that did were early ones that got other chains wrong. An
-  operator who has checked the token on chain can add it in the registry file.
+* polygon-amoy and avalanche-fuji are not built in: no current x402 SDK table lists their USDC's
+  EIP-712 domain. An operator who has checked the token on chain adds network and token in the
+  registry file.
 * OBOL on ethereum (18 decimals, ``permit2`` because it has no EIP-3009, EIP-712
   ``"Obol Network"`` / ``"1"``, EIP-2612 gas sponsoring because it implements ``permit``).
-* OBOL is not deployed on base. On base-sepolia only a non-canonical test token exists (an
-  owner-mint copy deployed for obol-stack testing). It is deliberately *not* built in: the built-in
-  table lists only tokens deployed by their issuers, and accepting a third party's mintable token
-  is a trust decision for the cluster operator, not a default. An operator who wants it adds it with
-  ``testAsset: true``; sellers then name it by address.
-
-Resolution rules:
-
-* Networks match by canonical name or alias (case-insensitive) or by CAIP-2 id
-  ``eip155:<chain id>``.
-* An asset given as a symbol matches a registered non-test token of that symbol on the network
-  (case-insensitive). Test tokens (``test_asset``) resolve **only by address**, so a seller who
-  writes ``obol`` can never end up paid in a look-alike token.
-* An asset given as ``0x`` + 40 hex digits matches a registered token on that network,
-  case-insensitively, and resolves to that token (with its published checksummed address). Unknown
-  addresses are rejected: decimals and the EIP-712 domain cannot be guessed safely.
+* OBOL on base-sepolia: obol-stack's **test** token ``0x0a09371a8b011d5110656ceBCc70603e53FD2c78``
+  (a non-canonical owner-mint copy with the same name, symbol, decimals and domain, deployed for
+  obol-stack's own testing), marked ``testAsset``; status and the quote say it is a test token.
+  OBOL is not deployed on base at all.
 
 Registry file format (YAML; both lists optional, unknown keys rejected)::
 
@@ -114,25 +104,6 @@ class Asset:
     eip712_version: str
     eip2612_gas_sponsoring: bool = False
     test_asset: bool = False
-
-
-# Knowledge that explains a gap in the built-in table better than "not deployed" would.
-# Keyed by (upper-case symbol, canonical network name); used only for error messages.
-_GAP_EXPLANATIONS: Mapping[tuple[str, str], str] = {
-    ("OBOL", "base-sepolia"): (
-        "OBOL has no canonical deployment on base-sepolia; the non-canonical test token "
-        "0x0a09371a8b011d5110656ceBCc70603e53FD2c78 must be given by address, and only after the "
-        "operator adds it to the registry file with testAsset: true"
-    ),
-    ("USDC", "polygon-amoy"): (
-        "USDC on polygon-amoy is not built in because its EIP-712 domain is unconfirmed; "
-        "the operator can add it to the registry file"
-    ),
-    ("USDC", "avalanche-fuji"): (
-        "USDC on avalanche-fuji is not built in because its EIP-712 domain is unconfirmed; "
-        "the operator can add it to the registry file"
-    ),
-}
 
 
 class AssetRegistry:
@@ -215,6 +186,10 @@ class AssetRegistry:
         """
         return _RegistryDocument(self, source).apply(document)
 
+    def registered(self, network: Network, address: str) -> Asset | None:
+        """The registered token at ``address`` on ``network``, or None."""
+        return self._by_address.get((network.name, address.lower()))
+
     def _on_network(self, chain: Network) -> list[Asset]:
         return [asset for asset in self._assets if asset.network == chain.name]
 
@@ -240,6 +215,10 @@ class AssetRegistry:
         for asset in on_network:
             if asset.symbol.upper() == wanted and not asset.test_asset:
                 return asset
+        for asset in on_network:
+            # On a testnet nothing of value is paid, so a test token may be named by symbol.
+            if asset.symbol.upper() == wanted and asset.test_asset and chain.testnet:
+                return asset
         test_tokens = [
             asset for asset in on_network if asset.symbol.upper() == wanted and asset.test_asset
         ]
@@ -250,9 +229,6 @@ class AssetRegistry:
                 f"give it by address ({addresses})"
             )
             raise SpecError.at(path, reason, symbol)
-        explanation = _GAP_EXPLANATIONS.get((wanted, chain.name))
-        if explanation is not None:
-            raise SpecError.at(path, explanation, symbol)
         elsewhere = _unique(
             asset.network
             for asset in self._assets
@@ -603,9 +579,7 @@ _BUILTIN_DOCUMENT: Mapping[str, Any] = {
         {"name": "base-sepolia", "chainId": 84532, "testnet": True},
         {"name": "ethereum", "chainId": 1, "aliases": ["ethereum-mainnet", "mainnet"]},
         {"name": "polygon", "chainId": 137, "aliases": ["polygon-mainnet"]},
-        {"name": "polygon-amoy", "chainId": 80002, "testnet": True},
         {"name": "avalanche", "chainId": 43114, "aliases": ["avalanche-mainnet"]},
-        {"name": "avalanche-fuji", "chainId": 43113, "testnet": True},
         {"name": "arbitrum-one", "chainId": 42161, "aliases": ["arbitrum"]},
         {"name": "arbitrum-sepolia", "chainId": 421614, "testnet": True},
     ],
@@ -622,6 +596,18 @@ _BUILTIN_DOCUMENT: Mapping[str, Any] = {
             "eip712Name": "Obol Network",
             "eip712Version": "1",
             "eip2612GasSponsoring": True,
+        },
+        {
+            # obol-stack's test token: same name, symbol, decimals and domain as OBOL.
+            "symbol": "OBOL",
+            "network": "base-sepolia",
+            "address": "0x0a09371a8b011d5110656ceBCc70603e53FD2c78",
+            "decimals": 18,
+            "transferMethod": "permit2",
+            "eip712Name": "Obol Network",
+            "eip712Version": "1",
+            "eip2612GasSponsoring": True,
+            "testAsset": True,
         },
         _usdc("polygon", "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
         _usdc("avalanche", "0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),

@@ -18,13 +18,21 @@ import orjson
 
 from hooks.core import api
 from hooks.core.admission import EnforcedLimits, Manifest, admission_children, route_filters
-from hooks.core.models import ServiceOfferSpec
+from hooks.core.errors import HookFailure
+from hooks.core.models import ServiceOfferSpec, Upstream
 from hooks.core.names import ChildNames, child_labels, upstream_url
 from hooks.core.payment import ResolvedPayment
 from hooks.core.settings import Settings
 
 # The verifier's route list as JSON (a subset of YAML, so a YAML route loader reads it too).
 PRICING_KEY = "routes.json"
+
+
+def rendered_upstream(spec: ServiceOfferSpec) -> Upstream:
+    """The upstream of an offer that is rendered (the model requires one for those types)."""
+    if spec.upstream is None:
+        raise HookFailure("an offer without an upstream is never rendered")
+    return spec.upstream
 
 
 def build_httproute(
@@ -52,15 +60,16 @@ def build_httproute(
             "weight": 1,
         }
     else:
+        upstream = rendered_upstream(spec)
         backend = {
             "group": "",
             "kind": "Service",
-            "name": spec.upstream.service,
-            "port": spec.upstream.port,
+            "name": upstream.service,
+            "port": upstream.port,
             "weight": 1,
         }
-        if spec.upstream.namespace is not None and spec.upstream.namespace != namespace:
-            backend["namespace"] = spec.upstream.namespace
+        if upstream.namespace is not None and upstream.namespace != namespace:
+            backend["namespace"] = upstream.namespace
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": names.path}}]}
     filters = route_filters(spec, names, limits, settings)
     if filters:
@@ -103,10 +112,13 @@ def pricing_route(
     (``upstreamURL``), what to strip (``stripPrefix``, the verifier sees the public path) and,
     when declared, the per-buyer limit only the verifier can enforce (``perBuyerMaxInFlight``,
     answered with 429 and ``retryAfterSeconds`` before any settlement).
+
+    The pattern is the route path without a trailing ``/``, plus ``/*`` (obol-stack's rule), and
+    obol-stack's ``spec.model.name`` is passed on as ``model``.
     """
     asset = payment.asset
     route: dict[str, Any] = {
-        "pattern": f"{names.path}/*",
+        "pattern": f"{names.path.rstrip('/')}/*",
         "price": payment.quote_amount,
         "description": f"ServiceOffer {namespace}/{offer}",
         "payTo": payment.pay_to,
@@ -124,8 +136,10 @@ def pricing_route(
     }
     if payment.per_mtok_amount is not None:
         route["perMTok"] = payment.per_mtok_amount
+    if spec.model is not None:
+        route["model"] = spec.model.name
     if settings.seller_proxy:
-        upstream = spec.upstream
+        upstream = rendered_upstream(spec)
         route["upstreamURL"] = upstream_url(
             namespace, upstream.service, upstream.namespace, upstream.port
         )

@@ -9,6 +9,12 @@ Field rules that need outside knowledge (is this network known, does this token 
 does this price fit the token's decimals) live in :mod:`hooks.core.payment`; this module checks only
 what the CRD itself can check.
 
+The spec is a superset of obol-stack's ``ServiceOffer`` (both of its code lines): an offer that
+obol-stack's CRD stored parses here too. Fields this controller acts upon are typed
+(``model``, ``path``, ``limits``, the asset object, ``price.perHour``/``perEpoch``/``perMB``);
+the ones it keeps but does not act upon (``registration``, ``routes``, ``payments``, ``hostname``,
+``drainAt`` ...) are kept as plain JSON and listed in status by :func:`not_acted_upon`.
+
 Pure: no I/O, no environment, no clock. Every error becomes a :class:`~hooks.core.errors.SpecError`
 whose problems carry the field path, the value and the reason.
 """
@@ -19,7 +25,15 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from hooks.core.errors import FieldProblem, SpecError
@@ -30,8 +44,21 @@ DECIMAL_STRING = r"^[0-9]+(\.[0-9]+)?$"
 NETWORK_ID = r"^([a-z0-9]+(-[a-z0-9]+)*|eip155:[0-9]+)$"
 ASSET_REF = r"^(usdc|obol|0x[0-9a-fA-F]{40})$"
 HTTP_PATH = r"^/[^\s?#]*$"
+# obol-stack's spec.path pattern.
+OFFER_PATH = r"^/[a-zA-Z0-9/_.-]*$"
 
-OfferType = Literal["inference", "http"]
+OfferType = Literal["inference", "http", "agent", "fine-tuning", "dataset", "skill"]
+# The types this controller renders children for; the others are kept with Ready=False.
+RENDERED_TYPES: frozenset[str] = frozenset({"inference", "http"})
+ModelRuntime = Literal["ollama", "vllm", "tgi"]
+PaymentMethod = Literal["crypto", "card"]
+TransferMethod = Literal["eip3009", "permit2"]
+# obol-stack's default upstream port (its EffectivePort) when spec.upstream.port is omitted.
+DEFAULT_UPSTREAM_PORT = 11434
+# Paths obol-stack keeps for itself (its ReservedPathConflict): the exact ones, and the prefixes
+# under which nothing may be published.
+RESERVED_EXACT_PATHS = ("/", "/services")
+RESERVED_PATH_PREFIXES = ("/api", "/openapi.json", "/skill.md", "/rpc", "/.well-known")
 Protocol = Literal["openai-chat", "openai-completions", "openai-embeddings", "http"]
 CapacityMode = Literal["external-static"]
 Scheme = Literal["exact"]
@@ -64,7 +91,7 @@ class Upstream(_Strict):
 
     service: Annotated[str, Field(max_length=63, pattern=DNS1123_LABEL)]
     namespace: Annotated[str | None, Field(max_length=63, pattern=DNS1123_LABEL)] = None
-    port: Annotated[int, Field(ge=1, le=65535)]
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_UPSTREAM_PORT
     health_path: Annotated[str, Field(max_length=1024, pattern=HTTP_PATH)] = "/health"
 
 
@@ -113,43 +140,153 @@ class Capacity(_Strict):
 
 
 class Price(_Strict):
-    """Prices as decimal strings in whole token units (e.g. ``"0.001"`` USDC)."""
+    """Prices as decimal strings in whole token units (e.g. ``"0.001"`` USDC).
+
+    ``perHour``, ``perEpoch`` and ``perMB`` are obol-stack's; :mod:`hooks.core.payment` says how
+    each is quoted (obol-stack's verifier charges ``perHour`` and ``perMB`` as flat per-request
+    prices and never quotes ``perEpoch``).
+    """
 
     per_request: Annotated[str | None, Field(max_length=64, pattern=DECIMAL_STRING)] = None
     per_m_tok: Annotated[
         str | None, Field(alias="perMTok", max_length=64, pattern=DECIMAL_STRING)
     ] = None
+    per_hour: Annotated[str | None, Field(max_length=64, pattern=DECIMAL_STRING)] = None
+    per_epoch: Annotated[str | None, Field(max_length=64, pattern=DECIMAL_STRING)] = None
+    per_mb: Annotated[str | None, Field(alias="perMB", max_length=64, pattern=DECIMAL_STRING)] = (
+        None
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Price:
-        if self.per_request is None and self.per_m_tok is None:
+        if all(
+            value is None
+            for value in (
+                self.per_request,
+                self.per_m_tok,
+                self.per_hour,
+                self.per_epoch,
+                self.per_mb,
+            )
+        ):
             raise CrossFieldError("", "must set perRequest, perMTok or both")
         return self
+
+
+class AssetObject(_Strict):
+    """obol-stack's token override: the token spelled out instead of named by symbol."""
+
+    address: Annotated[str | None, Field(pattern=EVM_ADDRESS)] = None
+    symbol: Annotated[str | None, Field(min_length=1, max_length=16)] = None
+    decimals: Annotated[int | None, Field(ge=0, le=255)] = None
+    transfer_method: TransferMethod | None = None
+    eip712_name: Annotated[str | None, Field(alias="eip712Name", min_length=1, max_length=128)] = (
+        None
+    )
+    eip712_version: Annotated[
+        str | None, Field(alias="eip712Version", min_length=1, max_length=32)
+    ] = None
+
+
+def _asset_form(value: Any) -> str:
+    return "asset-object" if isinstance(value, dict) else "asset-ref"
+
+
+# spec.payment.asset: a symbol or address (this project's form) or an object (obol-stack's form).
+# The tags never appear in field paths (see _ASSET_TAGS).
+AssetRef = Annotated[
+    Annotated[Annotated[str, Field(pattern=ASSET_REF)], Tag("asset-ref")]
+    | Annotated[AssetObject, Tag("asset-object")],
+    Discriminator(_asset_form),
+]
+_ASSET_TAGS = frozenset({"asset-ref", "asset-object"})
 
 
 class Payment(_Strict):
     """x402 payment terms."""
 
-    network: Annotated[str, Field(max_length=64, pattern=NETWORK_ID)]
-    asset: Annotated[str, Field(pattern=ASSET_REF)] = "usdc"
-    pay_to: Annotated[str, Field(pattern=EVM_ADDRESS)]
+    method: PaymentMethod | None = None
+    network: Annotated[str | None, Field(max_length=64, pattern=NETWORK_ID)] = None
+    asset: AssetRef = "usdc"
+    pay_to: Annotated[str | None, Field(pattern=EVM_ADDRESS)] = None
     scheme: Scheme = "exact"
     max_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 300
     price: Price
+    card: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _crypto_terms(self) -> Payment:
+        # obol-stack's rule: network and payTo are needed unless the buyer pays by card.
+        if self.method != "card":
+            for name, value in (("network", self.network), ("payTo", self.pay_to)):
+                if value is None:
+                    raise CrossFieldError(name, "required field is missing")
+        return self
+
+
+class ModelRef(_Strict):
+    """obol-stack's ``spec.model``: which model the upstream serves (shown in status)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    runtime: ModelRuntime | None = None
+
+
+class Limits(_Strict):
+    """obol-stack's ``spec.limits`` (0 = no cap).
+
+    ``maxInFlight`` is the same ceiling as ``capacity.maxInFlight``; ``rps`` becomes a Traefik
+    rateLimit placed before the payment gate.
+    """
+
+    max_in_flight: Annotated[int | None, Field(ge=0)] = None
+    rps: Annotated[int | None, Field(ge=0)] = None
+
+
+def reserved_path_reason(path: str) -> str | None:
+    """Why obol-stack reserves ``path`` (its ReservedPathConflict), or None when it is free."""
+    if path in RESERVED_EXACT_PATHS:
+        return "is reserved (the gateway's root and /services itself cannot be sold)"
+    for prefix in RESERVED_PATH_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return f"is reserved: nothing may be published at or under {prefix}"
+    return None
 
 
 class ServiceOfferSpec(_Strict):
     """``spec`` of a ServiceOffer. Omitting capacity, requestLimits and capabilities is valid."""
 
     type: OfferType = "http"
-    upstream: Upstream
+    model: ModelRef | None = None
+    upstream: Upstream | None = None
     capabilities: Capabilities | None = None
     request_limits: RequestLimits | None = None
     capacity: Capacity | None = None
     payment: Payment
+    path: Annotated[str | None, Field(max_length=512, pattern=OFFER_PATH)] = None
+    limits: Limits | None = None
+    # Kept and listed in status, not acted upon (see not_acted_upon).
+    payments: list[dict[str, Any]] | None = None
+    routes: list[dict[str, Any]] | None = None
+    hostname: Annotated[str | None, Field(max_length=253)] = None
+    branding: dict[str, Any] | None = None
+    listing: dict[str, Any] | None = None
+    async_: dict[str, Any] | None = Field(default=None, alias="async")
+    provenance: dict[str, str] | None = None
+    registration: dict[str, Any] | None = None
+    agent: dict[str, Any] | None = None
+    dataset: dict[str, Any] | None = None
+    skill: dict[str, Any] | None = None
+    drain_at: str | None = None
+    drain_grace_period: str | None = None
 
     @model_validator(mode="after")
     def _fields_agree(self) -> ServiceOfferSpec:
+        if self.upstream is None and self.type in RENDERED_TYPES:
+            raise CrossFieldError("upstream", f"required field is missing (type {self.type})")
+        if self.path is not None:
+            reason = reserved_path_reason(self.path)
+            if reason is not None:
+                raise CrossFieldError("path", reason, self.path)
         window = self.capabilities.context_window_tokens if self.capabilities else None
         limits = self.request_limits
         if window is not None and limits is not None:
@@ -162,6 +299,13 @@ class ServiceOfferSpec(_Strict):
                         f"requestLimits.{name}",
                         f"must be <= capabilities.contextWindowTokens ({value} > {window})",
                     )
+        ceiling = self.limits.max_in_flight if self.limits else None
+        if ceiling and self.capacity is not None and ceiling != self.capacity.max_in_flight:
+            raise CrossFieldError(
+                "limits.maxInFlight",
+                "must equal capacity.maxInFlight when both are set: they are the same ceiling"
+                f" ({ceiling} != {self.capacity.max_in_flight})",
+            )
         if self.capacity is not None:
             retry = self.capacity.retry_after_seconds
             timeout = self.payment.max_timeout_seconds
@@ -218,6 +362,8 @@ _PYDANTIC_REASONS: Mapping[str, str] = {
 def _camel_path(loc: tuple[int | str, ...], prefix: str) -> str:
     parts = [prefix] if prefix else []
     for item in loc:
+        if item in _ASSET_TAGS:
+            continue
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
         else:
@@ -284,6 +430,34 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[FieldPro
 
 _SPEC_VALIDATOR = ServiceOfferSpec.__pydantic_validator__
 
+# Fields kept in the spec (obol-stack's) that this controller does not act upon, by wire name.
+_KEPT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("payments", "payments"),
+    ("routes", "routes"),
+    ("hostname", "hostname"),
+    ("branding", "branding"),
+    ("listing", "listing"),
+    ("async_", "async"),
+    ("provenance", "provenance"),
+    ("registration", "registration"),
+    ("agent", "agent"),
+    ("dataset", "dataset"),
+    ("skill", "skill"),
+    ("drain_at", "drainAt"),
+    ("drain_grace_period", "drainGracePeriod"),
+)
+
+
+def not_acted_upon(spec: ServiceOfferSpec) -> list[str]:
+    """Paths of the fields the offer sets that this controller keeps but does not act upon.
+
+    Prices that the quote does not use are added by :mod:`hooks.core.payment`.
+    """
+    found = [f"spec.{wire}" for attr, wire in _KEPT_FIELDS if getattr(spec, attr) is not None]
+    if spec.payment.card is not None:
+        found.append("spec.payment.card")
+    return found
+
 
 def parse_spec(spec: Any, *, path: str = "spec") -> ServiceOfferSpec:
     """Validate a ``spec`` mapping; raise :class:`SpecError` listing every problem."""
@@ -293,9 +467,22 @@ def parse_spec(spec: Any, *, path: str = "spec") -> ServiceOfferSpec:
         # The model's pydantic-core validator, called directly: the same validation as
         # ServiceOfferSpec.model_validate without its per-call keyword handling (the hook parses
         # a spec on every sync).
-        return cast(ServiceOfferSpec, _SPEC_VALIDATOR.validate_python(spec))
+        parsed = cast(ServiceOfferSpec, _SPEC_VALIDATOR.validate_python(spec))
     except ValidationError as exc:
         raise SpecError(problems_from_validation(exc, path)) from None
+    return _with_limits_ceiling(parsed)
+
+
+def _with_limits_ceiling(spec: ServiceOfferSpec) -> ServiceOfferSpec:
+    """obol-stack's ``limits.maxInFlight`` is the same ceiling as ``capacity.maxInFlight``: an
+    offer that sets only the former gets the equivalent envelope (same 429 path, same status)."""
+    ceiling = spec.limits.max_in_flight if spec.limits else None
+    if not ceiling or spec.capacity is not None:
+        return spec
+    # The default Retry-After, lowered only if the payment's validity window is shorter.
+    retry = min(2, max(1, spec.payment.max_timeout_seconds - 1))
+    capacity = Capacity(mode="external-static", max_in_flight=ceiling, retry_after_seconds=retry)
+    return spec.model_copy(update={"capacity": capacity})
 
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hooks.core import api
 
@@ -58,6 +58,7 @@ class ChildNames:
     buyer_in_flight: str
     busy_errors: str
     body_limit: str
+    rate_limit: str
     busy_service: str
     verifier_backend: str
     verifier_service: str
@@ -77,6 +78,7 @@ def child_names(namespace: str, name: str) -> ChildNames:
         buyer_in_flight=bounded(base, "-buyer-inflight"),
         busy_errors=bounded(base, "-busy"),
         body_limit=bounded(base, "-body-limit"),
+        rate_limit=bounded(base, "-ratelimit"),
         busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
         verifier_backend=bounded(base, "-verifier"),
         verifier_service=bounded(base, "-verifier", limit=LABEL_MAX, label=True),
@@ -84,6 +86,15 @@ def child_names(namespace: str, name: str) -> ChildNames:
         admission_key=f"{namespace}/{name}",
         offer_label=label_value(name),
     )
+
+
+def offer_names(namespace: str, name: str, path: str | None) -> ChildNames:
+    """:func:`child_names` with the route path the offer chose (obol-stack's ``spec.path``).
+
+    Without one the path is ``/services/<name>``, obol-stack's default.
+    """
+    names = child_names(namespace, name)
+    return names if path is None or path == names.path else replace(names, path=path)
 
 
 def upstream_url(offer_namespace: str, service: str, namespace: str | None, port: int) -> str:

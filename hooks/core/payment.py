@@ -11,6 +11,17 @@ Quoting rule (``exact`` scheme, so a buyer signs one fixed amount per request):
   ``perRequest + ceil((maxInputTokens + maxOutputTokens) * perMTok / 1e6)`` in atomic units.
 * ``perMTok`` without both limits: the request cannot be bounded, so the quote falls back to the
   existing verifier's approximation of 1,000 tokens per request, and status warns about it.
+* Neither: obol-stack's ``perHour``, else its ``perMB``, is quoted as a flat price per request,
+  exactly as obol-stack's verifier does (it meters neither time nor size); the quote's basis says
+  so. ``perEpoch`` alone cannot be quoted: obol-stack's verifier never quotes it (it would serve
+  the offer for nothing), so it is refused. Prices the quote does not use are listed in status as
+  not acted upon.
+
+Assets: a symbol or address resolves through the registry. obol-stack's asset *object* resolves
+the same way when it names a registered token (by address, else by symbol), and every field it
+declares must then agree with the registry (decimals, transfer method, EIP-712 domain); a token
+the registry does not know is used exactly as declared (decimals and the EIP-712 domain are then
+required) and flagged in status.
 
 Pure: no I/O. Results are cached because Metacontroller re-sends the same terms on every resync.
 """
@@ -21,7 +32,7 @@ from dataclasses import dataclass
 
 from hooks.core.assets import Asset, AssetRegistry, Network
 from hooks.core.errors import FieldProblem, SpecError
-from hooks.core.models import Payment, RequestLimits
+from hooks.core.models import AssetObject, Payment, RequestLimits
 from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic, worst_case_request_quote
 
 APPROX_TOKENS_PER_REQUEST = 1000
@@ -46,11 +57,25 @@ class ResolvedPayment:
     per_mtok_amount: str | None
     quote_amount: str
     summary: str
+    # The asset is not in the registry: used exactly as the offer declared it.
+    asset_registered: bool = True
+    # Prices set in the spec that the quote does not use (status lists them).
+    unused_prices: tuple[str, ...] = ()
 
     @property
     def price_model(self) -> str:
         """How the verifier should read the price: ``perRequest`` or ``perMTok``."""
         return "perRequest" if self.per_mtok_atomic is None else "perMTok"
+
+
+# The spec's price fields, in the order obol-stack's verifier picks the first one set.
+_PRICE_FIELDS = ("perRequest", "perMTok", "perHour", "perEpoch", "perMB")
+_FLAT_BASIS = {
+    "perHour": "perHour charged as a flat price per request, as obol-stack's verifier does"
+    " (time is not metered)",
+    "perMB": "perMB charged as a flat price per request, as obol-stack's verifier does"
+    " (size is not metered)",
+}
 
 
 def resolve_payment(
@@ -60,16 +85,49 @@ def resolve_payment(
     price = payment.price
     max_in = limits.max_input_tokens if limits else None
     max_out = limits.max_output_tokens if limits else None
+    if payment.network is None or payment.pay_to is None:
+        # Only a card payment may omit them, and card offers are not rendered (hooks.core.plan).
+        raise SpecError.at("spec.payment.method", "only crypto payments are supported", "card")
     network = registry.network(payment.network, path="spec.payment.network")
-    asset = registry.resolve(network, payment.asset, path="spec.payment.asset")
+    asset, registered = resolve_asset(registry, network, payment.asset)
+    prices = (price.per_request, price.per_m_tok, price.per_hour, price.per_epoch, price.per_mb)
     problems: list[FieldProblem] = []
     per_request = _atomic(price.per_request, "perRequest", asset, problems)
     per_mtok = _atomic(price.per_m_tok, "perMTok", asset, problems)
+    flat_field = None
+    flat = None
+    if per_request is None and per_mtok is None and not problems:
+        # Neither price this project quotes: obol-stack's verifier picks the first one set.
+        flat_field = next(
+            (field for field, text in zip(_PRICE_FIELDS, prices, strict=True) if text is not None),
+            None,
+        )
+        if flat_field == "perEpoch":
+            raise SpecError.at(
+                "spec.payment.price.perEpoch",
+                "cannot be quoted: obol-stack's verifier never quotes perEpoch (the offer would be"
+                " served for nothing); set perRequest, perMTok or perHour",
+                price.per_epoch,
+            )
+        if flat_field is not None:
+            flat = _atomic(prices[_PRICE_FIELDS.index(flat_field)], flat_field, asset, problems)
     if problems:
         raise SpecError(problems)
+    used = {"perRequest", "perMTok"} if flat_field is None else {flat_field}
+    unused = tuple(
+        f"spec.payment.price.{field}"
+        for field, text in zip(_PRICE_FIELDS, prices, strict=True)
+        if text is not None and field not in used
+    )
     warnings: list[str] = []
-    bounded = worst_case_request_quote(per_request, per_mtok, max_in, max_out)
-    if bounded is not None:
+    bounded = None
+    if flat is None:
+        bounded = worst_case_request_quote(per_request, per_mtok, max_in, max_out)
+    if flat is not None and flat_field is not None:
+        quote = flat
+        basis = _FLAT_BASIS[flat_field]
+        per_request = flat
+    elif bounded is not None:
         quote = bounded
         basis = "perRequest"
         if per_mtok is not None:
@@ -100,8 +158,17 @@ def resolve_payment(
         parts.append(f"{per_request_amount} {asset.symbol}/request")
     if per_mtok_amount is not None:
         parts.append(f"{per_mtok_amount} {asset.symbol}/MTok")
+    if flat_field is not None:
+        parts = [f"{per_request_amount} {asset.symbol}/request ({flat_field})"]
     if asset.test_asset:
         warnings.append(f"{asset.symbol} on {network.name} is a test token, not a canonical one")
+    if not registered:
+        warnings.append(
+            f"token {asset.address} on {network.name} is not in the asset registry: used as"
+            f" declared ({asset.symbol}, {asset.decimals} decimals, {asset.transfer_method},"
+            f' EIP-712 "{asset.eip712_name}"/"{asset.eip712_version}"); a wrong domain breaks'
+            " every buyer's signature"
+        )
     return ResolvedPayment(
         network=network,
         asset=asset,
@@ -117,6 +184,102 @@ def resolve_payment(
         per_mtok_amount=per_mtok_amount,
         quote_amount=format_atomic(quote, asset.decimals),
         summary=" + ".join(parts),
+        asset_registered=registered,
+        unused_prices=unused,
+    )
+
+
+_ASSET_PATH = "spec.payment.asset"
+
+
+def resolve_asset(
+    registry: AssetRegistry, network: Network, asset: str | AssetObject
+) -> tuple[Asset, bool]:
+    """The token ``asset`` names on ``network``, and whether the registry knows it.
+
+    Raises :class:`SpecError` when a declared field contradicts the registered token, or when an
+    unregistered token leaves out what cannot be guessed.
+    """
+    if isinstance(asset, str):
+        return registry.resolve(network, asset, path=_ASSET_PATH), True
+    known: Asset | None
+    if asset.address is not None:
+        known = registry.registered(network, asset.address)
+    else:
+        known = registry.resolve(network, asset.symbol or "usdc", path=f"{_ASSET_PATH}.symbol")
+    if known is not None:
+        _check_declared(asset, known)
+        return known, True
+    return _declared_token(asset, network), False
+
+
+def _check_declared(declared: AssetObject, known: Asset) -> None:
+    problems = [
+        FieldProblem(
+            f"{_ASSET_PATH}.{field}",
+            f"does not match the registered {known.symbol} on {known.network} ({expected})",
+            value,
+        )
+        for field, value, expected, same in (
+            ("symbol", declared.symbol, known.symbol, _same_text(declared.symbol, known.symbol)),
+            ("decimals", declared.decimals, known.decimals, declared.decimals == known.decimals),
+            (
+                "transferMethod",
+                declared.transfer_method,
+                known.transfer_method,
+                declared.transfer_method == known.transfer_method,
+            ),
+            (
+                "eip712Name",
+                declared.eip712_name,
+                known.eip712_name,
+                declared.eip712_name == known.eip712_name,
+            ),
+            (
+                "eip712Version",
+                declared.eip712_version,
+                known.eip712_version,
+                declared.eip712_version == known.eip712_version,
+            ),
+        )
+        if value is not None and not same
+    ]
+    if problems:
+        raise SpecError(problems)
+
+
+def _same_text(declared: str | None, known: str) -> bool:
+    return declared is None or declared.upper() == known.upper()
+
+
+def _declared_token(declared: AssetObject, network: Network) -> Asset:
+    missing = [
+        FieldProblem(
+            f"{_ASSET_PATH}.{field}",
+            "required for a token the asset registry does not know"
+            " (it cannot be guessed; a wrong value breaks every payment)",
+        )
+        for field, value in (
+            ("decimals", declared.decimals),
+            ("eip712Name", declared.eip712_name),
+            ("eip712Version", declared.eip712_version),
+        )
+        if value is None
+    ]
+    address, decimals = declared.address, declared.decimals
+    name, version = declared.eip712_name, declared.eip712_version
+    if address is None or decimals is None or name is None or version is None:
+        # address is set here: an object without one resolved by symbol or raised.
+        raise SpecError(missing or [FieldProblem(f"{_ASSET_PATH}.address", "is required")])
+    return Asset(
+        symbol=declared.symbol or "TOKEN",
+        network=network.name,
+        address=address,
+        decimals=decimals,
+        # x402's default transfer method when a token does not say otherwise.
+        transfer_method=declared.transfer_method or "eip3009",
+        eip712_name=name,
+        eip712_version=version,
     )
 
 

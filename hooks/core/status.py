@@ -22,8 +22,14 @@ from typing import Any, Final
 
 from hooks.core import api
 from hooks.core.admission import BUYER_LIMIT_GATEWAY, BUYER_LIMIT_VERIFIER, EnforcedLimits
+from hooks.core.compat import (
+    REASON_CONTROLLER_CONFLICT,
+    conflict_message,
+    foreign_controllers,
+    leftover_finalizer_warning,
+)
 from hooks.core.errors import SpecError
-from hooks.core.models import ServiceOfferSpec
+from hooks.core.models import ServiceOfferSpec, not_acted_upon
 from hooks.core.names import ChildNames
 from hooks.core.payment import ResolvedPayment
 from hooks.core.plan import OfferPlan
@@ -64,6 +70,7 @@ REASON_HEALTHY: Final = "Healthy"
 REASON_UNHEALTHY: Final = "Unhealthy"
 REASON_READY: Final = "Ready"
 REASON_INVALID_SPEC: Final = "InvalidSpec"  # Ready: the spec failed validation
+REASON_NOT_RENDERED: Final = "NotRendered"  # Ready: a kept offer this controller does not render
 REASON_NOT_READY: Final = "NotReady"  # Ready: a condition above is not satisfied
 
 SCALING_STATEMENT: Final = (
@@ -429,6 +436,9 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
             "transferMethod": asset.transfer_method,
             "eip712Name": asset.eip712_name,
             "eip712Version": asset.eip712_version,
+            # Said only when true of the asset, so the usual case stays short.
+            **({"canonical": False} if asset.test_asset else {}),
+            **({"registered": False} if not payment.asset_registered else {}),
         },
         "quote": {
             "amount": payment.quote_amount,
@@ -537,7 +547,12 @@ def offer_status(
         route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
         upstream_condition(observation),
     ]
-    conditions.append(ready_condition(conditions))
+    ready = ready_condition(conditions)
+    uid = request.parent.get("metadata", {}).get("uid")
+    conflicts = foreign_controllers(observed.values(), uid if isinstance(uid, str) else None)
+    if conflicts:
+        ready = condition(READY, "False", REASON_CONTROLLER_CONFLICT, conflict_message(conflicts))
+    conditions.append(ready)
     status: dict[str, Any] = {
         "endpoint": settings.public_endpoint_base + names.path,
         "capacity": capacity_status(
@@ -557,21 +572,31 @@ def offer_status(
     limits_block = request_limits_status(plan.spec, plan.limits)
     if limits_block is not None:
         status["requestLimits"] = limits_block
+    if plan.spec.model is not None:
+        status["model"] = plan.spec.model.model_dump(exclude_none=True)
+    ignored = [*not_acted_upon(plan.spec), *plan.payment.unused_prices]
+    if ignored:
+        status["notActedUpon"] = ignored
     warnings = [*plan.limits.warnings, *plan.payment.warnings]
+    finalizer = leftover_finalizer_warning(request.parent, request.namespace, request.name)
+    if finalizer is not None:
+        warnings.append(finalizer)
     if warnings:
         status["warnings"] = warnings
     return status
 
 
-def invalid_spec_status(request: SyncRequest, problem: SpecError) -> dict[str, Any]:
-    """``Ready=False/InvalidSpec`` with the field-path message; the rest of the previous
-    status is kept, since the children it describes are kept too."""
+def invalid_spec_status(
+    request: SyncRequest, problem: SpecError, reason: str = REASON_INVALID_SPEC
+) -> dict[str, Any]:
+    """``Ready=False/InvalidSpec`` (or ``reason``) with the field-path message; the rest of the
+    previous status is kept, since the children it describes are kept too."""
     message = str(problem)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
     previous = request.status
     kept = [c for c in carried_conditions(previous) if c["type"] != READY]
-    ready = condition(READY, "False", REASON_INVALID_SPEC, message)
+    ready = condition(READY, "False", reason, message)
     status = carried_status(previous)
     status["conditions"] = [
         *kept,
@@ -602,6 +627,8 @@ _CARRIED_BLOCKS: Final = (
     "payment",
     "requestLimits",
     "upstream",
+    "model",
+    "notActedUpon",
     "warnings",
 )
 _MAX_CARRIED_DEPTH: Final = 8

@@ -10,6 +10,9 @@ CompositeController v2 contract (v1 child keys work too: children are found by k
   children that already exist**, rebuilt from Metacontroller's last-applied annotation (or, when
   there is none, from the observed object without its server-set fields). A bad edit never takes
   a live paid route down; a new offer with an invalid spec simply gets no children.
+* An offer this controller keeps but does not render (obol-stack's ``agent``, ``fine-tuning``,
+  ``dataset`` and ``skill`` types, card payments) gets ``Ready=False/NotRendered`` and keeps its
+  children the same way.
 * A malformed envelope was already refused by :func:`hooks.core.request.parse_request`; a bug
   raises here (the server answers 500). Either way Metacontroller changes nothing.
 * The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
@@ -27,10 +30,17 @@ import orjson
 
 from hooks.core import api
 from hooks.core.errors import SpecError
-from hooks.core.plan import plan_offer
+from hooks.core.plan import NotRendered, plan_offer
 from hooks.core.request import ObservedChildren, SyncRequest
 from hooks.core.settings import Settings
-from hooks.core.status import Observation, finalized_status, invalid_spec_status, offer_status
+from hooks.core.status import (
+    REASON_INVALID_SPEC,
+    REASON_NOT_RENDERED,
+    Observation,
+    finalized_status,
+    invalid_spec_status,
+    offer_status,
+)
 
 Response = dict[str, Any]
 _KIND_ORDER: Final = {kind: index for index, (_, kind, _) in enumerate(api.CHILD_TYPES)}
@@ -59,8 +69,9 @@ def sync(
     try:
         plan = plan_offer(request.namespace, request.name, request.spec, settings)
     except SpecError as problem:
+        reason = REASON_NOT_RENDERED if isinstance(problem, NotRendered) else REASON_INVALID_SPEC
         return {
-            "status": invalid_spec_status(request, problem),
+            "status": invalid_spec_status(request, problem, reason),
             "children": kept_children(request.children),
             "resyncAfterSeconds": settings.resync_seconds,
         }

@@ -169,7 +169,8 @@ INVALID = [
     ),
     pytest.param(
         lambda s: s.update(type="grpc"),
-        "spec.type: must be one of inference or http (got 'grpc')",
+        "spec.type: must be one of inference, http, agent, fine-tuning, dataset or skill"
+        " (got 'grpc')",
         id="invalid because type is unknown",
     ),
     pytest.param(

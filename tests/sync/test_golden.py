@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
+from tests.support.goldens import assert_matches_golden, assert_response_schema_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))
@@ -53,13 +53,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def check_golden(response: dict[str, Any], golden: Path, update_goldens: bool) -> None:
-    rendered = yaml.safe_dump(response, sort_keys=True, width=100)
-    if update_goldens or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(rendered)
-        if not update_goldens:
-            pytest.fail(f"golden {golden.name} was missing and has been written; review it")
-    assert response == yaml.safe_load(golden.read_text())
+    assert_matches_golden(response, golden, update=update_goldens)
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
@@ -105,12 +99,4 @@ def test_every_golden_has_a_fixture() -> None:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_golden_children_and_status_are_schema_valid(fixture: Path) -> None:
-    from tests.support.crd_validation import format_violations, validate_object, validate_status
-
-    response = sync(parse_request(load(fixture)), Settings())
-    for child in response["children"]:
-        if child["kind"] in ("ConfigMap", "Service"):
-            continue  # core kinds: applied to a real API server by the end-to-end suite
-        violations = validate_object(child)
-        assert not violations, format_violations(violations)
-    assert not validate_status(response["status"])
+    assert_response_schema_valid(sync(parse_request(load(fixture)), Settings()))

@@ -30,10 +30,7 @@ ETHEREUM_OBOL = "0x0B010000b7624eb9B3DfBC279673C76E9D29D5F7"
 BASE_SEPOLIA_TEST_OBOL = "0x0a09371a8b011d5110656ceBCc70603e53FD2c78"
 OPTIMISM_USDC = "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85"
 
-KNOWN_NETWORKS = (
-    "base, base-sepolia, ethereum, polygon, polygon-amoy, avalanche, avalanche-fuji, "
-    "arbitrum-one, arbitrum-sepolia"
-)
+KNOWN_NETWORKS = "base, base-sepolia, ethereum, polygon, avalanche, arbitrum-one, arbitrum-sepolia"
 
 
 def usdc(network: str, address: str, eip712_name: str = "USD Coin") -> Asset:
@@ -62,9 +59,22 @@ MAINNET_OBOL = Asset(
     test_asset=False,
 )
 
+TEST_OBOL = Asset(
+    symbol="OBOL",
+    network="base-sepolia",
+    address=BASE_SEPOLIA_TEST_OBOL,
+    decimals=18,
+    transfer_method="permit2",
+    eip712_name="Obol Network",
+    eip712_version="1",
+    eip2612_gas_sponsoring=True,
+    test_asset=True,
+)
+
 BUILTIN_ASSETS = (
     usdc("base", BASE_USDC),
     usdc("base-sepolia", BASE_SEPOLIA_USDC, eip712_name="USDC"),
+    TEST_OBOL,
     usdc("ethereum", ETHEREUM_USDC),
     MAINNET_OBOL,
     usdc("polygon", "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
@@ -78,9 +88,7 @@ BUILTIN_NETWORKS = (
     Network("base-sepolia", 84532, "eip155:84532", (), testnet=True),
     Network("ethereum", 1, "eip155:1", ("ethereum-mainnet", "mainnet"), testnet=False),
     Network("polygon", 137, "eip155:137", ("polygon-mainnet",), testnet=False),
-    Network("polygon-amoy", 80002, "eip155:80002", (), testnet=True),
     Network("avalanche", 43114, "eip155:43114", ("avalanche-mainnet",), testnet=False),
-    Network("avalanche-fuji", 43113, "eip155:43113", (), testnet=True),
     Network("arbitrum-one", 42161, "eip155:42161", ("arbitrum",), testnet=False),
     Network("arbitrum-sepolia", 421614, "eip155:421614", (), testnet=True),
 )
@@ -163,8 +171,7 @@ def test_records_are_immutable() -> None:
         pytest.param("eip155:84532", "base-sepolia", id="valid because CAIP-2 of base-sepolia"),
         pytest.param("eip155:1", "ethereum", id="valid because CAIP-2 of ethereum"),
         pytest.param("EIP155:137", "polygon", id="valid because CAIP-2 prefix is case-insensitive"),
-        pytest.param("eip155:80002", "polygon-amoy", id="valid because CAIP-2 of polygon-amoy"),
-        pytest.param("eip155:43113", "avalanche-fuji", id="valid because CAIP-2 of fuji"),
+        pytest.param("eip155:421614", "arbitrum-sepolia", id="valid because CAIP-2 of a testnet"),
         pytest.param("eip155:421614", "arbitrum-sepolia", id="valid because CAIP-2 of arb-sepolia"),
     ],
 )
@@ -253,20 +260,11 @@ def test_resolved_address_is_the_published_checksummed_form() -> None:
         ),
         pytest.param(
             "base-sepolia",
-            "obol",
-            "spec.payment.asset: OBOL has no canonical deployment on base-sepolia; the "
-            f"non-canonical test token {BASE_SEPOLIA_TEST_OBOL} must be given by address, and "
-            "only after the operator adds it to the registry file with testAsset: true "
-            "(got 'obol')",
-            id="invalid because OBOL on base-sepolia is only a test token",
-        ),
-        pytest.param(
-            "base-sepolia",
-            BASE_SEPOLIA_TEST_OBOL,
+            "0x" + "12" * 20,
             "spec.payment.asset: unknown token address on base-sepolia; known on base-sepolia: "
-            f"USDC ({BASE_SEPOLIA_USDC}); other tokens must first be added to the registry file "
-            f"by the operator (got {BASE_SEPOLIA_TEST_OBOL!r})",
-            id="invalid because the OBOL test token is not built in",
+            f"USDC ({BASE_SEPOLIA_USDC}), OBOL ({BASE_SEPOLIA_TEST_OBOL}); other tokens must"
+            " first be added to the registry file by the operator (got '0x" + "12" * 20 + "')",
+            id="invalid because an unknown address on base-sepolia",
         ),
         pytest.param(
             "polygon",
@@ -274,20 +272,6 @@ def test_resolved_address_is_the_published_checksummed_form() -> None:
             "spec.payment.asset: OBOL is not deployed on polygon; OBOL is available on ethereum "
             "(got 'obol')",
             id="invalid because OBOL is only on ethereum",
-        ),
-        pytest.param(
-            "polygon-amoy",
-            "usdc",
-            "spec.payment.asset: USDC on polygon-amoy is not built in because its EIP-712 "
-            "domain is unconfirmed; the operator can add it to the registry file (got 'usdc')",
-            id="invalid because polygon-amoy has no built-in USDC",
-        ),
-        pytest.param(
-            "avalanche-fuji",
-            "usdc",
-            "spec.payment.asset: USDC on avalanche-fuji is not built in because its EIP-712 "
-            "domain is unconfirmed; the operator can add it to the registry file (got 'usdc')",
-            id="invalid because avalanche-fuji has no built-in USDC",
         ),
         pytest.param(
             "base",
@@ -396,30 +380,23 @@ def test_extend_adds_a_token_to_a_builtin_network() -> None:
     assert extended.resolve("base", "usdc") == BUILTIN_ASSETS[0]
 
 
-def test_extend_adds_the_obol_test_token_resolvable_by_address_only() -> None:
-    test_obol = {
-        "symbol": "OBOL",
-        "network": "base-sepolia",
-        "address": BASE_SEPOLIA_TEST_OBOL,
-        "decimals": 18,
-        "transferMethod": "permit2",
-        "eip712Name": "Obol Network",
-        "eip712Version": "1",
-        "eip2612GasSponsoring": True,
-        "testAsset": True,
-    }
-    extended = BUILTIN_REGISTRY.extend({"assets": [test_obol]})
-
-    resolved = extended.resolve("base-sepolia", BASE_SEPOLIA_TEST_OBOL.lower())
-    assert resolved.test_asset
-    assert resolved.address == BASE_SEPOLIA_TEST_OBOL
-    assert rejection(extended.resolve, "base-sepolia", "obol") == [
-        "spec.payment.asset: OBOL on base-sepolia is only a non-canonical test token; give it "
-        f"by address ({BASE_SEPOLIA_TEST_OBOL}) (got 'obol')"
-    ]
-    assert rejection(extended.resolve, "base", "obol") == [
+def test_the_obol_test_token_resolves_by_symbol_on_its_testnet_and_by_address() -> None:
+    assert BUILTIN_REGISTRY.resolve("base-sepolia", "obol") == TEST_OBOL
+    assert BUILTIN_REGISTRY.resolve("base-sepolia", BASE_SEPOLIA_TEST_OBOL.lower()) == TEST_OBOL
+    assert rejection(BUILTIN_REGISTRY.resolve, "base", "obol") == [
         "spec.payment.asset: OBOL is not deployed on base; OBOL is available on ethereum "
         "(got 'obol')"
+    ]
+
+
+def test_a_test_token_on_a_mainnet_resolves_by_address_only() -> None:
+    test_obol = usdc_entry("polygon", "0x" + "ef" * 20, symbol="OBOL", decimals=18, testAsset=True)
+    extended = BUILTIN_REGISTRY.extend({"assets": [test_obol]})
+
+    assert extended.resolve("polygon", "0x" + "ef" * 20).test_asset
+    assert rejection(extended.resolve, "polygon", "obol") == [
+        "spec.payment.asset: OBOL on polygon is only a non-canonical test token; give it "
+        f"by address (0x{'ef' * 20}) (got 'obol')"
     ]
 
 

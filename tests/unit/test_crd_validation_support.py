@@ -120,6 +120,9 @@ OFFER: Obj = {
 }
 
 
+ENVELOPE: Obj = {"mode": "external-static", "maxInFlight": 4}
+
+
 def _offer(mutate: Callable[[Obj], None]) -> Obj:
     offer = copy.deepcopy(OFFER)
     mutate(offer)
@@ -158,9 +161,22 @@ def test_every_rule_of_our_crd_compiles_and_evaluates_offline() -> None:
             id="retryAfterSeconds reaches the DEFAULTED maxTimeoutSeconds",
         ),
         pytest.param(
-            lambda o: o["spec"]["payment"].update(asset="obol"),
-            ("spec.payment.asset", "OBOL is not deployed on base; OBOL is available on ethereum"),
-            id="obol on base",
+            lambda o: o["spec"].update(path="/api/v1"),
+            (
+                "spec.path",
+                "path is reserved: /, /services, and anything at or under /api, /openapi.json,"
+                " /skill.md, /rpc and /.well-known",
+            ),
+            id="a reserved path",
+        ),
+        pytest.param(
+            lambda o: o["spec"].update(limits={"maxInFlight": 8}, capacity=dict(ENVELOPE)),
+            (
+                "spec.limits.maxInFlight",
+                "limits.maxInFlight must equal capacity.maxInFlight when both are set: they are"
+                " the same ceiling",
+            ),
+            id="two different ceilings",
         ),
     ],
 )

@@ -67,6 +67,8 @@ PINNED_SEPARATORS = {
     ("base-sepolia", "USDC"): "0x71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818",
     ("ethereum", "USDC"): "0x06c37168a7db5138defc7866392bb87a741f9b3d104deb5094588ce041cae335",
     ("ethereum", "OBOL"): "0x5a3cd81e467dcdfe5d4ed4383d31f23bd6ce41b7be43812c5554ba9f7d949432",
+    # obol-stack's test token (same domain name/version as OBOL, chain 84532, its own address).
+    ("base-sepolia", "OBOL"): "0xa65018cc4bd0f6e569b39796fb911b0bfdfdb0013059d6d4accd43e79912e8f2",
     ("polygon", "USDC"): "0xcaa2ce1a5703ccbe253a34eb3166df60a705c561b44b192061e28f2a985be2ca",
     ("avalanche", "USDC"): "0xbbea200329a938bc3438984a49cb0732e66d66d7bd59c127abacc1710e77f7b3",
     ("arbitrum-one", "USDC"): "0x08d11903f8419e68b1b8721bcbe2e9fc68569122a77ef18c216f10b3b5112c78",
