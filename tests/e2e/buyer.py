@@ -1,7 +1,11 @@
 """Buyer-side helpers shared by the e2e test modules: quotes, payments, held requests, the CLI.
 
 * :func:`quote` sends an unpaid GET and returns the x402 v2 ``PaymentRequired`` of the 402.
-* :func:`paid` turns such a 402 into the ``PAYMENT-SIGNATURE`` header of one payer.
+* :class:`Buyer` is a real x402 buyer: an ``eth-account`` key made in the test and the x402
+  SDK's own client (``x402ClientSync`` with the EVM ``exact`` scheme), which parses our 402 and
+  signs an EIP-3009 authorization for it. :func:`paid` turns a 402 into that buyer's
+  ``PAYMENT-SIGNATURE`` header; :meth:`Buyer.pay` does it from the 402 response itself (the
+  ``PAYMENT-REQUIRED`` header, as the SDK reads it).
 * :class:`Held` sends requests that the stand-in upstream holds open (``?hold=<key>``) until
   the test releases them, so a test can fill an offer's in-flight slots on purpose.
 * :func:`assert_busy` checks a 429 from the hook's busy responder and that it carries no x402.
@@ -19,13 +23,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+from eth_account import Account
+from x402 import x402ClientSync
+from x402.http import x402HTTPClientSync
+from x402.mechanisms.evm.exact.register import register_exact_evm_client
+from x402.schemas import PaymentRequired
 
 from hooks.core import api
 
 from .hook_process import obol_command
 from .kube import KubeClient, collection_path
 from .stack import HTTPServerProcess, Stack
-from .verifier_stub import payment_header
 
 REQUEST_TIMEOUT = 30.0
 
@@ -43,10 +51,33 @@ def quote(stack: Stack, path: str) -> dict[str, Any]:
     return required
 
 
-def paid(required: Mapping[str, Any], payer: str) -> dict[str, str]:
-    """Headers of a request paid by ``payer`` for the first ``accepts`` entry of a 402."""
-    value = payment_header(required["accepts"][0], payer, required["resource"]["url"])
-    return {"PAYMENT-SIGNATURE": value}
+class Buyer:
+    """A buyer with a fresh key, paying through the x402 SDK's client."""
+
+    def __init__(self) -> None:
+        self.account = Account.create()
+        client = x402ClientSync()
+        register_exact_evm_client(client, self.account)
+        self.http = x402HTTPClientSync(client)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def pay(self, reply: requests.Response) -> dict[str, str]:
+        """The payment headers for a 402 response, parsed by the SDK from PAYMENT-REQUIRED."""
+        headers, _ = self.http.handle_402_response(dict(reply.headers), reply.content, reply.url)
+        return dict(headers)
+
+    def __repr__(self) -> str:
+        return f"Buyer({self.address})"
+
+
+def paid(required: Mapping[str, Any], buyer: Buyer) -> dict[str, str]:
+    """Headers of a request paid by ``buyer`` for a 402's ``PaymentRequired`` (its JSON body),
+    signed by the SDK: a new EIP-3009 authorization (fresh nonce) on every call."""
+    payload = buyer.http.create_payment_payload(PaymentRequired.model_validate(dict(required)))
+    return dict(buyer.http.encode_payment_signature_header(payload))
 
 
 def assert_busy(reply: requests.Response, retry_after: int, offer: str) -> None:

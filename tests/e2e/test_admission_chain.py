@@ -42,22 +42,22 @@ import yaml
 
 from hooks.core import api
 
-from .buyer import Held, assert_busy, header, owned_children, paid, quote, run_obol
+from .buyer import Buyer, Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import print_diagnostics_on_failure
 from .driver import Driver, HookError, condition, ready
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient, collection_path
 from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
-from .verifier_stub import VerifierStub
+from .verifier_stub import VerifierStub, start_verifier
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = REPO_ROOT / "examples"
 SHOP = "e2e-shop"
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
-PAYER_A = "0x" + "a1" * 20
-PAYER_B = "0x" + "b2" * 20
-PAYER_C = "0x" + "c3" * 20
+PAYER_A, PAYER_B, PAYER_C = Buyer(), Buyer(), Buyer()
+# Six more buyers for the offer without capacity (each holds one request).
+CROWD = [Buyer() for _ in range(6)]
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
 HOLD_TIMEOUT = 25.0
 
@@ -117,8 +117,10 @@ def _path(offer: Mapping[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def verifier(stack: Stack, kube: KubeClient) -> Iterator[VerifierStub]:
-    stub = VerifierStub(lambda: kube.list("/api/v1/configmaps", "obol.org/x402-pricing=true"))
-    stub.start()
+    buyers = [PAYER_A, PAYER_B, PAYER_C, *CROWD]
+    stub = start_verifier(
+        kube.api_url, kube.token, str(kube.ca_file), funded=[b.address for b in buyers]
+    )
 
     def recent() -> str:
         lines = ["---- verifier stub: last calls"]
@@ -249,7 +251,7 @@ def test_paid_request_reaches_the_upstream_with_rewritten_path_and_verified_paye
 ) -> None:
     required = quote(stack, _path(CAPPED))
     mark = verifier.mark()
-    spoofed = {"X-Payment-Payer": PAYER_C, "X-Obol-Offer-Key": "someone/else"}
+    spoofed = {"X-Payment-Payer": PAYER_C.address, "X-Obol-Offer-Key": "someone/else"}
 
     reply = stack.http(
         "POST",
@@ -267,11 +269,11 @@ def test_paid_request_reaches_the_upstream_with_rewritten_path_and_verified_paye
     )
     assert seen["body_bytes"] > 0
     # forwardAuth replaced the client's payer header with the verifier's; the route set the key.
-    assert header(seen["headers"], "X-Payment-Payer") == PAYER_A
+    assert header(seen["headers"], "X-Payment-Payer") == PAYER_A.address
     assert header(seen["headers"], "X-Obol-Offer-Key") == f"{SHOP}/capped"
     [call] = verifier.calls_since(mark)
     assert (call.path, call.status) == (f"{_path(CAPPED)}/v1/chat/completions", 200)
-    assert call.payer == PAYER_A
+    assert call.payer == PAYER_A.address
 
 
 def test_malformed_payment_gets_402_not_the_upstream(
@@ -356,11 +358,12 @@ def test_per_buyer_limit_rejects_that_buyer_only(
         assert_busy(third_a, 2, "llm-sellers/qwen36-fast")
         # The per-buyer limit keys on the verified payer, so it runs after the verify-only
         # /verify (nothing is settled by it): the verifier saw A's third request, once.
-        assert [(c.payer, c.status) for c in verifier.calls_since(mark)] == [(PAYER_A, 200)]
+        calls = verifier.calls_since(mark)
+        assert [(c.payer, c.status) for c in calls] == [(PAYER_A.address, 200)]
 
         b = stack.http("POST", f"{base}/v1/chat/completions", headers=paid(required, PAYER_B))
         assert b.status_code == 200, b.text
-        assert header(b.json()["headers"], "X-Payment-Payer") == PAYER_B
+        assert header(b.json()["headers"], "X-Payment-Payer") == PAYER_B.address
         assert stack.http("GET", f"{base}/v1/models").status_code == 402  # not saturated
 
     assert [r.status_code for r in held.responses] == [200, 200]
@@ -410,9 +413,8 @@ def test_offer_without_capacity_is_the_plain_paid_route_it_always_was(
 
     # Six paid requests held at once (a capped offer would have rejected some): all admitted,
     # and meanwhile unpaid requests still get 402 and paid ones still get through.
-    payers = [f"0x{i:040x}" for i in range(1, 7)]
     with Held(
-        stack, upstream, f"{base}/forecast", "no-capacity", [paid(required, p) for p in payers]
+        stack, upstream, f"{base}/forecast", "no-capacity", [paid(required, p) for p in CROWD]
     ) as held:
         assert stack.http("GET", f"{base}/forecast").status_code == 402
         extra = stack.http("GET", f"{base}/forecast", headers=paid(required, PAYER_B))

@@ -26,13 +26,13 @@ from typing import Any
 
 import pytest
 
-from .buyer import Held, assert_busy, paid, quote, run_obol
+from .buyer import Buyer, Held, assert_busy, paid, quote, run_obol
 from .conftest import print_diagnostics_on_failure
 from .driver import Driver, condition, ready
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient
 from .stack import HTTPServerProcess, Stack, wait_until
-from .verifier_stub import VerifierStub
+from .verifier_stub import VerifierStub, start_verifier
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,7 @@ NS = "e2e-live"
 NAME = "live-qwen"
 PATH = f"/services/{NAME}"
 IN_CLUSTER_URL = f"http://vllm.{NS}.svc.cluster.local:8000"
-PAYER_A = "0x" + "a1" * 20
-PAYER_B = "0x" + "b2" * 20
+PAYER_A, PAYER_B = Buyer(), Buyer()
 OFFER: dict[str, Any] = {
     "apiVersion": "obol.org/v1alpha1",
     "kind": "ServiceOffer",
@@ -62,8 +61,9 @@ OFFER: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def verifier(kube: KubeClient) -> Iterator[VerifierStub]:
-    stub = VerifierStub(lambda: kube.list("/api/v1/configmaps", "obol.org/x402-pricing=true"))
-    stub.start()
+    stub = start_verifier(
+        kube.api_url, kube.token, str(kube.ca_file), funded=[PAYER_A.address, PAYER_B.address]
+    )
     yield stub
     stub.stop()
 
