@@ -280,15 +280,24 @@ def crd_defaults(
     return found
 
 
+# obol-stack's spec blocks the model keeps as plain JSON (listed in status.notActedUpon).
+KEPT_AS_JSON = ("routes", "async", "registration")
+
+
 def test_defaults_match_the_crd() -> None:
     crd = yaml.safe_load((ROOT / "crds/serviceoffer.yaml").read_text())
     version = next(v for v in crd["spec"]["versions"] if v["storage"])
     defaults = crd_defaults(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
-    # Every optional block present, so that each default of the CRD has a place to show.
+    # Every optional block present, so that each default of the CRD has a place to show; the
+    # upstream port left out, so that its default (obol-stack's 11434) shows too.
     blocks = {"capacity": dict(ENVELOPE), "capabilities": {}}
-    dumped = dump_spec(parse_spec(spec_with(lambda s: s.update(blocks))))
+    spec = spec_with(lambda s: s.update(blocks))
+    del spec["upstream"]["port"]
+    dumped = dump_spec(parse_spec(spec))
     checked = []
     for path, default in defaults:
+        if path[0] in KEPT_AS_JSON or path[:2] == ("payment", "card"):
+            continue  # obol-stack's blocks this project keeps as plain JSON, unmodelled
         parent = dumped
         for name in path[:-1]:
             parent = parent[name]
