@@ -76,7 +76,7 @@ class SyncAnswer(NamedTuple):
     body: bytes
     outcome: str  # ok | invalid_spec | bad_request | error
     offer: str = "-"  # namespace/name when the request names one
-    children: int = 0
+    child_count: int = 0
     detail: str | None = None  # one-line reason of a 4xx or 5xx; safe to log and print
     error: BaseException | None = None  # the exception behind a 500, for the shell to log
 
@@ -260,13 +260,13 @@ class _HookShell:
         elapsed = time.perf_counter() - started
         if answer.error is not None:
             logs.log_failure(self.logger, "sync failed", answer.error, offer=answer.offer)
-        self.metrics.observe_sync(answer.outcome, elapsed, answer.children)
+        self.metrics.observe_sync(answer.outcome, elapsed, answer.child_count)
         logs.log_sync(
             self.logger,
             offer=answer.offer,
             outcome=answer.outcome,
             status=answer.status,
-            children=answer.children,
+            children=answer.child_count,
             duration_ms=elapsed * 1000,
             detail=answer.detail,
         )

@@ -105,7 +105,7 @@ def run(iterations: int) -> dict[str, Timing]:
     settings = Settings()
     bodies = new_spec_bodies(DISTINCT_SPECS)
     answer = handle_sync_body(bodies[0], settings)
-    if answer.status != 200 or answer.children == 0:
+    if answer.status != 200 or answer.child_count == 0:
         raise RuntimeError(f"fixture 02 does not give children: {answer.status} {answer.detail}")
     requests = itertools.cycle([orjson.loads(body) for body in bodies])
     raw = itertools.cycle(bodies)

@@ -52,7 +52,7 @@ def test_handle_sync_body_hands_the_exception_to_the_shell(
 ) -> None:
     monkeypatch.setattr(app_module, "sync", crash)
     answer = handle_sync_body(valid_body, Settings())
-    assert (answer.status, answer.outcome, answer.children) == (500, "error", 0)
+    assert (answer.status, answer.outcome, answer.child_count) == (500, "error", 0)
     assert isinstance(answer.error, RuntimeError)
     assert answer.offer == "llm-sellers/qwen36-fast"
 
@@ -215,4 +215,4 @@ def test_examples_render_through_the_shell() -> None:
     # Every valid example gives children; keeps this module honest if examples change.
     for name in ("inference-qwen36-fast.yaml", "http-weather-api.yaml"):
         answer = handle_sync_body(sync_body(example_offer(name)), Settings())
-        assert answer.status == 200 and answer.children > 0
+        assert answer.status == 200 and answer.child_count > 0
