@@ -486,7 +486,7 @@ _SELL_EPILOG = """\b
 Examples:
   obol sell presets
   obol sell inference qwen --upstream vllm --port 8000 -n llm --runtime openai \\
-    --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.002 \\
+    --network base --pay-to 0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31 --price 0.002 \\
     --capacity-preset external-vllm-1gpu-balanced --dry-run
   obol sell status qwen -n llm
   obol sell list -A
@@ -506,13 +506,13 @@ _INFERENCE_EPILOG = """\b
 Examples:
   # Preview a vLLM offer on one GPU, priced per request, with a preset envelope
   obol sell inference qwen --upstream vllm --port 8000 -n llm \\
-    --runtime openai --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 \\
+    --runtime openai --network base --pay-to 0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31 \\
     --price 0.002 --capacity-preset external-vllm-1gpu-balanced --dry-run
 
 \b
   # Apply it with an explicit envelope instead: 8 in flight, 2 per buyer
   obol sell inference qwen --upstream vllm --port 8000 -n llm --streaming \\
-    --network base --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 \\
+    --network base --pay-to 0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31 \\
     --price 0.002 --per-mtok 0.50 --gpu-count 1 --max-inflight 8 --per-buyer-max-inflight 2
 
 \b
@@ -524,12 +524,12 @@ _HTTP_EPILOG = """\b
 Examples:
   # A plain paid HTTP API, no capacity envelope
   obol sell http weather-api --upstream weather --port 8080 -n tenant-a \\
-    --network base-sepolia --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.0001
+    --network base-sepolia --pay-to 0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31 --price 0.0001
 
 \b
   # The same, at most 4 requests at once, previewed as JSON
   obol sell http weather-api --upstream weather --port 8080 -n tenant-a \\
-    --network base-sepolia --pay-to 0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31 --price 0.0001 \\
+    --network base-sepolia --pay-to 0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31 --price 0.0001 \\
     --max-inflight 4 --dry-run -o json
 """
 

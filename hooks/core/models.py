@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, cast
 
+from Crypto.Hash import keccak
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -60,6 +61,14 @@ DEFAULT_UPSTREAM_PORT = 11434
 RESERVED_EXACT_PATHS = ("/", "/services")
 RESERVED_PATH_PREFIXES = ("/api", "/openapi.json", "/skill.md", "/rpc", "/.well-known")
 Protocol = Literal["openai-chat", "openai-completions", "openai-embeddings", "http"]
+# Upper bounds of the spec's integers, the same as the CRD's `maximum`s (a unit test compares
+# them). Generous, so no realistic offer stored before they existed becomes invalid; their point
+# is that no value reaches Traefik, JSON or the CLI's output that the hook would refuse.
+MAX_TOKENS = 1_000_000_000
+MAX_BODY_BYTES = 1 << 30
+MAX_GPUS = 65_536
+MAX_IN_FLIGHT = 1_000_000
+MAX_RPS = 1_000_000
 CapacityMode = Literal["external-static"]
 Scheme = Literal["exact"]
 
@@ -100,25 +109,25 @@ class Capabilities(_Strict):
 
     protocol: Protocol | None = None
     streaming: bool = False
-    context_window_tokens: Annotated[int | None, Field(ge=1)] = None
+    context_window_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None
 
 
 class RequestLimits(_Strict):
     """Per-request limits; which ones the gateway enforces is reported in status."""
 
-    max_input_tokens: Annotated[int | None, Field(ge=1)] = None
-    max_output_tokens: Annotated[int | None, Field(ge=1)] = None
-    max_body_bytes: Annotated[int | None, Field(ge=1)] = None
+    max_input_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None
+    max_output_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None
+    max_body_bytes: Annotated[int | None, Field(ge=1, le=MAX_BODY_BYTES)] = None
 
 
 class Capacity(_Strict):
     """The static, seller-declared capacity envelope. Never a scaling instruction."""
 
     mode: CapacityMode
-    gpu_count: Annotated[int | None, Field(ge=0)] = None
-    max_in_flight: Annotated[int, Field(ge=1)]
-    per_buyer_max_in_flight: Annotated[int | None, Field(ge=1)] = None
-    max_queue_depth: Annotated[int, Field(ge=0)] = 0
+    gpu_count: Annotated[int | None, Field(ge=0, le=MAX_GPUS)] = None
+    max_in_flight: Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT)]
+    per_buyer_max_in_flight: Annotated[int | None, Field(ge=1, le=MAX_IN_FLIGHT)] = None
+    max_queue_depth: Annotated[int, Field(ge=0, le=MAX_IN_FLIGHT)] = 0
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 2
 
     @model_validator(mode="after")
@@ -223,6 +232,46 @@ class Payment(_Strict):
                     raise CrossFieldError(name, "required field is missing")
         return self
 
+    @model_validator(mode="after")
+    def _pay_to_can_receive(self) -> Payment:
+        # A payment sent to a wrong address is lost, silently: refuse the addresses that are
+        # certainly wrong. (A token contract of the registry is refused in hooks.core.payment.)
+        problem = None if self.pay_to is None else pay_to_problem(self.pay_to)
+        if problem is not None:
+            raise CrossFieldError("payTo", problem, self.pay_to)
+        return self
+
+
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def pay_to_problem(address: str) -> str | None:
+    """Why ``address`` (0x + 40 hex digits) cannot receive payments, or None."""
+    if address.lower() == ZERO_ADDRESS:
+        return "must not be the zero address: payments sent there are lost"
+    if not eip55_checksum_ok(address):
+        return (
+            "mixes upper and lower case but its EIP-55 checksum is wrong, so a character is"
+            " likely mistyped: copy the address again from the wallet"
+        )
+    return None
+
+
+def eip55_checksum_ok(address: str) -> bool:
+    """True unless ``address`` mixes cases and the cases disagree with its EIP-55 checksum.
+
+    EIP-55: the i-th hex letter is upper case exactly when the i-th nibble of
+    keccak-256(lower-case hex digits) is >= 8. A single-case address carries no checksum.
+    """
+    digits = address[2:]
+    if digits == digits.lower() or digits == digits.upper():
+        return True
+    digest = keccak.new(digest_bits=256, data=digits.lower().encode("ascii")).hexdigest()
+    return all(
+        char == (char.upper() if int(nibble, 16) >= 8 else char.lower())
+        for char, nibble in zip(digits, digest, strict=False)
+    )
+
 
 class ModelRef(_Strict):
     """obol-stack's ``spec.model``: which model the upstream serves (shown in status)."""
@@ -238,8 +287,8 @@ class Limits(_Strict):
     rateLimit placed before the payment gate.
     """
 
-    max_in_flight: Annotated[int | None, Field(ge=0)] = None
-    rps: Annotated[int | None, Field(ge=0)] = None
+    max_in_flight: Annotated[int | None, Field(ge=0, le=MAX_IN_FLIGHT)] = None
+    rps: Annotated[int | None, Field(ge=0, le=MAX_RPS)] = None
 
 
 def reserved_path_reason(path: str) -> str | None:

@@ -92,6 +92,18 @@ def resolve_payment(
     asset, registered = resolve_asset(registry, network, payment.asset)
     prices = (price.per_request, price.per_m_tok, price.per_hour, price.per_epoch, price.per_mb)
     problems: list[FieldProblem] = []
+    token = next(
+        (t for t in registry.assets() if t.address.lower() == payment.pay_to.lower()), None
+    )
+    if token is not None:
+        problems.append(
+            FieldProblem(
+                "spec.payment.payTo",
+                f"is the {token.symbol} token contract on {token.network}, not a wallet:"
+                " payments sent there are lost; give the seller's own address",
+                payment.pay_to,
+            )
+        )
     per_request = _atomic(price.per_request, "perRequest", asset, problems)
     per_mtok = _atomic(price.per_m_tok, "perMTok", asset, problems)
     flat_field = None

@@ -93,7 +93,7 @@ def test_omitting_every_optional_block_is_valid() -> None:
             "upstream": {"service": "api", "port": 80},
             "payment": {
                 "network": "base",
-                "payTo": "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31",
+                "payTo": "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31",
                 "price": {"perRequest": "1"},
             },
         },

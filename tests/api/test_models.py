@@ -24,7 +24,7 @@ from hooks.core.errors import SpecError
 from hooks.core.models import dump_spec, parse_offer, parse_spec
 from hooks.core.payment import resolve_payment
 
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 BASE: dict[str, Any] = {
     "upstream": {"service": "vllm", "port": 8000},
     "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}},

@@ -54,7 +54,7 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = REPO_ROOT / "examples"
 SHOP = "e2e-shop"
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 PAYER_A, PAYER_B, PAYER_C = Buyer(), Buyer(), Buyer()
 # Six more buyers for the offer without capacity (each holds one request).
 CROWD = [Buyer() for _ in range(6)]

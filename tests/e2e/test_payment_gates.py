@@ -41,7 +41,7 @@ from .verifier_stub import VerifierStub, start_verifier
 pytestmark = pytest.mark.e2e
 
 NS = "gates"
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
 PRICE_ATOMIC = "2000"  # 0.002 USDC
 HOLD_TIMEOUT = 25.0

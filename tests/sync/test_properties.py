@@ -28,7 +28,7 @@ from hooks.core.sync import sync
 from tests.support.crd_validation import load_crd, validate_object, validate_status
 from tests.support.observed import observed_children, parent_object, sync_request
 
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 SERVICEOFFER_CRD = "crds/serviceoffer.yaml"
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"

@@ -35,7 +35,7 @@ from tests.support.crd_validation import (
 
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 
 
 def _child(kind: str) -> Obj:
