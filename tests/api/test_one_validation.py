@@ -223,6 +223,11 @@ def test_a_huge_max_inflight_is_refused_by_the_cli_before_printing() -> None:
     )
 
 
+def plain_offer(pay_to: str) -> dict[str, Any]:
+    flags = {"upstream": "vllm", "port": 8000, "network": "base-sepolia", "price": "0.001"}
+    return offer_manifest("qwen", "llm", "inference", {**flags, "pay_to": pay_to}, None)
+
+
 @pytest.mark.parametrize(
     ("pay_to", "reason"),
     [
@@ -238,19 +243,7 @@ def test_a_pay_to_that_would_lose_the_money_is_refused_at_the_field(
     ok, message = cli_accepts([*BASE, "--pay-to", pay_to])
     assert not ok
     assert f"spec.payment.payTo: {reason}" in message and "[--pay-to]" in message
-    manifest = offer_manifest(
-        "qwen",
-        "llm",
-        "inference",
-        {
-            "upstream": "vllm",
-            "port": 8000,
-            "network": "base-sepolia",
-            "price": "0.001",
-            "pay_to": pay_to,
-        },
-        None,
-    )
+    manifest = plain_offer(pay_to)
     assert not hook_accepts(manifest)
 
 
@@ -261,19 +254,7 @@ def test_a_wallet_address_in_any_valid_form_is_accepted(pay_to: str) -> None:
 
 def test_the_crd_refuses_zero_and_builtin_token_pay_to_with_its_messages() -> None:
     crd = load_crd(ROOT / "crds/serviceoffer.yaml")
-    manifest = offer_manifest(
-        "qwen",
-        "llm",
-        "inference",
-        {
-            "upstream": "vllm",
-            "port": 8000,
-            "network": "base-sepolia",
-            "price": "0.001",
-            "pay_to": GOOD,
-        },
-        None,
-    )
+    manifest = plain_offer(GOOD)
     assert not crd.validate(manifest)
     for pay_to, message in [
         (ZERO, "zero address"),
