@@ -29,9 +29,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hooks.core.models import eip55_checksum_ok
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
+from tests.support.one_validation import (
+    args_for,
+    cli_accepts,
+    crd_accepts,
+    hook_accepts,
+    manifest_for,
+    sell_flags,
+)
 
 from .conftest import e2e_stack
 from .kube import ApiError, KubeClient, collection_path, object_path
@@ -368,3 +377,29 @@ def test_the_per_buyer_rule_holds_exactly_when_per_buyer_is_at_most_the_ceiling(
 ) -> None:
     message = refusal(kube, _capacity(maxInFlight=max_in_flight, perBuyerMaxInFlight=per_buyer))
     assert (message is None) == (per_buyer <= max_in_flight), message
+
+
+@pytest.fixture(scope="module")
+def compiled_rules() -> None:
+    # Compiling the CEL rules raises the recursion limit; Hypothesis objects inside a test.
+    crd_accepts(OFFER)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(flags=sell_flags())
+def test_the_api_server_judges_specs_like_the_offline_check_the_cli_and_the_hook(
+    kube: KubeClient, compiled_rules: None, flags: dict[str, Any]
+) -> None:
+    """Values around every integer bound and unsafe payTo values (tests/support/one_validation)."""
+    manifest = manifest_for(flags)
+    served = refusal(kube, manifest) is None
+    assert served == crd_accepts(manifest), manifest
+    if eip55_checksum_ok(flags["pay_to"]):
+        assert served == hook_accepts(manifest) == cli_accepts(args_for(flags))[0], manifest
+    else:
+        # CEL cannot hash, so the CRD stores it; the hook and the CLI refuse it.
+        assert not hook_accepts(manifest)
