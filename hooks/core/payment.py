@@ -92,8 +92,10 @@ def resolve_payment(
     asset, registered = resolve_asset(registry, network, payment.asset)
     prices = (price.per_request, price.per_m_tok, price.per_hour, price.per_epoch, price.per_mb)
     problems: list[FieldProblem] = []
+    # The offer's own token too: an asset spelled out in the offer is not in the registry.
     token = next(
-        (t for t in registry.assets() if t.address.lower() == payment.pay_to.lower()), None
+        (t for t in (asset, *registry.assets()) if t.address.lower() == payment.pay_to.lower()),
+        None,
     )
     if token is not None:
         problems.append(
