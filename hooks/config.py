@@ -536,6 +536,19 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     )
 
 
+# obol-stack's CLI reads the seller's wallet here; ``obol sell`` uses it when --pay-to is not given.
+X402_WALLET: Final = "X402_WALLET"
+
+
+def default_wallet(env: Mapping[str, str] | None = None) -> str | None:
+    """The payTo address ``obol sell`` defaults to (``X402_WALLET``, like obol-stack's CLI).
+
+    Checked like any ``--pay-to`` value, by the model, with the message naming the variable.
+    """
+    env = os.environ if env is None else env
+    return env.get(X402_WALLET, "").strip() or None
+
+
 METRICS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 

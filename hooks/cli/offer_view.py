@@ -86,6 +86,9 @@ class OfferView:
     ready: str
     conditions: tuple[ConditionView, ...]
     warnings: tuple[str, ...]
+    # obol-stack's spec.model.name, and the spec fields the controller keeps but ignores.
+    model: str | None = None
+    not_acted_upon: tuple[str, ...] = ()
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -154,6 +157,11 @@ def offer_view(obj: Mapping[str, Any]) -> OfferView:
         ready=ready,
         conditions=conditions,
         warnings=tuple(w for w in _items(status.get("warnings")) if isinstance(w, str)),
+        model=(
+            _text(_mapping(status.get("model")).get("name"))
+            or _text(_mapping(spec.get("model")).get("name"))
+        ),
+        not_acted_upon=tuple(f for f in _items(status.get("notActedUpon")) if isinstance(f, str)),
     )
 
 
@@ -214,8 +222,10 @@ def _shown(value: int | str | None) -> str:
 def status_lines(view: OfferView) -> list[str]:
     """The ``obol sell status`` block for one offer, one line per fact."""
     price = f"{view.price} on {view.network}"
-    facts: list[tuple[str, str]] = [
-        ("Type", view.type),
+    facts: list[tuple[str, str]] = [("Type", view.type)]
+    if view.model:
+        facts.append(("Model", view.model))
+    facts += [
         ("Endpoint", view.endpoint or "(not reported yet)"),
         ("Price", price),
     ]
@@ -231,8 +241,10 @@ def status_lines(view: OfferView) -> list[str]:
         ("Per-buyer max in-flight", _per_buyer(view)),
         ("In flight", UNKNOWN if view.in_flight is None else str(view.in_flight)),
         ("Capacity state", view.capacity_state),
-        ("Ready", view.ready),
     ]
+    if view.not_acted_upon:
+        facts.append(("Not acted upon", ", ".join(view.not_acted_upon)))
+    facts.append(("Ready", view.ready))
     width = max(len(label) for label, _ in facts) + 2
     lines = [f"ServiceOffer {view.namespace}/{view.name}"]
     lines += [f"  {label + ':':<{width}}{value}" for label, value in facts]

@@ -13,6 +13,13 @@ or a preset supplied, never a default the CRD would fill in anyway.
 
 Every failure is ONE line on stderr with an exit code of :mod:`hooks.cli.errors`.
 
+obol-stack's CLI habits work here too: ``--chain`` (``--network``), ``--token``
+(``--payment-asset``), ``--wallet``/``--recipient``/``-w`` (``--pay-to``, default
+``X402_WALLET``), ``--per-request`` (``--price``), ``--per-hour``, ``--path``; network, token and
+runtime names in any case. The network defaults to ``base`` and the port to the runtime's usual
+one; a defaulted value is said on stderr (``Note: ...``). Every missing required option is
+reported in one message.
+
 This module must never run a subprocess itself, never autoscale or promise scaling, and never
 write anything but the ServiceOffer the seller asked for.
 """
@@ -65,7 +72,13 @@ from hooks.cli.presets import (
     load_presets,
     preset_rows,
 )
-from hooks.config import ASSET_REGISTRY_FILE, ConfigError, load_asset_registry
+from hooks.config import (
+    ASSET_REGISTRY_FILE,
+    X402_WALLET,
+    ConfigError,
+    default_wallet,
+    load_asset_registry,
+)
 from hooks.core import api
 from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
@@ -83,7 +96,19 @@ _EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
     OfferNotFound: EXIT_NOT_FOUND,
 }
 
-RUNTIME_PROTOCOLS: Mapping[str, str] = {"openai": "openai-chat"}
+# --runtime: every one of these serves the OpenAI chat API; the port is the one each listens on
+# by default (vLLM's OpenAI server and "openai" 8000, llama.cpp's server 8080, ollama 11434).
+RUNTIME_PORTS: Mapping[str, int] = {
+    "openai": 8000,
+    "vllm": 8000,
+    "llama.cpp": 8080,
+    "ollama": 11434,
+}
+RUNTIME_PROTOCOL = "openai-chat"
+# obol-stack's CLI defaults: network base; `sell http` upstream port 8080; the CRD's port 11434.
+DEFAULT_NETWORK = "base"
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_INFERENCE_PORT = 11434
 INFERENCE_PROTOCOLS = ("openai-chat", "openai-completions", "openai-embeddings")
 KUBECTL_ENV = "OBOL_KUBECTL"
 
@@ -110,6 +135,7 @@ FLAG_FIELDS: tuple[FlagField, ...] = (
     FlagField("upstream_namespace", "--upstream-namespace", ("upstream", "namespace")),
     FlagField("port", "--port", ("upstream", "port")),
     FlagField("health_path", "--health-path", ("upstream", "healthPath")),
+    FlagField("path", "--path", ("path",)),
     FlagField("protocol", "--protocol", ("capabilities", "protocol")),
     FlagField("streaming", "--streaming/--no-streaming", ("capabilities", "streaming")),
     FlagField("context_window", "--context-window", ("capabilities", "contextWindowTokens")),
@@ -128,6 +154,7 @@ FLAG_FIELDS: tuple[FlagField, ...] = (
     FlagField("max_timeout", "--max-timeout", ("payment", "maxTimeoutSeconds")),
     FlagField("price", "--price", ("payment", "price", "perRequest")),
     FlagField("per_mtok", "--per-mtok", ("payment", "price", "perMTok")),
+    FlagField("per_hour", "--per-hour", ("payment", "price", "perHour")),
 )
 _PRESET_SECTIONS = ("capacity", "requestLimits")
 
@@ -225,10 +252,53 @@ def _set_fields(spec: ServiceOfferSpec) -> dict[str, Any]:
     return spec.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
 
 
+def missing_options(flags: Mapping[str, Any]) -> list[str]:
+    """Every required option that is missing (after defaults), to be reported at once."""
+    missing = []
+    if flags.get("upstream") is None:
+        missing.append("--upstream")
+    if flags.get("pay_to") is None:
+        missing.append(f"--pay-to (or set {X402_WALLET})")
+    if all(flags.get(price) is None for price in ("price", "per_mtok", "per_hour")):
+        missing.append("a price: --price/--per-request, --per-mtok or --per-hour")
+    return missing
+
+
+def fill_defaults(offer_type: str, flags: dict[str, Any], runtime: str | None) -> list[str]:
+    """Fill the network, port, wallet and protocol obol-stack's CLI would default; say which.
+
+    Returns one note per defaulted value (printed on stderr), so nothing is chosen silently.
+    """
+    notes = []
+    if flags.get("network") is None:
+        flags["network"] = DEFAULT_NETWORK
+        notes.append(f"--network not given: using {DEFAULT_NETWORK} (obol-stack's default)")
+    if flags.get("port") is None:
+        if runtime is not None:
+            flags["port"] = RUNTIME_PORTS[runtime]
+            why = f"the usual port of --runtime {runtime}"
+        elif offer_type == "http":
+            flags["port"] = DEFAULT_HTTP_PORT
+            why = "obol-stack's default for sell http"
+        else:
+            flags["port"] = DEFAULT_INFERENCE_PORT
+            why = "obol-stack's default upstream port"
+        notes.append(f"--port not given: using {flags['port']} ({why})")
+    if flags.get("pay_to") is None:
+        wallet = default_wallet()
+        if wallet is not None:
+            flags["pay_to"] = wallet
+            notes.append(f"--pay-to not given: using {X402_WALLET} ({wallet})")
+    if runtime is not None and flags.get("protocol") is None:
+        flags["protocol"] = RUNTIME_PROTOCOL
+    return notes
+
+
 def usage_problem(flags: Mapping[str, Any], preset: Preset | None) -> str | None:
     """The flag combination error, if any (checked before the model sees the spec)."""
-    if flags.get("price") is None and flags.get("per_mtok") is None:
-        return "give --price (per request), --per-mtok (per million tokens), or both"
+    missing = missing_options(flags)
+    if missing:
+        return "missing required options: " + "; ".join(missing)
     capacity_given = [
         f.flag for f in FLAG_FIELDS if f.path[0] == "capacity" and flags.get(f.param) is not None
     ]
@@ -344,13 +414,25 @@ _kubectl_options = _options(
     ),
 )
 
+
+def _lower(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Network names are case-insensitive, as in obol-stack's CLI (Base, BASE-SEPOLIA).
+    return None if value is None else value.lower()
+
+
+def _asset_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Symbols are case-insensitive (USDC, Obol); a 0x address keeps its checksum case.
+    if value is None or value.lower().startswith("0x"):
+        return value
+    return value.lower()
+
+
 _upstream_options = _options(
     click.argument("name"),
     click.option(
         "--upstream",
-        required=True,
         metavar="SVC",
-        help="In-cluster Service that reaches the external server.",
+        help="In-cluster Service that reaches the external server (required).",
     ),
     click.option(
         "--upstream-namespace",
@@ -363,19 +445,32 @@ _upstream_options = _options(
         metavar="NS",
         help="Namespace of the offer (default: kubectl's current namespace).",
     ),
-    click.option("--port", required=True, type=int, metavar="P", help="Service port."),
+    click.option(
+        "--port",
+        type=int,
+        metavar="P",
+        help="Service port (default: the --runtime's usual port; else 8080 for http,"
+        " 11434 for inference, as obol-stack).",
+    ),
     click.option(
         "--health-path",
         metavar="PATH",
         help="Path answering 2xx when the upstream is healthy (CRD default /health).",
+    ),
+    click.option(
+        "--path",
+        metavar="PATH",
+        help="Public path of the offer (default /services/NAME); the route prefix and the"
+        " pricing pattern.",
     ),
 )
 
 _inference_options = _options(
     click.option(
         "--runtime",
-        type=click.Choice(sorted(RUNTIME_PROTOCOLS)),
-        help="Server runtime; 'openai' means protocol openai-chat unless --protocol.",
+        type=click.Choice(list(RUNTIME_PORTS), case_sensitive=False),
+        help="Server runtime: implies protocol openai-chat (unless --protocol) and, without"
+        " --port, its usual port (openai/vllm 8000, llama.cpp 8080, ollama 11434).",
     ),
     click.option(
         "--protocol",
@@ -395,17 +490,43 @@ _inference_options = _options(
 _payment_options = _options(
     click.option(
         "--network",
-        required=True,
+        "--chain",
+        "network",
         metavar="NET",
-        help="Payment network: base, base-sepolia, ethereum, ... or eip155:<id>.",
+        callback=_lower,
+        help="Payment network: base (default), base-sepolia, ethereum, ... or eip155:<id>.",
     ),
-    click.option("--pay-to", required=True, metavar="0x..", help="Address receiving payments."),
     click.option(
-        "--payment-asset", metavar="usdc|obol|0x..", help="Token buyers pay in (CRD default usdc)."
+        "--pay-to",
+        "--wallet",
+        "--recipient",
+        "-w",
+        "pay_to",
+        metavar="0x..",
+        help=f"Address receiving payments (default: ${X402_WALLET}).",
     ),
-    click.option("--price", metavar="DEC", help='Price per request in whole tokens, e.g. "0.001".'),
+    click.option(
+        "--payment-asset",
+        "--token",
+        "payment_asset",
+        metavar="usdc|obol|0x..",
+        callback=_asset_name,
+        help="Token buyers pay in (default usdc).",
+    ),
+    click.option(
+        "--price",
+        "--per-request",
+        "price",
+        metavar="DEC",
+        help='Price per request in whole tokens, e.g. "0.001".',
+    ),
     click.option(
         "--per-mtok", metavar="DEC", help="Price per million tokens; --price becomes optional."
+    ),
+    click.option(
+        "--per-hour",
+        metavar="DEC",
+        help="obol-stack's hourly price, charged per request as its verifier does.",
     ),
     click.option(
         "--max-timeout",
@@ -591,11 +712,12 @@ def _validated_offer(
     preset = _preset_named(params.pop("capacity_preset"))
     registry_file = params.pop("asset_registry_file")
     runtime = params.pop("runtime", None)
-    if params.get("protocol") is None and runtime is not None:
-        params["protocol"] = RUNTIME_PROTOCOLS[runtime]
+    notes = fill_defaults(offer_type, params, runtime.lower() if runtime else None)
     problem = usage_problem(params, preset)
     if problem is not None:
         raise click.UsageError(problem)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
     registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
     try:

@@ -39,7 +39,11 @@ def run() -> Runner:
     """Run ``obol <args>`` in-process; ``env`` adds variables, the CLI's own are cleared."""
 
     def invoke(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
-        clean: dict[str, str | None] = {"OBOL_KUBECTL": None, "OBOL_ASSET_REGISTRY_FILE": None}
+        clean: dict[str, str | None] = {
+            "OBOL_KUBECTL": None,
+            "OBOL_ASSET_REGISTRY_FILE": None,
+            "X402_WALLET": None,
+        }
         return CliRunner().invoke(obol, list(args), env={**clean, **(env or {})})
 
     return invoke

@@ -146,3 +146,42 @@ def synced(
     parent = parent_object(offer, status=first["status"])
     second = sync(parse_request(sync_request(parent, children)), settings, observations)
     return {**offer, "status": second["status"]}
+
+
+# The seed's "CLI UX" commands, verbatim (they must also appear in the README): the explicit
+# envelope and the preset. Neither names a network, a wallet or a port: obol-stack's defaults
+# (base, X402_WALLET, the runtime's port) fill them in.
+_SEED_OFFER = [
+    "sell",
+    "inference",
+    "qwen36-fast",
+    "-n",
+    "llm",
+    "--upstream",
+    "vllm-qwen36",
+    "--runtime",
+    "openai",
+]
+SEED_COMMANDS: list[list[str]] = [
+    [
+        *_SEED_OFFER,
+        "--streaming",
+        "--context-window",
+        "131072",
+        "--price",
+        "0.002",
+        "--per-mtok",
+        "0.50",
+        "--gpu-count",
+        "1",
+        "--max-inflight",
+        "16",
+        "--per-buyer-max-inflight",
+        "4",
+        "--max-input-tokens",
+        "16384",
+        "--max-output-tokens",
+        "4096",
+    ],
+    [*_SEED_OFFER, "--price", "0.002", "--capacity-preset", "external-vllm-1gpu-balanced"],
+]

@@ -338,7 +338,9 @@ def test_request_limit_flags_alone_create_no_capacity(run: Runner) -> None:
     ("args", "message"),
     [
         pytest.param(
-            offer_args(price=None), "give --price (per request), --per-mtok", id="no price at all"
+            offer_args(price=None),
+            "missing required options: a price: --price/--per-request, --per-mtok or --per-hour",
+            id="no price at all",
         ),
         pytest.param(
             offer_args("--gpu-count", "1"),
