@@ -8,6 +8,8 @@ handler. For an offer with a capacity envelope the chain is::
     1b. rateLimit    [opt]    obol-stack's limits.rps, per offer (Traefik's own 429 + Retry-After)
     2. errors        (429)    turns every 429 below into Retry-After + a JSON body, no 402 terms
     3. inFlightReq   global   maxInFlight / gateway replicas, keyed on the header from step 1
+       headers       [opt]    marks the request admitted (ADMITTED_HEADER), only when a
+                              per-buyer limit sits below, so the busy responder can name it
     4. buffering     [opt]    413 for bodies over maxBodyBytes (only if the offer does not stream)
     5. forwardAuth   x402     402 with payment terms for unpaid requests; verify-only
     6. inFlightReq   buyer    [opt] perBuyerMaxInFlight, keyed on the verified payer header
@@ -72,6 +74,12 @@ from hooks.core.settings import Settings
 
 Manifest = dict[str, Any]
 
+# Set (to "true") by the offer's admitted-marker Middleware right after the global limit, and
+# removed from client requests by step 1. Traefik's errors Middleware sends the original request
+# headers to the busy responder, so a 429 whose request carries it came from *below* the global
+# limit: the per-buyer limit (gateway or verifier), not a saturated offer.
+ADMITTED_HEADER = "X-Obol-Admitted"
+
 # Who enforces perBuyerMaxInFlight (``status.paymentGate.perBuyerLimit``).
 BUYER_LIMIT_GATEWAY = "gateway"
 BUYER_LIMIT_VERIFIER = "verifier"
@@ -91,6 +99,15 @@ class EnforcedLimits:
     # obol-stack's limits.rps, per gateway replica: Traefik rateLimit average and burst.
     rate_limit_average: int | None = None
     rate_limit_burst: int | None = None
+
+    @property
+    def marks_admission(self) -> bool:
+        """A per-buyer limit sits below the global one, so the busy responder must tell the two
+        429s apart: the admitted marker is rendered."""
+        return self.per_replica_max_in_flight is not None and self.buyer_limit_enforcer in (
+            BUYER_LIMIT_GATEWAY,
+            BUYER_LIMIT_VERIFIER,
+        )
 
 
 def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimits:
@@ -166,19 +183,19 @@ def route_filters(
     filters: list[Manifest] = []
     capacity = spec.capacity is not None
     if capacity or limits.rate_limit_average is not None:
-        filters.append(
-            {
-                "type": "RequestHeaderModifier",
-                "requestHeaderModifier": {
-                    "set": [{"name": settings.admission_key_header, "value": names.admission_key}]
-                },
-            }
-        )
+        modifier: Manifest = {
+            "set": [{"name": settings.admission_key_header, "value": names.admission_key}]
+        }
+        if limits.marks_admission:
+            modifier["remove"] = [ADMITTED_HEADER]  # a client cannot claim to be admitted
+        filters.append({"type": "RequestHeaderModifier", "requestHeaderModifier": modifier})
     if limits.rate_limit_average is not None:
         filters.append(_extension_ref(names.rate_limit))
     if capacity:
         filters.append(_extension_ref(names.busy_errors))
         filters.append(_extension_ref(names.global_in_flight))
+        if limits.marks_admission:
+            filters.append(_extension_ref(names.admitted))
     if limits.body_limit_bytes is not None:
         filters.append(_extension_ref(names.body_limit))
     if settings.seller_proxy:
@@ -271,6 +288,22 @@ def build_busy_errors(
                 "query": busy_query(namespace, offer, retry_after_seconds),
             }
         },
+    )
+
+
+def build_admitted_marker(namespace: str, names: ChildNames) -> Manifest:
+    """headers Middleware right after the global limit: marks the request as admitted by it
+    (see :data:`ADMITTED_HEADER`), so the busy responder can name the limit a 429 came from.
+
+    It must sit before buffering, which copies the request's headers into a new map that the
+    errors Middleware above would not see.
+    """
+    return _middleware(
+        namespace,
+        names,
+        names.admitted,
+        "admitted-marker",
+        {"headers": {"customRequestHeaders": {ADMITTED_HEADER: "true"}}},
     )
 
 
@@ -385,6 +418,8 @@ def admission_children(
                 settings.admission_key_header,
             )
         )
+        if limits.marks_admission:
+            children.append(build_admitted_marker(namespace, names))
     if limits.body_limit_bytes is not None:
         children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
     if settings.seller_proxy:

@@ -59,6 +59,7 @@ class ChildNames:
     busy_errors: str
     body_limit: str
     rate_limit: str
+    admitted: str
     busy_service: str
     verifier_backend: str
     verifier_service: str
@@ -79,6 +80,7 @@ def child_names(namespace: str, name: str) -> ChildNames:
         busy_errors=bounded(base, "-busy"),
         body_limit=bounded(base, "-body-limit"),
         rate_limit=bounded(base, "-ratelimit"),
+        admitted=bounded(base, "-admitted"),
         busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
         verifier_backend=bounded(base, "-verifier"),
         verifier_service=bounded(base, "-verifier", limit=LABEL_MAX, label=True),

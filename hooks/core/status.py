@@ -312,6 +312,8 @@ def capacity_condition(
     ]
     if limits.per_replica_buyer_max_in_flight is not None:
         needed.append((api.MIDDLEWARE_KIND, names.buyer_in_flight))
+    if limits.marks_admission:
+        needed.append((api.MIDDLEWARE_KIND, names.admitted))
     refs = _route_extension_refs(observed.get((api.HTTPROUTE_KIND, names.route)))
     missing: list[str] = []
     unreferenced: list[str] = []

@@ -10,7 +10,11 @@ Endpoints:
   500 JSON with a generic message for anything else (traceback in the log only); 401 JSON when a
   bearer token is configured and missing or wrong; 413 JSON above the size cap.
 * ``GET /busy/<namespace>/<name>?retryAfter=N``: the busy responder asked by each offer's Traefik
-  ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms.
+  ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms. The
+  reason (``offer_saturated`` or ``buyer_limit``) is in the body's ``error`` and in the
+  ``X-Obol-Reject-Reason`` header; it is ``buyer_limit`` when the rejected request carried the
+  admitted marker (:data:`hooks.core.admission.ADMITTED_HEADER`), i.e. it had passed the global
+  limit.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 Every request takes one path: Flask's. The request body is parsed once
@@ -44,6 +48,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
+from hooks.core.admission import ADMITTED_HEADER
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
@@ -168,16 +173,31 @@ def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
     return base + random.randint(0, jitter) if jitter > 0 else base
 
 
-def busy_body(namespace: str, name: str, seconds: int) -> bytes:
-    """The 429 body: what happened and when to retry; never x402 payment terms."""
-    body: dict[str, Any] = {"error": "offer_saturated", "retryAfterSeconds": seconds}
+# Why a request got 429 (the body's "error" and the X-Obol-Reject-Reason header).
+REASON_SATURATED: Final = "offer_saturated"  # the offer's global in-flight limit
+REASON_BUYER_LIMIT: Final = "buyer_limit"  # this buyer's own in-flight limit
+REJECT_REASON_HEADER: Final = "X-Obol-Reject-Reason"
+_BUSY_MESSAGES: Final = {
+    REASON_SATURATED: "This offer is at capacity (all its in-flight slots are busy). "
+    "Retry after {seconds} seconds. No payment was quoted or charged.",
+    REASON_BUYER_LIMIT: "You already have the most requests in flight this offer allows one "
+    "buyer. Retry after {seconds} seconds. This request was not charged.",
+}
+
+
+def busy_body(namespace: str, name: str, seconds: int, reason: str = REASON_SATURATED) -> bytes:
+    """The 429 body: which limit, when to retry; never x402 payment terms."""
+    body: dict[str, Any] = {"error": reason, "retryAfterSeconds": seconds}
     if _NAMESPACE.match(namespace) and len(name) <= _OFFER_PART and _NAME.match(name):
         body["offer"] = f"{namespace}/{name}"
-    body["message"] = (
-        "This offer is at capacity (its global or per-buyer in-flight limit). "
-        f"Retry after {seconds} seconds. No payment was quoted or charged."
-    )
+    body["message"] = _BUSY_MESSAGES[reason].format(seconds=seconds)
     return orjson.dumps(body)
+
+
+def busy_reason(admitted: str | None) -> str:
+    """``buyer_limit`` when the rejected request had passed the global limit (the marker the
+    route sets after it, see ADMITTED_HEADER), else ``offer_saturated``."""
+    return REASON_BUYER_LIMIT if admitted == "true" else REASON_SATURATED
 
 
 def package_version() -> str:
@@ -295,8 +315,10 @@ class _HookShell:
         """GET /busy/<namespace>/<name>: the 429 body the errors Middleware fetches."""
         seconds = retry_after_seconds(request.args.get(_RETRY), self.settings.busy_jitter_seconds)
         self.metrics.observe_busy(namespace)
-        body = busy_body(namespace, name, seconds)
-        return Response(body, 429, headers=_busy_headers(seconds), content_type=JSON)
+        reason = busy_reason(request.headers.get(ADMITTED_HEADER))
+        body = busy_body(namespace, name, seconds, reason)
+        headers = [*_busy_headers(seconds), (REJECT_REASON_HEADER, reason)]
+        return Response(body, 429, headers=headers, content_type=JSON)
 
     def healthz(self) -> Response:
         return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)

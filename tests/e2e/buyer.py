@@ -80,15 +80,21 @@ def paid(required: Mapping[str, Any], buyer: Buyer) -> dict[str, str]:
     return dict(buyer.http.encode_payment_signature_header(payload))
 
 
-def assert_busy(reply: requests.Response, retry_after: int, offer: str) -> None:
-    """429 from the busy responder: Retry-After, JSON, and nothing of x402 in it."""
+def assert_busy(
+    reply: requests.Response, retry_after: int, offer: str, reason: str = "offer_saturated"
+) -> None:
+    """429 from the busy responder: Retry-After, JSON with ``reason`` (offer_saturated or
+    buyer_limit, also in X-Obol-Reject-Reason), and nothing of x402 in it."""
     assert reply.status_code == 429, f"{reply.status_code} {dict(reply.headers)} {reply.text}"
     assert reply.headers.get("Retry-After") == str(retry_after)
     assert reply.headers.get("Content-Type", "").startswith("application/json")
     assert "PAYMENT-REQUIRED" not in reply.headers
     body = reply.json()
-    assert body["error"] == "offer_saturated"  # the hook's busy responder wrote this body
-    assert "No payment was quoted or charged" in body["message"]
+    assert body["error"] == reason  # the hook's busy responder wrote this body
+    assert reply.headers.get("X-Obol-Reject-Reason") == reason
+    assert ("not charged" if reason == "buyer_limit" else "No payment was quoted") in body[
+        "message"
+    ]
     assert body["retryAfterSeconds"] == retry_after
     assert body["offer"] == offer
     assert "accepts" not in body and "x402Version" not in body

@@ -355,7 +355,7 @@ def test_per_buyer_limit_rejects_that_buyer_only(
         mark = verifier.mark()
 
         third_a = stack.http("POST", f"{base}/v1/chat/completions", headers=paid(required, PAYER_A))
-        assert_busy(third_a, 2, "llm-sellers/qwen36-fast")
+        assert_busy(third_a, 2, "llm-sellers/qwen36-fast", "buyer_limit")
         # The per-buyer limit keys on the verified payer, so it runs after the verify-only
         # /verify (nothing is settled by it): the verifier saw A's third request, once.
         calls = verifier.calls_since(mark)

@@ -45,6 +45,25 @@ def test_saturation_is_429_with_retry_after_and_json(hook_server: HookServer) ->
     assert body["retryAfterSeconds"] == 5
     assert "Retry after 5 seconds" in str(body["message"])
     assert "No payment was quoted or charged" in str(body["message"])
+    assert headers["x-obol-reject-reason"] == "offer_saturated"
+
+
+def test_a_request_past_the_global_limit_is_told_it_hit_its_buyer_limit(
+    hook_server: HookServer,
+) -> None:
+    # The route marks requests the global limit let through (X-Obol-Admitted: true); Traefik's
+    # errors Middleware forwards the original request headers to the responder.
+    query = busy_query("llm-sellers", "qwen36-fast", 3).replace("{status}", "429")
+    response = hook_server.get(hook_server.busy_url + query, headers={"X-Obol-Admitted": "true"})
+    body = orjson.loads(response.content)
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "3"
+    assert response.headers["X-Obol-Reject-Reason"] == body["error"] == "buyer_limit"
+    assert body["retryAfterSeconds"] == 3
+    assert "Retry after 3 seconds" in str(body["message"])
+    assert "not charged" in str(body["message"])
+    other = hook_server.get(hook_server.busy_url + query, headers={"X-Obol-Admitted": "yes"})
+    assert other.headers["X-Obol-Reject-Reason"] == "offer_saturated"  # only the route's value
 
 
 def test_no_x402_terms_are_ever_returned(hook_server: HookServer) -> None:

@@ -59,6 +59,7 @@ def test_full_chain_order_puts_capacity_before_payment() -> None:
         "RequestHeaderModifier",
         "so-qwen36-fast-busy",
         "so-qwen36-fast-inflight",
+        "so-qwen36-fast-admitted",
         "so-qwen36-fast-body-limit",
         "so-qwen36-fast-x402",
         "so-qwen36-fast-buyer-inflight",
@@ -87,9 +88,22 @@ def test_admission_key_is_set_not_added_and_keys_the_global_limit() -> None:
     response = run(example("inference-qwen36-fast.yaml"))
     route = children_by_name(response)["so-qwen36-fast"]
     header = route["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"]
-    assert header == {"set": [{"name": "X-Obol-Offer-Key", "value": "llm-sellers/qwen36-fast"}]}
+    assert header == {
+        "set": [{"name": "X-Obol-Offer-Key", "value": "llm-sellers/qwen36-fast"}],
+        "remove": ["X-Obol-Admitted"],  # a client cannot claim to have passed the global limit
+    }
     limit = children_by_name(response)["so-qwen36-fast-inflight"]["spec"]["inFlightReq"]
     assert limit == {"amount": 8, "sourceCriterion": {"requestHeaderName": "X-Obol-Offer-Key"}}
+
+
+def test_a_buyer_limit_below_the_global_one_marks_admitted_requests() -> None:
+    # The busy responder tells a per-buyer 429 from a saturated offer by this marker.
+    names = children_by_name(run(example("inference-qwen36-fast.yaml")))
+    marker = names["so-qwen36-fast-admitted"]["spec"]
+    assert marker == {"headers": {"customRequestHeaders": {"X-Obol-Admitted": "true"}}}
+    offer = example("inference-qwen36-fast.yaml")
+    del offer["spec"]["capacity"]["perBuyerMaxInFlight"]
+    assert "so-qwen36-fast-admitted" not in children_by_name(run(offer))
 
 
 def test_buyer_limit_keys_on_the_verified_payer_header() -> None:

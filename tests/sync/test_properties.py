@@ -127,6 +127,8 @@ def expected_order(spec: dict[str, Any], streams: bool) -> list[str]:
     order = []
     if capacity:
         order += ["RequestHeaderModifier", "busy", "inflight"]
+        if "perBuyerMaxInFlight" in capacity:
+            order.append("admitted")  # marks requests the global limit let through
     if body is not None and not streams:
         order.append("body-limit")
     order.append("x402")

@@ -283,8 +283,11 @@ def test_render_in_the_seller_proxy_gate_names_the_gate_and_has_no_forward_auth(
         {"group": "traefik.io", "kind": "TraefikService", "name": "so-qwen36-fast-verifier",
          "weight": 1}
     ]  # fmt: skip
-    assert [f["type"] for f in route["filters"]] == [
-        "RequestHeaderModifier", "ExtensionRef", "ExtensionRef"
+    # offer key, errors (429), global inFlightReq, admitted marker (the verifier's per-buyer
+    # 429 is then named buyer_limit); nothing after: the backend is the verifier.
+    assert [f.get("extensionRef", {}).get("name", f["type"]) for f in route["filters"]] == [
+        "RequestHeaderModifier", "so-qwen36-fast-busy", "so-qwen36-fast-inflight",
+        "so-qwen36-fast-admitted",
     ]  # fmt: skip
     service = next(
         c for c in children if c["kind"] == "Service" and "verifier" in c["metadata"]["name"]
