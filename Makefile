@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install install-test lint typecheck upstream-crds unit e2e-binaries e2e test goldens bench serve
+.PHONY: install install-test lint typecheck upstream-crds unit e2e-binaries e2e test goldens bench bench-dataplane wrk serve
 
 install:
 	$(PIP) install --quiet .
@@ -44,10 +44,16 @@ test: install-test e2e-binaries
 	$(PYTHON) -m pytest -m slow
 	$(PYTHON) -m pytest -m "not slow"
 
-# Benchmarks side by side with a bare-Flask ceiling (needs wrk; not part of `test`).
-bench: install-test
+# Benchmarks (need wrk; not part of `test`): the hook's floor side by side with bare Flask, and
+# the data plane through real Traefik on the e2e binaries.
+wrk:
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+bench: install-test wrk
 	$(PYTHON) tests/bench/run.py
+
+bench-dataplane: install-test e2e-binaries wrk
+	$(PYTHON) tests/bench/dataplane.py
 
 # Rewrite the golden responses from today's sync() over the frozen request fixtures (which are
 # written by hand, never by the hook: tests/fixtures/sync/README.md); review the diff.

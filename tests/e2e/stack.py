@@ -573,6 +573,15 @@ class Stack:
                 out.append(f"<diagnostics callback failed: {exc!r}>")
         return "\n".join(out)
 
+    def process(self, name: str) -> ManagedProcess:
+        """A process the stack started (``etcd``, ``kube-apiserver``, ``traefik``, a helper from
+        :meth:`start_process` or a stand-in server), by name; for reading its PID."""
+        found = [p for p in self._procs if p.name == name]
+        found += [server.proc for server in self._servers if server.name == name]
+        if not found:
+            raise StackError(f"no process named {name!r} in this stack")
+        return found[-1]
+
     def add_diagnostics(self, callback: Callable[[], str]) -> None:
         """Also print ``callback()`` in :meth:`diagnostics` (e.g. a test driver's history)."""
         self._diagnostics.append(callback)
