@@ -419,6 +419,7 @@ class Stack:
 
     ``quiet=True`` is for load (the benchmarks): Traefik logs at ERROR instead of DEBUG and
     writes no access log, so neither its CPU nor the disk measures the logging.
+    ``metrics=True`` serves Traefik's Prometheus metrics at ``traefik_api_url + "/metrics"``.
     """
 
     def __init__(
@@ -430,9 +431,11 @@ class Stack:
         keep_workdir: bool = False,
         start_timeout: float = 120.0,
         quiet: bool = False,
+        metrics: bool = False,
     ) -> None:
         self.binaries = binaries or Binaries.find()
         self.quiet = quiet
+        self.metrics = metrics
         self.extra_crds = [Path(p) for p in extra_crds]
         self.use_netns = use_netns
         self.keep_workdir = keep_workdir or os.environ.get("OBOL_E2E_KEEP") == "1"
@@ -898,26 +901,47 @@ class Stack:
     # -- Traefik -------------------------------------------------------------------------------
 
     def _start_traefik(self) -> None:
-        api_port = free_port()
-        self.web_url = f"http://127.0.0.1:{self.web_port}"
-        self.traefik_api_url = f"http://127.0.0.1:{api_port}"
+        self.web_url, self.traefik_api_url, proc = self._traefik_process("traefik", "127.0.0.1")
+
+        def gateway_programmed() -> bool:
+            proc.check_alive()
+            gw = self.get("gateway", GATEWAY_NAME, GATEWAY_NAMESPACE) or {}
+            return _condition_true(gw, "Programmed")
+
+        wait_until(
+            gateway_programmed, timeout=60, what="Gateway Programmed=True by Traefik", interval=0.5
+        )
+
+    def start_gateway_replica(self, name: str, host: str) -> tuple[str, str]:
+        """A further Traefik process serving the same Gateway from the same API server, as a
+        second gateway replica does: its ``web`` entry point on ``host`` (another loopback
+        address, e.g. ``127.0.0.2``) and the Gateway listener's port. Returns its web URL and its
+        API URL; it is stopped with the stack."""
+        web_url, api_url, _ = self._traefik_process(name, host)
+        return web_url, api_url
+
+    def _traefik_process(self, name: str, host: str) -> tuple[str, str, ManagedProcess]:
+        """Start one Traefik watching this stack, wait for its /ping; (web URL, API URL, proc)."""
+        api_port = free_port(host)
+        web_url = f"http://{host}:{self.web_port}"
+        api_url = f"http://{host}:{api_port}"
         kube = {
             "endpoint": self.api_url,
             "token": self.token,
             "certAuthFilePath": str(self.ca_file),
         }
-        config = {
+        config: dict[str, Any] = {
             # Never phone home: no version check, no anonymous usage statistics.
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
             "entryPoints": {
-                "web": {"address": f"127.0.0.1:{self.web_port}"},
-                "traefik": {"address": f"127.0.0.1:{api_port}"},
+                "web": {"address": f"{host}:{self.web_port}"},
+                "traefik": {"address": f"{host}:{api_port}"},
             },
             "api": {"insecure": True, "dashboard": False},
             "ping": {"entryPoint": "traefik"},
             "log": {
                 "level": "ERROR" if self.quiet else "DEBUG",
-                "filePath": str(self.log_dir / "traefik.log"),
+                "filePath": str(self.log_dir / f"{name}.log"),
                 "noColor": True,
             },
             "providers": {
@@ -930,35 +954,29 @@ class Stack:
                 "kubernetesGateway": dict(kube),
             },
         }
+        if self.metrics:
+            config["metrics"] = {"prometheus": {"entryPoint": "traefik"}}
         if not self.quiet:
             config["accessLog"] = {
-                "filePath": str(self.log_dir / "traefik-access.log"),
+                "filePath": str(self.log_dir / f"{name}-access.log"),
                 "format": "json",
             }
-        config_file = self.workdir / "traefik.yaml"
+        config_file = self.workdir / f"{name}.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         proc = ManagedProcess(
-            "traefik",
+            name,
             [self.binaries.traefik, f"--configFile={config_file}"],
-            self.log_dir / "traefik-stdout.log",
+            self.log_dir / f"{name}-stdout.log",
         )
         self._procs.append(proc)
         proc.start(env=self._child_env())
 
         def pinged() -> bool:
             proc.check_alive()
-            return requests.get(f"{self.traefik_api_url}/ping", timeout=2).status_code == 200
+            return requests.get(f"{api_url}/ping", timeout=2).status_code == 200
 
-        wait_until(pinged, timeout=60, what="traefik /ping")
-
-        def gateway_programmed() -> bool:
-            proc.check_alive()
-            gw = self.get("gateway", GATEWAY_NAME, GATEWAY_NAMESPACE) or {}
-            return _condition_true(gw, "Programmed")
-
-        wait_until(
-            gateway_programmed, timeout=60, what="Gateway Programmed=True by Traefik", interval=0.5
-        )
+        wait_until(pinged, timeout=60, what=f"{name} /ping")
+        return web_url, api_url, proc
 
     def traefik_api(self, path: str) -> Any:
         """GET a Traefik API path (e.g. ``/api/http/routers``) and return the JSON."""
