@@ -434,7 +434,9 @@ SHELL_ENVIRONMENT: tuple[ShellVariable, ...] = (
         "Listen address of the busy responder (GET /busy/...); the same value as"
         " OBOL_BIND serves everything on one listener.",
     ),
-    ShellVariable(WORKERS, str(DEFAULT_WORKERS), "gunicorn sync worker processes."),
+    ShellVariable(
+        WORKERS, str(DEFAULT_WORKERS), "gunicorn worker processes (one request thread each)."
+    ),
     ShellVariable(
         HOOK_TOKEN,
         "(none)",

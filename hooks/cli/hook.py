@@ -71,7 +71,7 @@ Other settings come from OBOL_* environment variables (see the README).
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    help="gunicorn sync workers [env OBOL_WORKERS; 2].",
+    help="gunicorn worker processes [env OBOL_WORKERS; 2].",
 )
 def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
     """Serve the sync hook and the busy responder with gunicorn."""

@@ -3,11 +3,12 @@
 ``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.config`
 (``OBOL_BIND``, ``OBOL_BUSY_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``) or is fixed here:
 
-* ``sync`` workers (:mod:`hooks.server.gunicorn_worker`: gunicorn's own, plus a 1 s limit for the
-  first byte so idle connections cannot hold a worker), 2 by default: on 2 cores they beat
-  ``gthread`` on p99 by 2.5-4x at Metacontroller's concurrency
-  (shared/reference/perf-baseline.md); the hook does no I/O, so threads buy nothing but GIL
-  contention.
+* 2 worker processes by default, each ``gthread`` with ONE request thread
+  (:mod:`hooks.server.gunicorn_worker`, which also keeps silent or stalled clients off that
+  thread): the busy listener keeps connections alive (``keepalive`` 5 s), so the gateway's busy
+  429s reuse them instead of a TCP connect per 429; the sync listener closes after each answer;
+  each worker serves one request at a time (the hook does no I/O, so more threads would buy
+  nothing but GIL contention).
 * Two binds, the sync and the busy listener (one if they are the same address); the app routes
   by listening port (see :mod:`hooks.server.app`).
 * ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
@@ -53,7 +54,9 @@ _config = load_config()
 wsgi_app = "hooks.server.app:create_app()"
 bind = _config.binds
 workers = _config.workers
-worker_class = "hooks.server.gunicorn_worker.FirstByteTimeoutSyncWorker"
+worker_class = "hooks.server.gunicorn_worker.OneThreadWorker"
+threads = 1
+keepalive = 5  # seconds an idle connection stays open (Go clients keep theirs 90 s)
 timeout = 30
 graceful_timeout = 20
 preload_app = False

@@ -1,39 +1,83 @@
-"""gunicorn's ``sync`` worker, made immune to connections that stall.
+"""gunicorn's ``gthread`` worker with one request thread: keep-alive for the gateway, no stalls.
 
-A sync worker serves one connection at a time and, once it has accepted one, blocks reading it
-until gunicorn's worker timeout (30 s). A client that connects and sends nothing, or part of a
-request (a port scanner, a broken proxy, a hostile pod), would so stop every sync for 30 s with
-two such connections. This worker closes a connection that sends nothing for
-:data:`FIRST_BYTE_TIMEOUT`, and gives every later read or write of the request
-:data:`IO_TIMEOUT`. Metacontroller, Traefik and kubelet probes send their whole request the
-moment they connect, so neither limit ever touches them.
+Why ``gthread`` with one thread: the gateway asks the busy responder once for every 429 of a
+saturated offer, over connections it keeps alive. gunicorn's ``sync`` worker closes every
+connection after one answer, so each busy 429 cost a TCP connect and close on both sides
+(measured through Traefik: about 3x the gateway's CPU per 429, ``tests/bench/dataplane.py``).
+``gthread`` keeps idle connections in a poller on the worker's main thread and hands a request to
+its pool when one arrives; with a pool of one thread a worker still serves one request at a time,
+like ``sync``, so requests never contend for the GIL (16 threads on 2 cores made p99 3-4x worse in
+shared/reference/perf-baseline.md).
 
-Everything else is gunicorn's ``SyncWorker``, which on 2 cores beats ``gthread`` on p99 at
-Metacontroller's concurrency (see :mod:`hooks.server.gunicorn_conf`). Shell code: never imported by
-the pure core.
+Only the busy listener keeps connections alive (when it has its own port). The sync listener
+answers ``Connection: close`` as the ``sync`` worker did: Metacontroller's request rate is low, and
+a worker that dies then loses at most the one sync it was serving, never the syncs queued on
+connections it was keeping.
+
+A connection that connects and sends nothing, or part of a request (a port scanner, a broken
+proxy, a hostile pod), must not hold the one thread. gunicorn's own ``gthread`` waits up to 5 s in
+the thread for a first byte and then reads without a time limit. Here a connection with nothing
+to read after :data:`FIRST_BYTE_WAIT` goes back to the poller (no thread is used while it waits;
+gunicorn closes it after ``keepalive`` seconds); every read or write of a request that stalls for
+:data:`IO_TIMEOUT` fails at the socket (``SO_RCVTIMEO`` / ``SO_SNDTIMEO``), which gunicorn answers
+by closing the connection; and a request whose body the app refused unread closes its connection
+instead of being drained. Metacontroller, Traefik and kubelet probes send their whole request the
+moment they connect, so none of these limits touches them.
+
+Shell code: never imported by the pure core.
 """
 
 from __future__ import annotations
 
-import select
 import socket
+import struct
+import time
 from typing import Any
 
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers import gthread
 
-FIRST_BYTE_TIMEOUT = 1.0  # seconds an accepted connection may stay silent
-IO_TIMEOUT = 2.0  # seconds any one read or write of a request may stall
+from hooks.config import load_config
+
+FIRST_BYTE_WAIT = 0.1  # seconds a new connection may hold the thread before it has sent a byte
+DRAIN_WAIT = 0.05  # seconds to wait for the rest of a body the app did not read (a refusal)
+IO_TIMEOUT = 2  # seconds any one read or write of a request may stall
+_TIMEVAL = struct.pack("ll", IO_TIMEOUT, 0)
 
 
-class FirstByteTimeoutSyncWorker(SyncWorker):  # type: ignore[misc]
-    """``SyncWorker`` that drops silent connections and bounds every stalled read or write."""
+class OneThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """``gthread.ThreadWorker`` whose thread never waits on a silent or stalled client, and
+    that keeps connections alive on the busy listener only."""
 
-    def handle(self, listener: Any, client: socket.socket, addr: Any) -> None:
-        readable, _, _ = select.select([client], [], [], FIRST_BYTE_TIMEOUT)
-        if not readable:
-            self.log.debug("Closing a connection that sent nothing: %s", addr)
-            client.close()  # not close_graceful: it would wait for the silent client again
-            return
-        # A stalled read then raises TimeoutError, which gunicorn logs and answers by closing.
-        client.settimeout(IO_TIMEOUT)
-        super().handle(listener, client, addr)
+    keep_alive_port: int | None = None  # None: every listener keeps connections alive
+
+    def init_process(self) -> None:
+        config = load_config()
+        if config.sync_port != config.busy_port and config.busy_port is not None:
+            self.keep_alive_port = config.busy_port
+        super().init_process()
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        if self.keep_alive_port is not None:
+            server = conn.server
+            port = server[1] if isinstance(server, tuple) else None
+            if port != self.keep_alive_port:
+                req.must_close = True  # gunicorn answers "Connection: close" and closes
+        return super().handle_request(req, conn)
+
+    def handle(self, conn: Any) -> Any:
+        if not conn.initialized:
+            if not conn.data_ready and not conn.wait_for_data(FIRST_BYTE_WAIT):
+                return gthread._DEFER  # back to the poller: wait there, not in the thread
+            # Kernel-level limits, set once per connection: they survive gunicorn's
+            # setblocking(True) before it reads.
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TIMEVAL)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL)
+        return super().handle(conn)
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        """Keep the connection only if the request's body is all read: a body the app refused
+        unread (401, 413) closes it at once instead of being drained in the thread for up to
+        gunicorn's 5 s."""
+        if not keepalive:
+            return False
+        return bool(conn.parser.finish_body(deadline=time.monotonic() + DRAIN_WAIT))

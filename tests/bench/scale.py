@@ -175,7 +175,7 @@ def run(count: int) -> dict[str, Any]:
                         writes["created"] += len(result.created)
                         writes["updated"] += len(result.updated)
                         writes["status"] += int(result.status_written)
-                        if result.writes:
+                        if result.child_writes:
                             last_write = time.monotonic()
                 progress(f"pass {passes}: {len(pending) - len(still)} Ready, {len(still)} left")
                 pending = still

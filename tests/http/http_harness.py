@@ -1,4 +1,4 @@
-"""Harness for the HTTP tests: run ``obol hook serve`` (gunicorn, sync workers) as a subprocess.
+"""Harness for the HTTP tests: run ``obol hook serve`` (real gunicorn) as a subprocess.
 
 Test-design notes:
 

@@ -14,7 +14,9 @@ Test-design notes:
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -124,3 +126,27 @@ def test_jitter_stays_within_zero_to_the_configured_seconds(jitter_server: HookS
 def test_no_jitter_by_default(hook_server: HookServer) -> None:
     values = {busy(hook_server, "/busy/ns/offer?retryAfter=4")[1]["retry-after"] for _ in range(20)}
     assert values == {"4"}
+
+
+def test_the_gateway_keeps_its_connection_to_the_responder(hook_server: HookServer) -> None:
+    # Traefik keeps connections to the busy Service alive; a TCP connect per 429 cost it about
+    # 3x the CPU (tests/bench/dataplane.py). Three 429s over one connection, none closing it.
+    parts = urlsplit(hook_server.busy_url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        for _ in range(3):
+            connection.request("GET", "/busy/llm-sellers/qwen36-fast?retryAfter=2&status=429")
+            response = connection.getresponse()
+            assert response.status == 429
+            assert orjson.loads(response.read())["error"] == "offer_saturated"
+            assert (response.getheader("Connection") or "").lower() != "close"
+            assert connection.sock is not None  # still the same open connection
+    finally:
+        connection.close()
+
+
+def test_the_sync_listener_closes_after_each_answer(hook_server: HookServer) -> None:
+    # Only the busy listener keeps connections: a worker that dies loses at most its one sync.
+    response = hook_server.get(hook_server.sync_url + "/healthz")
+    assert response.status_code == 200
+    assert response.headers.get("Connection", "").lower() == "close"

@@ -10,11 +10,11 @@ Design notes:
   404 on the busy port, and malformed HTTP that gunicorn itself refuses before Flask runs (those
   answers are gunicorn's HTML, not JSON; Metacontroller's Go client never sends such requests).
 * Raw sockets where ``requests`` would fix the request up; every socket has a short timeout.
-* Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn sync worker would
-  block on each until the 30 s worker timeout; hooks/server/gunicorn_worker.py closes a connection
-  that
-  sends nothing for 1 s and bounds every later stalled read at 2 s, so two idle or half-sent
-  connections delay a sync by a few seconds, inside Metacontroller's 5 s hook timeout.
+* Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn worker would block
+  on each (``sync``: until the 30 s worker timeout); hooks/server/gunicorn_worker.py sends a
+  connection that has sent nothing after 0.1 s back to its poller and bounds every later stalled
+  read at 2 s, so two idle or half-sent connections delay a sync by a few seconds at most, inside
+  Metacontroller's 5 s hook timeout.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Design notes:
 
-* The server is ``obol hook serve`` with the default 2 sync workers and a 256 KiB body cap (so
+* The server is ``obol hook serve`` with the default 2 workers and a 256 KiB body cap (so
   oversized bodies are cheap to send); the default answer cache stays on.
 * The mix (``load.py``): 300 distinct offers' sync requests (90 % existing with live children,
   2 % of those with a bad edit) at half the weight, and every hostile kind at the rest: invalid

@@ -2,14 +2,15 @@
 
 Design notes:
 
-* The real server (``obol hook serve``, 2 sync workers) gets valid sync requests for 300
+* The real server (``obol hook serve``, 2 one-thread workers) gets valid sync requests for 300
   distinct offers from four client threads. Each answer is checked to be a 200 for *its own*
   offer (``status.endpoint``) with children for an existing offer, so a mixed-up or partial
   answer would be caught, not only a wrong status.
 * While the clients run, one worker (a child of the master, from ``/proc``) gets SIGKILL;
-  gunicorn's master starts a new one. A sync worker serves one connection at a time and the
-  listening socket is shared (connections waiting in the kernel's accept queue belong to no
-  worker), so at most the one request that worker was serving can fail, as a connection error;
+  gunicorn's master starts a new one. A worker serves one request at a time, the sync listener
+  closes every connection after its answer, and the listening socket is shared (connections
+  waiting in the kernel's accept queue belong to no worker), so at most the one request that
+  worker was serving can fail, as a connection error;
   the bound is therefore one connection error per kill, and every answer that arrives is right.
 * After the kills, the master must have its full worker count again (new PIDs) and a follow-up
   batch must succeed without a single error. ``-m slow``: five kills over a 20 s load.
