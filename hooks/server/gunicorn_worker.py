@@ -9,7 +9,9 @@ its pool when one arrives; with a pool of one thread a worker still serves one r
 like ``sync``, so requests never contend for the GIL (16 threads on 2 cores made p99 3-4x worse in
 shared/reference/perf-baseline.md).
 
-Only the busy listener keeps connections alive (when it has its own port). The sync listener
+A worker accepts a new connection only while its thread is free, as a ``sync`` worker does, so
+connections wait in the kernel's accept queue for whichever worker is idle. Only the busy listener
+keeps connections alive (when it has its own port). The sync listener
 answers ``Connection: close`` as the ``sync`` worker did: Metacontroller's request rate is low, and
 a worker that dies then loses at most the one sync it was serving, never the syncs queued on
 connections it was keeping.
@@ -49,12 +51,29 @@ class OneThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     that keeps connections alive on the busy listener only."""
 
     keep_alive_port: int | None = None  # None: every listener keeps connections alive
+    in_thread = 0  # requests handed to the thread pool and not finished
 
     def init_process(self) -> None:
         config = load_config()
         if config.sync_port != config.busy_port and config.busy_port is not None:
             self.keep_alive_port = config.busy_port
         super().init_process()
+
+    # Accept a new connection only while the thread is free, as the sync worker did: a busy
+    # worker leaves it in the kernel's queue for an idle one instead of queueing it behind its
+    # own request (where it would wait longer, and die with this worker if it is killed).
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self.in_thread < self.cfg.threads)
+
+    def enqueue_req(self, conn: Any) -> None:
+        self.in_thread += 1
+        self.set_accept_enabled(False)
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self.in_thread -= 1
+        super().finish_request(conn, fs)
+        self.set_accept_enabled(self.alive and self.nr_conns < self.worker_connections)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         if self.keep_alive_port is not None:
