@@ -237,7 +237,7 @@ def report(results: dict[str, Any]) -> str:
         ("hook CPU (master + 2 workers)", f"{results['hook_cpu_s']:.1f} s, "
          f"{results['hook_cpu_s'] / max(results['syncs'], 1) * 1e6:.0f} µs per sync"),
         ("Traefik configuration reloads", f"{results['traefik_reloads']:.0f}; the last "
-         f"{results['traefik_last_reload_after_last_write_s']:.1f} s after the last write; "
+         f"{results['traefik_last_reload_after_last_write_s']:.1f} s after the last child write; "
          f"{results['routers']:,} routers"),
         ("Traefik RSS", f"{results['traefik_rss_mib_before']:.0f} MiB before, "
          f"{results['traefik_rss_mib_after']:.0f} MiB after"),
