@@ -9,12 +9,12 @@ its pool when one arrives; with a pool of one thread a worker still serves one r
 like ``sync``, so requests never contend for the GIL (16 threads on 2 cores made p99 3-4x worse in
 shared/reference/perf-baseline.md).
 
-A worker accepts a new connection only while its thread is free, as a ``sync`` worker does, so
-connections wait in the kernel's accept queue for whichever worker is idle. Only the busy listener
-keeps connections alive (when it has its own port). The sync listener
+Only the busy listener keeps connections alive (when it has its own port). The sync listener
 answers ``Connection: close`` as the ``sync`` worker did: Metacontroller's request rate is low, and
-a worker that dies then loses at most the one sync it was serving, never the syncs queued on
-connections it was keeping.
+a worker accepts a sync only while it has none (so a worker that dies loses at most the one sync
+it was serving, and syncs wait in the kernel's queue for an idle worker), and its thread takes a
+waiting sync before any waiting busy request (:class:`SyncsFirst`): a flood of busy 429s does not
+make syncs wait behind it.
 
 A connection that connects and sends nothing, or part of a request (a port scanner, a broken
 proxy, a hostile pod), must not hold the one thread. gunicorn's own ``gthread`` waits up to 5 s in
@@ -31,9 +31,15 @@ Shell code: never imported by the pure core.
 
 from __future__ import annotations
 
+import queue
+import selectors
 import socket
 import struct
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 from gunicorn.workers import gthread
@@ -46,41 +52,93 @@ IO_TIMEOUT = 2  # seconds any one read or write of a request may stall
 _TIMEVAL = struct.pack("ll", IO_TIMEOUT, 0)
 
 
+class SyncsFirst:
+    """The thread pool's work queue with sync-listener requests ahead of busy ones, so a flood of
+    busy 429s (each one cheap, but many) never makes a sync wait behind it. ``put``, ``get`` and
+    ``get_nowait`` are what ``concurrent.futures.ThreadPoolExecutor`` calls on its queue."""
+
+    def __init__(self, urgent: Callable[[Any], bool]) -> None:
+        self.urgent = urgent
+        self.ready = threading.Condition()
+        self.first: deque[Any] = deque()
+        self.rest: deque[Any] = deque()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        args = getattr(item, "args", ())  # a work item (fn, (conn,)); None asks a thread to stop
+        with self.ready:
+            (self.first if args and self.urgent(args[0]) else self.rest).append(item)
+            self.ready.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self.ready:
+            while not self.first and not self.rest:
+                if not block:
+                    raise queue.Empty
+                self.ready.wait()
+            return (self.first or self.rest).popleft()
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+
 class OneThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     """``gthread.ThreadWorker`` whose thread never waits on a silent or stalled client, and
     that keeps connections alive on the busy listener only."""
 
     keep_alive_port: int | None = None  # None: every listener keeps connections alive
-    in_thread = 0  # requests handed to the thread pool and not finished
+    syncs_in_thread = 0  # sync-listener requests handed to the thread pool and not finished
 
     def init_process(self) -> None:
         config = load_config()
         if config.sync_port != config.busy_port and config.busy_port is not None:
             self.keep_alive_port = config.busy_port
+        self._listening: set[int] = set()  # file numbers of the listeners in the poller
         super().init_process()
 
-    # Accept a new connection only while the thread is free, as the sync worker did: a busy
-    # worker leaves it in the kernel's queue for an idle one instead of queueing it behind its
-    # own request (where it would wait longer, and die with this worker if it is killed).
+    def get_thread_pool(self) -> futures.ThreadPoolExecutor:
+        pool = futures.ThreadPoolExecutor(max_workers=self.cfg.threads)
+        pool._work_queue = SyncsFirst(lambda conn: self._closes(conn.server))  # type: ignore[assignment]
+        return pool
+
+    def _closes(self, server: Any) -> bool:
+        """True for a connection (or listener) of the sync listener, when the listeners differ."""
+        port = server[1] if isinstance(server, tuple) else None
+        return self.keep_alive_port is not None and port != self.keep_alive_port
+
+    # The sync listener accepts a new connection only while no sync is in this worker, as the
+    # sync worker did: a worker busy with a sync leaves the next one in the kernel's queue for
+    # an idle worker instead of queueing it behind its own (where it would wait longer, and die
+    # with this worker if it is killed). The busy listener accepts whenever gunicorn would.
     def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled and self.in_thread < self.cfg.threads)
+        self._accepting = enabled
+        for listener in self.sockets:
+            wanted = enabled and (
+                self.syncs_in_thread == 0 or not self._closes(listener.getsockname())
+            )
+            number = listener.fileno()
+            if wanted and number not in self._listening:
+                listener.setblocking(False)
+                self.poller.register(listener, selectors.EVENT_READ, self.accept)
+                self._listening.add(number)
+            elif not wanted and number in self._listening:
+                self.poller.unregister(listener)
+                self._listening.discard(number)
 
     def enqueue_req(self, conn: Any) -> None:
-        self.in_thread += 1
-        self.set_accept_enabled(False)
+        if self._closes(conn.server):
+            self.syncs_in_thread += 1
+            self.set_accept_enabled(self._accepting)
         super().enqueue_req(conn)
 
     def finish_request(self, conn: Any, fs: Any) -> None:
-        self.in_thread -= 1
+        if self._closes(conn.server):
+            self.syncs_in_thread -= 1
         super().finish_request(conn, fs)
-        self.set_accept_enabled(self.alive and self.nr_conns < self.worker_connections)
+        self.set_accept_enabled(self._accepting)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
-        if self.keep_alive_port is not None:
-            server = conn.server
-            port = server[1] if isinstance(server, tuple) else None
-            if port != self.keep_alive_port:
-                req.must_close = True  # gunicorn answers "Connection: close" and closes
+        if self._closes(conn.server):
+            req.must_close = True  # gunicorn answers "Connection: close" and closes
         return super().handle_request(req, conn)
 
     def handle(self, conn: Any) -> Any:

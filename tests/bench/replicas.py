@@ -32,17 +32,16 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 import requests  # noqa: E402
 
-from tests.bench.dataplane import CachedRoutes  # noqa: E402
 from tests.bench.run import progress  # noqa: E402
+from tests.e2e.buyer import Buyer, paid  # noqa: E402
 from tests.e2e.driver import Driver, ready  # noqa: E402
 from tests.e2e.hook_process import start_hook  # noqa: E402
 from tests.e2e.kube import KubeClient  # noqa: E402
 from tests.e2e.stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until  # noqa: E402
-from tests.e2e.verifier_stub import VerifierStub, payment_header  # noqa: E402
+from tests.e2e.verifier_stub import start_verifier  # noqa: E402
 
 NAMESPACE = "replicas"
 PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
-PAYER = "0x" + "a1" * 20
 REPLICAS = 2
 LIMITS = (4, 5)
 PATTERNS = {
@@ -125,8 +124,10 @@ def probe(
 def run() -> dict[str, Any]:
     with Stack(extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"], quiet=True) as stack:
         kube = KubeClient(stack.api_url, stack.token, stack.ca_file)
-        routes = CachedRoutes(kube)
-        verifier = VerifierStub(routes).start()
+        buyer = Buyer()
+        verifier = start_verifier(
+            stack.api_url, stack.token, str(stack.ca_file), funded=[buyer.address]
+        )
         try:
             hook = start_hook(
                 stack,
@@ -145,7 +146,6 @@ def run() -> dict[str, Any]:
             stack.apply(*offers)
             for item in offers:
                 driver.converge(NAMESPACE, item["metadata"]["name"], ready, timeout=90)
-            routes.refresh()
             for item in offers:
                 path = f"/services/{item['metadata']['name']}/x"
                 for url in replicas.values():
@@ -157,11 +157,7 @@ def run() -> dict[str, Any]:
                         what=f"402 from {url}{path}",
                     )
             required = requests.get(f"{stack.web_url}/services/cap-4/x", timeout=5).json()
-            headers = {
-                "PAYMENT-SIGNATURE": payment_header(
-                    required["accepts"][0], PAYER, required["resource"]["url"]
-                )
-            }
+            headers = paid(required, buyer)  # verify-only: one authorization serves every hold
             time.sleep(1.0)  # let both replicas settle on the last configuration
             found: dict[str, Any] = {}
             for limit in LIMITS:

@@ -42,14 +42,13 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 import requests  # noqa: E402
 
-from tests.bench.dataplane import CachedRoutes  # noqa: E402
 from tests.bench.run import machine, progress  # noqa: E402
 from tests.bench.servers import children_of, process_cpu_seconds, process_rss_bytes  # noqa: E402
 from tests.e2e.driver import Driver, SyncResult, ready  # noqa: E402
 from tests.e2e.hook_process import start_hook  # noqa: E402
 from tests.e2e.kube import KubeClient  # noqa: E402
 from tests.e2e.stack import REPO_ROOT, Stack  # noqa: E402
-from tests.e2e.verifier_stub import VerifierStub  # noqa: E402
+from tests.e2e.verifier_stub import start_verifier  # noqa: E402
 
 NAMESPACES = 10
 WORKERS = 5  # Metacontroller's default --workers
@@ -134,9 +133,7 @@ def run(count: int) -> dict[str, Any]:
     with Stack(
         extra_crds=[REPO_ROOT / "crds" / "serviceoffer.yaml"], quiet=True, metrics=True
     ) as stack:
-        kube = KubeClient(stack.api_url, stack.token, stack.ca_file)
-        routes = CachedRoutes(kube)  # read again before the 402s are asked
-        verifier = VerifierStub(routes).start()
+        verifier = start_verifier(stack.api_url, stack.token, str(stack.ca_file))
         try:
             hook = start_hook(
                 stack, verifier_url=verifier.verify_url, extra_env={"OBOL_LOG_LEVEL": "info"}
@@ -190,7 +187,6 @@ def run(count: int) -> dict[str, Any]:
             quoted: set[str] = set()
             session = requests.Session()
             while len(quoted) < count and time.monotonic() - started < DEADLINE_S:
-                routes.refresh()
                 for _, name in keys:
                     if name in quoted:
                         continue
