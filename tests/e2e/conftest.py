@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from .driver import Driver
+from .hook_process import HookServer, start_hook
 from .kube import KubeClient
 from .stack import REPO_ROOT, Binaries, BinariesMissing, Netns, Stack
+from .verifier_stub import VerifierStub
 
 
 @contextlib.contextmanager
@@ -83,3 +86,17 @@ def kube(stack: Stack) -> Iterator[KubeClient]:
     client = KubeClient(stack.api_url, stack.token, stack.ca_file)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def hook(stack: Stack, verifier: VerifierStub) -> HookServer:
+    """``obol hook serve`` with its forwardAuth pointed at the module's ``verifier`` fixture."""
+    return start_hook(stack, verifier_url=verifier.verify_url)
+
+
+@pytest.fixture(scope="module")
+def driver(stack: Stack, kube: KubeClient, hook: HookServer) -> Driver:
+    """The Metacontroller stand-in on the module's Stack and its ``hook`` fixture."""
+    d = Driver(kube, hook.sync_endpoint)
+    stack.add_diagnostics(d.diagnostics)
+    return d

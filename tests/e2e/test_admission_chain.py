@@ -45,7 +45,7 @@ from hooks.core import api
 from .buyer import Buyer, Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import print_diagnostics_on_failure
 from .driver import Driver, HookError, condition, ready
-from .hook_process import HookServer, start_hook
+from .hook_process import HookServer
 from .kube import KubeClient, collection_path
 from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
 from .verifier_stub import VerifierStub, start_verifier
@@ -131,18 +131,6 @@ def verifier(stack: Stack, kube: KubeClient) -> Iterator[VerifierStub]:
     stack.add_diagnostics(recent)
     yield stub
     stub.stop()
-
-
-@pytest.fixture(scope="module")
-def hook(stack: Stack, verifier: VerifierStub) -> HookServer:
-    return start_hook(stack, verifier_url=verifier.verify_url)
-
-
-@pytest.fixture(scope="module")
-def driver(stack: Stack, kube: KubeClient, hook: HookServer) -> Driver:
-    d = Driver(kube, hook.sync_endpoint)
-    stack.add_diagnostics(d.diagnostics)
-    return d
 
 
 @pytest.fixture(scope="module")

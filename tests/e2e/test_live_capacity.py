@@ -89,13 +89,6 @@ def hook(stack: Stack, verifier: VerifierStub, upstream: HTTPServerProcess) -> H
 
 
 @pytest.fixture(scope="module")
-def driver(stack: Stack, kube: KubeClient, hook: HookServer) -> Driver:
-    d = Driver(kube, hook.sync_endpoint)
-    stack.add_diagnostics(d.diagnostics)
-    return d
-
-
-@pytest.fixture(scope="module")
 def offer(stack: Stack, driver: Driver) -> None:
     stack.apply(OFFER)
     driver.converge(NS, NAME, ready, timeout=60)
