@@ -6,11 +6,11 @@ handler. For an offer with a capacity envelope the chain is::
 
     1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
     1b. rateLimit    [opt]    obol-stack's limits.rps, per offer (Traefik's own 429 + Retry-After)
-    2. errors        (429)    turns every 429 below into Retry-After + a JSON body, no 402 terms
-    3. inFlightReq   global   maxInFlight / gateway replicas, keyed on the header from step 1
+    2. buffering     [opt]    reads the whole body first; 413 over maxBodyBytes (not streaming)
+    3. errors        (429)    turns every 429 below into Retry-After + a JSON body, no 402 terms
+    4. inFlightReq   global   maxInFlight / gateway replicas, keyed on the header from step 1
        headers       [opt]    marks the request admitted (ADMITTED_HEADER), only when a
                               per-buyer limit sits below, so the busy responder can name it
-    4. buffering     [opt]    413 for bodies over maxBodyBytes (only if the offer does not stream)
     5. forwardAuth   x402     402 with payment terms for unpaid requests; verify-only
     6. inFlightReq   buyer    [opt] perBuyerMaxInFlight, keyed on the verified payer header
     7. URLRewrite             /services/<name>/x -> /x, last, so the verifier sees the public path
@@ -19,18 +19,28 @@ Why this order:
 
 * Step 1 *sets* the key, overwriting whatever a client sent, so there is exactly one counter per
   offer. Traefik's default key is the client-chosen Host header (one bucket per spelling).
-* Step 3 runs before step 5, so a saturated offer rejects unpaid *and* paid requests before the
+* Step 4 runs before step 5, so a saturated offer rejects unpaid *and* paid requests before the
   verifier is asked: no quote is built and no payment is verified or charged.
-* Step 4 runs before step 5, so an oversized body never gets a quote.
+* Step 2 runs before step 5, so an oversized body never gets a quote.
+* Step 2 runs before step 4, so a slow body holds no slot: buffering reads the whole body before
+  the in-flight counter is taken, and a client trickling its body (unpaid, or never finishing)
+  waits in Traefik's read, bounded by the entry point's read timeout, while the offer's slots stay
+  free for paying buyers. The price: a saturated offer reads a body before it answers 429, and an
+  oversized body gets 413 even when the offer is saturated (still no quote, no charge). An offer
+  that streams, or declares no maxBodyBytes, has no buffering step: there a body is still read
+  while its request holds a slot (README, "Bad input").
+* Step 3 sits below step 2 because buffering hands the rest of the chain a copy of the request:
+  the errors Middleware must see the same copy as the admitted marker (and the busy responder
+  the rejected request's own headers, such as the payer's).
 * Step 1b (``limits.rps``) also runs before step 5, so a rate-limited request is never quoted; it
-  sits outside step 2, so its 429 keeps the Retry-After Traefik's rateLimit computes. It keys on
+  sits outside step 3, so its 429 keeps the Retry-After Traefik's rateLimit computes. It keys on
   the header from step 1: one token bucket per offer (average = rps, burst = 2 x rps, as
   obol-stack renders it), divided across gateway replicas like the in-flight ceiling.
 * Step 6 can only key on a payer after verification. Its 429 therefore comes after /verify,
   which is safe only because the forwardAuth verifier is verify-only (settlement happens after the
-  upstream answers); step 2 still gives it Retry-After.
-* Without a capacity envelope, steps 1, 2, 3 and 6 and the busy Service are left out: the route
-  is the plain paid route it always was (plus step 4 if a body limit is declared, and steps 1 and
+  upstream answers); step 3 still gives it Retry-After.
+* Without a capacity envelope, steps 1, 3, 4 and 6 and the busy Service are left out: the route
+  is the plain paid route it always was (plus step 2 if a body limit is declared, and steps 1 and
   1b if a rate is).
 
 With ``OBOL_VERIFIER_SETTLEMENT=on-verify`` (a forward-auth verifier that settles as it accepts)
@@ -41,9 +51,9 @@ The seller-proxy gate (``OBOL_PAYMENT_GATE=seller-proxy``) keeps only the capaci
 
     1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
     1b. rateLimit    [opt]
-    2. errors        (429)
-    3. inFlightReq   global
-    4. buffering     [opt]
+    2. buffering     [opt]
+    3. errors        (429)
+    4. inFlightReq   global
     backend: TraefikService so-<name>-verifier -> ExternalName Service so-<name>-verifier
              -> the verifier's proxy, which sees the public path, verifies, proxies to the
              upstream and settles only when the upstream answered below 400
@@ -191,13 +201,13 @@ def route_filters(
         filters.append({"type": "RequestHeaderModifier", "requestHeaderModifier": modifier})
     if limits.rate_limit_average is not None:
         filters.append(_extension_ref(names.rate_limit))
+    if limits.body_limit_bytes is not None:
+        filters.append(_extension_ref(names.body_limit))
     if capacity:
         filters.append(_extension_ref(names.busy_errors))
         filters.append(_extension_ref(names.global_in_flight))
         if limits.marks_admission:
             filters.append(_extension_ref(names.admitted))
-    if limits.body_limit_bytes is not None:
-        filters.append(_extension_ref(names.body_limit))
     if settings.seller_proxy:
         # The backend is the verifier's proxy: it must see the public path, and it knows the
         # payer only after verifying, so neither a rewrite nor a per-buyer step belongs here.
@@ -232,9 +242,9 @@ def _middleware(
 def build_in_flight(
     namespace: str, names: ChildNames, name: str, component: str, amount: int, key_header: str
 ) -> Manifest:
-    """inFlightReq allowing ``amount`` requests per value of ``key_header`` (steps 3 and 6).
+    """inFlightReq allowing ``amount`` requests per value of ``key_header`` (steps 4 and 6).
 
-    Step 3 keys on the header the route sets (one bucket per offer); step 6 on the payer header
+    Step 4 keys on the header the route sets (one bucket per offer); step 6 on the payer header
     forwardAuth copies from the verifier (one bucket per verified buyer).
     """
     return _middleware(
@@ -275,7 +285,7 @@ def busy_query(namespace: str, offer: str, retry_after_seconds: int) -> str:
 def build_busy_errors(
     namespace: str, offer: str, names: ChildNames, retry_after_seconds: int, settings: Settings
 ) -> Manifest:
-    """errors Middleware catching 429 and asking the busy responder for the body (step 2)."""
+    """errors Middleware catching 429 and asking the busy responder for the body (step 3)."""
     return _middleware(
         namespace,
         names,
@@ -295,8 +305,8 @@ def build_admitted_marker(namespace: str, names: ChildNames) -> Manifest:
     """headers Middleware right after the global limit: marks the request as admitted by it
     (see :data:`ADMITTED_HEADER`), so the busy responder can name the limit a 429 came from.
 
-    It must sit before buffering, which copies the request's headers into a new map that the
-    errors Middleware above would not see.
+    It must sit in the same request copy as the errors Middleware: buffering copies the request's
+    headers into a new map, so both come after buffering (steps 3 and 4).
     """
     return _middleware(
         namespace,
@@ -308,7 +318,8 @@ def build_admitted_marker(namespace: str, names: ChildNames) -> Manifest:
 
 
 def build_body_limit(namespace: str, names: ChildNames, max_bytes: int) -> Manifest:
-    """buffering Middleware answering 413 for oversized bodies before any quote (step 4)."""
+    """buffering Middleware: the whole body read before a slot is taken; 413 over the limit
+    before any quote (step 2)."""
     return _middleware(
         namespace,
         names,
@@ -403,6 +414,8 @@ def admission_children(
                 settings.admission_key_header,
             )
         )
+    if limits.body_limit_bytes is not None:
+        children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
     capacity = spec.capacity
     if capacity is not None and limits.per_replica_max_in_flight is not None:
         children.append(
@@ -420,8 +433,6 @@ def admission_children(
         )
         if limits.marks_admission:
             children.append(build_admitted_marker(namespace, names))
-    if limits.body_limit_bytes is not None:
-        children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
     if settings.seller_proxy:
         if capacity is not None:
             children.append(build_busy_service(namespace, names, settings))

@@ -32,6 +32,8 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import socket
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -302,10 +304,11 @@ def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifi
             headers=paid(required, PAYER_C),
             json={"model": "qwen"},
         )
-        # Saturation is checked before the body limit, too: 429, not 413.
+        # The body is read before a slot is taken, so an oversized body gets 413 even here.
         oversized = stack.http("POST", f"{base}/v1/chat/completions", data=b"x" * 4096)
+        assert oversized.status_code == 413, oversized.text
 
-        for reply in (unpaid, paid_too, oversized):
+        for reply in (unpaid, paid_too):
             assert_busy(reply, 3, f"{SHOP}/capped")
         assert verifier.calls_since(mark) == [], "the verifier was asked for a rejected request"
         assert len(upstream.requests()) == seen_before, "a rejected request reached the upstream"
@@ -359,6 +362,50 @@ def test_per_buyer_limit_rejects_that_buyer_only(
 
 # ---------------------------------------------------------------------------------------------
 # body limit: 413 before 402
+
+
+def _trickling_client(stack: Stack, path: str) -> socket.socket:
+    """A client that declares a 1000-byte body and sends only its first byte (for now)."""
+    sock = socket.create_connection(("127.0.0.1", stack.web_port), timeout=10)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{stack.web_port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
+    sock.sendall(head.encode())
+    return sock
+
+
+def test_slow_bodies_hold_no_slot_while_paid_buyers_get_through(
+    stack: Stack, shop: None, verifier: VerifierStub, upstream: HTTPServerProcess
+) -> None:
+    required = quote(stack, _path(CAPPED))
+    url = f"{_path(CAPPED)}/v1/chat/completions"
+    mark, seen_before = verifier.mark(), len(upstream.requests())
+    # Twice maxInFlight (2) unpaid clients trickling their bodies. Were the slot taken before the
+    # body is read, these four would hold both slots and every buyer would get 429.
+    slow = [_trickling_client(stack, url) for _ in range(4)]
+    try:
+        time.sleep(1.0)  # Traefik has routed them into the chain by now
+        for sock in slow:
+            sock.sendall(b" ")  # still sending, slowly
+        holders = [paid(required, PAYER_A), paid(required, PAYER_B)]
+        with Held(stack, upstream, url, "slow-bodies", holders) as held:
+            for sock in slow:
+                sock.sendall(b" ")
+            # Both slots are the paying buyers': the offer is saturated for anyone else.
+            assert_busy(stack.http("GET", f"{_path(CAPPED)}/v1/models"), 3, f"{SHOP}/capped")
+        assert [r.status_code for r in held.responses] == [200, 200]
+        # The slow clients never reached the verifier or the upstream while trickling.
+        assert {c.payer for c in verifier.calls_since(mark)} == {PAYER_A.address, PAYER_B.address}
+        assert len(upstream.requests()) == seen_before + 2
+        # Once a slow body is complete, that request goes on through the chain: a 402 quote.
+        last = slow[0]
+        last.sendall(b" " * (1000 - 3))
+        reply = last.recv(65536).decode(errors="replace")
+        assert reply.startswith("HTTP/1.1 402"), reply[:200]
+    finally:
+        for sock in slow:
+            sock.close()
 
 
 def test_oversized_body_gets_413_before_any_quote(

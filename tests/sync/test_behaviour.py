@@ -57,10 +57,11 @@ def test_full_chain_order_puts_capacity_before_payment() -> None:
     offer["spec"]["capabilities"]["streaming"] = False
     assert filters(run(offer)) == [
         "RequestHeaderModifier",
+        # The whole body is read before a slot is taken, so a slow body holds no slot.
+        "so-qwen36-fast-body-limit",
         "so-qwen36-fast-busy",
         "so-qwen36-fast-inflight",
         "so-qwen36-fast-admitted",
-        "so-qwen36-fast-body-limit",
         "so-qwen36-fast-x402",
         "so-qwen36-fast-buyer-inflight",
         "URLRewrite",

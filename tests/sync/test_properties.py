@@ -126,11 +126,14 @@ def expected_order(spec: dict[str, Any], streams: bool) -> list[str]:
     body = (spec.get("requestLimits") or {}).get("maxBodyBytes")
     order = []
     if capacity:
-        order += ["RequestHeaderModifier", "busy", "inflight"]
-        if "perBuyerMaxInFlight" in capacity:
-            order.append("admitted")  # marks requests the global limit let through
+        order.append("RequestHeaderModifier")
+    # The body is read before a slot is taken: a slow body holds no slot.
     if body is not None and not streams:
         order.append("body-limit")
+    if capacity:
+        order += ["busy", "inflight"]
+        if "perBuyerMaxInFlight" in capacity:
+            order.append("admitted")  # marks requests the global limit let through
     order.append("x402")
     if capacity and "perBuyerMaxInFlight" in capacity:
         order.append("buyer-inflight")
