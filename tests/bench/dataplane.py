@@ -79,7 +79,7 @@ from tests.e2e.stack import (  # noqa: E402
 NAMESPACE = "bench"
 UPSTREAM = "upstream"
 UPSTREAM_PORT = 8000
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 PAYER = "0x" + "a1" * 20
 KEY_HEADER = "X-Obol-Offer-Key"
 RETRY_AFTER = 2

@@ -41,7 +41,7 @@ from tests.e2e.stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until  # n
 from tests.e2e.verifier_stub import start_verifier  # noqa: E402
 
 NAMESPACE = "replicas"
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 REPLICAS = 2
 LIMITS = (4, 5)
 PATTERNS = {

@@ -54,7 +54,7 @@ NAMESPACES = 10
 WORKERS = 5  # Metacontroller's default --workers
 CONVERGE_TARGET_S = 60.0
 DEADLINE_S = 600.0
-PAY_TO = "0x4A6f2b3D9e2B8f1C0a7E5d3B1c9F8e7D6c5B4a31"
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 
 
 def offer(index: int) -> dict[str, Any]:
