@@ -77,7 +77,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from hooks.core.models import DNS1123_LABEL, HTTP_PATH
+from hooks.core.models import DEFAULT_UPSTREAM_PORT, DNS1123_LABEL, HTTP_PATH
 from hooks.core.names import upstream_url
 from hooks.core.request import SyncRequest
 from hooks.core.status import Observation
@@ -278,7 +278,9 @@ def upstream_of(request: SyncRequest) -> UpstreamRef | None:
     if not isinstance(upstream, Mapping):
         return None
     service, other_namespace = upstream.get("service"), upstream.get("namespace")
-    port, health_path = upstream.get("port"), upstream.get("healthPath", "/health")
+    # The API server fills the CRD's port default; a spec seen without it means the same port.
+    port = upstream.get("port", DEFAULT_UPSTREAM_PORT)
+    health_path = upstream.get("healthPath", "/health")
     if not isinstance(service, str) or not _is_label(service):
         return None
     if other_namespace is not None and not _is_label(other_namespace):
@@ -287,7 +289,12 @@ def upstream_of(request: SyncRequest) -> UpstreamRef | None:
         return None
     if not isinstance(health_path, str) or len(health_path) > 1024 or not _PATH.match(health_path):
         return None
-    wants_metrics = spec.get("type") == "inference" and isinstance(spec.get("capacity"), Mapping)
+    limits = spec.get("limits")
+    # obol-stack's limits.maxInFlight is the same ceiling as capacity.maxInFlight.
+    ceiling = isinstance(spec.get("capacity"), Mapping) or (
+        isinstance(limits, Mapping) and bool(limits.get("maxInFlight"))
+    )
+    wants_metrics = spec.get("type") == "inference" and ceiling
     url = upstream_url(request.namespace, service, other_namespace, port)
     return UpstreamRef(url, health_path, wants_metrics)
 

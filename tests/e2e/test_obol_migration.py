@@ -21,9 +21,11 @@ The platform team's path, on a real kube-apiserver + etcd with Traefik:
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -277,6 +279,32 @@ def test_the_hook_converges_obol_offers_with_path_port_price_and_asset(
     assert kube.get(
         object_path("traefik.io/v1alpha1", "middlewares", "tenant-a", "so-weather-ratelimit")
     )
+
+
+def test_a_rate_limited_request_is_never_quoted_and_gets_traefiks_retry_after(
+    stack: Stack, verifier: VerifierStub, converged: None
+) -> None:
+    """limits.rps 20 (burst 40) on /weather: a burst of unpaid requests is partly refused by
+    the rateLimit before the payment gate, so only the admitted ones reach the verifier."""
+    stack.wait_for_route("tenant-a", "so-weather", timeout=30)
+    wait_until(
+        lambda: stack.http("GET", "/weather/v1/now").status_code == 402,
+        timeout=30,
+        what="402 from /weather",
+    )
+    time.sleep(3)  # let the token bucket refill after the probes above
+    before = len(verifier.calls())
+    # At most 8 at once: the offer's maxInFlight is 8, so every 429 here is the rateLimit's.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: stack.http("GET", "/weather/v1/now"), range(160)))
+    limited = [r for r in replies if r.status_code == 429]
+    quoted = [r for r in replies if r.status_code == 402]
+    assert limited and quoted and len(limited) + len(quoted) == len(replies)
+    for reply in limited:
+        assert int(reply.headers["Retry-After"]) >= 1  # Traefik's own, not the busy responder's
+        assert "PAYMENT-REQUIRED" not in reply.headers
+        assert "offer_saturated" not in reply.text
+    assert len(verifier.calls()) - before == len(quoted)
 
 
 def test_unrendered_offers_are_kept_with_ready_false(driver: Driver, converged: None) -> None:

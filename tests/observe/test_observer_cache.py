@@ -85,6 +85,23 @@ def test_metrics_are_wanted_only_for_inference_offers_with_capacity(
     assert ref is not None and ref.wants_metrics is wants
 
 
+def test_upstream_of_an_offer_without_a_port_probes_obols_default_port() -> None:
+    parent = offer(namespace="llm", service="ollama", port=8000)
+    del parent["spec"]["upstream"]["port"]
+    ref = upstream_of(parse_request(sync_request(parent)))
+    assert ref is not None and ref.url == "http://ollama.llm.svc.cluster.local:11434"
+
+
+def test_obols_limits_ceiling_wants_metrics_like_capacity() -> None:
+    parent = offer(type_="inference", capacity=False)
+    parent["spec"]["limits"] = {"maxInFlight": 8}
+    ref = upstream_of(parse_request(sync_request(parent)))
+    assert ref is not None and ref.wants_metrics
+    parent["spec"]["limits"] = {"maxInFlight": 0, "rps": 5}
+    ref = upstream_of(parse_request(sync_request(parent)))
+    assert ref is not None and not ref.wants_metrics
+
+
 def _broken(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     request = sync_request(offer())
     change(request)
