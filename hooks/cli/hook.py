@@ -36,6 +36,7 @@ from hooks.config import (
 from hooks.core import api
 from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
+from hooks.core.status import REASON_NOT_RENDERED
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 
 
@@ -164,6 +165,11 @@ def render(filename: str, output: str) -> None:
     if message is not None:
         raise CliError(f"{filename}: invalid spec: {message}", EXIT_INVALID)
     warn(validated.warnings)
+    kept = not_rendered_message(response)
+    if kept is not None:
+        # A valid offer this controller keeps but renders nothing for (obol-stack's agent,
+        # dataset, ... types): say so rather than print an empty list silently.
+        click.echo(f"Note: {filename}: not rendered: {kept}", err=True)
     gate = response.get("status", {}).get("paymentGate")
     if isinstance(gate, dict):
         note = gate_comment(gate)
@@ -172,6 +178,15 @@ def render(filename: str, output: str) -> None:
         else:
             click.echo(note, nl=False)
     click.echo(format_children(response["children"], output), nl=False)
+
+
+def not_rendered_message(response: dict[str, Any]) -> str | None:
+    """The Ready message of a response whose offer is kept but not rendered, else None."""
+    conditions = response.get("status", {}).get("conditions") or []
+    for item in conditions:
+        if item.get("type") == "Ready" and item.get("reason") == REASON_NOT_RENDERED:
+            return str(item.get("message", ""))
+    return None
 
 
 def gate_comment(gate: dict[str, Any]) -> str:

@@ -198,7 +198,8 @@ class AssetObject(_Strict):
 
 
 def _asset_form(value: Any) -> str:
-    return "asset-object" if isinstance(value, dict) else "asset-ref"
+    # A mapping when validating, the model itself when serialising.
+    return "asset-object" if isinstance(value, dict | AssetObject) else "asset-ref"
 
 
 # spec.payment.asset: a symbol or address (this project's form) or an object (obol-stack's form).

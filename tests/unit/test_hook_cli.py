@@ -109,6 +109,26 @@ def test_sync_with_a_bad_setting_is_a_configuration_error(monkeypatch: pytest.Mo
 # --- obol hook render ------------------------------------------------------------------------
 
 
+def test_render_of_an_obol_offer_it_does_not_render_says_so() -> None:
+    path = Path(__file__).resolve().parents[1] / "fixtures/obol/line-b-agent.yaml"
+    result = run("render", "-f", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Note: {path}: not rendered: spec.type: is kept but not rendered by this controller,"
+        " which renders inference and http offers; the offer and any children it has are left"
+        " as they are (got 'agent')\n"
+    )
+
+
+def test_render_of_an_obol_offer_object_asset_prints_no_serializer_warning() -> None:
+    path = Path(__file__).resolve().parents[1] / "fixtures/obol/line-b-inference-obol.yaml"
+    result = run("render", "-f", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "serializer" not in result.stderr
+    assert "OBOL on base-sepolia is a test token" in result.stderr
+
+
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_render_prints_the_children_as_sorted_multi_document_yaml(path: Path) -> None:
     result = run("render", "-f", str(path))
