@@ -5,7 +5,11 @@ update an offer, ``get serviceoffers.obol.org ... -o json`` to read offers. kube
 are sorted into a few kinds the CLI can explain in one line (:func:`classify_failure`, pure):
 
 * :class:`KubectlNotFound` -- the binary is missing or not executable;
-* :class:`ClusterUnreachable` -- kubectl could not talk to the API server;
+* :class:`ClusterUnreachable` -- kubectl could not talk to the API server, or has no cluster to
+  talk to: before any cluster call :meth:`Kubectl.check_cluster_configured` asks kubectl for its
+  current context, because without a kubeconfig (or with an unknown ``--context``) kubectl falls
+  back to ``http://localhost:8080``, and whatever listens there (``obol hook serve``'s default
+  port, for one) would answer as if it were the cluster;
 * :class:`CrdMissing` -- the ServiceOffer CRD is not installed;
 * :class:`OfferNotFound` -- ``get`` of a named offer found nothing;
 * :class:`RejectedByServer` -- the API server's own validation refused the object;
@@ -100,7 +104,8 @@ def classify_failure(stderr: str, returncode: int) -> KubectlError:
     if any(marker in text for marker in _CRD_MISSING_MARKERS):
         return CrdMissing(
             f"the ServiceOffer CRD ({SERVICEOFFERS}) is not installed in this cluster;"
-            f" install it with: kubectl apply -f crds/serviceoffer.yaml ({line})"
+            " install the one this package ships with: obol crd apply (or: obol crd print | kubectl"
+            f" apply -f -) ({line})"
         )
     if "(invalid)" in text or " is invalid:" in text:
         return RejectedByServer(f"the API server rejected the offer: {line}")
@@ -117,7 +122,29 @@ class Kubectl:
 
     def apply(self, manifest: Mapping[str, Any]) -> str:
         """``kubectl apply -f -`` with the manifest as JSON on stdin; return kubectl's stdout."""
+        self.check_cluster_configured()
         return self._run(["apply", "-f", "-"], stdin=json.dumps(manifest)).strip()
+
+    def check_cluster_configured(self) -> None:
+        """Raise :class:`ClusterUnreachable` unless kubectl has a context with a server."""
+        done = self._exec(["config", "view", "--minify", "--output", "json"])
+        server = None
+        if done.returncode == 0:
+            try:
+                clusters = json.loads(done.stdout).get("clusters") or []
+                server = clusters[0]["cluster"].get("server") if clusters else None
+            except (json.JSONDecodeError, AttributeError, KeyError, TypeError):
+                server = None
+        if server:
+            return
+        why = summary_line(done.stderr) if done.returncode != 0 else "its context names no server"
+        which = f"context {self.context!r}" if self.context else "a current context"
+        raise ClusterUnreachable(
+            f"cannot reach the cluster: kubectl has no cluster configured ({why}); without"
+            f" {which} kubectl would send requests to http://localhost:8080, which is not a"
+            " cluster (whatever listens there). Set KUBECONFIG, run 'kubectl config use-context',"
+            " or pass --context"
+        )
 
     def get_offers(
         self,
@@ -135,6 +162,7 @@ class Kubectl:
         if name:
             args.append(name)
         args += ["--output", "json"]
+        self.check_cluster_configured()
         try:
             output = self._run(args)
         except KubectlFailed as failure:
@@ -148,6 +176,14 @@ class Kubectl:
         return _offers_from(output)
 
     def _run(self, args: Sequence[str], stdin: str | None = None) -> str:
+        done = self._exec(args, stdin)
+        if done.returncode != 0:
+            raise classify_failure(done.stderr, done.returncode)
+        return done.stdout
+
+    def _exec(
+        self, args: Sequence[str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         argv = [self.executable]
         if self.context:
             argv += ["--context", self.context]
@@ -169,9 +205,7 @@ class Kubectl:
             raise ClusterUnreachable(
                 f"cannot reach the cluster: kubectl did not answer within {self.timeout_seconds:g}s"
             ) from None
-        if done.returncode != 0:
-            raise classify_failure(done.stderr, done.returncode)
-        return done.stdout
+        return done
 
 
 def _not_found_message(executable: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from hooks.cli.crd import crd
 from hooks.cli.hook import hook
 from hooks.cli.sell import sell
 
@@ -19,6 +20,7 @@ def obol() -> None:
 
 
 obol.add_command(hook)
+obol.add_command(crd)
 obol.add_command(sell)
 
 

@@ -31,6 +31,13 @@ import json, sys, time
 from pathlib import Path
 here = Path(__file__).resolve().parent
 answer = json.loads((here / "answer.json").read_text())
+if "config" in sys.argv[1:4]:  # the CLI's check that a cluster is configured (not logged)
+    config = answer.get("config", {{"clusters": [{{"name": "c", "cluster": {{"server": "https://k8s:6443"}}}}]}})
+    if config is None:
+        sys.stderr.write("error: current-context must exist in order to minify\\n")
+        sys.exit(1)
+    sys.stdout.write(json.dumps(config))
+    sys.exit(0)
 stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
 with open(here / "calls.jsonl", "a", encoding="utf-8") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "stdin": stdin}}) + "\\n")
@@ -53,6 +60,13 @@ class FakeKubectl:
         """Set what every following call prints and returns (after ``sleep`` seconds)."""
         answer = {"stdout": stdout, "stderr": stderr, "exit_code": exit_code, "sleep": sleep}
         (self.path.parent / "answer.json").write_text(json.dumps(answer))
+        return self
+
+    def without_cluster(self) -> FakeKubectl:
+        """From now on kubectl has no current context (no kubeconfig)."""
+        path = self.path.parent / "answer.json"
+        answer = json.loads(path.read_text())
+        path.write_text(json.dumps({**answer, "config": None}))
         return self
 
     def answer_json(self, document: Any) -> FakeKubectl:

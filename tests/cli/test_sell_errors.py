@@ -115,7 +115,7 @@ KUBECTL_FAILURES = [
         'error: the server doesn\'t have a resource type "serviceoffers"\n',
         EXIT_NO_CRD,
         "the ServiceOffer CRD (serviceoffers.obol.org) is not installed in this cluster;"
-        " install it with: kubectl apply -f crds/serviceoffer.yaml",
+        " install the one this package ships with: obol crd apply",
         id="no resource type (get)",
     ),
     pytest.param(
