@@ -271,6 +271,7 @@ PROBE_CONCURRENCY: Final = "OBOL_PROBE_CONCURRENCY"
 SYNC_PROBE_BUDGET_MS: Final = "OBOL_SYNC_PROBE_BUDGET_MS"
 OBSERVE_FORGET_SECONDS: Final = "OBOL_OBSERVE_FORGET_SECONDS"
 OBSERVE_UPSTREAM_OVERRIDES: Final = "OBOL_OBSERVE_UPSTREAM_OVERRIDES"
+PROBE_GATEWAY_URL: Final = "OBOL_PROBE_GATEWAY_URL"
 
 # (variable, attribute, minimum, maximum) of the whole-number settings.
 _INTEGERS: Final = (
@@ -317,6 +318,14 @@ def observe_settings_from_env(env: Mapping[str, str]) -> ObserveSettings:
             values["upstream_overrides"] = parse_overrides(text)
         except ValueError as exc:
             problems.append(FieldProblem(OBSERVE_UPSTREAM_OVERRIDES, str(exc), text))
+    text = env.get(PROBE_GATEWAY_URL, "").strip()
+    if text:
+        if not re.match(r"^https?://[^/\s?#@]+/?$", text):
+            problems.append(
+                FieldProblem(PROBE_GATEWAY_URL, "must be an http(s) base URL without a path", text)
+            )
+        else:
+            values["gateway_url"] = text.rstrip("/")
     if not problems:
         defaults = ObserveSettings()
         ttl = values.get("ttl_seconds", defaults.ttl_seconds)
@@ -401,6 +410,14 @@ OBSERVE_ENVIRONMENT: tuple[ObserveVariable, ...] = (
         "600",
         "Stop probing an upstream no sync asked about for this long. Must exceed the TTL and"
         " should exceed resyncAfterSeconds.",
+    ),
+    ObserveVariable(
+        PROBE_GATEWAY_URL,
+        "(none)",
+        "With OBOL_OBSERVE=on: the gateway's base URL (e.g."
+        " http://traefik.traefik.svc.cluster.local); each offer's public path is then probed"
+        " unpaid through it, the no-free-ride probe (402 or 429 expected; 2xx: FreeRide, 404:"
+        " RoutePublished=False, 5xx: GateUnavailable).",
     ),
     ObserveVariable(
         OBSERVE_UPSTREAM_OVERRIDES,

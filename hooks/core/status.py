@@ -72,6 +72,15 @@ REASON_READY: Final = "Ready"
 REASON_INVALID_SPEC: Final = "InvalidSpec"  # Ready: the spec failed validation
 REASON_NOT_RENDERED: Final = "NotRendered"  # Ready: a kept offer this controller does not render
 REASON_NOT_READY: Final = "NotReady"  # Ready: a condition above is not satisfied
+# The no-free-ride probe (an unpaid GET of the offer's path through the gateway, when observed):
+REASON_FREE_RIDE: Final = "FreeRide"  # PaymentGateReady: answered 2xx without payment
+REASON_GATE_UNAVAILABLE: Final = "GateUnavailable"  # PaymentGateReady: answered 5xx
+REASON_GATE_UNEXPECTED: Final = "UnexpectedGateAnswer"  # PaymentGateReady: neither 402 nor 429
+REASON_NOT_SERVED: Final = "NotServedByGateway"  # RoutePublished: the gateway answered 404
+
+# Observations of the gateway itself are keyed by this prefix + the offer's public path (the
+# upstream's are keyed by its in-cluster base URL, which never starts with it).
+GATE_PROBE_PREFIX: Final = "gateway:"
 
 SCALING_STATEMENT: Final = (
     "capacity is declared by the seller (external-static); nothing is autoscaled"
@@ -535,18 +544,65 @@ def payment_gate_status(
 _MAX_MESSAGE: Final = 32768
 
 
+def gate_probe_key(path: str) -> str:
+    """The observations key of the no-free-ride probe of the offer at ``path``."""
+    return GATE_PROBE_PREFIX + path
+
+
+def gate_probe_conditions(
+    payment: dict[str, str], route: dict[str, str], probe: Observation | None, path: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """PaymentGateReady and RoutePublished corrected by what an unpaid request through the
+    gateway got: 402 (quoted) or 429 (saturated) confirm them; 2xx means the paid route is
+    served for free; 404 that the gateway does not serve it; 5xx that the gate is down.
+    Without a fresh answer (observation off, stale, or the probe failed) nothing changes."""
+    code = probe.http_status if probe is not None else None
+    if code is None or code in (402, 429):
+        return payment, route
+    seen = f"an unpaid GET {path} through the gateway answered {code}"
+    if 200 <= code < 300:
+        return condition(
+            PAYMENT_GATE_READY,
+            "False",
+            REASON_FREE_RIDE,
+            f"{seen}: the offer is served without payment (does the verifier know this route?)",
+        ), route
+    if code == 404:
+        return payment, condition(
+            ROUTE_PUBLISHED,
+            "False",
+            REASON_NOT_SERVED,
+            f"{seen}: the gateway does not serve the route (a Middleware or Service it could not"
+            " load, e.g. ExternalName Services not allowed)",
+        )
+    if code >= 500:
+        return condition(
+            PAYMENT_GATE_READY, "False", REASON_GATE_UNAVAILABLE, f"{seen}: the gate is unavailable"
+        ), route
+    return condition(
+        PAYMENT_GATE_READY, "False", REASON_GATE_UNEXPECTED, f"{seen}, not 402 or 429"
+    ), route
+
+
 def offer_status(
     request: SyncRequest,
     plan: OfferPlan,
     observation: Observation | None,
     settings: Settings,
+    gate_probe: Observation | None = None,
 ) -> dict[str, Any]:
     """The status of a valid offer, from what was observed."""
     names, observed, previous = plan.names, request.children, request.status
-    conditions = [
+    payment, route = gate_probe_conditions(
         payment_condition(names, observed, settings),
-        capacity_condition(plan.spec, names, plan.limits, observed, settings),
         route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
+        gate_probe,
+        names.path,
+    )
+    conditions = [
+        payment,
+        capacity_condition(plan.spec, names, plan.limits, observed, settings),
+        route,
         upstream_condition(observation),
     ]
     ready = ready_condition(conditions)

@@ -38,6 +38,7 @@ from hooks.core.status import (
     REASON_NOT_RENDERED,
     Observation,
     finalized_status,
+    gate_probe_key,
     invalid_spec_status,
     offer_status,
 )
@@ -76,7 +77,13 @@ def sync(
             "resyncAfterSeconds": settings.resync_seconds,
         }
     return {
-        "status": offer_status(request, plan, observations.get(plan.upstream_url), settings),
+        "status": offer_status(
+            request,
+            plan,
+            observations.get(plan.upstream_url),
+            settings,
+            observations.get(gate_probe_key(plan.names.path)),
+        ),
         "children": plan.children,
         "resyncAfterSeconds": settings.resync_seconds,
     }

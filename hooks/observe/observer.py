@@ -18,6 +18,10 @@ How it works
 - A daemon thread (:meth:`Observer.start`) re-probes every wanted upstream every
   ``OBOL_PROBE_INTERVAL_SECONDS`` on a pool of ``OBOL_PROBE_CONCURRENCY`` threads, and forgets
   upstreams no sync asked about for ``OBOL_OBSERVE_FORGET_SECONDS``.
+- With ``OBOL_PROBE_GATEWAY_URL`` set, each offer's public path is also a target: one unpaid
+  ``GET <gateway><path>`` (the no-free-ride probe, :meth:`Observer.probe_gate`), keyed by
+  :func:`hooks.core.status.gate_probe_key`; the core turns its status into conditions. Same
+  pool, interval, TTL, budget and forgetting as the upstream probes; one target per offer path.
 - A probe is ``GET <base><healthPath>`` (2xx: healthy) and, for ``type: inference`` offers with
   a capacity envelope and a healthy upstream, ``GET <base>/metrics``: in-flight is
   ``vllm:num_requests_running + vllm:num_requests_waiting`` or ``llamacpp:requests_processing +
@@ -78,9 +82,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from hooks.core.models import DEFAULT_UPSTREAM_PORT, DNS1123_LABEL, HTTP_PATH
-from hooks.core.names import upstream_url
+from hooks.core.names import offer_names, upstream_url
 from hooks.core.request import SyncRequest
-from hooks.core.status import Observation
+from hooks.core.status import Observation, gate_probe_key
 
 LOGGER: Final = logging.getLogger("obol.hook.observe")
 
@@ -116,6 +120,8 @@ class ObserveSettings:
     sync_budget_ms: float = 150
     forget_seconds: float = 600
     upstream_overrides: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The gateway's base URL for the no-free-ride probe ("" = no gate probes).
+    gateway_url: str = ""
 
     def __post_init__(self) -> None:
         # A read-only copy: the dataclass is frozen, its mapping must be too.
@@ -262,6 +268,7 @@ class UpstreamRef:
     url: str  # in-cluster base URL: the key of the observations mapping
     health_path: str
     wants_metrics: bool  # an inference offer with a capacity envelope
+    gate: bool = False  # the no-free-ride probe: url is gate_probe_key(path), health_path the path
 
 
 def upstream_of(request: SyncRequest) -> UpstreamRef | None:
@@ -297,6 +304,21 @@ def upstream_of(request: SyncRequest) -> UpstreamRef | None:
     wants_metrics = spec.get("type") == "inference" and ceiling
     url = upstream_url(request.namespace, service, other_namespace, port)
     return UpstreamRef(url, health_path, wants_metrics)
+
+
+def gate_of(request: SyncRequest) -> UpstreamRef | None:
+    """The no-free-ride probe a sync request asks for: an unpaid GET of the offer's public path
+    through the gateway. None when finalizing or the path is not a plain HTTP path."""
+    spec = request.spec
+    if request.finalizing or not isinstance(spec, Mapping):
+        return None
+    chosen = spec.get("path")
+    path = offer_names(
+        request.namespace, request.name, chosen if isinstance(chosen, str) else None
+    ).path
+    if len(path) > 1024 or not _PATH.match(path):
+        return None
+    return UpstreamRef(gate_probe_key(path), path, False, gate=True)
 
 
 def _is_label(value: Any) -> bool:
@@ -399,6 +421,7 @@ class _Target:
 
     __slots__ = (
         "first_done",
+        "gate",
         "health_path",
         "metrics_wanted_at",
         "next_due",
@@ -412,6 +435,7 @@ class _Target:
 
     def __init__(self, ref: UpstreamRef, probe_base: str, now: float) -> None:
         self.url = ref.url
+        self.gate = ref.gate
         self.health_path = ref.health_path
         self.probe_base = probe_base
         self.wanted_at = now
@@ -472,14 +496,20 @@ class Observer:
         if not self.settings.enabled:
             return _NONE
         try:
-            ref = upstream_of(request)
-            return _NONE if ref is None else self._observe(ref)
+            started = time.monotonic()
+            refs = [upstream_of(request)]
+            if self.settings.gateway_url:
+                refs.append(gate_of(request))
+            found: dict[str, Observation] = {}
+            for ref in refs:
+                if ref is not None:
+                    found.update(self._observe(ref, started))
+            return found or _NONE
         except Exception:
             LOGGER.exception("observation failed; answering the sync without it")
             return _NONE
 
-    def _observe(self, ref: UpstreamRef) -> Mapping[str, Observation]:
-        started = time.monotonic()
+    def _observe(self, ref: UpstreamRef, started: float) -> Mapping[str, Observation]:
         with self._changed:
             now = self._clock()
             key = (ref.url, ref.health_path)
@@ -495,7 +525,8 @@ class Observer:
                         )
                     return _NONE
                 self._warned_full = False
-                target = _Target(ref, self.settings.probe_base(ref.url), now)
+                base = self.settings.gateway_url if ref.gate else self.settings.probe_base(ref.url)
+                target = _Target(ref, base, now)
                 self._targets[key] = target
             target.wanted_at = now
             if ref.wants_metrics:
@@ -548,7 +579,10 @@ class Observer:
 
     def _run_probe(self, target: _Target, metrics: bool) -> None:
         try:
-            observation = self.probe(target.probe_base, target.health_path, metrics=metrics)
+            if target.gate:
+                observation = self.probe_gate(target.probe_base, target.health_path)
+            else:
+                observation = self.probe(target.probe_base, target.health_path, metrics=metrics)
         except Exception:  # a bug here must not mark a healthy upstream unhealthy
             LOGGER.exception("probe failed", extra={"fields": {"upstream": target.url}})
             observation = Observation(None, "upstream probe failed inside the hook")
@@ -561,7 +595,8 @@ class Observer:
         target.first_done.set()
         if before is None or before.healthy != observation.healthy:
             LOGGER.info(
-                "upstream health %s",
+                "%s %s",
+                "gateway gate" if target.gate else "upstream health",
                 _health_word(observation.healthy),
                 extra={"fields": {"upstream": target.url, "detail": observation.message}},
             )
@@ -591,6 +626,23 @@ class Observer:
             http_status=health.status,
             in_flight=reading.in_flight,
             source=reading.source,
+        )
+
+    def probe_gate(self, base: str, path: str) -> Observation:
+        """The no-free-ride probe: one unpaid GET of the offer's public path through the gateway.
+
+        402 (quoted) or 429 (saturated) is healthy; the core reads any other status (see
+        :func:`hooks.core.status.gate_probe_conditions`). A transport failure carries no status,
+        so it changes no condition.
+        """
+        label = f"unpaid GET {path[:_MAX_LABEL]} through the gateway"
+        try:
+            answer = self._fetch(base + path, self.settings.probe_timeout, 0)
+        except Exception as error:
+            reason = describe_error(error, self.settings.probe_timeout_ms)
+            return Observation(None, f"{label} failed: {reason}")
+        return Observation(
+            answer.status in (402, 429), f"{label} answered {answer.status}", answer.status
         )
 
     def _read_metrics(self, base: str) -> tuple[EngineReading | None, str]:

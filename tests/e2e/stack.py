@@ -420,6 +420,8 @@ class Stack:
     ``quiet=True`` is for load (the benchmarks): Traefik logs at ERROR instead of DEBUG and
     writes no access log, so neither its CPU nor the disk measures the logging.
     ``metrics=True`` serves Traefik's Prometheus metrics at ``traefik_api_url + "/metrics"``.
+    ``allow_external_name_services=False`` starts Traefik without
+    ``providers.kubernetesCRD.allowExternalNameServices`` (a misconfigured platform).
     """
 
     def __init__(
@@ -432,10 +434,12 @@ class Stack:
         start_timeout: float = 120.0,
         quiet: bool = False,
         metrics: bool = False,
+        allow_external_name_services: bool = True,
     ) -> None:
         self.binaries = binaries or Binaries.find()
         self.quiet = quiet
         self.metrics = metrics
+        self.allow_external_name_services = allow_external_name_services
         self.extra_crds = [Path(p) for p in extra_crds]
         self.use_netns = use_netns
         self.keep_workdir = keep_workdir or os.environ.get("OBOL_E2E_KEEP") == "1"
@@ -948,7 +952,7 @@ class Stack:
                 "providersThrottleDuration": "200ms",
                 "kubernetesCRD": {
                     **kube,
-                    "allowExternalNameServices": True,
+                    "allowExternalNameServices": self.allow_external_name_services,
                     "allowEmptyServices": True,
                 },
                 "kubernetesGateway": dict(kube),

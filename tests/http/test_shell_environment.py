@@ -107,6 +107,10 @@ def test_bind_port(bind: str, port: int | None) -> None:
         ),
         ({"OBOL_VERIFIER_PROXY_URL": "http://v:8080/verify"}, "OBOL_VERIFIER_PROXY_URL: must be"),
         ({"OBOL_VERIFIER_PROXY_URL": "ftp://v"}, "OBOL_VERIFIER_PROXY_URL: must be an http://"),
+        (
+            {"OBOL_PROBE_GATEWAY_URL": "http://traefik/services"},
+            "OBOL_PROBE_GATEWAY_URL: must be an http(s) base URL without a path",
+        ),
         ({"OBOL_VERIFIER_PROXY_URL": "http://v:99999"}, "OBOL_VERIFIER_PROXY_URL: must name"),
     ],
 )

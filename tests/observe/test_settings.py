@@ -124,6 +124,7 @@ def test_the_table_documents_exactly_what_from_env_reads() -> None:
         "OBOL_SYNC_PROBE_BUDGET_MS": str(DEFAULTS.sync_budget_ms),
         "OBOL_OBSERVE_FORGET_SECONDS": str(DEFAULTS.forget_seconds),
         "OBOL_OBSERVE_UPSTREAM_OVERRIDES": "(none)",
+        "OBOL_PROBE_GATEWAY_URL": "(none)",
     }
     for entry in OBSERVE_ENVIRONMENT:
         assert entry.description.endswith(".")
@@ -140,6 +141,7 @@ def test_the_table_documents_exactly_what_from_env_reads() -> None:
         "sync_budget_ms",
         "forget_seconds",
         "upstream_overrides",
+        "gateway_url",
     }
 
 

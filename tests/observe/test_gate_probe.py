@@ -1,0 +1,135 @@
+"""The no-free-ride probe: an unpaid GET of each offer's public path through the gateway.
+
+Test design notes:
+- Observer level, with the in-memory ``ScriptedFetch``: the probe is off unless a gateway URL
+  is set; with one, a sync's observations carry the gateway's answer under
+  ``gate_probe_key(path)`` next to the upstream's, the path following ``spec.path``; a failed
+  probe carries no status; the probe obeys the same first-probe budget as upstream probes.
+- Core level (pure): every answer class maps to the documented condition and Ready follows:
+  402/429 change nothing, 2xx is PaymentGateReady=False/FreeRide, 404 RoutePublished=False,
+  5xx GateUnavailable, any other status UnexpectedGateAnswer; no status changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hooks.core.request import parse_request
+from hooks.core.settings import Settings
+from hooks.core.status import Observation, gate_probe_key
+from hooks.core.sync import sync
+from hooks.observe.observer import FetchResult, Observer
+from tests.observe.engines import ScriptedFetch, offer, ok, sync_request
+from tests.support.observed import observed_children, parent_object
+from tests.support.observed import sync_request as full_request
+
+GATEWAY = "http://traefik.traefik.svc.cluster.local"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inference-qwen36-fast.yaml"
+Build = Callable[..., Observer]
+
+
+def answered(status: int) -> Callable[[], FetchResult]:
+    return lambda: FetchResult(status)
+
+
+def test_no_gateway_url_means_no_gate_probe(observer: Build) -> None:
+    fetch = ScriptedFetch()
+    seen = observer(fetch=fetch).observations_for(parse_request(sync_request(offer())))
+    assert not any(key.startswith("gateway:") for key in seen)
+    assert not any(url.startswith(GATEWAY) for url in fetch.calls)
+
+
+def test_the_gateway_answer_is_observed_under_the_offers_path(observer: Build) -> None:
+    parent = offer(name="qwen", namespace="llm")
+    fetch = ScriptedFetch({f"{GATEWAY}/services/qwen": answered(402)})
+    seen = observer(fetch=fetch, gateway_url=GATEWAY, sync_budget_ms=2000).observations_for(
+        parse_request(sync_request(parent))
+    )
+    probe = seen[gate_probe_key("/services/qwen")]
+    assert (probe.healthy, probe.http_status) == (True, 402)
+    assert probe.message == "unpaid GET /services/qwen through the gateway answered 402"
+
+
+def test_the_probe_follows_spec_path(observer: Build) -> None:
+    parent = offer(name="qwen", namespace="llm")
+    parent["spec"]["path"] = "/api-llm/qwen"
+    fetch = ScriptedFetch({f"{GATEWAY}/api-llm/qwen": answered(200)})
+    seen = observer(fetch=fetch, gateway_url=GATEWAY, sync_budget_ms=2000).observations_for(
+        parse_request(sync_request(parent))
+    )
+    assert seen[gate_probe_key("/api-llm/qwen")].http_status == 200
+
+
+def test_a_failed_probe_carries_no_status(observer: Build) -> None:
+    fetch = ScriptedFetch()  # every URL: connection refused
+    seen = observer(fetch=fetch, gateway_url=GATEWAY, sync_budget_ms=2000).observations_for(
+        parse_request(sync_request(offer(name="qwen")))
+    )
+    probe = seen[gate_probe_key("/services/qwen")]
+    assert probe.http_status is None and probe.healthy is None
+    assert "through the gateway failed" in probe.message
+
+
+def test_a_sync_never_waits_longer_than_the_budget_for_the_gateway(observer: Build) -> None:
+    fetch = ScriptedFetch({f"{GATEWAY}/services/qwen": answered(402)})
+    fetch.gate.clear()  # every probe hangs until released
+    try:
+        seen = observer(fetch=fetch, gateway_url=GATEWAY, sync_budget_ms=50).observations_for(
+            parse_request(sync_request(offer(name="qwen")))
+        )
+        assert gate_probe_key("/services/qwen") not in seen
+    finally:
+        fetch.gate.set()
+
+
+# --- the core: what each answer means ----------------------------------------------------------
+
+
+def converged(probe: Observation | None) -> dict[str, dict[str, Any]]:
+    """Conditions of a converged offer (children observed, route accepted) given ``probe``."""
+    parent = parent_object(yaml.safe_load(EXAMPLE.read_text()))
+    first = sync(parse_request(full_request(parent)), Settings())
+    request = full_request(parent, observed_children(first["children"]))
+    observations = {} if probe is None else {gate_probe_key("/services/qwen36-fast"): probe}
+    status = sync(parse_request(request), Settings(), observations)["status"]
+    return {c["type"]: c for c in status["conditions"]}
+
+
+@pytest.mark.parametrize("code", [402, 429])
+def test_quoted_or_saturated_changes_nothing(code: int) -> None:
+    assert converged(Observation(True, "x", code)) == converged(None)
+    assert converged(None)["Ready"]["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("code", "condition", "reason"),
+    [
+        (200, "PaymentGateReady", "FreeRide"),
+        (204, "PaymentGateReady", "FreeRide"),
+        (404, "RoutePublished", "NotServedByGateway"),
+        (500, "PaymentGateReady", "GateUnavailable"),
+        (503, "PaymentGateReady", "GateUnavailable"),
+        (403, "PaymentGateReady", "UnexpectedGateAnswer"),
+    ],
+)
+def test_every_other_answer_is_a_false_condition_and_not_ready(
+    code: int, condition: str, reason: str
+) -> None:
+    conditions = converged(Observation(False, "x", code))
+    assert (conditions[condition]["status"], conditions[condition]["reason"]) == ("False", reason)
+    assert f"answered {code}" in conditions[condition]["message"]
+    assert conditions["Ready"]["status"] == "False"
+    assert f"{condition} is False ({reason})" in conditions["Ready"]["message"]
+
+
+def test_no_status_changes_nothing() -> None:
+    assert converged(Observation(None, "failed")) == converged(None)
+
+
+def test_ok_helper_is_a_fetch_result() -> None:
+    assert ok("{}")().status == 200
