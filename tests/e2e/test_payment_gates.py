@@ -314,7 +314,9 @@ def test_seller_proxy_saturated_offer_answers_429_without_verifying_or_settling(
         _assert_busy(
             stack.http("GET", f"{proxy_gate.capped}/v1/models", headers=paid(required, CAROL))
         )
-        _assert_busy(stack.http("POST", f"{proxy_gate.capped}/v1/x", data=b"x" * 4096))
+        # An oversized body is refused first (buffering runs before the in-flight limit).
+        big = stack.http("POST", f"{proxy_gate.capped}/v1/x", data=b"x" * 4096)
+        assert big.status_code == 413
         assert verifier.calls_since(mark) == [], "a rejected request reached the verifier"
         assert verifier.settlements_since(mark) == []
     assert [r.status_code for r in held.responses] == [200, 200]
@@ -412,11 +414,12 @@ def test_settling_forward_auth_charges_a_paid_request_once_and_rejected_ones_nev
         mark = verifier.mark()
         _assert_busy(stack.http("GET", f"{path}/v1/models"))
         _assert_busy(stack.http("GET", f"{path}/v1/models", headers=paid(required, DAVE)))
-        _assert_busy(stack.http("POST", f"{path}/v1/x", data=b"x" * 4096))
+        big = stack.http("POST", f"{path}/v1/x", data=b"x" * 4096)
+        assert big.status_code == 413  # buffering runs before the in-flight limit
         assert verifier.calls_since(mark) == [], "a rejected request reached the verifier"
         assert verifier.settlements_since(mark) == []
     mark = verifier.mark()
-    big = stack.http("POST", f"{path}/v1/x", data=b"x" * 4096, headers=paid(required, DAVE))
+    big = stack.http("POST", f"{path}/v1/x", data=b"x" * 4096, headers=paid(required, DAVE))  # idle
     assert big.status_code == 413
     assert verifier.calls_since(mark) == [] and verifier.settlements_since(mark) == []
 
