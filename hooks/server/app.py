@@ -45,7 +45,12 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+)
 
 from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
 from hooks.core.admission import ADMITTED_HEADER
@@ -165,10 +170,16 @@ _INTERNAL_ERROR_BODY: Final = _error_body(
 
 
 def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
-    """The Retry-After value: ``raw`` clamped to 1..3600 (2 when missing or invalid) + jitter."""
+    """The Retry-After value: ``raw`` clamped to 1..3600 (2 when missing or invalid) + jitter.
+
+    Any run of digits is a number and is clamped, however long (99999999999 -> 3600): only
+    what is not a whole number falls back to the default.
+    """
     base = DEFAULT_RETRY_AFTER
-    if raw is not None and raw.isascii() and raw.isdigit() and len(raw) <= 6:
-        base = min(max(int(raw), 1), MAX_RETRY_AFTER)
+    if raw is not None and raw.isascii() and raw.isdigit():
+        # More digits than the maximum has is above it; no need to parse a huge number.
+        too_long = len(raw.lstrip("0")) > len(str(MAX_RETRY_AFTER))
+        base = MAX_RETRY_AFTER if too_long else min(max(int(raw), 1), MAX_RETRY_AFTER)
     # Jitter spreads retries of a saturated offer's buyers; the shell's only randomness.
     return base + random.randint(0, jitter) if jitter > 0 else base
 
@@ -271,6 +282,11 @@ class _HookShell:
         except RequestEntityTooLarge:
             detail = f"request body exceeds {self.max_request_bytes} bytes"
             return self._refuse(413, "payload_too_large", detail, "bad_request", started)
+        except ClientDisconnected:
+            # The body stopped arriving: the client stalled past the worker's socket timeout or
+            # closed the connection. One warning line (the sync log), no traceback.
+            detail = "the request body stopped arriving (stalled or cut off) before it was complete"
+            return self._refuse(400, "bad_request", detail, "bad_request", started)
         answer = self.answer(body, started)
         return Response(answer.body, answer.status, content_type=JSON)
 
@@ -316,6 +332,21 @@ class _HookShell:
         seconds = retry_after_seconds(request.args.get(_RETRY), self.settings.busy_jitter_seconds)
         self.metrics.observe_busy(namespace)
         reason = busy_reason(request.headers.get(ADMITTED_HEADER))
+        if reason == REASON_BUYER_LIMIT and not request.headers.get(self.settings.payer_header):
+            # The per-buyer limit keys on the payer header the verifier returns. Without it every
+            # buyer shares one bucket (key ""), so one buyer's requests reject everyone's.
+            self.metrics.observe_missing_payer(namespace)
+            self.logger.warning(
+                "per-buyer 429 without a payer header",
+                extra={
+                    "fields": {
+                        "offer": f"{namespace}/{name}",
+                        "header": self.settings.payer_header,
+                        "detail": "the verifier did not return the payer header; every buyer"
+                        " of this offer shares one per-buyer bucket",
+                    }
+                },
+            )
         body = busy_body(namespace, name, seconds, reason)
         headers = [*_busy_headers(seconds), (REJECT_REASON_HEADER, reason)]
         return Response(body, 429, headers=headers, content_type=JSON)

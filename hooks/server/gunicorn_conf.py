@@ -47,7 +47,8 @@ _metrics_dir, _private_metrics_dir = provide_metrics_directory()
 
 from gunicorn.glogging import Logger as _GunicornLogger  # noqa: E402
 
-from hooks.server.logs import JsonFormatter  # noqa: E402
+from hooks.server.gunicorn_worker import IO_TIMEOUT  # noqa: E402
+from hooks.server.logs import JsonFormatter, StalledClients  # noqa: E402
 
 _config = load_config()
 
@@ -75,6 +76,7 @@ class JsonErrorLogger(_GunicornLogger):  # type: ignore[misc]
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonFormatter())
+        self.error_log.addFilter(StalledClients(IO_TIMEOUT))
 
 
 logger_class = JsonErrorLogger

@@ -42,6 +42,9 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
+import gunicorn.http.wsgi
+import gunicorn.util
+import orjson
 from gunicorn.workers import gthread
 
 from hooks.config import load_config
@@ -50,6 +53,29 @@ FIRST_BYTE_WAIT = 0.1  # seconds a new connection may hold the thread before it 
 DRAIN_WAIT = 0.05  # seconds to wait for the rest of a body the app did not read (a refusal)
 IO_TIMEOUT = 2  # seconds any one read or write of a request may stall
 _TIMEVAL = struct.pack("ll", IO_TIMEOUT, 0)
+
+
+# What a response says its server is: not gunicorn's name and version (gunicorn's Response reads
+# this module global for every response's Server header).
+SERVER_HEADER = "obol-hook"
+gunicorn.http.wsgi.SERVER = SERVER_HEADER
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answer to a request it cannot parse (bad request line or header, such as
+    ``Content-Length: abc``), as JSON like every answer of the app instead of an HTML page.
+    gunicorn answers these before the app sees anything."""
+    body = orjson.dumps(
+        {"error": reason.lower().replace(" ", "_"), "detail": mesg or reason, "status": status_int}
+    )
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = write_json_error
 
 
 class SyncsFirst:

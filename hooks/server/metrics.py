@@ -14,6 +14,9 @@ Metrics:
 * ``obol_hook_busy_responses_total{namespace}``: 429 bodies served, by offer namespace (never by
   offer name, and at most :data:`MAX_BUSY_NAMESPACES` distinct values, so cardinality stays
   bounded whatever reaches the busy port).
+* ``obol_hook_busy_missing_payer_total{namespace}``: per-buyer 429s whose request carried no
+  payer header: the verifier does not send it, so every buyer of the offer shares one per-buyer
+  bucket. Should stay 0; alert on any increase.
 * ``obol_hook_build_info{version}``: always 1.
 
 Never labels by offer name, buyer, path or anything a client controls without a bound.
@@ -91,6 +94,12 @@ class HookMetrics:
             ["namespace"],
             registry=self._registry,
         )
+        self._missing_payer = Counter(
+            "obol_hook_busy_missing_payer",
+            "Per-buyer 429s whose request had no payer header (all buyers share one bucket).",
+            ["namespace"],
+            registry=self._registry,
+        )
         info = Gauge(
             "obol_hook_build_info",
             "Always 1; the version label says which build is running.",
@@ -127,6 +136,10 @@ class HookMetrics:
     def observe_busy(self, namespace: str) -> None:
         """Count one 429 body served for an offer in ``namespace``."""
         self._busy.labels(namespace=self._namespace_label(namespace)).inc()
+
+    def observe_missing_payer(self, namespace: str) -> None:
+        """Count one per-buyer 429 that arrived without the payer header."""
+        self._missing_payer.labels(namespace=self._namespace_label(namespace)).inc()
 
     def _namespace_label(self, namespace: str) -> str:
         if namespace in self._busy_namespaces:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from hooks.core.admission import busy_query
+from hooks.core.admission import ADMITTED_HEADER, busy_query
 from tests.http.http_harness import HookServer, LaunchHook
 
 X402_BODY_KEYS = {"accepts", "x402Version", "paymentRequirements", "payTo", "price", "resource"}
@@ -87,7 +87,9 @@ def test_no_x402_terms_are_ever_returned(hook_server: HookServer) -> None:
         pytest.param("retryAfter=0", 1, id="zero-clamped-to-1"),
         pytest.param("retryAfter=3600", 3600, id="maximum"),
         pytest.param("retryAfter=3601", 3600, id="above-maximum"),
-        pytest.param("retryAfter=99999999999", 2, id="absurd"),
+        pytest.param("retryAfter=86401", 3600, id="a day and a second"),
+        pytest.param("retryAfter=99999999999", 3600, id="absurd-clamped-to-the-maximum"),
+        pytest.param("retryAfter=0000000000003", 3, id="leading-zeros"),
     ],
 )
 def test_retry_after_falls_back_and_clamps(
@@ -150,3 +152,32 @@ def test_the_sync_listener_closes_after_each_answer(hook_server: HookServer) -> 
     response = hook_server.get(hook_server.sync_url + "/healthz")
     assert response.status_code == 200
     assert response.headers.get("Connection", "").lower() == "close"
+
+
+def test_no_response_names_gunicorn(hook_server: HookServer) -> None:
+    for url in (f"{hook_server.busy_url}/busy/ns/offer", f"{hook_server.sync_url}/healthz"):
+        response = hook_server.get(url)
+        assert response.headers["Server"] == "obol-hook"
+
+
+def test_a_per_buyer_429_without_the_payer_header_is_counted_and_warned(
+    hook_server: HookServer,
+) -> None:
+    def missing() -> float:
+        text = hook_server.get(f"{hook_server.sync_url}/metrics").text
+        prefix = 'obol_hook_busy_missing_payer_total{namespace="nopayer"} '
+        return sum(
+            float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
+        )
+
+    before = missing()
+    url = f"{hook_server.busy_url}/busy/nopayer/offer?retryAfter=2"
+    admitted = {ADMITTED_HEADER: "true"}
+    # With the payer header (the verifier sent it): nothing to report.
+    hook_server.get(url, headers={**admitted, "X-Payment-Payer": "0x" + "ab" * 20})
+    assert missing() == before
+    # Without it every buyer shares one per-buyer bucket: counted, and one warning line.
+    reply = hook_server.get(url, headers=admitted)
+    assert reply.status_code == 429 and reply.json()["error"] == "buyer_limit"
+    assert missing() == before + 1
+    assert "per-buyer 429 without a payer header" in hook_server.log_tail()

@@ -167,6 +167,11 @@ def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
         answer, _ = exchange(server.sync_url, request)
         status = int(answer.split(b" ", 2)[1])
         assert 400 <= status < 500, (name, answer[:200])
+        # gunicorn answers these itself, before the app: as JSON too, and without its name.
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/json" in head, (name, head)
+        assert b"gunicorn" not in head.lower(), (name, head)
+        assert orjson.loads(body)["status"] == status, (name, body)
     assert workers_of(server.process.pid) == workers
     response = requests.post(server.sync_url + "/sync", data=valid_body, headers=AUTH, timeout=5)
     assert response.status_code == 200
@@ -215,3 +220,34 @@ def test_stalled_connections_do_not_stop_syncs(
     finally:
         for sock in stalled:
             sock.close()
+
+
+def _log_lines_since(server: HookServer, offset: int) -> list[dict[str, object]]:
+    text = server.log_path.read_text(errors="replace")[offset:]
+    return [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("stall", ["partial-headers", "partial-body"])
+def test_a_stalled_client_is_one_warning_line_without_traceback(
+    server: HookServer, stall: str
+) -> None:
+    port, sent = STALLS[stall]
+    parts = urlsplit(server.busy_url if port == "busy" else server.sync_url)
+    offset = len(server.log_path.read_text(errors="replace"))
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(sent)
+        sock.settimeout(10)
+        answer = b""
+        while chunk := sock.recv(65536):  # the worker gives up after its 2 s socket timeout
+            answer += chunk
+    if stall == "partial-body":
+        status, body = status_and_json(answer)
+        assert status == 400 and "stopped arriving" in str(body["detail"])
+    else:
+        assert answer == b""  # nothing to answer a request that never was
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _log_lines_since(server, offset):
+        time.sleep(0.1)
+    lines = _log_lines_since(server, offset)
+    assert len(lines) == 1, lines
+    assert lines[0]["level"] == "warning" and "exception" not in lines[0], lines

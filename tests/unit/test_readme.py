@@ -42,3 +42,18 @@ def test_every_setting_is_documented() -> None:
 def test_readme_starts_with_what_this_is() -> None:
     first = README.splitlines()[0]
     assert first.startswith("# ") and "ServiceOffer" in first
+
+
+def test_bad_input_section_names_what_each_kind_of_bad_input_gets() -> None:
+    table = section("Bad input")
+    for promise in (
+        "aliases",
+        "quote it",
+        "EIP-55",
+        "obol_hook_busy_missing_payer_total",
+        "Server: obol-hook",
+        "gunicorn answers these itself",
+        "exit 5",
+        "obol crd apply",
+    ):
+        assert promise in table, promise
