@@ -641,6 +641,11 @@ def offer_status(
         warnings.append(finalizer)
     if warnings:
         status["warnings"] = warnings
+    # obol-stack's on-chain registration results: this hook never writes them, and replacing
+    # the status must not lose them.
+    for key in OBOL_STATUS_KEYS:
+        if key in previous and _shallow(previous[key], _MAX_CARRIED_DEPTH):
+            status[key] = previous[key]
     return status
 
 
@@ -679,6 +684,8 @@ def _transition_time(request: SyncRequest) -> Callable[[], str]:
 
 
 # The status blocks the hook owns besides conditions (observedGeneration is Metacontroller's).
+# What obol-stack's controller wrote into status that only it can produce (kept as they were).
+OBOL_STATUS_KEYS: Final = ("agentId", "registrationTxHash", "agentResolution")
 _CARRIED_BLOCKS: Final = (
     "endpoint",
     "capacity",
@@ -688,6 +695,7 @@ _CARRIED_BLOCKS: Final = (
     "model",
     "notActedUpon",
     "warnings",
+    *OBOL_STATUS_KEYS,
 )
 _MAX_CARRIED_DEPTH: Final = 8
 

@@ -268,3 +268,16 @@ def test_junk_assets_are_refused_with_their_path(asset: Any, crd_path: str) -> N
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_obol_offer_children_and_status_are_schema_valid(path: Path) -> None:
     assert_response_schema_valid(sync(request_for(yaml.safe_load(path.read_text())), Settings()))
+
+
+@pytest.mark.parametrize("name", ["line-b-inference-obol.yaml", "line-b-agent.yaml"])
+def test_obols_registration_results_in_status_are_kept(name: str) -> None:
+    obj = offer(name)
+    registration = {
+        "agentId": "42",
+        "registrationTxHash": "0x" + "ab" * 32,
+        "agentResolution": {"model": "qwen", "skills": ["chat"], "endpoint": "http://a"},
+    }
+    obj["status"] = {"endpoint": "/services/x", **registration}
+    status = sync(request_for(obj), Settings())["status"]
+    assert {key: status[key] for key in registration} == registration

@@ -268,6 +268,7 @@ def test_the_hook_converges_obol_offers_with_path_port_price_and_asset(
     assert rule["backendRefs"][0]["port"] == 11434
     status = driver.get_parent("llm", "qwen-obol")["status"]
     assert status["model"] == {"name": "qwen3.5:35b", "runtime": "ollama"}
+    assert status["agentId"] == "42"  # obol-stack's registration result survives the hook
     assert status["payment"]["asset"]["canonical"] is False
     assert "spec.registration" in status["notActedUpon"]
     # obol-stack's finalizer is still there: status says how to remove it.
