@@ -104,8 +104,19 @@ def sync_command() -> None:
     """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
     from hooks.server.app import handle_sync_body
 
-    body = sys.stdin.buffer.read()
-    answer = handle_sync_body(body, _settings())
+    try:
+        config = load_config()
+    except ConfigError as problem:
+        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
+    # Bounded like POST /sync: never more than the cap (plus one byte to know it is over).
+    body = sys.stdin.buffer.read(config.max_request_bytes + 1)
+    if len(body) > config.max_request_bytes:
+        raise CliError(
+            f"bad request: the request is larger than {config.max_request_bytes} bytes"
+            " (OBOL_MAX_REQUEST_BYTES)",
+            EXIT_INVALID,
+        )
+    answer = handle_sync_body(body, config.settings)
     if answer.status == 200:
         stdout = sys.stdout.buffer
         stdout.write(answer.body + b"\n")

@@ -379,3 +379,9 @@ def test_every_help_shows_an_example(command: list[str]) -> None:
     assert result.exit_code == 0
     assert "Example" in result.stdout
     assert "obol hook" in result.stdout.split("Example", 1)[1]
+
+
+def test_sync_reads_stdin_only_up_to_the_request_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBOL_MAX_REQUEST_BYTES", "1024")
+    result = run("sync", stdin=b" " * 2048)
+    assert_one_line_error(result, 3, "bad request: the request is larger than 1024 bytes")
