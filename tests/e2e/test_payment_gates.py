@@ -64,9 +64,10 @@ def _offer(name: str, service: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _offers(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The capped offer and the offer whose upstream answers 500, named ``<prefix>capped`` and
-    ``<prefix>broken`` (each gate has its own, so both can be up on one Gateway)."""
+def _offers(prefix: str) -> tuple[dict[str, Any], ...]:
+    """The capped offer, the offer whose upstream answers 500 and a rate-limited offer (obol-stack's
+    ``limits.rps``), named ``<prefix>capped``, ``<prefix>broken`` and ``<prefix>limited`` (each
+    gate has its own, so both can be up on one Gateway)."""
     capped = _offer(
         f"{prefix}capped",
         "echo",
@@ -78,7 +79,11 @@ def _offers(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
             "retryAfterSeconds": 3,
         },
     )
-    return capped, _offer(f"{prefix}broken", "broken")
+    return (
+        capped,
+        _offer(f"{prefix}broken", "broken"),
+        _offer(f"{prefix}limited", "echo", limits={"rps": 1}),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +132,7 @@ class Gate:
         self.offers = _offers(prefix)
         self.capped = f"/services/{prefix}capped"
         self.broken = f"/services/{prefix}broken"
+        self.limited = f"/services/{prefix}limited"
         self.hook: HookServer = start_hook(stack, verifier_url=verifier.verify_url, extra_env=env)
         self.driver = Driver(kube, self.hook.sync_endpoint)
         stack.add_diagnostics(self.driver.diagnostics)
@@ -375,6 +381,23 @@ def test_seller_proxy_upstream_5xx_is_returned_and_never_settled(
     [call] = verifier.calls_since(mark)
     assert (call.status, call.payer) == (500, ALICE.address)  # verified, proxied, not settled
     assert verifier.settlements_since(mark) == []
+
+
+def test_seller_proxy_rate_limited_requests_are_never_verified_or_settled(
+    proxy_gate: Gate, stack: Stack
+) -> None:
+    verifier, path = proxy_gate.verifier, proxy_gate.limited
+    required = quote(stack, f"{path}/v1/models")
+    mark = verifier.mark()
+    # limits.rps 1 (burst 2): six paid requests in a row, so some are rate-limited.
+    replies = [
+        stack.http("GET", f"{path}/v1/models", headers=paid(required, CAROL)) for _ in range(6)
+    ]
+    codes = [r.status_code for r in replies]
+    assert set(codes) <= {200, 429} and 429 in codes and 200 in codes, codes
+    calls, settled = verifier.calls_since(mark), verifier.settlements_since(mark)
+    assert len(calls) == len(settled) == codes.count(200)  # the rejected ones never reached it
+    assert all(s.payer == CAROL.address and s.upstream_status == 200 for s in settled)
 
 
 # ---------------------------------------------------------------------------------------------
