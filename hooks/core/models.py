@@ -267,11 +267,11 @@ def eip55_checksum_ok(address: str) -> bool:
     digits = address[2:]
     if digits == digits.lower() or digits == digits.upper():
         return True
-    digest = keccak.new(digest_bits=256, data=digits.lower().encode("ascii")).hexdigest()
-    return all(
-        char == (char.upper() if int(nibble, 16) >= 8 else char.lower())
-        for char, nibble in zip(digits, digest, strict=False)
-    )
+    lower = digits.lower()
+    digest = keccak.new(digest_bits=256, data=lower.encode("ascii")).hexdigest()
+    # A hex digit >= "8" compares greater as text too ("9" < "a" in ASCII).
+    expected = "".join([c.upper() if n >= "8" else c for c, n in zip(lower, digest, strict=False)])
+    return expected == digits
 
 
 class ModelRef(_Strict):

@@ -208,3 +208,25 @@ def test_the_crd_refuses_zero_and_builtin_token_pay_to_with_its_messages() -> No
         manifest["spec"]["payment"]["payTo"] = pay_to
         violations = crd.validate(manifest)
         assert any(message in str(v) and "payTo" in str(v) for v in violations), violations
+
+
+# EIP-55's own examples (all caps, all lower, and mixed case).
+EIP55_EXAMPLES = [
+    "0x52908400098527886E0F7030069857D2E4169EE7",
+    "0xde709f2102306220921060314715629080e2fb77",
+    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+    "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+    "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+]
+
+
+@pytest.mark.parametrize("address", EIP55_EXAMPLES)
+def test_eip55_examples_pass_and_any_one_flipped_letter_fails(address: str) -> None:
+    assert eip55_checksum_ok(address)
+    digits = address[2:]
+    if digits in (digits.lower(), digits.upper()):
+        return
+    index = next(i for i, c in enumerate(digits) if c.isalpha())
+    flipped = digits[:index] + digits[index].swapcase() + digits[index + 1 :]
+    assert not eip55_checksum_ok("0x" + flipped)
