@@ -81,7 +81,7 @@ HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
 def settings_from_env(
     env: Mapping[str, str], *, asset_registry: AssetRegistry | None = None
 ) -> Settings:
-    """Build settings from ``OBOL_*`` variables; raise :class:`SpecError` on bad values."""
+    """Build settings from ``OBOL_*`` variables; raise :class:`ConfigError` on bad values."""
     values: dict[str, Any] = {}
     problems: list[FieldProblem] = []
     for spec in ENVIRONMENT:
@@ -510,7 +510,7 @@ class ShellConfig:
 
 
 def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
-    """Read the whole shell configuration; raise :class:`SpecError` listing every bad variable."""
+    """Read the whole shell configuration; raise :class:`ConfigError` listing every bad variable."""
     env = os.environ if env is None else env
     problems: list[FieldProblem] = []
     settings = _collect(problems, lambda: load_settings(env), Settings())

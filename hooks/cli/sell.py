@@ -351,7 +351,8 @@ def _fail(message: str, exit_code: int) -> NoReturn:
 
 
 @contextmanager
-def _kubectl_failures() -> Iterator[None]:
+def kubectl_failures() -> Iterator[None]:
+    """Turn a kubectl failure into its one-line error and documented exit code."""
     try:
         yield
     except KubectlError as exc:
@@ -396,7 +397,8 @@ def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-_kubectl_options = _options(
+# --kubectl and --context, shared by every command that talks to the cluster (also obol crd).
+kubectl_options = _options(
     click.option(
         "--kubectl",
         "kubectl_path",
@@ -699,7 +701,7 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     if dry_run:
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
         return
-    with _kubectl_failures():
+    with kubectl_failures():
         applied = kubectl.apply(offer.manifest)
     click.echo(applied or f"{api.PLURAL}.{api.GROUP}/{name} applied")
     where = f" -n {namespace}" if namespace else ""
@@ -732,7 +734,7 @@ def _validated_offer(
 @_payment_options
 @_capacity_options
 @_output_options
-@_kubectl_options
+@kubectl_options
 def inference(**params: Any) -> None:
     """Sell an OpenAI-compatible inference server (type: inference)."""
     _sell_offer("inference", params)
@@ -743,7 +745,7 @@ def inference(**params: Any) -> None:
 @_payment_options
 @_capacity_options
 @_output_options
-@_kubectl_options
+@kubectl_options
 def http(**params: Any) -> None:
     """Sell a plain HTTP API (type: http)."""
     _sell_offer("http", params)
@@ -787,7 +789,7 @@ def _read_offers(
         raise click.UsageError("give -n/--namespace or -A/--all-namespaces, not both")
     if name and all_namespaces:
         raise click.UsageError("a named offer needs -n/--namespace, not -A/--all-namespaces")
-    with _kubectl_failures():
+    with kubectl_failures():
         return kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
 
 
@@ -813,7 +815,7 @@ def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
     show_default=True,
     help="Output format.",
 )
-@_kubectl_options
+@kubectl_options
 def status(
     name: str | None,
     namespace: str | None,
@@ -844,7 +846,7 @@ def status(
     show_default=True,
     help="Output format.",
 )
-@_kubectl_options
+@kubectl_options
 def list_offers(
     namespace: str | None,
     all_namespaces: bool,
