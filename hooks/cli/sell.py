@@ -804,10 +804,7 @@ def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
     click.echo(f"No ServiceOffers found in {where}.", err=True)
 
 
-@sell.command(epilog=_STATUS_EPILOG, short_help="Show offers in detail.")
-@click.argument("name", required=False)
-@_namespace_options
-@click.option(
+_output_option = click.option(
     "-o",
     "--output",
     type=click.Choice(["table", "json", "yaml"]),
@@ -815,6 +812,12 @@ def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
     show_default=True,
     help="Output format.",
 )
+
+
+@sell.command(epilog=_STATUS_EPILOG, short_help="Show offers in detail.")
+@click.argument("name", required=False)
+@_namespace_options
+@_output_option
 @kubectl_options
 def status(
     name: str | None,
@@ -838,14 +841,7 @@ def status(
 
 @sell.command("list", epilog=_LIST_EPILOG, short_help="One line per offer.")
 @_namespace_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@_output_option
 @kubectl_options
 def list_offers(
     namespace: str | None,

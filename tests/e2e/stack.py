@@ -51,9 +51,11 @@ from typing import Any, TypeVar
 import requests
 import yaml
 
+from tests.support.upstream_crds import BUILD_SH, build_paths
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
-BUILD_SH = HERE / "build.sh"
+
 UPSTREAM_SERVER = HERE / "upstream_server.py"
 GATEWAY_CLASS = "traefik"
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
@@ -168,17 +170,10 @@ class Binaries:
         """Ask ``build.sh --print`` where the binaries are; raise :class:`BinariesMissing` if any
         is not built (the build itself is never started from here)."""
         try:
-            proc = subprocess.run(
-                ["bash", str(BUILD_SH), "--print"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            returncode, kv = build_paths()
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BinariesMissing(f"cannot run {BUILD_SH} --print: {exc}") from exc
-        kv = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-        if proc.returncode != 0:
+        if returncode != 0:
             missing = [
                 v
                 for k, v in kv.items()

@@ -47,21 +47,27 @@ class UpstreamCrds:
 
 
 @functools.cache
+def build_paths() -> tuple[int, dict[str, str]]:
+    """``build.sh --print``: its exit code (3: something is not built) and its NAME=PATH lines.
+
+    Raises OSError or subprocess.TimeoutExpired when the script cannot run.
+    """
+    proc = subprocess.run(
+        ["bash", str(BUILD_SH), "--print"], capture_output=True, text=True, timeout=30, check=False
+    )
+    return proc.returncode, dict(
+        line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line
+    )
+
+
 def find_upstream_crds() -> UpstreamCrds:
     """The exported CRD folders; :class:`UpstreamCrdsMissing` (with the command to run) if not
     exported yet."""
     try:
-        proc = subprocess.run(
-            ["bash", str(BUILD_SH), "--print"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        _, paths = build_paths()
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UpstreamCrdsMissing(f"cannot run {BUILD_SH} --print: {exc}") from exc
     # --print exits 3 when any binary is missing; the CRD folders are judged on their own.
-    paths = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     missing = [
         key
         for key in ("GATEWAY_API_CRDS", "TRAEFIK_CRDS")
