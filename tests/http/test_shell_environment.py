@@ -16,7 +16,6 @@ import pytest
 
 from hooks.config import (
     DEFAULT_MAX_REQUEST_BYTES,
-    SHELL_ENVIRONMENT,
     ConfigError,
     ShellConfig,
     bind_port,
@@ -203,15 +202,6 @@ def test_an_empty_asset_registry_file_means_the_builtin_table(tmp_path: Path) ->
     registry_file.write_text("")
     config = load_config({"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
     assert config.settings.asset_registry.network("base").caip2 == "eip155:8453"
-
-
-def test_every_shell_variable_is_documented() -> None:
-    names = {variable.variable for variable in SHELL_ENVIRONMENT}
-    assert names == {
-        "OBOL_BIND", "OBOL_BUSY_BIND", "OBOL_WORKERS", "OBOL_HOOK_TOKEN", "OBOL_HOOK_TOKEN_FILE",
-        "OBOL_MAX_REQUEST_BYTES", "OBOL_LOG_LEVEL", "OBOL_ASSET_REGISTRY_FILE",
-    }  # fmt: skip
-    assert all(variable.description for variable in SHELL_ENVIRONMENT)
 
 
 def test_observation_is_off_by_default_and_keeps_the_configured_resync() -> None:

@@ -7,7 +7,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hooks.config import ENVIRONMENT, OBSERVE_ENVIRONMENT, SHELL_ENVIRONMENT
+from hooks.config import (
+    ENVIRONMENT,
+    FILE_VARIABLES,
+    OBSERVE_ENVIRONMENT,
+    SHELL_ENVIRONMENT,
+    load_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -30,13 +36,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci/run").read_text()
 
 
-def test_every_setting_is_documented() -> None:
-    table = section("Settings")
-    variables = [s.variable for s in ENVIRONMENT]
-    variables += [s.variable for s in SHELL_ENVIRONMENT]
-    variables += [s.variable for s in OBSERVE_ENVIRONMENT]
-    missing = [v for v in variables if f"`{v}`" not in table]
-    assert not missing
+def documented_defaults() -> dict[str, str]:
+    """The Settings table's rows: variable -> default column (backticks removed)."""
+    rows = re.findall(r"^\| `(OBOL_\w+)` \| ([^|]+) \|", section("Settings"), re.M)
+    return {variable: default.strip() for variable, default in rows}
+
+
+def test_every_setting_is_documented_with_the_default_it_has() -> None:
+    documented = documented_defaults()
+    tables = (ENVIRONMENT, SHELL_ENVIRONMENT, OBSERVE_ENVIRONMENT)
+    parsed = [s.variable for table in tables for s in table]
+    assert sorted(documented) == sorted([*parsed, *FILE_VARIABLES])
+    defaults = load_config({})
+    for variable in parsed:
+        default = documented[variable]
+        if default.startswith("`"):
+            # Setting the documented default explicitly changes nothing.
+            assert load_config({variable: default.strip("`")}) == defaults, variable
+        else:
+            assert default in ("(none)", "(unset)"), variable
 
 
 def test_readme_starts_with_what_this_is() -> None:
