@@ -79,7 +79,6 @@ class OfferView:
     per_buyer_max_in_flight: int | None
     in_flight: int | None
     capacity_state: str
-    capacity_message: str | None
     payment_gate: str
     settlement: str
     per_buyer_enforced_by: str | None
@@ -150,7 +149,6 @@ def offer_view(obj: Mapping[str, Any]) -> OfferView:
         per_buyer_max_in_flight=per_buyer,
         in_flight=_integer(reported.get("inFlight")),
         capacity_state=_text(reported.get("state")) or UNKNOWN,
-        capacity_message=_text(reported.get("message")),
         payment_gate=_text(gate.get("mode")) or DEFAULT_GATE,
         settlement=_text(gate.get("settlement")) or "deferred",
         per_buyer_enforced_by=enforced_by if per_buyer is not None else None,

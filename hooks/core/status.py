@@ -48,14 +48,6 @@ UPSTREAM_HEALTHY: Final = "UpstreamHealthy"
 # Everything above holds: buyers can pay and be served.
 READY: Final = "Ready"
 
-CONDITION_ORDER: Final = (
-    PAYMENT_GATE_READY,
-    CAPACITY_ENFORCED,
-    ROUTE_PUBLISHED,
-    UPSTREAM_HEALTHY,
-    READY,
-)
-
 # --- reasons ---------------------------------------------------------------------------------
 REASON_PUBLISHED: Final = "Published"  # PaymentGateReady: both objects observed
 REASON_PENDING: Final = "Pending"  # an expected child has not been observed yet
@@ -100,8 +92,6 @@ class Observation:
     source: str | None = None
 
 
-# The children Metacontroller observed, indexed by (kind, name); a plain dict, so that looking
-# a child up costs one C call.
 def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
     """The newest RFC 3339 timestamp among the parent's and children's metadata.
 
@@ -145,11 +135,7 @@ def finish_conditions(
     scanned. The conditions are completed in place (they are the caller's fresh dicts) and
     returned.
     """
-    before: dict[str, Mapping[str, Any]] = {}
-    if isinstance(previous, list):
-        for item in previous:
-            if isinstance(item, dict) and isinstance(item.get("type"), str):
-                before[item["type"]] = item
+    before = _conditions_by_type(previous)
     new_stamp: str | None = None
     for cond in conditions:
         old = before.get(cond["type"])
@@ -168,13 +154,12 @@ def finish_conditions(
     return conditions
 
 
-def _conditions_by_type(entry: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    conditions = entry.get("conditions")
-    found: dict[str, Mapping[str, Any]] = {}
-    for item in conditions if isinstance(conditions, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("type"), str):
-            found[item["type"]] = item
-    return found
+def _conditions_by_type(conditions: Any) -> dict[str, Mapping[str, Any]]:
+    return {
+        item["type"]: item
+        for item in (conditions if isinstance(conditions, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("type"), str)
+    }
 
 
 def route_condition(observed_route: Mapping[str, Any] | None, settings: Settings) -> dict[str, str]:
@@ -198,38 +183,28 @@ def route_condition(observed_route: Mapping[str, Any] | None, settings: Settings
             ours = entry
             break
     gateway = f"{settings.gateway_namespace}/{settings.gateway_name}"
-    if ours is None:
+
+    def waiting(what: str) -> dict[str, str]:
         return condition(
             ROUTE_PUBLISHED,
             "Unknown",
             REASON_WAITING_FOR_GATEWAY,
-            f"Gateway {gateway} has not reported on the HTTPRoute yet",
+            f"Gateway {gateway} has not {what}",
         )
-    by_type = _conditions_by_type(ours)
+
+    if ours is None:
+        return waiting("reported on the HTTPRoute yet")
+    by_type = _conditions_by_type(ours.get("conditions"))
     for needed, reason in (
         ("Accepted", REASON_NOT_ACCEPTED),
         ("ResolvedRefs", REASON_REFS_NOT_RESOLVED),
     ):
         found = by_type.get(needed)
         if found is None:
-            return condition(
-                ROUTE_PUBLISHED,
-                "Unknown",
-                REASON_WAITING_FOR_GATEWAY,
-                f"Gateway {gateway} has not reported {needed} yet",
-            )
-        stale = (
-            isinstance(generation, int)
-            and isinstance(found.get("observedGeneration"), int)
-            and found["observedGeneration"] < generation
-        )
-        if stale:
-            return condition(
-                ROUTE_PUBLISHED,
-                "Unknown",
-                REASON_WAITING_FOR_GATEWAY,
-                f"Gateway {gateway} has not processed the latest HTTPRoute yet",
-            )
+            return waiting(f"reported {needed} yet")
+        seen = found.get("observedGeneration")
+        if isinstance(generation, int) and isinstance(seen, int) and seen < generation:
+            return waiting("processed the latest HTTPRoute yet")
         if found.get("status") != "True":
             detail = found.get("message") or found.get("reason") or "no reason given"
             return condition(
