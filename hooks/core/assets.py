@@ -76,8 +76,7 @@ TRANSFER_METHODS: tuple[TransferMethod, ...] = ("eip3009", "permit2")
 _NETWORK_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,15}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_CAIP2_PREFIX = "eip155:"
-_ZERO_ADDRESS = "0x" + "0" * 40
+ZERO_ADDRESS = "0x" + "0" * 40
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ class AssetRegistry:
             reason = f"that address is {places}, not a token registered on {chain.name}"
         else:
             reason = f"unknown token address on {chain.name}"
-        known = _describe_tokens(self._on_network(chain))
+        known = ", ".join(f"{a.symbol} ({a.address})" for a in self._on_network(chain))
         if known:
             reason += f"; known on {chain.name}: {known}"
         reason += "; other tokens must first be added to the registry file by the operator"
@@ -248,22 +247,6 @@ class AssetRegistry:
 
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def _describe_tokens(assets: Sequence[Asset]) -> str:
-    return ", ".join(f"{asset.symbol} ({asset.address})" for asset in assets)
-
-
-def _network_from_entry(
-    name: str, chain_id: int, aliases: tuple[str, ...], testnet: bool
-) -> Network:
-    return Network(
-        name=name,
-        chain_id=chain_id,
-        caip2=f"{_CAIP2_PREFIX}{chain_id}",
-        aliases=aliases,
-        testnet=testnet,
-    )
 
 
 class _RegistryDocument:
@@ -412,7 +395,7 @@ class _RegistryDocument:
                 aliases = existing.aliases
             if "testnet" not in entry:
                 testnet = existing.testnet
-        return _network_from_entry(name, chain_id, aliases or (), bool(testnet))
+        return Network(name, chain_id, f"eip155:{chain_id}", aliases or (), bool(testnet))
 
     def _aliases(self, entry: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
         value = entry.get("aliases", [])
@@ -502,7 +485,7 @@ class _RegistryDocument:
         address = self._required_string(entry, path, "address")
         if address is not None and not _ADDRESS.fullmatch(address):
             self.fail(f"{path}.address", "must be 0x followed by 40 hex digits", address)
-        elif address is not None and address.lower() == _ZERO_ADDRESS:
+        elif address is not None and address.lower() == ZERO_ADDRESS:
             self.fail(f"{path}.address", "must not be the zero address", address)
         decimals = entry.get("decimals")
         if decimals is None:

@@ -37,6 +37,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from hooks.core import api
+from hooks.core.assets import ZERO_ADDRESS, TransferMethod
 from hooks.core.errors import FieldProblem, SpecError
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -53,7 +55,6 @@ OfferType = Literal["inference", "http", "agent", "fine-tuning", "dataset", "ski
 RENDERED_TYPES: frozenset[str] = frozenset({"inference", "http"})
 ModelRuntime = Literal["ollama", "vllm", "tgi"]
 PaymentMethod = Literal["crypto", "card"]
-TransferMethod = Literal["eip3009", "permit2"]
 # obol-stack's default upstream port (its EffectivePort) when spec.upstream.port is omitted.
 DEFAULT_UPSTREAM_PORT = 11434
 # Paths obol-stack keeps for itself (its ReservedPathConflict): the exact ones, and the prefixes
@@ -243,9 +244,6 @@ class Payment(_Strict):
         return self
 
 
-ZERO_ADDRESS = "0x" + "0" * 40
-
-
 def pay_to_problem(address: str) -> str | None:
     """Why ``address`` (0x + 40 hex digits) cannot receive payments, or None."""
     if address.lower() == ZERO_ADDRESS:
@@ -391,8 +389,8 @@ class ServiceOffer(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    api_version: str = Field(default="obol.org/v1alpha1", alias="apiVersion")
-    kind: str = "ServiceOffer"
+    api_version: str = Field(default=api.API_VERSION, alias="apiVersion")
+    kind: str = api.KIND
     metadata: ObjectMeta
     spec: ServiceOfferSpec
 
@@ -406,6 +404,13 @@ _PYDANTIC_REASONS: Mapping[str, str] = {
     "model_type": "must be an object",
     "model_attributes_type": "must be an object",
     "dict_type": "must be an object",
+}
+
+_COMPARISONS: Mapping[str, str] = {
+    "greater_than_equal": ">=",
+    "greater_than": ">",
+    "less_than_equal": "<=",
+    "less_than": "<",
 }
 
 
@@ -426,15 +431,8 @@ def _reason(error: Mapping[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     if kind in _PYDANTIC_REASONS:
         return _PYDANTIC_REASONS[kind]
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {
-            "greater_than_equal": ">=",
-            "greater_than": ">",
-            "less_than_equal": "<=",
-            "less_than": "<",
-        }[kind]
-        bound = next(iter(ctx.values()))
-        return f"must be {op} {bound}"
+    if kind in _COMPARISONS:
+        return f"must be {_COMPARISONS[kind]} {next(iter(ctx.values()))}"
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')}".replace("'", "")
     if kind == "string_pattern_mismatch":
@@ -480,21 +478,14 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[FieldPro
 
 _SPEC_VALIDATOR = ServiceOfferSpec.__pydantic_validator__
 
-# Fields kept in the spec (obol-stack's) that this controller does not act upon, by wire name.
-_KEPT_FIELDS: tuple[tuple[str, str], ...] = (
-    ("payments", "payments"),
-    ("routes", "routes"),
-    ("hostname", "hostname"),
-    ("branding", "branding"),
-    ("listing", "listing"),
-    ("async_", "async"),
-    ("provenance", "provenance"),
-    ("registration", "registration"),
-    ("agent", "agent"),
-    ("dataset", "dataset"),
-    ("skill", "skill"),
-    ("drain_at", "drainAt"),
-    ("drain_grace_period", "drainGracePeriod"),
+# Fields kept in the spec (obol-stack's) that this controller does not act upon, by attribute
+# and wire name.
+_KEPT_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (name, str(ServiceOfferSpec.model_fields[name].alias))
+    for name in (
+        "payments routes hostname branding listing async_ provenance registration agent dataset"
+        " skill drain_at drain_grace_period"
+    ).split()
 )
 
 
@@ -543,10 +534,10 @@ def parse_offer(obj: Any) -> ServiceOffer:
     if not isinstance(obj, Mapping):
         raise SpecError.at("<object>", "must be a mapping")
     problems: list[FieldProblem] = []
-    if obj.get("apiVersion", "obol.org/v1alpha1") != "obol.org/v1alpha1":
-        problems.append(FieldProblem("apiVersion", "must be obol.org/v1alpha1", obj["apiVersion"]))
-    if obj.get("kind", "ServiceOffer") != "ServiceOffer":
-        problems.append(FieldProblem("kind", "must be ServiceOffer", obj["kind"]))
+    if obj.get("apiVersion", api.API_VERSION) != api.API_VERSION:
+        problems.append(FieldProblem("apiVersion", f"must be {api.API_VERSION}", obj["apiVersion"]))
+    if obj.get("kind", api.KIND) != api.KIND:
+        problems.append(FieldProblem("kind", f"must be {api.KIND}", obj["kind"]))
     meta = obj.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
     if not isinstance(name, str) or not name:
@@ -562,14 +553,4 @@ def parse_offer(obj: Any) -> ServiceOffer:
         problems.extend(exc.problems)
     if problems or spec is None:
         raise SpecError(problems)
-    return ServiceOffer(
-        apiVersion="obol.org/v1alpha1",
-        kind="ServiceOffer",
-        metadata=ObjectMeta.model_validate(meta),
-        spec=spec,
-    )
-
-
-def dump_spec(spec: ServiceOfferSpec) -> dict[str, Any]:
-    """The spec as Kubernetes JSON: camelCase, no nulls."""
-    return spec.model_dump(by_alias=True, exclude_none=True)
+    return ServiceOffer(metadata=ObjectMeta.model_validate(meta), spec=spec)
