@@ -1,101 +1,64 @@
 """The observation layer: live upstream health and engine in-flight counts, kept out of the core.
 
 The pure core (:func:`hooks.core.sync.sync`) takes ``observations: Mapping[str, Observation]``
-keyed by
-the upstream's in-cluster base URL (:func:`hooks.core.names.upstream_url`) and turns them into
-``status.capacity.inFlight/state/source`` and the ``UpstreamHealthy`` condition. This module is
-the shell that *produces* that mapping. Traefik cannot (it has no per-route in-flight gauge), so
-the count is read where requests end: at the inference engine's own ``/metrics``.
+keyed by the upstream's in-cluster base URL (:func:`hooks.core.names.upstream_url`) and turns
+them into ``status.capacity`` and the ``UpstreamHealthy`` condition; this module produces that
+mapping (README, *Live capacity*, has the behaviour and the cost formula).
 
-How it works
-- A sync asks :meth:`Observer.observations_for` with its raw request. The observer derives the
-  offer's upstream (base URL, health path, whether in-flight metrics are wanted), marks it as
-  wanted, and answers from its cache: the latest probe result if it is *fresh* (younger than
-  ``OBOL_PROBE_TTL_SECONDS``), else nothing, so the status says Unknown and never pretends.
-- An upstream never seen before is probed at once; the sync waits for that first probe at most
-  ``OBOL_SYNC_PROBE_BUDGET_MS`` (150 ms by default, far below Metacontroller's 5 s hook
-  timeout) and otherwise answers without it. A stale entry starts a probe but is not waited for.
+- A sync asks :meth:`Observer.observations_for`; the observer derives the offer's upstream
+  (base URL, health path, whether in-flight metrics are wanted), marks it wanted and answers
+  from its cache: the latest probe result if younger than ``OBOL_PROBE_TTL_SECONDS``, else
+  nothing, so the status says Unknown and never pretends.
+- An upstream never seen before is probed at once and the sync waits for that first probe at
+  most ``OBOL_SYNC_PROBE_BUDGET_MS``; a stale entry starts a probe but is not waited for.
 - A daemon thread (:meth:`Observer.start`) re-probes every wanted upstream every
   ``OBOL_PROBE_INTERVAL_SECONDS`` on a pool of ``OBOL_PROBE_CONCURRENCY`` threads, and forgets
   upstreams no sync asked about for ``OBOL_OBSERVE_FORGET_SECONDS``.
-- With ``OBOL_PROBE_GATEWAY_URL`` set, each offer's public path is also a target: one unpaid
-  ``GET <gateway><path>`` (the no-free-ride probe, :meth:`Observer.probe_gate`), keyed by
-  :func:`hooks.core.status.gate_probe_key`; the core turns its status into conditions. Same
-  pool, interval, TTL, budget and forgetting as the upstream probes; one target per offer path.
-- A probe is ``GET <base><healthPath>`` (2xx: healthy) and, for ``type: inference`` offers with
-  a capacity envelope and a healthy upstream, ``GET <base>/metrics``: in-flight is
-  ``vllm:num_requests_running + vllm:num_requests_waiting`` or ``llamacpp:requests_processing +
-  llamacpp:requests_deferred``, summed over every label set (several engines or models).
+- A probe is ``GET <base><healthPath>`` (2xx: healthy) and, for inference offers with a capacity
+  envelope and a healthy upstream, ``GET <base>/metrics`` (:mod:`hooks.observe.engines`). With
+  ``OBOL_PROBE_GATEWAY_URL`` set, each offer's public path is a target too, keyed by
+  :func:`hooks.core.status.gate_probe_key`: one unpaid GET through the gateway.
 
-Cost. Probes are per distinct upstream (base URL + health path), not per offer, and per
-process: every gunicorn worker of every hook replica keeps its own cache. For ``U`` distinct
-upstreams asked about in the last ``OBOL_OBSERVE_FORGET_SECONDS``, of which ``M`` need metrics,
-at interval ``I`` seconds, with ``W`` workers per replica and ``R`` replicas::
-
-    GET/s (whole Deployment) = W x R x (U + M) / I
-    GET/s seen by one upstream = W x R x (1 + metrics) / I
-
-Example: 1,000 inference offers (all with capacity) on 50 distinct upstreams, I = 10 s,
-2 workers: one replica makes 2 x 1 x (50 + 50) / 10 = 20 GET/s in all (10 per worker), each
-upstream seeing 2 x (1 + 1) / 10 = 0.4 GET/s; the shipped Deployment (2 replicas) doubles both
-to 40 GET/s and 0.8 GET/s. The 1,000 offers do not enter the formula. Each first sight of an
-upstream in a worker adds one probe. Parsing a 230 KiB vLLM ``/metrics`` body takes about
-2 ms (only our gauges' lines reach the Prometheus parser). The pool must
-also keep up: a round takes about (sum of probe durations) / ``OBOL_PROBE_CONCURRENCY``; answers
-take milliseconds, but an upstream that times out holds a thread for the timeout (metrics are
-skipped when health fails), so with the defaults about 4 x 10 s / 0.8 s = 50 timing-out
-upstreams fill an interval before results start to go stale.
-
-Per-worker caches. Each worker learns its values at its own probe times, so two syncs of one
-offer answered by different workers may report different ``inFlight`` values (sampled up to a
-TTL apart). Status churn stays bounded: a value only changes when a probe completes (never
-per sync), messages carry no timings or counters, the CompositeController sets
-``ignoreStatusChanges: true`` (a status write never triggers another sync), and syncs happen
-at the rate of ``resyncAfterSeconds`` (:func:`resync_after_seconds`).
+Each gunicorn worker keeps its own cache, so two syncs of one offer answered by different
+workers may report ``inFlight`` values sampled up to a TTL apart. Status churn stays bounded: a
+value only changes when a probe completes, messages carry no timings or counters, and the
+CompositeController ignores status changes.
 
 This module must never be imported by the pure core, never block a sync longer than the budget,
 never raise into the sync path (malformed input gives an empty mapping: the core reports the
 spec problem), never copy an upstream's response body into the status (only the HTTP status
-and parsed numbers), never follow redirects or use proxies, and never probe anything but the
-in-cluster URL derived from the spec (or its configured override). Everything is bounded: the
-tracked upstreams (:data:`MAX_UPSTREAMS`), the metrics body (:data:`MAX_METRICS_BYTES`), one
-probe in flight per upstream, and the threads (one scheduler plus the pool).
+and parsed numbers), and never probe anything but the in-cluster URL derived from the spec (or
+its configured override). Everything is bounded: the tracked upstreams (:data:`MAX_UPSTREAMS`),
+the metrics body (:data:`MAX_METRICS_BYTES`), one probe in flight per upstream, and the threads
+(one scheduler plus the pool).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import logging
 import math
 import os
 import re
-import socket
 import threading
 import time
 import types
-import urllib.error
-import urllib.request
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from hooks.core.models import DEFAULT_UPSTREAM_PORT, DNS1123_LABEL, HTTP_PATH
 from hooks.core.names import offer_names, upstream_url
 from hooks.core.request import SyncRequest
 from hooks.core.status import Observation, gate_probe_key
+from hooks.observe.engines import METRICS_PATH, EngineReading, parse_engine_metrics
+from hooks.observe.fetch import MAX_LABEL, Fetch, describe_error, urllib_fetch
 
 LOGGER: Final = logging.getLogger("obol.hook.observe")
 
 MAX_UPSTREAMS: Final = 2048  # distinct upstreams one process tracks; more are not observed
 MAX_METRICS_BYTES: Final = 2 * 1024 * 1024  # a larger /metrics body is not parsed at all
-METRICS_PATH: Final = "/metrics"
-USER_AGENT: Final = "obol-serviceoffer-hook/observe"
-# vLLM and llama.cpp serve the classic text format; ask for it explicitly.
-METRICS_ACCEPT: Final = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"
-_MAX_LABEL: Final = 120
-_READ_CHUNK: Final = 64 * 1024
 _LABEL = re.compile(DNS1123_LABEL)
 _PATH = re.compile(HTTP_PATH)
 
@@ -157,105 +120,6 @@ def resync_after_seconds(configured: int, observe: ObserveSettings) -> int:
     if configured > 0:
         return max(configured, interval)
     return 3 * interval
-
-
-# --- metrics parsing (pure) --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Engine:
-    name: str
-    running: str
-    waiting: str
-    kv_cache: tuple[str, ...]
-
-
-_ENGINES: Final = (
-    _Engine(
-        "vllm",
-        "vllm:num_requests_running",
-        "vllm:num_requests_waiting",
-        ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
-    ),
-    _Engine(
-        "llama.cpp",
-        "llamacpp:requests_processing",
-        "llamacpp:requests_deferred",
-        ("llamacpp:kv_cache_usage_ratio",),
-    ),
-)
-_WANTED_NAMES: Final = frozenset(
-    name for e in _ENGINES for name in (e.running, e.waiting, *e.kv_cache)
-)
-_SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)")
-
-
-@dataclass(frozen=True, slots=True)
-class EngineReading:
-    """In-flight requests read from one engine's ``/metrics``."""
-
-    engine: str  # "vllm" or "llama.cpp"
-    running: float
-    waiting: float
-    kv_cache_usage: float | None = None  # 0..1, highest over label sets; not put in status
-
-    @property
-    def in_flight(self) -> int:
-        """Requests the engine holds: running plus waiting (queued, deferred)."""
-        return round(self.running + self.waiting)
-
-    @property
-    def source(self) -> str:
-        """What ``status.capacity.source`` says, e.g. ``vllm /metrics``."""
-        return f"{self.engine} {METRICS_PATH}"
-
-
-def _relevant_lines(text: str) -> Iterable[str]:
-    # Keep only our families' HELP/TYPE and sample lines: vLLM's /metrics is mostly histograms
-    # we do not need, and an unrelated malformed line must not hide the gauges we do need.
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            parts = stripped.split(None, 3)
-            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2] in _WANTED_NAMES:
-                yield stripped
-            continue
-        match = _SAMPLE_NAME.match(stripped)
-        if match and match.group(1) in _WANTED_NAMES:
-            yield stripped
-
-
-def parse_engine_metrics(text: str) -> EngineReading | None:
-    """Read vLLM or llama.cpp in-flight gauges from a Prometheus text exposition.
-
-    Sums each gauge over every label set (vLLM exposes one per engine and model). Returns None
-    when neither engine's running *and* waiting gauges are present, when a value is negative or
-    not finite, or when the relevant lines do not parse: an unknown count is never a zero.
-    """
-    sums: dict[str, float] = {}
-    highest: dict[str, float] = {}
-    try:
-        # Imported here, not at module level: the gunicorn master imports this module (through
-        # hooks.config) and prometheus_client picks its multiprocess store on first import.
-        from prometheus_client.parser import text_string_to_metric_families
-
-        families = text_string_to_metric_families("\n".join(_relevant_lines(text)) + "\n")
-        for family in families:
-            for sample in family.samples:
-                value = float(sample.value)
-                if sample.name not in _WANTED_NAMES:
-                    continue
-                if not math.isfinite(value) or value < 0:
-                    return None
-                sums[sample.name] = sums.get(sample.name, 0.0) + value
-                highest[sample.name] = max(highest.get(sample.name, 0.0), value)
-    except Exception:  # the parser raises ValueError, IndexError, ... on malformed lines
-        return None
-    for engine in _ENGINES:
-        if engine.running in sums and engine.waiting in sums:
-            kv = next((highest[name] for name in engine.kv_cache if name in highest), None)
-            return EngineReading(engine.name, sums[engine.running], sums[engine.waiting], kv)
-    return None
 
 
 # --- the upstream of a sync request (pure) -----------------------------------------------------
@@ -323,94 +187,6 @@ def gate_of(request: SyncRequest) -> UpstreamRef | None:
 
 def _is_label(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 63 and _LABEL.match(value) is not None
-
-
-# --- fetching (the only network I/O) -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """One HTTP answer: status, at most ``max_bytes`` of body, and whether more was cut off."""
-
-    status: int
-    body: bytes = b""
-    truncated: bool = False
-
-
-class Fetch(Protocol):
-    """``GET url`` with a timeout in seconds, reading at most ``max_bytes`` of the body.
-
-    Answers any HTTP status (non-2xx included) as a :class:`FetchResult`; raises on transport
-    failures (timeout, refused, reset, unresolvable name, invalid HTTP).
-    """
-
-    def __call__(self, url: str, timeout: float, max_bytes: int) -> FetchResult: ...
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A 3xx is an answer, not an invitation to probe somewhere else.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-# No proxies (in-cluster names must not go to an HTTP_PROXY), no redirects.
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
-
-
-def urllib_fetch(url: str, timeout: float, max_bytes: int) -> FetchResult:
-    """The default :class:`Fetch`: stdlib urllib, bounded in time and body size.
-
-    ``timeout`` bounds connecting and each read; reading the body also stops at a deadline of
-    ``timeout`` after the answer began, so a fetch takes at most about twice the timeout.
-    """
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("only http(s) URLs are probed")
-    request = urllib.request.Request(
-        url, headers={"User-Agent": USER_AGENT, "Accept": METRICS_ACCEPT}
-    )
-    try:
-        response = _OPENER.open(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        error.close()
-        return FetchResult(error.code)
-    with response:
-        status = int(response.status)
-        if max_bytes <= 0:
-            return FetchResult(status)
-        deadline = time.monotonic() + timeout
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            if time.monotonic() > deadline:
-                raise TimeoutError("body read timed out")
-            chunk = response.read1(min(_READ_CHUNK, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    body = b"".join(chunks)
-    return FetchResult(status, body[:max_bytes], size > max_bytes)
-
-
-def describe_error(error: BaseException, timeout_ms: float) -> str:
-    """A short, stable text for a transport failure (no addresses, no timings but the limit)."""
-    if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException):
-        return describe_error(error.reason, timeout_ms)
-    if isinstance(error, TimeoutError):
-        return f"timed out after {timeout_ms:g} ms"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, http.client.RemoteDisconnected):  # before its base ConnectionResetError
-        return "connection closed without an answer"
-    if isinstance(error, ConnectionResetError):
-        return "connection reset"
-    if isinstance(error, socket.gaierror):
-        return "host name not resolved"
-    if isinstance(error, http.client.HTTPException):
-        return "invalid HTTP answer"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower()[:_MAX_LABEL]
-    return type(error).__name__
 
 
 # --- the observer (thread-safe, one per process) -----------------------------------------------
@@ -604,7 +380,7 @@ class Observer:
     def probe(self, base: str, health_path: str, *, metrics: bool) -> Observation:
         """Probe one upstream now (blocking, up to about four timeouts): health, then metrics."""
         settings = self.settings
-        label = f"GET {health_path[:_MAX_LABEL]}"
+        label = f"GET {health_path[:MAX_LABEL]}"
         try:
             health = self._fetch(base + health_path, settings.probe_timeout, 0)
         except Exception as error:
@@ -635,7 +411,7 @@ class Observer:
         :func:`hooks.core.status.gate_probe_conditions`). A transport failure carries no status,
         so it changes no condition.
         """
-        label = f"unpaid GET {path[:_MAX_LABEL]} through the gateway"
+        label = f"unpaid GET {path[:MAX_LABEL]} through the gateway"
         try:
             answer = self._fetch(base + path, self.settings.probe_timeout, 0)
         except Exception as error:

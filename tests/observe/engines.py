@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hooks.observe.observer import FetchResult
+from hooks.observe.fetch import FetchResult
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 HOLD_LIMIT = 10.0  # no request is ever held longer than this

@@ -23,7 +23,8 @@ from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import Observation, gate_probe_key
 from hooks.core.sync import sync
-from hooks.observe.observer import FetchResult, Observer
+from hooks.observe.fetch import FetchResult
+from hooks.observe.observer import Observer
 from tests.observe.engines import ScriptedFetch, offer, ok, sync_request
 from tests.support.observed import observed_children, parent_object
 from tests.support.observed import sync_request as full_request

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hooks.observe.observer import EngineReading, parse_engine_metrics
+from hooks.observe.engines import EngineReading, parse_engine_metrics
 from tests.observe.engines import llamacpp_exposition, sample, vllm_exposition
 
 

@@ -31,7 +31,8 @@ from hooks.core.names import upstream_url
 from hooks.core.request import parse_request
 from hooks.core.status import Observation
 from hooks.observe import observer as observe
-from hooks.observe.observer import FetchResult, Observer, UpstreamRef, describe_error, upstream_of
+from hooks.observe.fetch import FetchResult, describe_error
+from hooks.observe.observer import Observer, UpstreamRef, upstream_of
 from tests.observe.engines import (
     FakeClock,
     ScriptedFetch,
