@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -57,6 +57,7 @@ from hooks.cli.kubectl import (
 )
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
+    OfferView,
     format_table,
     list_record,
     list_row,
@@ -123,11 +124,6 @@ class FlagField:
     param: str
     flag: str
     path: tuple[str, ...]
-
-    @property
-    def spec_path(self) -> str:
-        """The field path as :class:`SpecError` spells it."""
-        return "spec." + ".".join(self.path)
 
 
 FLAG_FIELDS: tuple[FlagField, ...] = (
@@ -316,7 +312,7 @@ def explain_problems(error: SpecError, flags: Mapping[str, Any], preset: Preset 
     return "invalid offer: " + "; ".join(parts)
 
 
-_FIELD_BY_PATH: Mapping[str, FlagField] = {field.spec_path: field for field in FLAG_FIELDS}
+_FIELD_BY_PATH: Mapping[str, FlagField] = {"spec." + ".".join(f.path): f for f in FLAG_FIELDS}
 _METADATA_ORIGINS: Mapping[str, str] = {
     "metadata.name": "NAME",
     "metadata.namespace": "-n/--namespace",
@@ -343,11 +339,7 @@ def _load_registry(path: str | None) -> AssetRegistry:
     try:
         return load_asset_registry(path) or BUILTIN_REGISTRY
     except ConfigError as exc:
-        _fail(f"invalid asset registry file: {exc}", EXIT_INVALID)
-
-
-def _fail(message: str, exit_code: int) -> NoReturn:
-    raise CliError(message, exit_code)
+        raise CliError(f"invalid asset registry file: {exc}", EXIT_INVALID) from None
 
 
 @contextmanager
@@ -356,7 +348,7 @@ def kubectl_failures() -> Iterator[None]:
     try:
         yield
     except KubectlError as exc:
-        _fail(str(exc), _EXIT_BY_ERROR.get(type(exc), EXIT_KUBECTL_FAILED))
+        raise CliError(str(exc), _EXIT_BY_ERROR.get(type(exc), EXIT_KUBECTL_FAILED)) from None
 
 
 def _preset_named(name: str | None) -> Preset | None:
@@ -725,7 +717,7 @@ def _validated_offer(
     try:
         return validate_manifest(manifest, registry)
     except SpecError as exc:
-        _fail(explain_problems(exc, params, preset), EXIT_INVALID)
+        raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
 
 
 @sell.command(epilog=_INFERENCE_EPILOG)
@@ -782,26 +774,39 @@ _namespace_options = _options(
 )
 
 
-def _read_offers(
-    kubectl: Kubectl, name: str | None, namespace: str | None, all_namespaces: bool
-) -> list[dict[str, Any]]:
+def _show_offers(
+    params: dict[str, Any],
+    record: Callable[[OfferView], dict[str, Any]],
+    table: Callable[[list[OfferView]], str],
+) -> None:
+    """Read offers with kubectl and print them as a table or as records (``-o json|yaml``)."""
+    name, namespace, all_namespaces = (
+        params.get("name"),
+        params["namespace"],
+        params["all_namespaces"],
+    )
     if namespace and all_namespaces:
         raise click.UsageError("give -n/--namespace or -A/--all-namespaces, not both")
     if name and all_namespaces:
         raise click.UsageError("a named offer needs -n/--namespace, not -A/--all-namespaces")
+    kubectl = Kubectl(params["kubectl_path"], params["kube_context"])
     with kubectl_failures():
-        return kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
-
-
-def _nothing_found(namespace: str | None, all_namespaces: bool) -> None:
-    where = (
-        "any namespace"
-        if all_namespaces
-        else f"namespace {namespace}"
-        if namespace
-        else "the current namespace"
-    )
-    click.echo(f"No ServiceOffers found in {where}.", err=True)
+        offers = kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
+    views = [offer_view(obj) for obj in offers]
+    if params["output"] != "table":
+        records = [record(view) for view in views]
+        click.echo(_dump(records[0] if name and records else records, params["output"]), nl=False)
+    elif views:
+        click.echo(table(views), nl=False)
+    else:
+        where = (
+            "any namespace"
+            if all_namespaces
+            else f"namespace {namespace}"
+            if namespace
+            else "the current namespace"
+        )
+        click.echo(f"No ServiceOffers found in {where}.", err=True)
 
 
 _output_option = click.option(
@@ -819,43 +824,19 @@ _output_option = click.option(
 @_namespace_options
 @_output_option
 @kubectl_options
-def status(
-    name: str | None,
-    namespace: str | None,
-    all_namespaces: bool,
-    output: str,
-    kubectl_path: str,
-    kube_context: str | None,
-) -> None:
+def status(**params: Any) -> None:
     """Show endpoint, price, capacity envelope and conditions of offers."""
-    offers = _read_offers(Kubectl(kubectl_path, kube_context), name, namespace, all_namespaces)
-    views = [offer_view(obj) for obj in offers]
-    if output != "table":
-        records = [status_record(view) for view in views]
-        click.echo(_dump(records[0] if name and records else records, output), nl=False)
-    elif views:
-        click.echo(status_text(views), nl=False)
-    else:
-        _nothing_found(namespace, all_namespaces)
+    _show_offers(params, status_record, status_text)
 
 
 @sell.command("list", epilog=_LIST_EPILOG, short_help="One line per offer.")
 @_namespace_options
 @_output_option
 @kubectl_options
-def list_offers(
-    namespace: str | None,
-    all_namespaces: bool,
-    output: str,
-    kubectl_path: str,
-    kube_context: str | None,
-) -> None:
+def list_offers(**params: Any) -> None:
     """One line per offer: namespace, name, type, price, network, max in-flight, capacity, ready."""
-    offers = _read_offers(Kubectl(kubectl_path, kube_context), None, namespace, all_namespaces)
-    views = [offer_view(obj) for obj in offers]
-    if output != "table":
-        click.echo(_dump([list_record(view) for view in views], output), nl=False)
-    elif views:
-        click.echo(format_table(LIST_COLUMNS, [list_row(view) for view in views]), nl=False)
-    else:
-        _nothing_found(namespace, all_namespaces)
+    _show_offers(params, list_record, _list_table)
+
+
+def _list_table(views: list[OfferView]) -> str:
+    return format_table(LIST_COLUMNS, [list_row(view) for view in views])
