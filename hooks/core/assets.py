@@ -13,28 +13,16 @@ randomness) and it is deterministic. Reading an operator's registry file is the 
     document = yaml.safe_load(path.read_text())
     registry = BUILTIN_REGISTRY.extend(document or {}, source=str(path))
 
-Every input problem raises :class:`hooks.core.errors.SpecError` with the field path, the reason and
-the
-offending value.
+Every input problem raises :class:`hooks.core.errors.SpecError` with the field path, the reason
+and the offending value.
 
-Built-in table (sources: the x402 SDK default-asset tables
-``typescript/packages/mechanisms/evm/src/shared/defaultAssets.ts`` and
-``python/x402/mechanisms/evm/constants.py``, obol-stack ``internal/x402/chains.go`` and
-``tokens.go``, the Obol token docs). Every built-in network has USDC with a confirmed EIP-712
-domain; a network without one is left out, because an offer there could never resolve an asset:
-
-* USDC (6 decimals, ``eip3009``, EIP-712 version ``"2"``) on base, base-sepolia, ethereum, polygon,
-  avalanche, arbitrum-one and arbitrum-sepolia. The EIP-712 name is ``"USD Coin"`` everywhere except
-  base-sepolia, whose USDC calls itself ``"USDC"`` (a recurring source of broken signatures).
-* polygon-amoy and avalanche-fuji are not built in: no current x402 SDK table lists their USDC's
-  EIP-712 domain. An operator who has checked the token on chain adds network and token in the
-  registry file.
-* OBOL on ethereum (18 decimals, ``permit2`` because it has no EIP-3009, EIP-712
-  ``"Obol Network"`` / ``"1"``, EIP-2612 gas sponsoring because it implements ``permit``).
-* OBOL on base-sepolia: obol-stack's **test** token ``0x0a09371a8b011d5110656ceBCc70603e53FD2c78``
-  (a non-canonical owner-mint copy with the same name, symbol, decimals and domain, deployed for
-  obol-stack's own testing), marked ``testAsset``; status and the quote say it is a test token.
-  OBOL is not deployed on base at all.
+The built-in table (:data:`BUILTIN_REGISTRY`, at the end) comes from the x402 SDK default-asset
+tables (``typescript/packages/mechanisms/evm/src/shared/defaultAssets.ts``,
+``python/x402/mechanisms/evm/constants.py``), obol-stack's ``internal/x402/chains.go`` and
+``tokens.go``, and the Obol token docs. Every built-in network has USDC with a confirmed EIP-712
+domain; a network without one (polygon-amoy, avalanche-fuji: no x402 SDK table lists their
+USDC's domain) is left out, because an offer there could never resolve an asset; an operator who
+has checked the token on chain adds network and token in the registry file.
 
 Registry file format (YAML; both lists optional, unknown keys rejected)::
 
@@ -568,9 +556,12 @@ _BUILTIN_DOCUMENT: Mapping[str, Any] = {
     ],
     "assets": [
         _usdc("base", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+        # base-sepolia's USDC calls itself "USDC" (a recurring source of broken signatures).
         _usdc("base-sepolia", "0x036CbD53842c5426634e7929541eC2318f3dCF7e", eip712_name="USDC"),
         _usdc("ethereum", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
         {
+            # permit2: OBOL has no EIP-3009; EIP-2612 gas sponsoring: it implements permit.
+            # OBOL is not deployed on base at all.
             "symbol": "OBOL",
             "network": "ethereum",
             "address": "0x0B010000b7624eb9B3DfBC279673C76E9D29D5F7",
@@ -581,7 +572,8 @@ _BUILTIN_DOCUMENT: Mapping[str, Any] = {
             "eip2612GasSponsoring": True,
         },
         {
-            # obol-stack's test token: same name, symbol, decimals and domain as OBOL.
+            # obol-stack's test token, a non-canonical owner-mint copy with the same name,
+            # symbol, decimals and domain as OBOL; status and the quote say it is a test token.
             "symbol": "OBOL",
             "network": "base-sepolia",
             "address": "0x0a09371a8b011d5110656ceBCc70603e53FD2c78",

@@ -618,9 +618,7 @@ def offer_status(
         status["warnings"] = warnings
     # obol-stack's on-chain registration results: this hook never writes them, and replacing
     # the status must not lose them.
-    for key in OBOL_STATUS_KEYS:
-        if key in previous and _shallow(previous[key], _MAX_CARRIED_DEPTH):
-            status[key] = previous[key]
+    status.update(carried_status(previous, OBOL_STATUS_KEYS))
     return status
 
 
@@ -675,7 +673,9 @@ _CARRIED_BLOCKS: Final = (
 _MAX_CARRIED_DEPTH: Final = 8
 
 
-def carried_status(previous: Mapping[str, Any]) -> dict[str, Any]:
+def carried_status(
+    previous: Mapping[str, Any], keys: tuple[str, ...] = _CARRIED_BLOCKS
+) -> dict[str, Any]:
     """The previous status's own blocks, kept while the spec is invalid or being finalized.
 
     Only the blocks this hook writes, and only when they are shallow JSON as it writes them:
@@ -683,7 +683,7 @@ def carried_status(previous: Mapping[str, Any]) -> dict[str, Any]:
     """
     return {
         key: previous[key]
-        for key in _CARRIED_BLOCKS
+        for key in keys
         if key in previous and _shallow(previous[key], _MAX_CARRIED_DEPTH)
     }
 
