@@ -36,15 +36,6 @@ PRESETS_RESOURCE = "data/presets.yaml"
 CAPACITY_MODE = "external-static"
 PRESET_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
-# The keys a preset supplies, in the CRD's order. A preset must set every one of them.
-CAPACITY_KEYS: tuple[str, ...] = (
-    "gpuCount",
-    "maxInFlight",
-    "perBuyerMaxInFlight",
-    "retryAfterSeconds",
-)
-REQUEST_LIMIT_KEYS: tuple[str, ...] = ("maxInputTokens", "maxOutputTokens", "maxBodyBytes")
-
 NO_AUTOSCALING_NOTE = (
     "Presets expand into static, seller-declared limits only (spec.capacity with mode"
     " external-static, and spec.requestLimits); explicit flags override preset values."
@@ -71,6 +62,15 @@ class _RequestLimitsShape(_Shape):
     max_input_tokens: int
     max_output_tokens: int
     max_body_bytes: int
+
+
+def _keys(shape: type[_Shape]) -> tuple[str, ...]:
+    return tuple(str(field.alias) for field in shape.model_fields.values())
+
+
+# The keys a preset supplies, in the CRD's order. A preset must set every one of them.
+CAPACITY_KEYS = _keys(_CapacityShape)
+REQUEST_LIMIT_KEYS = _keys(_RequestLimitsShape)
 
 
 class _PresetShape(_Shape):

@@ -9,7 +9,6 @@ Design notes:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,16 +114,6 @@ def dry_run_spec(
     document: dict[str, Any] = json.loads(result.stdout)
     spec: dict[str, Any] = document["spec"]
     return spec
-
-
-def path_without(binary: str) -> str:
-    """A PATH made of the current one minus every directory holding ``binary``."""
-    keep = [
-        d
-        for d in os.environ.get("PATH", "").split(os.pathsep)
-        if d and not (Path(d) / binary).exists()
-    ]
-    return os.pathsep.join(keep)
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -242,13 +242,6 @@ def test_dry_run_never_invokes_kubectl(run: Runner, fake_kubectl: FakeKubectl) -
     assert fake_kubectl.calls() == []
 
 
-def test_dry_run_works_without_any_kubectl(run: Runner, tmp_path: Path) -> None:
-    result = run(
-        offer_args("--dry-run"), env={"PATH": str(tmp_path), "OBOL_KUBECTL": str(tmp_path / "nope")}
-    )
-    assert result.exit_code == 0, result.output
-
-
 @pytest.mark.parametrize(
     ("flags", "warning"),
     [

@@ -25,7 +25,7 @@ from hooks.core.status import Observation, gate_probe_key
 from hooks.core.sync import sync
 from hooks.observe.fetch import FetchResult
 from hooks.observe.observer import Observer
-from tests.observe.engines import ScriptedFetch, offer, ok, sync_request
+from tests.observe.engines import ScriptedFetch, offer, sync_request
 from tests.support.observed import observed_children, parent_object
 from tests.support.observed import sync_request as full_request
 
@@ -130,7 +130,3 @@ def test_every_other_answer_is_a_false_condition_and_not_ready(
 
 def test_no_status_changes_nothing() -> None:
     assert converged(Observation(None, "failed")) == converged(None)
-
-
-def test_ok_helper_is_a_fetch_result() -> None:
-    assert ok("{}")().status == 200

@@ -172,7 +172,6 @@ def test_records_are_immutable() -> None:
         pytest.param("eip155:1", "ethereum", id="valid because CAIP-2 of ethereum"),
         pytest.param("EIP155:137", "polygon", id="valid because CAIP-2 prefix is case-insensitive"),
         pytest.param("eip155:421614", "arbitrum-sepolia", id="valid because CAIP-2 of a testnet"),
-        pytest.param("eip155:421614", "arbitrum-sepolia", id="valid because CAIP-2 of arb-sepolia"),
     ],
 )
 def test_network_lookup(given: str, canonical: str) -> None:
