@@ -53,7 +53,7 @@ from hooks.core.names import offer_names, upstream_url
 from hooks.core.request import SyncRequest
 from hooks.core.status import Observation, gate_probe_key
 from hooks.observe.engines import METRICS_PATH, EngineReading, parse_engine_metrics
-from hooks.observe.fetch import MAX_LABEL, Fetch, describe_error, urllib_fetch
+from hooks.observe.fetch import MAX_LABEL, Fetch, FetchResult, describe_error, urllib_fetch
 
 LOGGER: Final = logging.getLogger("obol.hook.observe")
 
@@ -192,35 +192,21 @@ def _is_label(value: Any) -> bool:
 # --- the observer (thread-safe, one per process) -----------------------------------------------
 
 
+@dataclass(slots=True, eq=False)
 class _Target:
     """One tracked upstream and its latest probe result."""
 
-    __slots__ = (
-        "first_done",
-        "gate",
-        "health_path",
-        "metrics_wanted_at",
-        "next_due",
-        "observation",
-        "observed_at",
-        "probe_base",
-        "probing",
-        "url",
-        "wanted_at",
-    )
-
-    def __init__(self, ref: UpstreamRef, probe_base: str, now: float) -> None:
-        self.url = ref.url
-        self.gate = ref.gate
-        self.health_path = ref.health_path
-        self.probe_base = probe_base
-        self.wanted_at = now
-        self.metrics_wanted_at: float | None = None
-        self.observation: Observation | None = None
-        self.observed_at = 0.0
-        self.probing = False
-        self.next_due = now
-        self.first_done = threading.Event()
+    url: str
+    gate: bool
+    health_path: str
+    probe_base: str
+    wanted_at: float
+    next_due: float
+    metrics_wanted_at: float | None = None
+    observation: Observation | None = None
+    observed_at: float = 0.0
+    probing: bool = False
+    first_done: threading.Event = field(default_factory=threading.Event)
 
 
 _NONE: Final[Mapping[str, Observation]] = types.MappingProxyType({})
@@ -302,7 +288,7 @@ class Observer:
                     return _NONE
                 self._warned_full = False
                 base = self.settings.gateway_url if ref.gate else self.settings.probe_base(ref.url)
-                target = _Target(ref, base, now)
+                target = _Target(ref.url, ref.gate, ref.health_path, base, now, now)
                 self._targets[key] = target
             target.wanted_at = now
             if ref.wants_metrics:
@@ -379,13 +365,10 @@ class Observer:
 
     def probe(self, base: str, health_path: str, *, metrics: bool) -> Observation:
         """Probe one upstream now (blocking, up to about four timeouts): health, then metrics."""
-        settings = self.settings
         label = f"GET {health_path[:MAX_LABEL]}"
-        try:
-            health = self._fetch(base + health_path, settings.probe_timeout, 0)
-        except Exception as error:
-            reason = describe_error(error, settings.probe_timeout_ms)
-            return Observation(False, f"{label} failed: {reason}")
+        health = self._get(base + health_path, label)
+        if isinstance(health, str):
+            return Observation(False, health)
         answered = f"{label} answered {health.status}"
         if not 200 <= health.status < 300:
             return Observation(False, answered, http_status=health.status)
@@ -412,23 +395,18 @@ class Observer:
         so it changes no condition.
         """
         label = f"unpaid GET {path[:MAX_LABEL]} through the gateway"
-        try:
-            answer = self._fetch(base + path, self.settings.probe_timeout, 0)
-        except Exception as error:
-            reason = describe_error(error, self.settings.probe_timeout_ms)
-            return Observation(None, f"{label} failed: {reason}")
+        answer = self._get(base + path, label)
+        if isinstance(answer, str):
+            return Observation(None, answer)
         return Observation(
             answer.status in (402, 429), f"{label} answered {answer.status}", answer.status
         )
 
     def _read_metrics(self, base: str) -> tuple[EngineReading | None, str]:
         label = f"GET {METRICS_PATH}"
-        try:
-            answer = self._fetch(
-                base + METRICS_PATH, self.settings.probe_timeout, MAX_METRICS_BYTES
-            )
-        except Exception as error:
-            return None, f"{label} failed: {describe_error(error, self.settings.probe_timeout_ms)}"
+        answer = self._get(base + METRICS_PATH, label, MAX_METRICS_BYTES)
+        if isinstance(answer, str):
+            return None, answer
         if not 200 <= answer.status < 300:
             return None, f"{label} answered {answer.status}"
         if answer.truncated:
@@ -437,6 +415,13 @@ class Observer:
         if reading is None:
             return None, f"{label} has no vLLM or llama.cpp request gauges"
         return reading, ""
+
+    def _get(self, url: str, label: str, max_bytes: int = 0) -> FetchResult | str:
+        # The answer, or "<label> failed: <reason>" when there was none.
+        try:
+            return self._fetch(url, self.settings.probe_timeout, max_bytes)
+        except Exception as error:
+            return f"{label} failed: {describe_error(error, self.settings.probe_timeout_ms)}"
 
     # -- the background scheduler ---------------------------------------------------------------
 
