@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import orjson
@@ -35,9 +36,10 @@ from hooks.config import (
 )
 from hooks.core import api
 from hooks.core.errors import SpecError
-from hooks.core.settings import Settings
 from hooks.core.status import REASON_NOT_RENDERED
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
+
+T = TypeVar("T")
 
 
 @click.group(
@@ -80,10 +82,7 @@ def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
     for variable, value in ((BIND, bind), (BUSY_BIND, busy_bind), (WORKERS, workers)):
         if value is not None:
             env[variable] = str(value)
-    try:
-        load_config(env)
-    except ConfigError as problem:
-        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
+    _configured(lambda: load_config(env))
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -104,10 +103,7 @@ def sync_command() -> None:
     """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
     from hooks.server.app import handle_sync_body
 
-    try:
-        config = load_config()
-    except ConfigError as problem:
-        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
+    config = _configured(load_config)
     # Bounded like POST /sync: never more than the cap (plus one byte to know it is over).
     body = sys.stdin.buffer.read(config.max_request_bytes + 1)
     if len(body) > config.max_request_bytes:
@@ -160,7 +156,7 @@ def render(filename: str, output: str) -> None:
     from hooks.cli.sell import validate_manifest, warn
     from hooks.server.app import handle_sync_body, invalid_spec_message
 
-    settings = _settings()
+    settings = _configured(load_settings)
     offer = _read_offer(filename)
     try:
         validated = validate_manifest(offer, settings.asset_registry, settings)
@@ -286,9 +282,9 @@ def _read_offer(filename: str) -> dict[str, Any]:
     return offer
 
 
-def _settings() -> Settings:
+def _configured(read: Callable[[], T]) -> T:
     try:
-        return load_settings()
+        return read()
     except ConfigError as problem:
         raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
 

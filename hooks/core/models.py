@@ -169,16 +169,8 @@ class Price(_Strict):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Price:
-        if all(
-            value is None
-            for value in (
-                self.per_request,
-                self.per_m_tok,
-                self.per_hour,
-                self.per_epoch,
-                self.per_mb,
-            )
-        ):
+        prices = (self.per_request, self.per_m_tok, self.per_hour, self.per_epoch, self.per_mb)
+        if all(price is None for price in prices):
             raise CrossFieldError("", "must set perRequest, perMTok or both")
         return self
 
