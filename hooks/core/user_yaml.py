@@ -192,31 +192,22 @@ def _check(node: Node, path: str, source: str) -> None:
 
 
 def _key(key: Node, where: str, source: str) -> str:
-    if isinstance(key, ScalarNode) and key.tag == _TAG + "merge":
-        raise _problem(source, key, where or "<document>", "merge keys (<<) are not accepted")
-    if not isinstance(key, ScalarNode) or key.tag != _TAG + "str":
-        shown = key.value if isinstance(key, ScalarNode) else "a collection"
-        raise _problem(
-            source,
-            key,
-            where or "<document>",
-            f"keys must be text; quote the key {shown!r}"
-            if isinstance(key, ScalarNode)
-            else f"keys must be text, not {shown}",
-        )
+    if not isinstance(key, ScalarNode):
+        raise _problem(source, key, where, "keys must be text, not a collection")
+    if key.tag == _TAG + "merge":
+        raise _problem(source, key, where, "merge keys (<<) are not accepted")
+    if key.tag != _TAG + "str":
+        raise _problem(source, key, where, f"keys must be text; quote the key {key.value!r}")
     return str(key.value)
 
 
 def _expect_tag(node: Node, kind: str, where: str, source: str) -> None:
     if node.tag != _TAG + kind:
-        raise _problem(
-            source, node, where or "<document>", f"the tag {_tag(node.tag)} is not accepted"
-        )
+        raise _problem(source, node, where, f"the tag {_tag(node.tag)} is not accepted")
 
 
 def _check_scalar(node: ScalarNode, where: str, source: str) -> None:
     tag, text = node.tag, node.value
-    path = where or "<document>"
     if tag == _TAG + "timestamp":
         node.tag = _TAG + "str"
     elif tag == _TAG + "int":
@@ -225,26 +216,26 @@ def _check_scalar(node: ScalarNode, where: str, source: str) -> None:
             raise _problem(
                 source,
                 node,
-                path,
+                where,
                 f"YAML reads the unquoted value {text} as {kind}; quote it"
                 f' ("{text}") if it is an address or text, or write the number in decimal',
             )
         digits = text.lstrip("+-").replace("_", "")
         if len(digits) > 19 or int(digits) > _INT64:
-            raise _problem(source, node, path, f"the number {_short(text)} is too large")
+            raise _problem(source, node, where, f"the number {_short(text)} is too large")
     elif tag == _TAG + "float":
         if ":" in text:
             raise _problem(
                 source,
                 node,
-                path,
+                where,
                 f"YAML reads the unquoted value {text} as a base-60 number;"
                 f' quote it ("{text}") if it is text, or write the number in decimal',
             )
         if _NON_FINITE.match(text) or not math.isfinite(float(text.replace("_", ""))):
-            raise _problem(source, node, path, f"{_short(text)} is not a finite number")
+            raise _problem(source, node, where, f"{_short(text)} is not a finite number")
     elif tag not in (_TAG + "str", _TAG + "bool", _TAG + "null"):
-        raise _problem(source, node, path, f"the tag {_tag(tag)} is not accepted")
+        raise _problem(source, node, where, f"the tag {_tag(tag)} is not accepted")
 
 
 def _tag(tag: str) -> str:
@@ -256,4 +247,4 @@ def _short(text: str) -> str:
 
 
 def _problem(source: str, node: Node, path: str, reason: str) -> UserYamlError:
-    return UserYamlError(source, reason, line=node.start_mark.line + 1, path=path)
+    return UserYamlError(source, reason, line=node.start_mark.line + 1, path=path or "<document>")
