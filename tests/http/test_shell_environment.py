@@ -63,6 +63,11 @@ def test_core_settings_come_through() -> None:
     assert (config.settings.gateway_name, config.settings.busy_jitter_seconds) == ("gw", 3)
 
 
+def test_a_blank_variable_keeps_its_default() -> None:
+    blank = {"OBOL_GATEWAY_NAME": "  ", "OBOL_WORKERS": " ", "OBOL_OBSERVE": "\t"}
+    assert load_config(blank) == load_config({})
+
+
 def test_one_address_for_both_listeners_binds_once() -> None:
     config = load_config({"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "127.0.0.1:9000"})
     assert config.binds == ["127.0.0.1:9000"]
