@@ -260,11 +260,6 @@ class ShellConfig:
         """TCP port of the busy listener (None for a unix socket)."""
         return bind_port(self.busy_bind)
 
-    @property
-    def binds(self) -> list[str]:
-        """The addresses gunicorn listens on: one if both listeners share an address."""
-        return [self.bind] if self.bind == self.busy_bind else [self.bind, self.busy_bind]
-
 
 def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     """Read the whole shell configuration; raise :class:`ConfigError` listing every bad variable."""
@@ -281,14 +276,12 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     if problems:
         raise ConfigError(problems)
     config = ShellConfig(settings, token, observe=observe, **shell)
-    if (
-        config.bind != config.busy_bind
-        and config.sync_port is not None
-        and config.sync_port == config.busy_port
+    if config.bind == config.busy_bind or (
+        config.sync_port is not None and config.sync_port == config.busy_port
     ):
-        # Routing is by port, so two addresses on one port could not be told apart.
+        # Two servers (gunicorn and the busy responder) cannot listen on one port.
         raise ConfigError.at(
-            BUSY_BIND, f"uses the same port as {BIND} on another host", config.busy_bind
+            BUSY_BIND, f"must use another port than {BIND} ({config.bind})", config.busy_bind
         )
     # With observation on, status refreshes only on a sync: resync every 3 probe intervals when
     # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.

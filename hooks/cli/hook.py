@@ -1,7 +1,8 @@
 """``obol hook ...``: run the sync hook server, answer one sync request, render an offer offline.
 
-* ``serve`` validates the configuration, then replaces itself with gunicorn and the checked-in
-  config (:mod:`hooks.server.gunicorn_conf`), so signals reach the gunicorn master directly.
+* ``serve`` validates the configuration, then runs the sync listener (gunicorn with the
+  checked-in :mod:`hooks.server.gunicorn_conf`) and the busy responder (:mod:`hooks.server.busy`)
+  as one unit (:mod:`hooks.server.supervise`).
 * ``sync`` answers a sync request from stdin through :func:`hooks.server.app.handle_sync_body`, the
   same function POST /sync uses.
 * ``render`` reads a ServiceOffer file (bounded, alias-free YAML: :mod:`hooks.core.user_yaml`),
@@ -15,7 +16,6 @@ wrong, 8: configuration, 9: internal failure); never a traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -60,8 +60,9 @@ Examples:
   obol hook serve --bind 127.0.0.1:9090 --busy-bind 127.0.0.1:9091 --workers 4
 
 \b
-Listeners: /sync and /finalize answer only on --bind, /busy/... only on
---busy-bind (the same address for both serves everything on one port).
+Listeners: /sync, /finalize and /metrics on --bind (gunicorn, the Flask
+app), /busy/... on --busy-bind (the busy responder, its own server);
+/healthz and /readyz on both. The two must use different ports.
 Other settings come from OBOL_* environment variables (see the README).
 """
 )
@@ -77,16 +78,15 @@ Other settings come from OBOL_* environment variables (see the README).
     help="gunicorn worker processes [env OBOL_WORKERS; 2].",
 )
 def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
-    """Serve the sync hook and the busy responder with gunicorn."""
+    """Serve the sync hook (gunicorn) and the busy responder (uvicorn) until stopped."""
     env = process_environment()
     for variable, value in ((BIND, bind), (BUSY_BIND, busy_bind), (WORKERS, workers)):
         if value is not None:
             env[variable] = str(value)
     _configured(lambda: load_config(env))
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)
+    from hooks.server.supervise import serve as serve_both
+
+    sys.exit(serve_both(env))
 
 
 @hook.command(

@@ -9,24 +9,13 @@ Endpoints:
   keys work too). 200 with exactly the keys the core returns; 400 JSON for a malformed request;
   500 JSON with a generic message for anything else (traceback in the log only); 401 JSON when a
   bearer token is configured and missing or wrong; 413 JSON above the size cap.
-* ``GET /busy/<namespace>/<name>?retryAfter=N``: the busy responder asked by each offer's Traefik
-  ``errors`` Middleware: 429, ``Retry-After``, a small JSON body and never any x402 terms. The
-  reason (``offer_saturated`` or ``buyer_limit``) is in the body's ``error`` and in the
-  ``X-Obol-Reject-Reason`` header; it is ``buyer_limit`` when the rejected request carried the
-  admitted marker (:data:`hooks.core.admission.ADMITTED_HEADER`), i.e. it had passed the global
-  limit.
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (every process's metrics, merged).
 
 Every request takes one path: Flask's. The request body is parsed once
 (:func:`hooks.core.request.parse_request`) into the value the observer and the core share.
-
-Listeners: gunicorn binds the sync address and the busy address (:mod:`hooks.server.gunicorn_conf`);
-the app routes by the port the request arrived on (``SERVER_PORT``, which gunicorn takes from
-the listening socket, not from the Host header). ``/sync`` and ``/finalize`` answer only on the
-sync port, ``/busy/...`` only on the busy port (404 otherwise), so a NetworkPolicy can admit
-only Metacontroller to one and only the gateway to the other. When both listeners share a port,
-or the request arrives on a port the configuration does not name, both are served. Health and
-metrics answer on either port.
+This app serves the sync listener only; the busy responder the gateway asks for each 429 is a
+server of its own on its own port (:mod:`hooks.server.busy`), so a NetworkPolicy can admit only
+Metacontroller to one and only the gateway to the other.
 
 Rules: no domain logic here; never answer 200 with a partial or empty child list because of an
 exception; never put exception text, tokens or request bodies into a response.
@@ -36,11 +25,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from importlib import metadata
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -53,7 +40,6 @@ from werkzeug.exceptions import (
 )
 
 from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
-from hooks.core.admission import ADMITTED_HEADER
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
@@ -61,18 +47,11 @@ from hooks.core.status import READY, REASON_INVALID_SPEC, Observation
 from hooks.core.sync import sync
 from hooks.observe.observer import Observer
 from hooks.server import logs
-from hooks.server.metrics import HookMetrics
+from hooks.server.metrics import HookMetrics, package_version
 
 JSON: Final = "application/json"
-SYNC_PATHS: Final = frozenset({"/sync", "/finalize"})
-BUSY_PREFIX: Final = "/busy/"
 RESPONSE_KEYS: Final = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
-DEFAULT_RETRY_AFTER: Final = 2
-MAX_RETRY_AFTER: Final = 3600
 _MAX_DETAIL: Final = 1000
-_OFFER_PART: Final = 253
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
 
 # Live upstream observations for one parsed request (Observer.observations_for).
@@ -169,56 +148,6 @@ _INTERNAL_ERROR_BODY: Final = _error_body(
 )
 
 
-def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
-    """The Retry-After value: ``raw`` clamped to 1..3600 (2 when missing or invalid) + jitter.
-
-    Any run of digits is a number and is clamped, however long (99999999999 -> 3600): only
-    what is not a whole number falls back to the default.
-    """
-    base = DEFAULT_RETRY_AFTER
-    if raw is not None and raw.isascii() and raw.isdigit():
-        # More digits than the maximum has is above it; no need to parse a huge number.
-        too_long = len(raw.lstrip("0")) > len(str(MAX_RETRY_AFTER))
-        base = MAX_RETRY_AFTER if too_long else min(max(int(raw), 1), MAX_RETRY_AFTER)
-    # Jitter spreads retries of a saturated offer's buyers; the shell's only randomness.
-    return base + random.randint(0, jitter) if jitter > 0 else base
-
-
-# Why a request got 429 (the body's "error" and the X-Obol-Reject-Reason header).
-REASON_SATURATED: Final = "offer_saturated"  # the offer's global in-flight limit
-REASON_BUYER_LIMIT: Final = "buyer_limit"  # this buyer's own in-flight limit
-REJECT_REASON_HEADER: Final = "X-Obol-Reject-Reason"
-_BUSY_MESSAGES: Final = {
-    REASON_SATURATED: "This offer is at capacity (all its in-flight slots are busy). "
-    "Retry after {seconds} seconds. No payment was quoted or charged.",
-    REASON_BUYER_LIMIT: "You already have the most requests in flight this offer allows one "
-    "buyer. Retry after {seconds} seconds. This request was not charged.",
-}
-
-
-def busy_body(namespace: str, name: str, seconds: int, reason: str = REASON_SATURATED) -> bytes:
-    """The 429 body: which limit, when to retry; never x402 payment terms."""
-    body: dict[str, Any] = {"error": reason, "retryAfterSeconds": seconds}
-    if _NAMESPACE.match(namespace) and len(name) <= _OFFER_PART and _NAME.match(name):
-        body["offer"] = f"{namespace}/{name}"
-    body["message"] = _BUSY_MESSAGES[reason].format(seconds=seconds)
-    return orjson.dumps(body)
-
-
-def busy_reason(admitted: str | None) -> str:
-    """``buyer_limit`` when the rejected request had passed the global limit (the marker the
-    route sets after it, see ADMITTED_HEADER), else ``offer_saturated``."""
-    return REASON_BUYER_LIMIT if admitted == "true" else REASON_SATURATED
-
-
-def package_version() -> str:
-    """The installed version of this project."""
-    try:
-        return metadata.version("obol-serviceoffer-hook")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
 class _HookShell:
     """The views, bound to one configuration."""
 
@@ -228,8 +157,6 @@ class _HookShell:
         token: str | None,
         metrics: HookMetrics,
         logger: logging.Logger,
-        sync_port: int | None,
-        busy_port: int | None,
         max_request_bytes: int,
         observer: Observer | None,
     ) -> None:
@@ -239,30 +166,15 @@ class _HookShell:
         self.metrics = metrics
         self.logger = logger
         self.max_request_bytes = max_request_bytes
-        split = sync_port is not None and busy_port is not None and sync_port != busy_port
-        self.sync_only_port = str(sync_port) if split else None
-        self.busy_only_port = str(busy_port) if split else None
 
     def register(self, app: Flask) -> None:
         app.add_url_rule("/sync", "sync", self.sync, methods=["POST"])
         app.add_url_rule("/finalize", "finalize", self.sync, methods=["POST"])
-        app.add_url_rule("/busy/<namespace>/<name>", "busy", self.busy, methods=["GET"])
         app.add_url_rule("/healthz", "healthz", self.healthz, methods=["GET"])
         app.add_url_rule("/readyz", "readyz", self.readyz, methods=["GET"])
         app.add_url_rule("/metrics", "metrics", self.metrics_view, methods=["GET"])
-        app.before_request(self.enforce_listener)
         app.register_error_handler(InternalServerError, self.internal_error)
         app.register_error_handler(HTTPException, http_error)
-
-    def enforce_listener(self) -> Response | None:
-        """404 for /sync on the busy port and for /busy on the sync port."""
-        port = request.environ.get("SERVER_PORT")
-        path = request.path
-        if port == self.busy_only_port and path in SYNC_PATHS:
-            return not_found()
-        if port == self.sync_only_port and path.startswith(BUSY_PREFIX):
-            return not_found()
-        return None
 
     def sync(self) -> Response:
         """POST /sync and /finalize."""
@@ -327,30 +239,6 @@ class _HookShell:
             response.headers["WWW-Authenticate"] = 'Bearer realm="serviceoffer-hook"'
         return response
 
-    def busy(self, namespace: str, name: str) -> Response:
-        """GET /busy/<namespace>/<name>: the 429 body the errors Middleware fetches."""
-        seconds = retry_after_seconds(request.args.get(_RETRY), self.settings.busy_jitter_seconds)
-        self.metrics.observe_busy(namespace)
-        reason = busy_reason(request.headers.get(ADMITTED_HEADER))
-        if reason == REASON_BUYER_LIMIT and not request.headers.get(self.settings.payer_header):
-            # The per-buyer limit keys on the payer header the verifier returns. Without it every
-            # buyer shares one bucket (key ""), so one buyer's requests reject everyone's.
-            self.metrics.observe_missing_payer(namespace)
-            self.logger.warning(
-                "per-buyer 429 without a payer header",
-                extra={
-                    "fields": {
-                        "offer": f"{namespace}/{name}",
-                        "header": self.settings.payer_header,
-                        "detail": "the verifier did not return the payer header; every buyer"
-                        " of this offer shares one per-buyer bucket",
-                    }
-                },
-            )
-        body = busy_body(namespace, name, seconds, reason)
-        headers = [*_busy_headers(seconds), (REJECT_REASON_HEADER, reason)]
-        return Response(body, 429, headers=headers, content_type=JSON)
-
     def healthz(self) -> Response:
         return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)
 
@@ -368,13 +256,6 @@ class _HookShell:
     def internal_error(self, exc: InternalServerError) -> Response:
         # Flask has already logged the original exception with its traceback.
         return Response(_INTERNAL_ERROR_BODY, 500, content_type=JSON)
-
-
-_RETRY: Final = "retryAfter"
-
-
-def _busy_headers(seconds: int) -> list[tuple[str, str]]:
-    return [("Retry-After", str(seconds)), ("Cache-Control", "no-store")]
 
 
 def bearer_matches(header: str | None, token: bytes) -> bool:
@@ -409,8 +290,6 @@ def create_app(
     *,
     hook_token: str | None = None,
     max_request_bytes: int | None = None,
-    sync_port: int | None = None,
-    busy_port: int | None = None,
     metrics: HookMetrics | None = None,
     log_level: str | None = None,
     observer: Observer | None = None,
@@ -418,10 +297,9 @@ def create_app(
     """The Flask app.
 
     With no ``settings``, everything is read from the environment (:mod:`hooks.config`):
-    settings, token, size cap (default 8 MiB), listener ports, log level and the observation
+    settings, token, size cap (default 8 MiB), log level and the observation
     layer (started here, so once per gunicorn worker); keyword arguments still override. With
-    ``settings``, only the keyword arguments apply: without ports every endpoint answers on
-    every port, and without an ``observer`` nothing is probed.
+    ``settings``, only the keyword arguments apply: without an ``observer`` nothing is probed.
     """
     if settings is None:
         config = load_config()
@@ -431,8 +309,6 @@ def create_app(
         settings = config.settings
         hook_token = hook_token if hook_token is not None else config.hook_token
         max_request_bytes = max_request_bytes or config.max_request_bytes
-        sync_port = sync_port if sync_port is not None else config.sync_port
-        busy_port = busy_port if busy_port is not None else config.busy_port
         log_level = log_level or config.log_level
     max_request_bytes = max_request_bytes or DEFAULT_MAX_REQUEST_BYTES
     app = Flask(__name__)
@@ -444,8 +320,6 @@ def create_app(
         hook_token,
         metrics or HookMetrics.from_environment(package_version()),
         logger,
-        sync_port,
-        busy_port,
         max_request_bytes,
         observer,
     )

@@ -1,16 +1,14 @@
-"""The checked-in gunicorn configuration: ``gunicorn -c python:hooks.server.gunicorn_conf``.
+"""The checked-in gunicorn configuration of the sync listener: ``gunicorn -c
+python:hooks.server.gunicorn_conf``.
 
-``obol hook serve`` runs exactly that. Every value comes from :mod:`hooks.config`
-(``OBOL_BIND``, ``OBOL_BUSY_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``) or is fixed here:
+``obol hook serve`` runs exactly that (next to the busy responder, :mod:`hooks.server.supervise`).
+Every value comes from :mod:`hooks.config` (``OBOL_BIND``, ``OBOL_WORKERS``, ``OBOL_LOG_LEVEL``)
+or is fixed here:
 
-* 2 worker processes by default, each ``gthread`` with ONE request thread
-  (:mod:`hooks.server.gunicorn_worker`, which also keeps silent or stalled clients off that
-  thread): the busy listener keeps connections alive (``keepalive`` 5 s), so the gateway's busy
-  429s reuse them instead of a TCP connect per 429; the sync listener closes after each answer;
-  each worker serves one request at a time (the hook does no I/O, so more threads would buy
-  nothing but GIL contention).
-* Two binds, the sync and the busy listener (one if they are the same address); the app routes
-  by listening port (see :mod:`hooks.server.app`).
+* 2 worker processes by default, each ``gthread`` with ONE request thread that closes every
+  connection after its answer (:mod:`hooks.server.gunicorn_worker`, which also keeps silent or
+  stalled clients off that thread).
+* One bind, the sync listener (``OBOL_BIND``).
 * ``timeout`` 30 s, far above Metacontroller's 5 s hook timeout: a worker is killed only when it
   is truly stuck, never for a slow but live answer. ``graceful_timeout`` 20 s, which with the
   Deployment's 5 s preStop sleep fits its 30 s termination grace period.
@@ -24,8 +22,8 @@
   garbage collector stops re-scanning the hundreds of thousands of long-lived objects of Flask,
   pydantic and the app on its full collections; request garbage is collected as before.
 * Prometheus multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is set to a private temporary
-  directory when unset, emptied when the master starts, and each dead worker is marked so its
-  live gauges disappear.
+  directory when unset (``obol hook serve`` sets and empties it before it starts both servers),
+  and each dead worker is marked so its live gauges disappear.
 
 Only the gunicorn master imports this module; it must not import the app (workers do) nor
 prometheus_client before the multiprocess directory is set.
@@ -34,8 +32,6 @@ prometheus_client before the multiprocess directory is set.
 from __future__ import annotations
 
 import gc
-import glob
-import os
 import shutil
 from typing import Any
 
@@ -53,11 +49,11 @@ from hooks.server.logs import JsonFormatter, StalledClients  # noqa: E402
 _config = load_config()
 
 wsgi_app = "hooks.server.app:create_app()"
-bind = _config.binds
+bind = [_config.bind]
 workers = _config.workers
 worker_class = "hooks.server.gunicorn_worker.OneThreadWorker"
 threads = 1
-keepalive = 5  # seconds an idle connection stays open (Go clients keep theirs 90 s)
+keepalive = 5  # seconds a connection that has sent nothing yet may wait in the poller
 timeout = 30
 graceful_timeout = 20
 preload_app = False
@@ -80,13 +76,6 @@ class JsonErrorLogger(_GunicornLogger):  # type: ignore[misc]
 
 
 logger_class = JsonErrorLogger
-
-
-def on_starting(server: Any) -> None:
-    """Empty the metrics directory, so counters start at zero for this master."""
-    os.makedirs(_metrics_dir, exist_ok=True)
-    for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
-        os.remove(path)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import metadata
 from typing import Final
 
 from prometheus_client import (
@@ -63,6 +64,14 @@ DURATION_BUCKETS: Final = (
     5.0,
 )
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def package_version() -> str:
+    """The installed version of this project (the build_info label)."""
+    try:
+        return metadata.version("obol-serviceoffer-hook")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 class HookMetrics:

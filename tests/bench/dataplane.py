@@ -65,7 +65,7 @@ import requests  # noqa: E402
 from tests.bench import loadgen, micro  # noqa: E402
 from tests.bench.loadgen import Check, WrkResult  # noqa: E402
 from tests.bench.run import load_average, machine, progress  # noqa: E402
-from tests.bench.servers import children_of, process_cpu_seconds  # noqa: E402
+from tests.bench.servers import descendants_of, process_cpu_seconds  # noqa: E402
 from tests.e2e.driver import Driver, ready  # noqa: E402
 from tests.e2e.hook_process import HookServer, start_hook  # noqa: E402
 from tests.e2e.kube import KubeClient  # noqa: E402
@@ -219,7 +219,7 @@ class Harness:
         assert traefik is not None and hook is not None
 
         def hook_cpu() -> float:
-            return sum(process_cpu_seconds(pid) for pid in [hook, *children_of(hook)])
+            return sum(process_cpu_seconds(pid) for pid in [hook, *descendants_of(hook)])
 
         def stand_ins() -> float:
             return sum(process_cpu_seconds(pid) for pid in (upstream, verifier) if pid)

@@ -43,7 +43,7 @@ import orjson  # noqa: E402
 import requests  # noqa: E402
 
 from tests.bench.run import machine, progress  # noqa: E402
-from tests.bench.servers import children_of, process_cpu_seconds, process_rss_bytes  # noqa: E402
+from tests.bench.servers import descendants_of, process_cpu_seconds, process_rss_bytes  # noqa: E402
 from tests.e2e.driver import Driver, SyncResult, ready  # noqa: E402
 from tests.e2e.hook_process import start_hook  # noqa: E402
 from tests.e2e.kube import KubeClient  # noqa: E402
@@ -124,7 +124,7 @@ def traefik_metrics(stack: Stack) -> dict[str, float]:
 
 
 def cpu_of(pid: int) -> Callable[[], float]:
-    return lambda: sum(process_cpu_seconds(p) for p in [pid, *children_of(pid)])
+    return lambda: sum(process_cpu_seconds(p) for p in [pid, *descendants_of(pid)])
 
 
 def run(count: int) -> dict[str, Any]:

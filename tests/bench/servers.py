@@ -50,19 +50,19 @@ class Server:
 
     @property
     def pid(self) -> int:
-        """The gunicorn master's PID (``obol hook serve`` execs gunicorn in place)."""
+        """The started process's PID (``obol hook serve``, or a bare gunicorn master)."""
         return self.process.pid
 
     def worker_pids(self) -> list[int]:
-        """The master's current child processes (the gunicorn workers)."""
-        return children_of(self.pid)
+        """Every live process below it (servers, gunicorn workers)."""
+        return descendants_of(self.pid)
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the master and its live workers."""
+        """utime + stime of the process and everything live below it."""
         return sum(process_cpu_seconds(pid) for pid in [self.pid, *self.worker_pids()])
 
     def rss_bytes(self) -> int:
-        """Resident set size of the master and its live workers."""
+        """Resident set size of the process and everything live below it."""
         return sum(process_rss_bytes(pid) for pid in [self.pid, *self.worker_pids()])
 
     def log_tail(self, lines: int = 20) -> str:
@@ -87,6 +87,15 @@ def children_of(pid: int) -> list[int]:
                 text = Path(f"/proc/{pid}/task/{task}/children").read_text()
                 found.extend(int(child) for child in text.split())
     return sorted(set(found))
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Children, grandchildren and so on of ``pid``."""
+    found, level = [], [pid]
+    while level:
+        level = [child for parent in level for child in children_of(parent)]
+        found.extend(level)
+    return sorted(found)
 
 
 def process_cpu_seconds(pid: int) -> float:

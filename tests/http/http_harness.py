@@ -66,8 +66,27 @@ class HookServer:
         """GET with the test timeout."""
         return requests.get(url, timeout=REQUEST_TIMEOUT, **kwargs)
 
+    def gunicorn_master(self) -> int:
+        """PID of the gunicorn master among ``obol hook serve``'s two servers."""
+        for pid in children(self.process.pid):
+            with contextlib.suppress(OSError):
+                if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+        raise AssertionError(f"no gunicorn master under {self.process.pid}:\n{self.log_tail()}")
 
-# What the ``launch_hook`` fixture returns: ``launch(overrides, workers=..., one_listener=...)``.
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from ``/proc/<pid>/task/*/children``)."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+                found.update(int(child) for child in text.split())
+    return sorted(found)
+
+
+# What the ``launch_hook`` fixture returns: ``launch(overrides, workers=...)``.
 LaunchHook = Callable[..., contextlib.AbstractContextManager[HookServer]]
 
 
@@ -99,11 +118,10 @@ def run_hook_server(
     overrides: Mapping[str, str] | None = None,
     *,
     workers: int = 2,
-    one_listener: bool = False,
 ) -> Iterator[HookServer]:
     """Start ``obol hook serve`` in ``workdir``; stop it (SIGTERM by PID) on exit."""
     sync_port = free_port()
-    busy_port = sync_port if one_listener else free_port()
+    busy_port = free_port()
     metrics_dir = workdir / "prometheus"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
@@ -149,7 +167,7 @@ def wait_until_ready(server: HookServer, timeout: float = START_TIMEOUT) -> None
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the gunicorn master by PID, then SIGKILL if it does not exit in time."""
+    """SIGTERM ``obol hook serve`` by PID, then SIGKILL if it does not exit in time."""
     if process.poll() is None:
         process.terminate()
         try:

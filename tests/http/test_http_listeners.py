@@ -1,18 +1,20 @@
-"""Two listeners, one app: /sync only on the sync port, /busy only on the busy port.
+"""Two servers under one ``obol hook serve``: gunicorn on the sync port, the busy responder apart.
 
 Test-design notes:
 
 * The separation is what lets the NetworkPolicy admit only Metacontroller to /sync and only
-  Traefik to the busy responder, so each direction is tested through the real server, where
-  gunicorn sets SERVER_PORT from the listening socket (not from the Host header, which a client
-  controls: one test forges it).
-* A dedicated one-listener server (``--bind`` equal to ``--busy-bind``) checks that a shared
-  port serves everything.
+  Traefik to the busy responder, so each direction is tested through the real servers.
+* ``obol hook serve`` runs the two as one unit (hooks/server/supervise.py): the supervision
+  tests start a dedicated server, kill one of its servers or signal the unit, and check that
+  nothing is left running and the exit status says what happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import time
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ import requests
 from tests.http.http_harness import HookServer, LaunchHook
 
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2&status=429"
+EXIT_WAIT = 40.0  # the unit's own stop wait is 30 s per server
 
 
 def test_sync_is_refused_on_the_busy_port(hook_server: HookServer, valid_body: bytes) -> None:
@@ -37,34 +40,96 @@ def test_busy_is_refused_on_the_sync_port(hook_server: HookServer) -> None:
     assert "Retry-After" not in response.headers
 
 
-def test_a_forged_host_header_does_not_change_the_listener(hook_server: HookServer) -> None:
-    busy_port = hook_server.busy_url.rsplit(":", 1)[1]
-    response = hook_server.get(
-        hook_server.sync_url + BUSY_PATH, headers={"Host": f"127.0.0.1:{busy_port}"}
-    )
-    assert response.status_code == 404
-
-
 def test_each_endpoint_answers_on_its_own_port(hook_server: HookServer, valid_body: bytes) -> None:
     assert hook_server.post_sync(valid_body).status_code == 200
     assert hook_server.get(hook_server.busy_url + BUSY_PATH).status_code == 429
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
-def test_probes_and_metrics_answer_on_both_ports(hook_server: HookServer, path: str) -> None:
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_on_both_ports(hook_server: HookServer, path: str) -> None:
     for url in (hook_server.sync_url, hook_server.busy_url):
-        assert hook_server.get(url + path).status_code == 200
+        response = hook_server.get(url + path)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/json"
 
 
-@pytest.fixture(scope="module")
-def one_listener(launch_hook: LaunchHook) -> Iterator[HookServer]:
-    with launch_hook(workers=1, one_listener=True) as server:
-        yield server
+def test_metrics_answer_on_the_sync_port_only(hook_server: HookServer) -> None:
+    assert hook_server.get(hook_server.sync_url + "/metrics").status_code == 200
+    assert hook_server.get(hook_server.busy_url + "/metrics").status_code == 404
 
 
-def test_one_shared_listener_serves_sync_and_busy(
-    one_listener: HookServer, valid_body: bytes
+def test_both_ports_say_the_same_server_name(hook_server: HookServer) -> None:
+    sync = hook_server.get(hook_server.sync_url + "/healthz")
+    busy = hook_server.get(hook_server.busy_url + BUSY_PATH)
+    assert sync.headers["Server"] == busy.headers["Server"] == "obol-hook"
+
+
+def test_the_busy_responder_keeps_connections_alive(hook_server: HookServer) -> None:
+    # The gateway reuses its connections for every busy 429; the sync port closes after each.
+    with requests.Session() as session:
+        first = session.get(hook_server.busy_url + BUSY_PATH, timeout=5)
+        second = session.get(hook_server.busy_url + BUSY_PATH, timeout=5)
+        sync = session.get(hook_server.sync_url + "/healthz", timeout=5)
+    assert first.status_code == second.status_code == 429
+    assert first.headers.get("Connection", "keep-alive").lower() == "keep-alive"
+    assert sync.headers["Connection"].lower() == "close"
+
+
+def servers_of(unit: int) -> list[int]:
+    """PIDs of the unit's two servers (its direct children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == unit:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def command_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().replace(b"\0", b" ").decode()
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def wait_for_exit(process: subprocess.Popen[bytes]) -> int:
+    return process.wait(timeout=EXIT_WAIT)
+
+
+@pytest.mark.parametrize("victim", ["hooks.server.busy", "gunicorn"])
+def test_when_one_server_dies_the_unit_stops_and_fails(
+    launch_hook: LaunchHook, victim: str
 ) -> None:
-    assert one_listener.sync_url == one_listener.busy_url
-    assert one_listener.post_sync(valid_body).status_code == 200
-    assert one_listener.get(one_listener.busy_url + BUSY_PATH).status_code == 429
+    with launch_hook(workers=1) as server:
+        unit = server.process.pid
+        servers = servers_of(unit)
+        assert len(servers) == 2, [command_of(pid) for pid in servers]
+        (target,) = [pid for pid in servers if victim in command_of(pid)]
+        os.kill(target, signal.SIGKILL)
+        assert wait_for_exit(server.process) != 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(gone(pid) for pid in servers):
+            time.sleep(0.05)
+        assert all(gone(pid) for pid in servers)
+
+
+def test_sigterm_stops_both_servers_and_exits_0(launch_hook: LaunchHook) -> None:
+    with launch_hook(workers=1) as server:
+        servers = servers_of(server.process.pid)
+        assert len(servers) == 2
+        server.process.send_signal(signal.SIGTERM)
+        assert wait_for_exit(server.process) == 0
+        assert all(gone(pid) for pid in servers)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.busy_url + "/healthz", timeout=2)

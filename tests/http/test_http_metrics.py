@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from hooks.server.app import package_version
+from hooks.server.metrics import package_version
 from tests.http.http_harness import HookServer, LaunchHook
 
 SYNC_OK = 'obol_hook_sync_requests_total{outcome="ok"}'

@@ -49,7 +49,6 @@ def test_the_defaults_need_no_environment() -> None:
     assert config == ShellConfig(Settings())
     assert (config.bind, config.busy_bind) == ("0.0.0.0:8080", "0.0.0.0:8081")
     assert (config.sync_port, config.busy_port) == (8080, 8081)
-    assert config.binds == ["0.0.0.0:8080", "0.0.0.0:8081"]
     assert (config.workers, config.max_request_bytes) == (2, DEFAULT_MAX_REQUEST_BYTES)
     assert config.hook_token is None and config.log_level == "info"
 
@@ -68,11 +67,6 @@ def test_a_blank_variable_keeps_its_default() -> None:
     assert load_config(blank) == load_config({})
 
 
-def test_one_address_for_both_listeners_binds_once() -> None:
-    config = load_config({"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "127.0.0.1:9000"})
-    assert config.binds == ["127.0.0.1:9000"]
-
-
 @pytest.mark.parametrize(
     ("bind", "port"),
     [("0.0.0.0:8080", 8080), ("[::]:8081", 8081), ("localhost:1", 1), ("unix:/tmp/s", None)],
@@ -89,7 +83,11 @@ def test_bind_port(bind: str, port: int | None) -> None:
         ({"OBOL_BUSY_BIND": "host:http"}, "OBOL_BUSY_BIND: must be HOST:PORT"),
         (
             {"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "0.0.0.0:9000"},
-            "OBOL_BUSY_BIND: uses the same port as OBOL_BIND",
+            "OBOL_BUSY_BIND: must use another port than OBOL_BIND",
+        ),
+        (  # two servers: gunicorn and the busy responder
+            {"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "127.0.0.1:9000"},
+            "OBOL_BUSY_BIND: must use another port than OBOL_BIND",
         ),
         ({"OBOL_WORKERS": "0"}, "OBOL_WORKERS: must be between 1 and 64"),
         ({"OBOL_WORKERS": "two"}, "OBOL_WORKERS: must be a whole number"),

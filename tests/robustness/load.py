@@ -14,7 +14,6 @@ Design notes:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
@@ -32,6 +31,7 @@ import yaml
 
 from hooks.cli.hook import render_request
 from tests.bench.storm import storm_offer
+from tests.http.http_harness import children
 from tests.robustness.strategies import RESPONSE_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,13 +291,7 @@ def urls(server: Any) -> dict[str, str]:
 
 def workers_of(master: int) -> list[int]:
     """The gunicorn master's current children (its workers)."""
-    found: set[int] = set()
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{master}/task"):
-            with contextlib.suppress(OSError):
-                text = Path(f"/proc/{master}/task/{task}/children").read_text()
-                found.update(int(pid) for pid in text.split())
-    return sorted(found)
+    return children(master)
 
 
 def rss_bytes(pid: int) -> int:
@@ -308,9 +302,13 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
-def tree_rss(master: int) -> int:
-    """RSS of the master and its workers."""
-    return sum(rss_bytes(pid) for pid in [master, *workers_of(master)])
+def tree_rss(root: int) -> int:
+    """RSS of a process and all its descendants (``obol hook serve``: both servers, workers)."""
+    pids, level = [root], [root]
+    while level:
+        level = [child for pid in level for child in children(pid)]
+        pids.extend(level)
+    return sum(rss_bytes(pid) for pid in pids)
 
 
 def metric(metrics_text: str, name: str, labels: str = "") -> float:

@@ -162,7 +162,7 @@ MALFORMED_HTTP = {
 def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
     server: HookServer, valid_body: bytes
 ) -> None:
-    workers = workers_of(server.process.pid)
+    workers = workers_of(server.gunicorn_master())
     for name, request in MALFORMED_HTTP.items():
         answer, _ = exchange(server.sync_url, request)
         status = int(answer.split(b" ", 2)[1])
@@ -172,7 +172,7 @@ def test_malformed_http_is_refused_by_gunicorn_and_the_workers_survive(
         assert b"Content-Type: application/json" in head, (name, head)
         assert b"gunicorn" not in head.lower(), (name, head)
         assert orjson.loads(body)["status"] == status, (name, body)
-    assert workers_of(server.process.pid) == workers
+    assert workers_of(server.gunicorn_master()) == workers
     response = requests.post(server.sync_url + "/sync", data=valid_body, headers=AUTH, timeout=5)
     assert response.status_code == 200
 
@@ -251,3 +251,17 @@ def test_a_stalled_client_is_one_warning_line_without_traceback(
     lines = _log_lines_since(server, offset)
     assert len(lines) == 1, lines
     assert lines[0]["level"] == "warning" and "exception" not in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "name", ["tls-handshake", "content-length-not-a-number", "content-length-and-chunked"]
+)
+def test_malformed_http_on_the_busy_port_is_a_json_400(server: HookServer, name: str) -> None:
+    # uvicorn's parser refuses these before the busy responder sees them; as JSON here too.
+    request = MALFORMED_HTTP[name].replace(b"/sync", b"/busy/ns/offer")
+    answer, _ = exchange(server.busy_url, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), (name, head)
+    assert b"content-type: application/json" in head.lower(), (name, head)
+    assert orjson.loads(body)["error"] == "bad_request", (name, body)
+    assert server.get(server.busy_url + "/busy/ns/offer?retryAfter=1").status_code == 429

@@ -72,16 +72,16 @@ def test_a_mixed_storm_gets_only_expected_answers_in_bounded_memory(
     valid = valid_probes(VALID_OFFERS, weight=sum(p.weight for p in hostile) / VALID_OFFERS)
     probes = valid + hostile
     base = urls(server)
-    master = server.process.pid
+    master = server.gunicorn_master()
     workers = workers_of(master)
 
     warm_up = run_load(base, valid, threads=6, seconds=30, max_requests=900)
     warm_up.merge(run_load(base, probes, threads=6, seconds=3, max_requests=600, seed=1))
     assert_clean(warm_up)
-    before = tree_rss(master)
+    before = tree_rss(server.process.pid)
 
     outcome = run_load(base, probes, threads=6, seconds=seconds, max_requests=max_requests, seed=2)
-    after = tree_rss(master)
+    after = tree_rss(server.process.pid)
 
     print(
         f"storm: {outcome.requests} requests in <= {seconds:g} s, RSS {before / 2**20:.1f} -> "

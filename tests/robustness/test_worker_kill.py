@@ -50,7 +50,7 @@ def test_killing_a_worker_mid_load_loses_at_most_its_request(
 ) -> None:
     probes = valid_probes(300)
     base = urls(server)
-    master = server.process.pid
+    master = server.gunicorn_master()
     killed: set[int] = set()
 
     def kill_workers() -> None:

@@ -31,6 +31,7 @@ from hooks.core import api
 from hooks.core.settings import Settings
 from hooks.core.user_yaml import MAX_BYTES
 from hooks.server import app as app_module
+from hooks.server import supervise
 from hooks.server.app import handle_sync_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,36 +325,37 @@ def test_render_in_the_default_gate_prints_no_gate_comment() -> None:
 # --- obol hook serve -------------------------------------------------------------------------
 
 
-class ExecRecorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, list[str], dict[str, str]]] = []
+class ServeRecorder:
+    """Stands in for hooks.server.supervise.serve: records the environment, starts nothing."""
 
-    def __call__(self, path: str, argv: list[str], env: dict[str, str]) -> None:
-        self.calls.append((path, argv, env))
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+
+    def __call__(self, env: dict[str, str]) -> int:
+        self.calls.append(dict(env))
+        return 0
 
 
 @pytest.fixture
-def exec_recorder(monkeypatch: pytest.MonkeyPatch) -> ExecRecorder:
-    recorder = ExecRecorder()
-    monkeypatch.setattr(hook_cli.os, "execve", recorder)
+def serve_recorder(monkeypatch: pytest.MonkeyPatch) -> ServeRecorder:
+    recorder = ServeRecorder()
+    monkeypatch.setattr(supervise, "serve", recorder)
     return recorder
 
 
-def test_serve_execs_gunicorn_with_the_checked_in_config(exec_recorder: ExecRecorder) -> None:
+def test_serve_passes_its_options_to_both_servers(serve_recorder: ServeRecorder) -> None:
     result = run("serve", "--bind", "127.0.0.1:9000", "--busy-bind", "127.0.0.1:9001",
                  "--workers", "3")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    ((path, argv, env),) = exec_recorder.calls
-    assert argv[1:] == ["-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf"]
-    assert path == argv[0]
+    (env,) = serve_recorder.calls
     assert (env["OBOL_BIND"], env["OBOL_BUSY_BIND"], env["OBOL_WORKERS"]) == (
         "127.0.0.1:9000", "127.0.0.1:9001", "3",
     )  # fmt: skip
 
 
-def test_serve_starts_with_nothing_configured(exec_recorder: ExecRecorder) -> None:
+def test_serve_starts_with_nothing_configured(serve_recorder: ServeRecorder) -> None:
     assert run("serve").exit_code == 0
-    ((_, _, env),) = exec_recorder.calls
+    (env,) = serve_recorder.calls
     assert not {name for name in env if name.startswith("OBOL_")}
 
 
@@ -362,13 +364,14 @@ def test_serve_starts_with_nothing_configured(exec_recorder: ExecRecorder) -> No
     [
         (["--bind", "nonsense"], "OBOL_BIND: must be HOST:PORT"),
         (["--busy-bind", "0.0.0.0:99999"], "OBOL_BUSY_BIND: port must be between 1 and 65535"),
+        (["--busy-bind", "0.0.0.0:8080"], "OBOL_BUSY_BIND: must use another port than OBOL_BIND"),
     ],
 )
 def test_serve_refuses_a_bad_configuration(
-    exec_recorder: ExecRecorder, args: list[str], fragment: str
+    serve_recorder: ServeRecorder, args: list[str], fragment: str
 ) -> None:
     assert_one_line_error(run("serve", *args), EXIT_CONFIG, fragment)
-    assert exec_recorder.calls == []
+    assert not serve_recorder.calls
 
 
 @pytest.mark.parametrize(
