@@ -7,8 +7,8 @@ Design notes:
   produces: an oversized body without a token (401 first: the body is never read), a declared
   Content-Length over the cap with no body behind it (413 at once, no wait for the body), a
   chunked body over the cap (cut at the cap, answered 413 JSON, the worker free again), 405 and
-  404 on the busy port, and malformed HTTP that gunicorn itself refuses before Flask runs (those
-  answers are gunicorn's HTML, not JSON; Metacontroller's Go client never sends such requests).
+  404 on the busy port, and malformed HTTP that the servers' parsers refuse before an app runs
+  (gunicorn on the sync port, uvicorn's httptools on the busy port; answered as JSON too).
 * Raw sockets where ``requests`` would fix the request up; every socket has a short timeout.
 * Under ``-m slow``: stalled connections must not stop syncs. A plain gunicorn worker would block
   on each (``sync``: until the 30 s worker timeout); hooks/server/gunicorn_worker.py sends a

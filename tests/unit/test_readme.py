@@ -70,7 +70,7 @@ def test_bad_input_section_names_what_each_kind_of_bad_input_gets() -> None:
         "EIP-55",
         "obol_hook_busy_missing_payer_total",
         "Server: obol-hook",
-        "gunicorn answers these itself",
+        "before the app sees anything",
         "exit 5",
         "obol crd apply",
     ):
