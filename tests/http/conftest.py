@@ -4,7 +4,7 @@ Test-design notes:
 
 * ``hook_server`` is shared by the whole session (the common case: embedded defaults, two
   workers, two listeners, a 1 MiB body cap so the 413 test need not send 8 MiB). Modules that
-  need other settings (auth, jitter, one listener, metrics counting) start their own server with
+  need other settings (auth, jitter, metrics counting, supervision) start their own server with
   ``launch_hook``, scoped to the module.
 * The harness itself (start, readiness wait, SIGTERM by PID) lives in ``http_harness.py``.
 """
