@@ -2,15 +2,13 @@
 
 Served by the SAME gunicorn configuration as the hook (``-c python:hooks.server.gunicorn_conf``,
 same
-worker class and count, same binds, same logger, same metrics directory handling), with this
+worker class and count, same bind, same logger, same metrics directory handling), with this
 module as the app: ``gunicorn -c python:hooks.server.gunicorn_conf --pythonpath tests/bench
 bare_app:app``.
 
 * ``POST /sync``: reads the body and parses it with orjson (like the real app), then returns a
   fixed small answer. The difference to the real ``/sync`` is the hook's own work: the sync core,
   serialising the 7 KB answer, metrics and the log line.
-* ``GET /busy/<namespace>/<name>``: a fixed 429 with ``Retry-After``, the ceiling for the busy
-  responder (routing, a Response, gunicorn).
 
 Nothing here is imported by the hook; it exists only for ``tests/bench/run.py``.
 """
@@ -24,7 +22,6 @@ from flask import Flask, Response, request
 
 JSON: Final = "application/json"
 FIXED_SYNC_ANSWER: Final = b'{"status":{"ok":true},"children":[],"resyncAfterSeconds":60}'
-FIXED_BUSY_ANSWER: Final = b'{"error":"offer_saturated","retryAfterSeconds":2}'
 
 
 def create_bare_app() -> Flask:
@@ -35,15 +32,6 @@ def create_bare_app() -> Flask:
     def sync() -> Response:
         orjson.loads(request.get_data(cache=False))
         return Response(FIXED_SYNC_ANSWER, 200, content_type=JSON)
-
-    @bare.get("/busy/<namespace>/<name>")
-    def busy(namespace: str, name: str) -> Response:
-        return Response(
-            FIXED_BUSY_ANSWER,
-            429,
-            headers={"Retry-After": "2", "Cache-Control": "no-store"},
-            content_type=JSON,
-        )
 
     @bare.get("/readyz")
     def readyz() -> Response:
