@@ -1,19 +1,9 @@
 """The one place the package runs a subprocess: a small wrapper around ``kubectl``.
 
-``obol sell`` talks to the cluster only through :class:`Kubectl`: ``apply -f -`` to create or
-update an offer, ``get serviceoffers.obol.org ... -o json`` to read offers. kubectl's failures
-are sorted into a few kinds the CLI can explain in one line (:func:`classify_failure`, pure):
-
-* :class:`KubectlNotFound` -- the binary is missing or not executable;
-* :class:`ClusterUnreachable` -- kubectl could not talk to the API server, or has no cluster to
-  talk to: before any cluster call :meth:`Kubectl.check_cluster_configured` asks kubectl for its
-  current context, because without a kubeconfig (or with an unknown ``--context``) kubectl falls
-  back to ``http://localhost:8080``, and whatever listens there (``obol hook serve``'s default
-  port, for one) would answer as if it were the cluster;
-* :class:`CrdMissing` -- the ServiceOffer CRD is not installed;
-* :class:`OfferNotFound` -- ``get`` of a named offer found nothing;
-* :class:`RejectedByServer` -- the API server's own validation refused the object;
-* :class:`KubectlFailed` -- anything else (forbidden, bad kubeconfig, ...).
+``obol sell`` and ``obol crd`` talk to the cluster only through :class:`Kubectl`: ``apply -f -``
+and ``get serviceoffers.obol.org ... -o json``. kubectl's failures are sorted into the
+:class:`KubectlError` kinds below (:func:`classify_failure`, pure), each of which the CLI explains
+in one line with its own exit code.
 
 This module must never build, validate or format offers (that is :mod:`hooks.core.models` and
 :mod:`hooks.cli.offer_view`), never read the environment itself (the CLI passes the executable and
@@ -29,6 +19,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.cli.errors import (
+    EXIT_INVALID,
+    EXIT_KUBECTL_FAILED,
+    EXIT_NO_CRD,
+    EXIT_NO_KUBECTL,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+)
 from hooks.core import api
 
 SERVICEOFFERS = f"{api.PLURAL}.{api.GROUP}"
@@ -61,25 +59,37 @@ _CRD_MISSING_MARKERS = (
 class KubectlError(Exception):
     """kubectl could not do what was asked; ``str()`` is one line fit for a user."""
 
+    exit_code = EXIT_KUBECTL_FAILED
+
 
 class KubectlNotFound(KubectlError):
     """The kubectl executable is missing or cannot be run."""
 
+    exit_code = EXIT_NO_KUBECTL
+
 
 class ClusterUnreachable(KubectlError):
-    """kubectl ran but could not reach the API server."""
+    """kubectl could not reach the API server, or has no cluster configured."""
+
+    exit_code = EXIT_UNREACHABLE
 
 
 class CrdMissing(KubectlError):
     """The API server does not know the ServiceOffer resource."""
 
+    exit_code = EXIT_NO_CRD
+
 
 class OfferNotFound(KubectlError):
     """A named ServiceOffer does not exist (in the namespace asked)."""
 
+    exit_code = EXIT_NOT_FOUND
+
 
 class RejectedByServer(KubectlError):
     """The API server's validation (schema or CEL rules) refused the object."""
+
+    exit_code = EXIT_INVALID
 
 
 class KubectlFailed(KubectlError):
@@ -126,7 +136,12 @@ class Kubectl:
         return self._run(["apply", "-f", "-"], stdin=json.dumps(manifest)).strip()
 
     def check_cluster_configured(self) -> None:
-        """Raise :class:`ClusterUnreachable` unless kubectl has a context with a server."""
+        """Raise :class:`ClusterUnreachable` unless kubectl has a context with a server.
+
+        Without a kubeconfig (or with an unknown ``--context``) kubectl falls back to
+        ``http://localhost:8080``, and whatever listens there (``obol hook serve``'s default
+        port, for one) would answer as if it were the cluster.
+        """
         done = self._exec(["config", "view", "--minify", "--output", "json"])
         server = None
         if done.returncode == 0:

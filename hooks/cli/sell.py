@@ -1,27 +1,18 @@
 """``obol sell ...``: create, preview and inspect ServiceOffers with kubectl.
 
-Commands: ``inference`` and ``http`` build a ServiceOffer from flags, validate it with the same
-model the hook uses (:mod:`hooks.core.models`, then :func:`hooks.core.payment.resolve_payment`
-against the
-asset registry) and apply it with ``kubectl apply -f -`` (or print it with ``--dry-run``);
-``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``.
+``inference`` and ``http`` build a ServiceOffer from flags (:func:`offer_manifest`, pure; presets
+expand in :mod:`hooks.cli.presets`), validate it with the hook's own model and asset registry
+(:func:`validate_manifest`) and apply it with ``kubectl apply -f -`` or print it (``--dry-run``);
+``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``
+and format them with :mod:`hooks.cli.offer_view`. obol-stack's flag spellings and defaults are
+accepted (README, *obol-stack's CLI habits*); a defaulted value is said on stderr (``Note: ...``)
+and every missing required option is reported in one message.
 
-A thin shell: flags become a spec mapping (:func:`offer_manifest`, pure), presets expand in
-:mod:`hooks.cli.presets`, rows are formatted in :mod:`hooks.cli.offer_view`, and every cluster
-call goes through :mod:`hooks.cli.kubectl`. The dry-run output holds only what the seller set
-or a preset supplied, never a default the CRD would fill in anyway.
-
-Every failure is ONE line on stderr with an exit code of :mod:`hooks.cli.errors`.
-
-obol-stack's CLI habits work here too: ``--chain`` (``--network``), ``--token``
-(``--payment-asset``), ``--wallet``/``--recipient``/``-w`` (``--pay-to``, default
-``X402_WALLET``), ``--per-request`` (``--price``), ``--per-hour``, ``--path``; network, token and
-runtime names in any case. The network defaults to ``base`` and the port to the runtime's usual
-one; a defaulted value is said on stderr (``Note: ...``). Every missing required option is
-reported in one message.
-
-This module must never run a subprocess itself, never autoscale or promise scaling, and never
-write anything but the ServiceOffer the seller asked for.
+The dry-run output holds only what the seller set or a preset supplied, never a default the CRD
+would fill in anyway. Every failure is ONE line on stderr with an exit code of
+:mod:`hooks.cli.errors`. This module must never run a subprocess itself (every cluster call goes
+through :mod:`hooks.cli.kubectl`), never autoscale or promise scaling, and never write anything
+but the ServiceOffer the seller asked for.
 """
 
 from __future__ import annotations
@@ -36,25 +27,8 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from hooks.cli.errors import (
-    EXIT_INVALID,
-    EXIT_KUBECTL_FAILED,
-    EXIT_NO_CRD,
-    EXIT_NO_KUBECTL,
-    EXIT_NOT_FOUND,
-    EXIT_UNREACHABLE,
-    CliError,
-)
-from hooks.cli.kubectl import (
-    ClusterUnreachable,
-    CrdMissing,
-    Kubectl,
-    KubectlError,
-    KubectlFailed,
-    KubectlNotFound,
-    OfferNotFound,
-    RejectedByServer,
-)
+from hooks.cli.errors import EXIT_INVALID, CliError
+from hooks.cli.kubectl import Kubectl, KubectlError
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
     OfferView,
@@ -87,15 +61,6 @@ from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
 from hooks.core.payment import resolve_payment
 from hooks.core.settings import Settings
-
-_EXIT_BY_ERROR: Mapping[type[KubectlError], int] = {
-    KubectlFailed: EXIT_KUBECTL_FAILED,
-    RejectedByServer: EXIT_INVALID,
-    KubectlNotFound: EXIT_NO_KUBECTL,
-    ClusterUnreachable: EXIT_UNREACHABLE,
-    CrdMissing: EXIT_NO_CRD,
-    OfferNotFound: EXIT_NOT_FOUND,
-}
 
 # --runtime: every one of these serves the OpenAI chat API; the port is the one each listens on
 # by default (vLLM's OpenAI server and "openai" 8000, llama.cpp's server 8080, ollama 11434).
@@ -348,7 +313,7 @@ def kubectl_failures() -> Iterator[None]:
     try:
         yield
     except KubectlError as exc:
-        raise CliError(str(exc), _EXIT_BY_ERROR.get(type(exc), EXIT_KUBECTL_FAILED)) from None
+        raise CliError(str(exc), exc.exit_code) from None
 
 
 def _preset_named(name: str | None) -> Preset | None:
