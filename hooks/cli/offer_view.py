@@ -31,16 +31,18 @@ SETTLEMENT_TEXT = {
     "deferred": "not by the gateway: /verify only verifies",
 }
 
-LIST_COLUMNS: tuple[str, ...] = (
-    "NAMESPACE",
-    "NAME",
-    "TYPE",
-    "PRICE",
-    "NETWORK",
-    "MAX-IN-FLIGHT",
-    "CAPACITY",
-    "READY",
+# ``obol sell list``: (column, -o json|yaml key, OfferView attribute) of each field.
+_LIST_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("NAMESPACE", "namespace", "namespace"),
+    ("NAME", "name", "name"),
+    ("TYPE", "type", "type"),
+    ("PRICE", "price", "price"),
+    ("NETWORK", "network", "network"),
+    ("MAX-IN-FLIGHT", "maxInFlight", "max_in_flight"),
+    ("CAPACITY", "capacity", "capacity_state"),
+    ("READY", "ready", "ready"),
 )
+LIST_COLUMNS: tuple[str, ...] = tuple(column for column, _, _ in _LIST_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,30 +301,12 @@ def status_record(view: OfferView) -> dict[str, Any]:
 
 def list_row(view: OfferView) -> list[str]:
     """One ``obol sell list`` row, in :data:`LIST_COLUMNS` order."""
-    return [
-        view.namespace,
-        view.name,
-        view.type,
-        view.price,
-        view.network,
-        _shown(view.max_in_flight),
-        view.capacity_state,
-        view.ready,
-    ]
+    return [_shown(getattr(view, attribute)) for _, _, attribute in _LIST_FIELDS]
 
 
 def list_record(view: OfferView) -> dict[str, Any]:
     """One ``obol sell list -o json|yaml`` record."""
-    return {
-        "namespace": view.namespace,
-        "name": view.name,
-        "type": view.type,
-        "price": view.price,
-        "network": view.network,
-        "maxInFlight": view.max_in_flight,
-        "capacity": view.capacity_state,
-        "ready": view.ready,
-    }
+    return {key: getattr(view, attribute) for _, key, attribute in _LIST_FIELDS}
 
 
 def format_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
