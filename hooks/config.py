@@ -325,15 +325,6 @@ def _settings(env: Mapping[str, str], problems: list[FieldProblem]) -> Settings:
     return Settings(**values)
 
 
-def observe_settings_from_env(env: Mapping[str, str]) -> ObserveSettings:
-    """Read the ``OBOL_OBSERVE*`` / ``OBOL_PROBE*`` variables; :class:`ConfigError` on bad ones."""
-    problems: list[FieldProblem] = []
-    settings = _observe_settings(env, problems)
-    if problems:
-        raise ConfigError(problems)
-    return settings
-
-
 def _observe_settings(env: Mapping[str, str], problems: list[FieldProblem]) -> ObserveSettings:
     before = len(problems)
     settings = ObserveSettings(**_read(env, OBSERVE_ENVIRONMENT, problems))

@@ -69,7 +69,7 @@ _PATH = re.compile(HTTP_PATH)
 @dataclass(frozen=True, slots=True)
 class ObserveSettings:
     """How (and whether) upstreams are probed; built once at start-up by
-    :func:`hooks.config.observe_settings_from_env`.
+    :func:`hooks.config.load_config`.
 
     Durations are plain numbers so tests can use fractions of a second; the environment only
     accepts whole milliseconds and seconds.

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hooks.config import observe_settings_from_env
+from hooks.config import load_config
 from hooks.core.request import parse_request
 from hooks.core.status import Observation
 from hooks.observe.observer import MAX_METRICS_BYTES, Observer
@@ -221,13 +221,13 @@ def test_a_forked_worker_gets_its_own_threads_and_keeps_the_cache(
 
 def test_observer_settings_from_env_drive_a_real_probe(engine: StartEngine) -> None:
     server = engine(vllm_exposition((8,), (0,)))
-    settings = observe_settings_from_env(
+    settings = load_config(
         {
             "OBOL_OBSERVE": "on",
             "OBOL_SYNC_PROBE_BUDGET_MS": "2000",
             "OBOL_OBSERVE_UPSTREAM_OVERRIDES": f'{{"{BASE}": "{server.url}"}}',
         }
-    )
+    ).observe
     watcher = Observer(settings)
     try:
         assert watcher.observations_for(parse_request(REQUEST))[BASE].in_flight == 8
