@@ -275,7 +275,10 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     observe = _observe_settings(env, problems)
     if problems:
         raise ConfigError(problems)
-    config = ShellConfig(settings, token, observe=observe, **shell)
+    # With observation on, status refreshes only on a sync: resync every 3 probe intervals when
+    # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.
+    resync = resync_after_seconds(settings.resync_seconds, observe)
+    config = ShellConfig(replace(settings, resync_seconds=resync), token, observe=observe, **shell)
     if config.bind == config.busy_bind or (
         config.sync_port is not None and config.sync_port == config.busy_port
     ):
@@ -283,10 +286,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
         raise ConfigError.at(
             BUSY_BIND, f"must use another port than {BIND} ({config.bind})", config.busy_bind
         )
-    # With observation on, status refreshes only on a sync: resync every 3 probe intervals when
-    # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.
-    resync = resync_after_seconds(settings.resync_seconds, observe)
-    return replace(config, settings=replace(settings, resync_seconds=resync))
+    return config
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
