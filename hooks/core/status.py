@@ -99,19 +99,16 @@ def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
     no clock: a transition is caused by a write to the parent or a child, and that write is the
     newest ``creationTimestamp`` or ``managedFields[].time`` in the request.
     """
-    # One plain loop, no intermediate lists: this runs on every sync over every child. The
-    # regex only checks a stamp newer than the newest so far, which is rare.
     newest = EPOCH
     for obj in (parent, *observed.values()):
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             continue
-        stamp = meta.get("creationTimestamp")
-        if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.match(stamp):
-            newest = stamp
         fields = meta.get("managedFields")
-        for entry in fields if isinstance(fields, list) else ():
-            stamp = entry.get("time") if isinstance(entry, dict) else None
+        entries = fields if isinstance(fields, list) else ()
+        times = (entry.get("time") for entry in entries if isinstance(entry, dict))
+        for stamp in (meta.get("creationTimestamp"), *times):
+            # The regex only checks a stamp newer than the newest so far, which is rare.
             if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.match(stamp):
                 newest = stamp
     return newest
