@@ -110,15 +110,16 @@ def test_unknown_network_without_registry_file(run: Runner) -> None:
     assert "(got 'optimism') [--network]" in result.stderr
 
 
-def test_registry_file_flag_extends_the_networks(run: Runner, registry_file: Path) -> None:
-    result = run(optimism_offer("--asset-registry-file", str(registry_file)))
+@pytest.mark.parametrize("by_flag", [True, False], ids=["--asset-registry-file", "environment"])
+def test_registry_file_extends_the_networks(
+    run: Runner, registry_file: Path, by_flag: bool
+) -> None:
+    if by_flag:
+        result = run(optimism_offer("--asset-registry-file", str(registry_file)))
+    else:
+        result = run(optimism_offer(), env={"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(result.stdout)["spec"]["payment"]["network"] == "optimism"
-
-
-def test_registry_file_environment_variable(run: Runner, registry_file: Path) -> None:
-    result = run(optimism_offer(), env={"OBOL_ASSET_REGISTRY_FILE": str(registry_file)})
-    assert result.exit_code == 0, result.output
 
 
 # --- status ------------------------------------------------------------------------------------
