@@ -745,11 +745,8 @@ def _show_offers(
     table: Callable[[list[OfferView]], str],
 ) -> None:
     """Read offers with kubectl and print them as a table or as records (``-o json|yaml``)."""
-    name, namespace, all_namespaces = (
-        params.get("name"),
-        params["namespace"],
-        params["all_namespaces"],
-    )
+    name = params.get("name")  # `sell list` has no NAME argument
+    namespace, all_namespaces = params["namespace"], params["all_namespaces"]
     if namespace and all_namespaces:
         raise click.UsageError("give -n/--namespace or -A/--all-namespaces, not both")
     if name and all_namespaces:
