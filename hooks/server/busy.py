@@ -12,8 +12,9 @@ offer's global limit, so a per-buyer limit refused it), else ``offer_saturated``
 Why a server of its own, not a Flask route: it answers once per 429 of every saturated offer,
 exactly when buyers retry, and the gateway keeps its connections alive. An ASGI app under
 uvicorn (httptools parser, asyncio loop) answers one for a small fraction of the CPU a Flask
-request under gunicorn costs (``tests/bench/dataplane.py`` prints both), and a 429 flood runs in
-its own process, so it never queues a sync behind it. ``obol hook serve`` runs it next to the
+request under gunicorn costs (``tests/bench/dataplane.py`` prints the CPU per 429), and a 429
+flood runs in its own process at a lower scheduling priority (:data:`NICENESS`), so it never
+queues a sync behind it and yields the CPU to one. ``obol hook serve`` runs it next to the
 gunicorn sync workers (:mod:`hooks.server.supervise`); ``/healthz`` and ``/readyz`` answer here
 too, every other path is a JSON 404.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -47,6 +49,8 @@ BUSY_PREFIX: Final = "/busy/"
 KEEPALIVE: Final = 5  # seconds an idle connection stays open (Go clients keep theirs 90 s)
 HEAD_TIMEOUT: Final = 2  # seconds a connection may take to send a whole request head
 GRACEFUL_TIMEOUT: Final = 20  # seconds in-flight answers get on SIGTERM
+# Scheduling priority below the sync workers': when both want the CPU, a sync goes first.
+NICENESS: Final = 10
 
 # Why a request got 429 (the body's "error" and the X-Obol-Reject-Reason header).
 REASON_SATURATED: Final = "offer_saturated"  # the offer's global in-flight limit
@@ -265,6 +269,7 @@ def serve() -> None:
     """Run the busy responder on ``OBOL_BUSY_BIND`` until SIGTERM or SIGINT (what ``obol hook
     serve`` starts next to gunicorn)."""
     config = load_config()
+    os.nice(NICENESS)
     logger = logs.configure(config.log_level)
     logs.configure(config.log_level, "uvicorn.error")  # uvicorn's own lines, as JSON too
     app = BusyResponder(config.settings, HookMetrics.from_environment(package_version()), logger)

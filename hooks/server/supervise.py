@@ -1,12 +1,13 @@
 """``obol hook serve``: the sync listener and the busy responder run and stop as one unit.
 
-Two servers, each in its own process group of this one: gunicorn with the Flask app on
-``OBOL_BIND`` (:mod:`hooks.server.gunicorn_conf`) and the busy responder on ``OBOL_BUSY_BIND``
-(:mod:`hooks.server.busy`). This process starts both with the same environment, passes SIGTERM and
-SIGINT on to both, and when either exits stops the other and exits too: a
-container whose busy responder died must restart, not keep answering syncs while every
-saturated offer's 429 loses its Retry-After. The exit status is 0 after a requested stop that
-both servers completed, else the failing server's (1 if it said 0, 128 + N if signal N killed it).
+Two servers, two child processes of this one: gunicorn with the Flask app on ``OBOL_BIND``
+(:mod:`hooks.server.gunicorn_conf`) and the busy responder on ``OBOL_BUSY_BIND``
+(:mod:`hooks.server.busy`), with the same environment. The busy responder starts first and
+gunicorn once it listens, so a ready sync port means a ready unit. SIGTERM and SIGINT are passed
+on to both; when either exits, the other is stopped and this process exits too: a container
+whose busy responder died must restart, not keep answering syncs while every saturated offer's
+429 loses its Retry-After. The exit status is 0 after a requested stop that both servers
+completed, else the failing server's (1 if it said 0, 128 + N if signal N killed it).
 
 Both servers write their metrics into one Prometheus multiprocess directory (the sync
 listener's ``/metrics`` merges them): set to a private temporary directory when
@@ -23,16 +24,19 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from types import FrameType
 from typing import Final
 
-from hooks.config import METRICS_DIR, provide_metrics_directory
+from hooks.config import METRICS_DIR, load_config, provide_metrics_directory
 
 FORWARDED: Final = (signal.SIGTERM, signal.SIGINT)
 STOP_WAIT: Final = 30  # seconds each server gets to stop (gunicorn's graceful_timeout is 20)
+START_WAIT: Final = 30  # seconds the busy responder may take to listen before gunicorn starts
 SYNC_SERVER: Final = ("-m", "gunicorn", "--config", "python:hooks.server.gunicorn_conf")
 BUSY_SERVER: Final = ("-m", "hooks.server.busy")
 
@@ -56,8 +60,10 @@ def serve(env: Mapping[str, str]) -> int:
 
     previous = {signum: signal.signal(signum, stop_all) for signum in FORWARDED}
     try:
-        for arguments in (SYNC_SERVER, BUSY_SERVER):
-            servers.append(subprocess.Popen([sys.executable, *arguments], env=env))
+        # The busy responder first: once /readyz answers on the sync port, a 429 gets its body.
+        servers.append(subprocess.Popen([sys.executable, *BUSY_SERVER], env=env))
+        _await_listener(servers[0], load_config(env).busy_bind)
+        servers.append(subprocess.Popen([sys.executable, *SYNC_SERVER], env=env))
         first = _first_exit(servers)
         stop_all(signal.SIGTERM)
         codes = [_stopped(server) for server in servers]
@@ -76,6 +82,33 @@ def serve(env: Mapping[str, str]) -> int:
                 server.wait()
         if private:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _await_listener(server: subprocess.Popen[bytes], bind: str) -> None:
+    """Wait until ``bind`` accepts a connection, ``server`` exits or :data:`START_WAIT` passes."""
+    deadline = time.monotonic() + START_WAIT
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            _connect(bind).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+def _connect(bind: str) -> socket.socket:
+    if bind.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(1)
+        try:
+            sock.connect(bind[len("unix:") :])
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard: ask loopback
+    return socket.create_connection((host, int(port)), timeout=1)
 
 
 def _first_exit(servers: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:

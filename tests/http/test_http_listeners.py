@@ -20,6 +20,7 @@ import orjson
 import pytest
 import requests
 
+from hooks.server.busy import NICENESS
 from tests.http.http_harness import HookServer, LaunchHook
 
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2&status=429"
@@ -133,3 +134,23 @@ def test_sigterm_stops_both_servers_and_exits_0(launch_hook: LaunchHook) -> None
         assert all(gone(pid) for pid in servers)
         with pytest.raises(requests.ConnectionError):
             requests.get(server.busy_url + "/healthz", timeout=2)
+
+
+def niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return int(stat.read().rsplit(b")", 1)[1].split()[16])  # field 19: nice
+
+
+def test_a_429_flood_yields_the_cpu_to_syncs(hook_server: HookServer) -> None:
+    # The busy responder runs at a lower scheduling priority than the gunicorn workers.
+    servers = {command_of(pid): pid for pid in servers_of(hook_server.process.pid)}
+    (busy,) = [pid for command, pid in servers.items() if "hooks.server.busy" in command]
+    gunicorn = hook_server.gunicorn_master()
+    assert niceness(busy) == niceness(gunicorn) + NICENESS
+
+
+def test_the_busy_port_listens_once_the_sync_port_is_ready(launch_hook: LaunchHook) -> None:
+    # The unit starts gunicorn only once the busy responder listens, so a pod that passes its
+    # readiness probe (the sync port's /readyz) never sends the gateway's 429s to a closed port.
+    with launch_hook(workers=1) as server:  # returns as soon as the sync /readyz answers
+        assert server.get(server.busy_url + BUSY_PATH).status_code == 429
