@@ -96,7 +96,8 @@ Example:
   obol hook sync < request.json > response.json
 
 \b
-Exit status: 0 answered (200), 1 malformed request (400), 2 internal error (500).
+Exit status: 0 answered (200), 3 malformed request (400), 8 configuration,
+9 internal error (500).
 """,
 )
 def sync_command() -> None:
@@ -131,7 +132,7 @@ Examples:
   cat offer.yaml | obol hook render -f -
 
 \b
-An invalid spec prints its field-path message and exits 1. With a payment gate other than
+An invalid spec prints its field-path message and exits 3. With a payment gate other than
 the default (OBOL_PAYMENT_GATE, OBOL_VERIFIER_SETTLEMENT) the status's paymentGate block is
 printed first, as YAML comments (on stderr with -o json).
 """

@@ -660,6 +660,7 @@ _CARRIED_BLOCKS: Final = (
     "endpoint",
     "capacity",
     "payment",
+    "paymentGate",
     "requestLimits",
     "upstream",
     "model",

@@ -243,6 +243,21 @@ def test_invalid_spec_keeps_every_live_child_exactly() -> None:
     assert sorted(response["children"], key=key) == sorted(good["children"], key=key)
 
 
+def test_invalid_spec_keeps_the_status_of_the_live_gate() -> None:
+    # The kept children still run the seller-proxy gate, so status must still say so.
+    settings = Settings(payment_gate="seller-proxy")
+    offer = example("inference-qwen36-fast.yaml")
+    good = sync(parse_request(sync_request(parent_object(offer))), settings)
+    assert good["status"]["paymentGate"]["mode"] == "seller-proxy"
+    offer["spec"]["payment"]["payTo"] = "nope"
+    parent = parent_object(offer, status=good["status"])
+    response = sync(
+        parse_request(sync_request(parent, observed_children(good["children"]))), settings
+    )
+    assert response["status"]["paymentGate"] == good["status"]["paymentGate"]
+    assert response["status"]["requestLimits"] == good["status"]["requestLimits"]
+
+
 def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatch) -> None:
     # kept_children always rebuilds every observed child; if that ever broke, the server's guard
     # must turn a would-be "delete everything" answer into a 500.

@@ -384,6 +384,18 @@ def test_every_help_shows_an_example(command: list[str]) -> None:
     assert "obol hook" in result.stdout.split("Example", 1)[1]
 
 
+def test_the_exit_codes_in_the_help_are_the_ones_used() -> None:
+    sync_help = " ".join(run("sync", "--help").stdout.split())
+    assert f"{EXIT_INVALID} malformed request" in sync_help
+    assert f"{EXIT_CONFIG} configuration" in sync_help
+    assert f"{EXIT_INTERNAL} internal error" in sync_help
+    assert_one_line_error(run("sync", stdin=b"{broken"), EXIT_INVALID, "bad request")
+    render_help = " ".join(run("render", "--help").stdout.split())
+    assert f"exits {EXIT_INVALID}" in render_help
+    invalid = EXAMPLES / "invalid" / "zero-price.yaml"
+    assert run("render", "-f", str(invalid)).exit_code == EXIT_INVALID
+
+
 def test_sync_reads_stdin_only_up_to_the_request_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBOL_MAX_REQUEST_BYTES", "1024")
     result = run("sync", stdin=b" " * 2048)
