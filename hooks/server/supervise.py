@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -61,10 +62,14 @@ def serve(env: Mapping[str, str]) -> int:
     previous = {signum: signal.signal(signum, stop_all) for signum in FORWARDED}
     try:
         # The busy responder first: once /readyz answers on the sync port, a 429 gets its body.
-        servers.append(subprocess.Popen([sys.executable, *BUSY_SERVER], env=env))
-        _await_listener(servers[0], load_config(env).busy_bind)
-        servers.append(subprocess.Popen([sys.executable, *SYNC_SERVER], env=env))
-        first = _first_exit(servers)
+        busy = subprocess.Popen([sys.executable, *BUSY_SERVER], env=env)
+        servers.append(busy)
+        _await_listener(busy, load_config(env).busy_bind)
+        if busy.poll() is None and not requested:
+            servers.append(subprocess.Popen([sys.executable, *SYNC_SERVER], env=env))
+            first = _first_exit(servers)
+        else:  # it failed to start, or a stop came first: gunicorn never starts
+            first = busy
         stop_all(signal.SIGTERM)
         codes = [_stopped(server) for server in servers]
         if requested:
@@ -85,14 +90,21 @@ def serve(env: Mapping[str, str]) -> int:
 
 
 def _await_listener(server: subprocess.Popen[bytes], bind: str) -> None:
-    """Wait until ``bind`` accepts a connection, ``server`` exits or :data:`START_WAIT` passes."""
+    """Wait until the busy responder answers on ``bind``, ``server`` exits or :data:`START_WAIT`
+    passes. Its own answer, not a connection: another process may hold the port."""
     deadline = time.monotonic() + START_WAIT
     while server.poll() is None and time.monotonic() < deadline:
         try:
-            _connect(bind).close()
-            return
+            with _connect(bind) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hook\r\nConnection: close\r\n\r\n")
+                if _READY_ANSWER.match(sock.recv(4096)):
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
+
+
+_READY_ANSWER: Final = re.compile(rb"HTTP/1\.1 200 .*\r\nserver: obol-hook\r\n", re.I | re.S)
 
 
 def _connect(bind: str) -> socket.socket:

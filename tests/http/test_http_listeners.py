@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
 import requests
 
 from hooks.server.busy import NICENESS
-from tests.http.http_harness import HookServer, LaunchHook
+from tests.http.http_harness import HookServer, LaunchHook, free_port, server_environment
 
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2&status=429"
 EXIT_WAIT = 40.0  # the unit's own stop wait is 30 s per server
@@ -154,3 +157,28 @@ def test_the_busy_port_listens_once_the_sync_port_is_ready(launch_hook: LaunchHo
     # readiness probe (the sync port's /readyz) never sends the gateway's 429s to a closed port.
     with launch_hook(workers=1) as server:  # returns as soon as the sync /readyz answers
         assert server.get(server.busy_url + BUSY_PATH).status_code == 429
+
+
+def test_a_busy_port_in_use_fails_the_unit_before_gunicorn_starts(tmp_path: Path) -> None:
+    sync_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port = taken.getsockname()[1]
+        metrics = tmp_path / "prometheus"
+        metrics.mkdir()
+        command = [
+            sys.executable, "-c", "from hooks.cli.main import main; main()", "hook", "serve",
+            "--bind", f"127.0.0.1:{sync_port}", "--busy-bind", f"127.0.0.1:{busy_port}",
+        ]  # fmt: skip
+        finished = subprocess.run(
+            command,
+            env=server_environment(tmp_path, metrics, {}),
+            capture_output=True,
+            timeout=EXIT_WAIT,
+            check=False,
+        )
+    assert finished.returncode != 0
+    assert b"gunicorn" not in finished.stderr.lower(), finished.stderr.decode()[-2000:]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{sync_port}/healthz", timeout=2)
