@@ -93,7 +93,7 @@ def handle_sync_body(
     except Exception as exc:
         # Never 200: Metacontroller keeps the current children and retries a 500.
         return SyncAnswer(500, _INTERNAL_ERROR_BODY, "error", offer, 0, "internal error", exc)
-    outcome = "invalid_spec" if is_invalid_spec(response) else "ok"
+    outcome = "ok" if invalid_spec_message(response) is None else "invalid_spec"
     return SyncAnswer(200, payload, outcome, offer, children)
 
 
@@ -110,11 +110,6 @@ def _checked_children(request: SyncRequest, response: Any) -> int:
     return len(children)
 
 
-def is_invalid_spec(response: Mapping[str, Any]) -> bool:
-    """True when the answer reports ``Ready=False/InvalidSpec``."""
-    return invalid_spec_message(response) is not None
-
-
 def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
     """The field-path message of a ``Ready=False/InvalidSpec`` answer, else None."""
     status = response.get("status")
@@ -129,9 +124,9 @@ def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _bad_request(error: str, detail: str, offer: str = "-") -> SyncAnswer:
+def _bad_request(error: str, detail: str) -> SyncAnswer:
     detail = _one_line(detail)
-    return SyncAnswer(400, _error_body(error, detail), "bad_request", offer, 0, detail)
+    return SyncAnswer(400, _error_body(error, detail), "bad_request", "-", 0, detail)
 
 
 def _one_line(text: str) -> str:
@@ -146,6 +141,7 @@ def _error_body(error: str, detail: str) -> bytes:
 _INTERNAL_ERROR_BODY: Final = _error_body(
     "internal_error", "the hook failed to answer; the hook's log has the details"
 )
+_NOT_FOUND_BODY: Final = _error_body("not_found", "no such endpoint on this port")
 
 
 class _HookShell:
@@ -268,17 +264,10 @@ def bearer_matches(header: str | None, token: bytes) -> bool:
     return hmac.compare_digest(presented.strip().encode("latin-1", "replace"), token)
 
 
-def not_found() -> Response:
-    """The JSON 404."""
-    return Response(
-        _error_body("not_found", "no such endpoint on this port"), 404, content_type=JSON
-    )
-
-
 def http_error(exc: HTTPException) -> Response:
     """Every HTTP error as JSON, keeping its status and headers (e.g. ``Allow`` on 405)."""
     if exc.code == 404:
-        return not_found()
+        return Response(_NOT_FOUND_BODY, 404, content_type=JSON)
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     name = re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
     body = _error_body(name, _one_line(exc.description or exc.name or ""))
