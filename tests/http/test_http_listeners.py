@@ -24,7 +24,13 @@ import pytest
 import requests
 
 from hooks.server.busy import NICENESS
-from tests.http.http_harness import HookServer, LaunchHook, free_port, server_environment
+from tests.http.http_harness import (
+    HookServer,
+    LaunchHook,
+    children,
+    free_port,
+    server_environment,
+)
 
 BUSY_PATH = "/busy/llm-sellers/qwen36-fast?retryAfter=2&status=429"
 EXIT_WAIT = 40.0  # the unit's own stop wait is 30 s per server
@@ -79,21 +85,6 @@ def test_the_busy_responder_keeps_connections_alive(hook_server: HookServer) -> 
     assert sync.headers["Connection"].lower() == "close"
 
 
-def servers_of(unit: int) -> list[int]:
-    """PIDs of the unit's two servers (its direct children)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == unit:
-                found.append(int(entry))
-    return sorted(found)
-
-
 def command_of(pid: int) -> str:
     with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
         return cmdline.read().replace(b"\0", b" ").decode()
@@ -117,7 +108,7 @@ def test_when_one_server_dies_the_unit_stops_and_fails(
 ) -> None:
     with launch_hook(workers=1) as server:
         unit = server.process.pid
-        servers = servers_of(unit)
+        servers = children(unit)
         assert len(servers) == 2, [command_of(pid) for pid in servers]
         (target,) = [pid for pid in servers if victim in command_of(pid)]
         os.kill(target, signal.SIGKILL)
@@ -130,7 +121,7 @@ def test_when_one_server_dies_the_unit_stops_and_fails(
 
 def test_sigterm_stops_both_servers_and_exits_0(launch_hook: LaunchHook) -> None:
     with launch_hook(workers=1) as server:
-        servers = servers_of(server.process.pid)
+        servers = children(server.process.pid)
         assert len(servers) == 2
         server.process.send_signal(signal.SIGTERM)
         assert wait_for_exit(server.process) == 0
@@ -146,7 +137,7 @@ def niceness(pid: int) -> int:
 
 def test_a_429_flood_yields_the_cpu_to_syncs(hook_server: HookServer) -> None:
     # The busy responder runs at a lower scheduling priority than the gunicorn workers.
-    servers = {command_of(pid): pid for pid in servers_of(hook_server.process.pid)}
+    servers = {command_of(pid): pid for pid in children(hook_server.process.pid)}
     (busy,) = [pid for command, pid in servers.items() if "hooks.server.busy" in command]
     gunicorn = hook_server.gunicorn_master()
     assert niceness(busy) == niceness(gunicorn) + NICENESS
