@@ -98,25 +98,24 @@ BUYER_LIMIT_NONE = "none"
 
 @dataclass(frozen=True, slots=True)
 class EnforcedLimits:
-    """What the gateway will actually enforce for one offer."""
+    """What the gateway will actually enforce for one offer, per gateway replica."""
 
     per_replica_max_in_flight: int | None
     per_replica_buyer_max_in_flight: int | None
     body_limit_bytes: int | None
     warnings: tuple[str, ...]
     # gateway | verifier | none (BUYER_LIMIT_*): who enforces perBuyerMaxInFlight.
-    buyer_limit_enforcer: str = BUYER_LIMIT_NONE
-    # obol-stack's limits.rps, per gateway replica: Traefik rateLimit average and burst.
-    rate_limit_average: int | None = None
-    rate_limit_burst: int | None = None
+    buyer_limit_enforcer: str
+    # obol-stack's limits.rps: Traefik rateLimit's average (its burst is twice that).
+    rate_limit_average: int | None
 
     @property
     def marks_admission(self) -> bool:
         """A per-buyer limit sits below the global one, so the busy responder must tell the two
         429s apart: the admitted marker is rendered."""
-        return self.per_replica_max_in_flight is not None and self.buyer_limit_enforcer in (
-            BUYER_LIMIT_GATEWAY,
-            BUYER_LIMIT_VERIFIER,
+        return (
+            self.per_replica_max_in_flight is not None
+            and self.buyer_limit_enforcer != BUYER_LIMIT_NONE
         )
 
 
@@ -159,18 +158,17 @@ def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimit
             "maxBodyBytes is advertised only: request buffering would break streaming responses"
         )
         body_limit = None
-    average = burst = None
+    average = None
     rps = spec.limits.rps if spec.limits else None
     if rps:
         average = _per_replica(rps, replicas)
-        burst = 2 * average
         if average * replicas != rps:
             warnings.append(
                 f"limits.rps {rps} cannot be split evenly across {replicas} gateway replicas:"
                 f" each allows {average} per second"
             )
     return EnforcedLimits(
-        global_amount, buyer_amount, body_limit, tuple(warnings), enforcer, average, burst
+        global_amount, buyer_amount, body_limit, tuple(warnings), enforcer, average
     )
 
 
@@ -179,101 +177,106 @@ def _per_replica(total: int, replicas: int) -> int:
     return max(1, total // replicas)
 
 
-def _extension_ref(name: str) -> Manifest:
-    return {
-        "type": "ExtensionRef",
-        "extensionRef": {"group": "traefik.io", "kind": api.MIDDLEWARE_KIND, "name": name},
-    }
+def chain_middlewares(
+    namespace: str,
+    offer: str,
+    spec: ServiceOfferSpec,
+    names: ChildNames,
+    limits: EnforcedLimits,
+    settings: Settings,
+) -> list[Manifest]:
+    """The chain's Middlewares in chain order; the route names each one in that order."""
+    found: list[tuple[str, str, Manifest]] = []  # (name, component, spec)
+    if limits.rate_limit_average is not None:
+        # Step 1b: one token bucket per offer, keyed on the header step 1 sets.
+        rate_limit = {
+            "average": limits.rate_limit_average,
+            "burst": 2 * limits.rate_limit_average,  # as obol-stack renders it
+            "period": "1s",
+            "sourceCriterion": {"requestHeaderName": settings.admission_key_header},
+        }
+        found.append((names.rate_limit, "rate-limit", {"rateLimit": rate_limit}))
+    if limits.body_limit_bytes is not None:
+        buffering = {"maxRequestBodyBytes": limits.body_limit_bytes}
+        found.append((names.body_limit, "body-limit", {"buffering": buffering}))
+    capacity = spec.capacity
+    if capacity is not None and limits.per_replica_max_in_flight is not None:
+        errors = {
+            "status": ["429"],
+            "service": {"name": names.busy_service, "port": settings.busy_port},
+            "query": busy_query(namespace, offer, capacity.retry_after_seconds),
+        }
+        found.append((names.busy_errors, "busy-errors", {"errors": errors}))
+        found.append(
+            (
+                names.global_in_flight,
+                "global-in-flight",
+                _in_flight(limits.per_replica_max_in_flight, settings.admission_key_header),
+            )
+        )
+        if limits.marks_admission:
+            # Must see the same request copy as the errors Middleware: buffering copies the
+            # request's headers into a new map, so both come after it.
+            marker = {"customRequestHeaders": {ADMITTED_HEADER: "true"}}
+            found.append((names.admitted, "admitted-marker", {"headers": marker}))
+    if not settings.seller_proxy:
+        forward_auth = {
+            "address": settings.verifier_url,
+            "trustForwardHeader": False,
+            "authResponseHeaders": [settings.payer_header],
+            "maxResponseBodySize": settings.verifier_max_response_bytes,
+        }
+        found.append((names.forward_auth, "x402-forward-auth", {"forwardAuth": forward_auth}))
+        if limits.per_replica_buyer_max_in_flight is not None:
+            # Step 6 keys on the payer header forwardAuth copies from the verifier.
+            found.append(
+                (
+                    names.buyer_in_flight,
+                    "buyer-in-flight",
+                    _in_flight(limits.per_replica_buyer_max_in_flight, settings.payer_header),
+                )
+            )
+    return [
+        {
+            "apiVersion": api.MIDDLEWARE_API_VERSION,
+            "kind": api.MIDDLEWARE_KIND,
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": child_labels(namespace, names, component),
+            },
+            "spec": middleware_spec,
+        }
+        for name, component, middleware_spec in found
+    ]
+
+
+def _in_flight(amount: int, key_header: str) -> Manifest:
+    return {"inFlightReq": {"amount": amount, "sourceCriterion": {"requestHeaderName": key_header}}}
 
 
 def route_filters(
-    spec: ServiceOfferSpec, names: ChildNames, limits: EnforcedLimits, settings: Settings
+    middlewares: list[Manifest], names: ChildNames, limits: EnforcedLimits, settings: Settings
 ) -> list[Manifest]:
-    """The HTTPRoute rule's filters, in the order documented above."""
+    """The HTTPRoute rule's filters, in the order documented above: step 1, one ExtensionRef per
+    Middleware of :func:`chain_middlewares`, and step 7."""
     filters: list[Manifest] = []
-    capacity = spec.capacity is not None
-    if capacity or limits.rate_limit_average is not None:
+    if limits.per_replica_max_in_flight is not None or limits.rate_limit_average is not None:
         modifier: Manifest = {
             "set": [{"name": settings.admission_key_header, "value": names.admission_key}]
         }
         if limits.marks_admission:
             modifier["remove"] = [ADMITTED_HEADER]  # a client cannot claim to be admitted
         filters.append({"type": "RequestHeaderModifier", "requestHeaderModifier": modifier})
-    if limits.rate_limit_average is not None:
-        filters.append(_extension_ref(names.rate_limit))
-    if limits.body_limit_bytes is not None:
-        filters.append(_extension_ref(names.body_limit))
-    if capacity:
-        filters.append(_extension_ref(names.busy_errors))
-        filters.append(_extension_ref(names.global_in_flight))
-        if limits.marks_admission:
-            filters.append(_extension_ref(names.admitted))
-    if settings.seller_proxy:
-        # The backend is the verifier's proxy: it must see the public path, and it knows the
-        # payer only after verifying, so neither a rewrite nor a per-buyer step belongs here.
-        return filters
-    filters.append(_extension_ref(names.forward_auth))
-    if limits.per_replica_buyer_max_in_flight is not None:
-        filters.append(_extension_ref(names.buyer_in_flight))
-    filters.append(
-        {
-            "type": "URLRewrite",
-            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
-        }
-    )
+    for middleware in middlewares:
+        name = middleware["metadata"]["name"]
+        ref = {"group": "traefik.io", "kind": api.MIDDLEWARE_KIND, "name": name}
+        filters.append({"type": "ExtensionRef", "extensionRef": ref})
+    if not settings.seller_proxy:
+        # The seller-proxy backend must see the public path: it strips the prefix itself.
+        rewrite = {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}
+        filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
     return filters
-
-
-def _middleware(
-    namespace: str, names: ChildNames, name: str, component: str, spec: Manifest
-) -> Manifest:
-    return {
-        "apiVersion": api.MIDDLEWARE_API_VERSION,
-        "kind": api.MIDDLEWARE_KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": child_labels(namespace, names, component),
-        },
-        "spec": spec,
-    }
-
-
-def build_in_flight(
-    namespace: str, names: ChildNames, name: str, component: str, amount: int, key_header: str
-) -> Manifest:
-    """inFlightReq allowing ``amount`` requests per value of ``key_header`` (steps 4 and 6).
-
-    Step 4 keys on the header the route sets (one bucket per offer); step 6 on the payer header
-    forwardAuth copies from the verifier (one bucket per verified buyer).
-    """
-    return _middleware(
-        namespace,
-        names,
-        name,
-        component,
-        {"inFlightReq": {"amount": amount, "sourceCriterion": {"requestHeaderName": key_header}}},
-    )
-
-
-def build_rate_limit(
-    namespace: str, names: ChildNames, average: int, burst: int, key_header: str
-) -> Manifest:
-    """rateLimit for obol-stack's ``limits.rps`` (step 1b), one bucket per offer."""
-    return _middleware(
-        namespace,
-        names,
-        names.rate_limit,
-        "rate-limit",
-        {
-            "rateLimit": {
-                "average": average,
-                "burst": burst,
-                "period": "1s",
-                "sourceCriterion": {"requestHeaderName": key_header},
-            }
-        },
-    )
 
 
 def busy_query(namespace: str, offer: str, retry_after_seconds: int) -> str:
@@ -282,88 +285,58 @@ def busy_query(namespace: str, offer: str, retry_after_seconds: int) -> str:
     return f"/busy/{namespace}/{offer}?retryAfter={retry_after_seconds}&status={{status}}"
 
 
-def build_busy_errors(
-    namespace: str, offer: str, names: ChildNames, retry_after_seconds: int, settings: Settings
-) -> Manifest:
-    """errors Middleware catching 429 and asking the busy responder for the body (step 3)."""
-    return _middleware(
-        namespace,
-        names,
-        names.busy_errors,
-        "busy-errors",
-        {
-            "errors": {
-                "status": ["429"],
-                "service": {"name": names.busy_service, "port": settings.busy_port},
-                "query": busy_query(namespace, offer, retry_after_seconds),
-            }
-        },
-    )
+def chain_services(
+    namespace: str, names: ChildNames, settings: Settings, capacity: bool
+) -> list[Manifest]:
+    """The Services the chain needs, after its Middlewares.
 
+    * the busy Service (with a capacity envelope): the errors Middleware's way to this hook's
+      busy responder;
+    * with the seller-proxy gate, the route's backend: a TraefikService whose one weighted
+      service is an ExternalName Service pointing at the verifier's proxy (Traefik's Gateway
+      provider refuses an ExternalName Service as a backendRef). A port named ``https`` makes
+      Traefik speak TLS to it.
 
-def build_admitted_marker(namespace: str, names: ChildNames) -> Manifest:
-    """headers Middleware right after the global limit: marks the request as admitted by it
-    (see :data:`ADMITTED_HEADER`), so the busy responder can name the limit a 429 came from.
-
-    It must sit in the same request copy as the errors Middleware: buffering copies the request's
-    headers into a new map, so both come after buffering (steps 3 and 4).
+    Traefik resolves an ExternalName Service only with
+    ``providers.kubernetesCRD.allowExternalNameServices=true``; without it the TraefikService
+    fails to load and the route is not served.
     """
-    return _middleware(
-        namespace,
-        names,
-        names.admitted,
-        "admitted-marker",
-        {"headers": {"customRequestHeaders": {ADMITTED_HEADER: "true"}}},
-    )
+    services: list[Manifest] = []
+    if capacity:
+        services.append(
+            _external_name_service(
+                namespace,
+                names,
+                names.busy_service,
+                "busy-responder",
+                settings.busy_host,
+                settings.busy_port,
+                "http",
+            )
+        )
+    if settings.seller_proxy:
+        scheme, host, port = settings.verifier_proxy
+        weighted = {"kind": "Service", "name": names.verifier_service, "port": port, "weight": 1}
+        backend = {
+            "apiVersion": api.TRAEFIKSERVICE_API_VERSION,
+            "kind": api.TRAEFIKSERVICE_KIND,
+            "metadata": {
+                "name": names.verifier_backend,
+                "namespace": namespace,
+                "labels": child_labels(namespace, names, "verifier-backend"),
+            },
+            "spec": {"weighted": {"services": [weighted]}},
+        }
+        services.append(backend)
+        services.append(
+            _external_name_service(
+                namespace, names, names.verifier_service, "verifier-proxy", host, port, scheme
+            )
+        )
+    return services
 
 
-def build_body_limit(namespace: str, names: ChildNames, max_bytes: int) -> Manifest:
-    """buffering Middleware: the whole body read before a slot is taken; 413 over the limit
-    before any quote (step 2)."""
-    return _middleware(
-        namespace,
-        names,
-        names.body_limit,
-        "body-limit",
-        {"buffering": {"maxRequestBodyBytes": max_bytes}},
-    )
-
-
-def build_forward_auth(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
-    """x402 forwardAuth Middleware: 402 terms for unpaid requests, payer header on success."""
-    return _middleware(
-        namespace,
-        names,
-        names.forward_auth,
-        "x402-forward-auth",
-        {
-            "forwardAuth": {
-                "address": settings.verifier_url,
-                "trustForwardHeader": False,
-                "authResponseHeaders": [settings.payer_header],
-                "maxResponseBodySize": settings.verifier_max_response_bytes,
-            }
-        },
-    )
-
-
-def build_busy_service(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
-    """ExternalName Service pointing the errors Middleware at this hook's busy responder.
-
-    Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``.
-    """
-    return external_name_service(
-        namespace,
-        names,
-        names.busy_service,
-        "busy-responder",
-        settings.busy_host,
-        settings.busy_port,
-        "http",
-    )
-
-
-def external_name_service(
+def _external_name_service(
     namespace: str,
     names: ChildNames,
     name: str,
@@ -392,102 +365,3 @@ def external_name_service(
             "sessionAffinity": "None",
         },
     }
-
-
-def admission_children(
-    namespace: str,
-    offer: str,
-    spec: ServiceOfferSpec,
-    names: ChildNames,
-    limits: EnforcedLimits,
-    settings: Settings,
-) -> list[Manifest]:
-    """Every Middleware and Service the chain needs, in chain order."""
-    children: list[Manifest] = []
-    if limits.rate_limit_average is not None and limits.rate_limit_burst is not None:
-        children.append(
-            build_rate_limit(
-                namespace,
-                names,
-                limits.rate_limit_average,
-                limits.rate_limit_burst,
-                settings.admission_key_header,
-            )
-        )
-    if limits.body_limit_bytes is not None:
-        children.append(build_body_limit(namespace, names, limits.body_limit_bytes))
-    capacity = spec.capacity
-    if capacity is not None and limits.per_replica_max_in_flight is not None:
-        children.append(
-            build_busy_errors(namespace, offer, names, capacity.retry_after_seconds, settings)
-        )
-        children.append(
-            build_in_flight(
-                namespace,
-                names,
-                names.global_in_flight,
-                "global-in-flight",
-                limits.per_replica_max_in_flight,
-                settings.admission_key_header,
-            )
-        )
-        if limits.marks_admission:
-            children.append(build_admitted_marker(namespace, names))
-    if settings.seller_proxy:
-        if capacity is not None:
-            children.append(build_busy_service(namespace, names, settings))
-        return [
-            *children,
-            build_verifier_backend(namespace, names, settings),
-            build_verifier_service(namespace, names, settings),
-        ]
-    children.append(build_forward_auth(namespace, names, settings))
-    if limits.per_replica_buyer_max_in_flight is not None:
-        children.append(
-            build_in_flight(
-                namespace,
-                names,
-                names.buyer_in_flight,
-                "buyer-in-flight",
-                limits.per_replica_buyer_max_in_flight,
-                settings.payer_header,
-            )
-        )
-    if capacity is not None:
-        children.append(build_busy_service(namespace, names, settings))
-    return children
-
-
-def build_verifier_backend(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
-    """TraefikService the seller-proxy route's backendRef names: one weighted service, the
-    ExternalName Service below (the Gateway provider cannot use an ExternalName backendRef)."""
-    _, _, port = settings.verifier_proxy
-    return {
-        "apiVersion": api.TRAEFIKSERVICE_API_VERSION,
-        "kind": api.TRAEFIKSERVICE_KIND,
-        "metadata": {
-            "name": names.verifier_backend,
-            "namespace": namespace,
-            "labels": child_labels(namespace, names, "verifier-backend"),
-        },
-        "spec": {
-            "weighted": {
-                "services": [
-                    {"kind": "Service", "name": names.verifier_service, "port": port, "weight": 1}
-                ]
-            }
-        },
-    }
-
-
-def build_verifier_service(namespace: str, names: ChildNames, settings: Settings) -> Manifest:
-    """ExternalName Service in the offer's namespace pointing at the verifier's proxy.
-
-    Traefik resolves it only with ``providers.kubernetesCRD.allowExternalNameServices=true``;
-    without it the TraefikService fails to load and the route is not served. A port named
-    ``https`` makes Traefik speak TLS to it.
-    """
-    scheme, host, port = settings.verifier_proxy
-    return external_name_service(
-        namespace, names, names.verifier_service, "verifier-proxy", host, port, scheme
-    )

@@ -1,11 +1,10 @@
 """Builders for the offer's HTTPRoute and pricing ConfigMap, and the full desired child set.
 
-One builder per child kind; the Middlewares and the busy Service of the admission chain are
-built in :mod:`hooks.core.admission`. Every child is built fresh on each call with only the fields
-we
-own, server defaults written out (so Metacontroller's three-way merge is a no-op on the next
-sync; hence the one empty string, a core backendRef's ``group: ""``), no nulls, no
-ownerReferences, and always in the offer's namespace.
+The Middlewares and Services of the admission chain are built in :mod:`hooks.core.admission`.
+Every child is built fresh on each call with only the fields we own, server defaults written out
+(so Metacontroller's three-way merge is a no-op on the next sync; hence the one empty string, a
+core backendRef's ``group: ""``), no nulls, no ownerReferences, and always in the offer's
+namespace.
 
 Pure: no I/O; the same inputs give the same dicts.
 """
@@ -17,7 +16,13 @@ from typing import Any
 import orjson
 
 from hooks.core import api
-from hooks.core.admission import EnforcedLimits, Manifest, admission_children, route_filters
+from hooks.core.admission import (
+    EnforcedLimits,
+    Manifest,
+    chain_middlewares,
+    chain_services,
+    route_filters,
+)
 from hooks.core.errors import HookFailure
 from hooks.core.models import ServiceOfferSpec, Upstream
 from hooks.core.names import ChildNames, child_labels, upstream_url
@@ -39,7 +44,7 @@ def build_httproute(
     namespace: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
-    limits: EnforcedLimits,
+    filters: list[Manifest],
     settings: Settings,
 ) -> Manifest:
     """The offer's HTTPRoute: one parentRef, one rule, one PathPrefix match, one backend.
@@ -71,7 +76,6 @@ def build_httproute(
         if upstream.namespace is not None and upstream.namespace != namespace:
             backend["namespace"] = upstream.namespace
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": names.path}}]}
-    filters = route_filters(spec, names, limits, settings)
     if filters:
         rule["filters"] = filters
     rule["backendRefs"] = [backend]
@@ -184,8 +188,11 @@ def desired_children(
     settings: Settings,
 ) -> list[Manifest]:
     """Every child of a valid offer: route, admission chain, pricing."""
+    middlewares = chain_middlewares(namespace, offer, spec, names, limits, settings)
+    filters = route_filters(middlewares, names, limits, settings)
     return [
-        build_httproute(namespace, spec, names, limits, settings),
-        *admission_children(namespace, offer, spec, names, limits, settings),
+        build_httproute(namespace, spec, names, filters, settings),
+        *middlewares,
+        *chain_services(namespace, names, settings, spec.capacity is not None),
         build_pricing_configmap(namespace, offer, spec, names, payment, settings),
     ]
