@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
-from hooks.core.errors import FieldProblem, SpecError
+from hooks.core.errors import FieldProblem, ProblemsError, SpecError
 from hooks.core.settings import (
     GATE_SELLER_PROXY,
     PAYMENT_GATES,
@@ -55,20 +55,9 @@ PROBE_INTERVAL_SECONDS: Final = "OBOL_PROBE_INTERVAL_SECONDS"
 OBSERVE_FORGET_SECONDS: Final = "OBOL_OBSERVE_FORGET_SECONDS"
 
 
-class ConfigError(ValueError):
+class ConfigError(ProblemsError):
     """The configuration is wrong: one or more environment variables (or the files they name),
     each with the variable, the reason and, except for secrets, the value."""
-
-    def __init__(self, problems: FieldProblem | Iterable[FieldProblem]) -> None:
-        self.problems: tuple[FieldProblem, ...] = (
-            (problems,) if isinstance(problems, FieldProblem) else tuple(problems)
-        )
-        super().__init__("; ".join(str(p) for p in self.problems))
-
-    @classmethod
-    def at(cls, variable: str, reason: str, value: Any = None) -> ConfigError:
-        """Shorthand for a single problem."""
-        return cls(FieldProblem(variable, reason, value))
 
 
 # --- parsers: each takes the stripped, non-empty text and raises ValueError(reason) ----------

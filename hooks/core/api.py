@@ -34,12 +34,6 @@ def children_key(kind: str, api_version: str) -> str:
     return f"{kind}.{api_version}"
 
 
-HTTPROUTE_KEY: Final = children_key(HTTPROUTE_KIND, HTTPROUTE_API_VERSION)
-MIDDLEWARE_KEY: Final = children_key(MIDDLEWARE_KIND, MIDDLEWARE_API_VERSION)
-CONFIGMAP_KEY: Final = children_key(CONFIGMAP_KIND, CONFIGMAP_API_VERSION)
-SERVICE_KEY: Final = children_key(SERVICE_KIND, SERVICE_API_VERSION)
-TRAEFIKSERVICE_KEY: Final = children_key(TRAEFIKSERVICE_KIND, TRAEFIKSERVICE_API_VERSION)
-
 # The child types, in the order the CompositeController lists them.
 CHILD_TYPES: Final = (
     (HTTPROUTE_API_VERSION, HTTPROUTE_KIND, "httproutes"),

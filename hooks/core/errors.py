@@ -13,7 +13,8 @@ This module must stay dependency-free: every other module imports it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 
 def format_value(value: Any) -> str:
@@ -22,50 +23,40 @@ def format_value(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+@dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One invalid field: where it is, what it was and why it is wrong."""
+    """One invalid field: where it is, why it is wrong and what it was (None: not shown)."""
 
-    __slots__ = ("path", "reason", "value")
-
-    def __init__(self, path: str, reason: str, value: Any = None) -> None:
-        self.path = path
-        self.reason = reason
-        self.value = value
+    path: str
+    reason: str
+    value: Any = None
 
     def __str__(self) -> str:
         if self.value is None:
             return f"{self.path}: {self.reason}"
         return f"{self.path}: {self.reason} (got {format_value(self.value)})"
 
-    def __repr__(self) -> str:
-        return f"FieldProblem({self.path!r}, {self.reason!r}, {self.value!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FieldProblem) and (self.path, self.reason, self.value) == (
-            other.path,
-            other.reason,
-            other.value,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.path, self.reason, repr(self.value)))
-
-
-class SpecError(ValueError):
-    """The input is wrong: one or more field problems, each with path, value and reason."""
+class ProblemsError(ValueError):
+    """One or more field problems; the message lists them all. Base of :class:`SpecError` and
+    the configuration's ``ConfigError``."""
 
     def __init__(self, problems: FieldProblem | Iterable[FieldProblem]) -> None:
         self.problems: tuple[FieldProblem, ...] = (
             (problems,) if isinstance(problems, FieldProblem) else tuple(problems)
         )
         if not self.problems:
-            raise ValueError("SpecError needs at least one problem")
+            raise ValueError(f"{type(self).__name__} needs at least one problem")
         super().__init__("; ".join(str(p) for p in self.problems))
 
     @classmethod
-    def at(cls, path: str, reason: str, value: Any = None) -> SpecError:
+    def at(cls, path: str, reason: str, value: Any = None) -> Self:
         """Shorthand for a single problem."""
         return cls(FieldProblem(path, reason, value))
+
+
+class SpecError(ProblemsError):
+    """The input is wrong: one or more field problems, each with path, value and reason."""
 
 
 class HookFailure(RuntimeError):

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hooks.core import api
 
 SUBDOMAIN_MAX = 253
 LABEL_MAX = 63
-_HASH_LEN = 8
 _NOT_LABEL_CHARS = re.compile(r"[^a-z0-9-]")
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:_HASH_LEN]
 
 
 def bounded(base: str, suffix: str = "", *, limit: int = SUBDOMAIN_MAX, label: bool = False) -> str:
@@ -36,14 +31,9 @@ def bounded(base: str, suffix: str = "", *, limit: int = SUBDOMAIN_MAX, label: b
     clean = _NOT_LABEL_CHARS.sub("-", wanted) if label else wanted
     if clean == wanted and len(wanted) <= limit:
         return wanted
-    tail = "-" + _digest(wanted) + suffix
+    tail = f"-{hashlib.sha256(wanted.encode()).hexdigest()[:8]}{suffix}"
     head = (_NOT_LABEL_CHARS.sub("-", base) if label else base)[: limit - len(tail)]
     return head.rstrip("-.") + tail
-
-
-def label_value(value: str) -> str:
-    """A valid label value (at most 63 characters) that identifies ``value``."""
-    return bounded(value, limit=LABEL_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +58,9 @@ class ChildNames:
     offer_label: str
 
 
-def child_names(namespace: str, name: str) -> ChildNames:
-    """All child names of the offer ``namespace/name``."""
+def offer_names(namespace: str, name: str, path: str | None) -> ChildNames:
+    """All child names of the offer ``namespace/name``, with the route path it chose
+    (obol-stack's ``spec.path``; without one ``/services/<name>``, obol-stack's default)."""
     base = f"so-{name}"
     return ChildNames(
         route=bounded(base),
@@ -84,19 +75,11 @@ def child_names(namespace: str, name: str) -> ChildNames:
         busy_service=bounded(base, "-busy", limit=LABEL_MAX, label=True),
         verifier_backend=bounded(base, "-verifier"),
         verifier_service=bounded(base, "-verifier", limit=LABEL_MAX, label=True),
-        path=f"/services/{name}",
+        path=f"/services/{name}" if path is None else path,
         admission_key=f"{namespace}/{name}",
-        offer_label=label_value(name),
+        # A valid label value (at most 63 characters) that identifies the offer.
+        offer_label=bounded(name, limit=LABEL_MAX),
     )
-
-
-def offer_names(namespace: str, name: str, path: str | None) -> ChildNames:
-    """:func:`child_names` with the route path the offer chose (obol-stack's ``spec.path``).
-
-    Without one the path is ``/services/<name>``, obol-stack's default.
-    """
-    names = child_names(namespace, name)
-    return names if path is None or path == names.path else replace(names, path=path)
 
 
 def upstream_url(offer_namespace: str, service: str, namespace: str | None, port: int) -> str:

@@ -23,7 +23,7 @@ declares must then agree with the registry (decimals, transfer method, EIP-712 d
 the registry does not know is used exactly as declared (decimals and the EIP-712 domain are then
 required) and flagged in status.
 
-Pure: no I/O. Results are cached because Metacontroller re-sends the same terms on every resync.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -68,8 +68,6 @@ class ResolvedPayment:
         return "perRequest" if self.per_mtok_atomic is None else "perMTok"
 
 
-# The spec's price fields, in the order obol-stack's verifier picks the first one set.
-_PRICE_FIELDS = ("perRequest", "perMTok", "perHour", "perEpoch", "perMB")
 _FLAT_BASIS = {
     "perHour": "perHour charged as a flat price per request, as obol-stack's verifier does"
     " (time is not metered)",
@@ -90,7 +88,18 @@ def resolve_payment(
         raise SpecError.at("spec.payment.method", "only crypto payments are supported", "card")
     network = registry.network(payment.network, path="spec.payment.network")
     asset, registered = resolve_asset(registry, network, payment.asset)
-    prices = (price.per_request, price.per_m_tok, price.per_hour, price.per_epoch, price.per_mb)
+    # The price fields set, in the order obol-stack's verifier picks the first one.
+    declared = {
+        field: text
+        for field, text in (
+            ("perRequest", price.per_request),
+            ("perMTok", price.per_m_tok),
+            ("perHour", price.per_hour),
+            ("perEpoch", price.per_epoch),
+            ("perMB", price.per_mb),
+        )
+        if text is not None
+    }
     problems: list[FieldProblem] = []
     # The offer's own token too: an asset spelled out in the offer is not in the registry.
     token = next(
@@ -112,10 +121,7 @@ def resolve_payment(
     flat = None
     if per_request is None and per_mtok is None and not problems:
         # Neither price this project quotes: obol-stack's verifier picks the first one set.
-        flat_field = next(
-            (field for field, text in zip(_PRICE_FIELDS, prices, strict=True) if text is not None),
-            None,
-        )
+        flat_field = next(iter(declared), None)
         if flat_field == "perEpoch":
             raise SpecError.at(
                 "spec.payment.price.perEpoch",
@@ -124,24 +130,16 @@ def resolve_payment(
                 price.per_epoch,
             )
         if flat_field is not None:
-            flat = _atomic(prices[_PRICE_FIELDS.index(flat_field)], flat_field, asset, problems)
+            flat = _atomic(declared[flat_field], flat_field, asset, problems)
     if problems:
         raise SpecError(problems)
     used = {"perRequest", "perMTok"} if flat_field is None else {flat_field}
-    unused = tuple(
-        f"spec.payment.price.{field}"
-        for field, text in zip(_PRICE_FIELDS, prices, strict=True)
-        if text is not None and field not in used
-    )
+    unused = tuple(f"spec.payment.price.{field}" for field in declared if field not in used)
     warnings: list[str] = []
-    bounded = None
-    if flat is None:
-        bounded = worst_case_request_quote(per_request, per_mtok, max_in, max_out)
     if flat is not None and flat_field is not None:
-        quote = flat
+        quote = per_request = flat
         basis = _FLAT_BASIS[flat_field]
-        per_request = flat
-    elif bounded is not None:
+    elif (bounded := worst_case_request_quote(per_request, per_mtok, max_in, max_out)) is not None:
         quote = bounded
         basis = "perRequest"
         if per_mtok is not None:
@@ -228,42 +226,25 @@ def resolve_asset(
 
 
 def _check_declared(declared: AssetObject, known: Asset) -> None:
+    # A symbol is matched whatever its case.
+    symbol_differs = (declared.symbol or known.symbol).upper() != known.symbol.upper()
     problems = [
         FieldProblem(
             f"{_ASSET_PATH}.{field}",
             f"does not match the registered {known.symbol} on {known.network} ({expected})",
             value,
         )
-        for field, value, expected, same in (
-            ("symbol", declared.symbol, known.symbol, _same_text(declared.symbol, known.symbol)),
-            ("decimals", declared.decimals, known.decimals, declared.decimals == known.decimals),
-            (
-                "transferMethod",
-                declared.transfer_method,
-                known.transfer_method,
-                declared.transfer_method == known.transfer_method,
-            ),
-            (
-                "eip712Name",
-                declared.eip712_name,
-                known.eip712_name,
-                declared.eip712_name == known.eip712_name,
-            ),
-            (
-                "eip712Version",
-                declared.eip712_version,
-                known.eip712_version,
-                declared.eip712_version == known.eip712_version,
-            ),
+        for field, value, expected in (
+            ("symbol", declared.symbol, known.symbol),
+            ("decimals", declared.decimals, known.decimals),
+            ("transferMethod", declared.transfer_method, known.transfer_method),
+            ("eip712Name", declared.eip712_name, known.eip712_name),
+            ("eip712Version", declared.eip712_version, known.eip712_version),
         )
-        if value is not None and not same
+        if value is not None and (symbol_differs if field == "symbol" else value != expected)
     ]
     if problems:
         raise SpecError(problems)
-
-
-def _same_text(declared: str | None, known: str) -> bool:
-    return declared is None or declared.upper() == known.upper()
 
 
 def _declared_token(declared: AssetObject, network: Network) -> Asset:

@@ -20,14 +20,12 @@ Rules, chosen so that no request is ever quoted a surprising amount:
 This module is pure core: no I/O, no environment, no clock, no randomness, and never floats.
 Only integer arithmetic on digit strings is used, so the result never depends on a
 :mod:`decimal` context. Input problems raise :class:`hooks.core.errors.SpecError` naming the field
-path;
-misuse by calling code (negative counts, no price at all) raises :class:`ValueError`.
+path; misuse by calling code (negative counts, no price at all) raises :class:`ValueError`.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Any
 
 from hooks.core.errors import SpecError
@@ -45,12 +43,6 @@ meaningful price is longer; the cap keeps digit-string work bounded."""
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
 _FORMAT_HINT = 'a decimal string such as "0.001"'
-
-
-def parse_decimal_price(text: str, *, path: str) -> Decimal:
-    """Parse a seller's price string into an exact, strictly positive :class:`~decimal.Decimal`."""
-    _split_positive_price(text, path=path)
-    return Decimal(text)
 
 
 def to_atomic(text: str, *, decimals: int, path: str, symbol: str = "the token") -> int:
@@ -72,15 +64,6 @@ def to_atomic(text: str, *, decimals: int, path: str, symbol: str = "the token")
     if atomic > MAX_ATOMIC_AMOUNT:
         raise SpecError.at(path, f"is too large: {symbol} amounts must fit in a uint256", text)
     return atomic
-
-
-def per_mtok_atomic(text: str, *, decimals: int, path: str, symbol: str = "the token") -> int:
-    """Convert a price per million tokens to atomic units per million tokens, exactly.
-
-    The same exactness rule as :func:`to_atomic` applies: the per-million price must itself be a
-    whole number of atomic units. Use :func:`quote_for_tokens` to price a token count.
-    """
-    return to_atomic(text, decimals=decimals, path=path, symbol=symbol)
 
 
 def quote_for_tokens(per_mtok_atomic: int, tokens: int) -> int:

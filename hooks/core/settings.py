@@ -46,11 +46,6 @@ class Settings:
     asset_registry: AssetRegistry = field(default=BUILTIN_REGISTRY, compare=False)
 
     @property
-    def public_endpoint_base(self) -> str:
-        """The public base URL without a trailing slash ('' when unset)."""
-        return self.public_base_url.rstrip("/")
-
-    @property
     def seller_proxy(self) -> bool:
         """The route's backend is the verifier's proxy (``OBOL_PAYMENT_GATE=seller-proxy``)."""
         return self.payment_gate == GATE_SELLER_PROXY

@@ -584,7 +584,7 @@ def offer_status(
         ready = condition(READY, "False", REASON_CONTROLLER_CONFLICT, conflict_message(conflicts))
     conditions.append(ready)
     status: dict[str, Any] = {
-        "endpoint": settings.public_endpoint_base + names.path,
+        "endpoint": settings.public_base_url.rstrip("/") + names.path,
         "capacity": capacity_status(
             plan.spec, plan.limits, observation, settings, previous.get("capacity")
         ),

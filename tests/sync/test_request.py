@@ -26,7 +26,10 @@ def test_a_request_is_parsed_into_names_status_and_our_children() -> None:
     foreign = {"kind": "Deployment", "metadata": {"name": "x"}}
     body = envelope(name="a", namespace="llm", generation=3)
     body["parent"]["status"] = {"endpoint": "/services/a"}
-    body["children"] = {api.HTTPROUTE_KEY: {"so-a": route}, "Deployment.apps/v1": {"x": foreign}}
+    body["children"] = {
+        "HTTPRoute.gateway.networking.k8s.io/v1": {"so-a": route},
+        "Deployment.apps/v1": {"x": foreign},
+    }
     request = parse_request(body)
     assert (request.namespace, request.name, request.offer) == ("llm", "a", "llm/a")
     assert request.generation == 3 and request.spec == {"type": "http"}

@@ -15,7 +15,6 @@ Test design notes:
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -27,8 +26,6 @@ from hooks.core.errors import SpecError, format_value
 from hooks.core.pricing import (
     MAX_ATOMIC_AMOUNT,
     format_atomic,
-    parse_decimal_price,
-    per_mtok_atomic,
     quote_for_tokens,
     to_atomic,
     worst_case_request_quote,
@@ -54,19 +51,19 @@ def rejection(call: Any, *args: Any, **kwargs: Any) -> str:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("1", Decimal(1), id="valid because a whole number"),
-        pytest.param("0.001", Decimal("0.001"), id="valid because a plain fraction"),
-        pytest.param("0.0010000", Decimal("0.0010000"), id="valid because trailing zeros"),
-        pytest.param("007.5", Decimal("7.5"), id="valid because leading zeros are digits"),
+        pytest.param("1", 10**9, id="valid because a whole number"),
+        pytest.param("0.001", 10**6, id="valid because a plain fraction"),
+        pytest.param("0.0010000", 10**6, id="valid because trailing zeros"),
+        pytest.param("007.5", 75 * 10**8, id="valid because leading zeros are digits"),
         pytest.param(
             "123456789012345678901234567890.123456789",
-            Decimal("123456789012345678901234567890.123456789"),
+            123456789012345678901234567890123456789,
             id="valid because 30 integer digits stay exact",
         ),
     ],
 )
-def test_parse_decimal_price_accepts(text: str, expected: Decimal) -> None:
-    assert parse_decimal_price(text, path=PATH) == expected
+def test_price_accepts(text: str, expected: int) -> None:
+    assert to_atomic(text, decimals=9, path=PATH) == expected
 
 
 @pytest.mark.parametrize(
@@ -109,14 +106,14 @@ def test_parse_decimal_price_accepts(text: str, expected: Decimal) -> None:
         ),
     ],
 )
-def test_parse_decimal_price_rejects(text: Any, reason: str) -> None:
+def test_price_rejects(text: Any, reason: str) -> None:
     expected_value = f" (got {text!r})" if text is not None else ""
-    assert rejection(parse_decimal_price, text, path=PATH) == f"{PATH}: {reason}{expected_value}"
+    assert rejection(to_atomic, text, decimals=6, path=PATH) == f"{PATH}: {reason}{expected_value}"
 
 
 def test_overlong_price_is_rejected_before_any_digit_work() -> None:
     text = "1" * 401
-    message = rejection(parse_decimal_price, text, path=PATH)
+    message = rejection(to_atomic, text, decimals=6, path=PATH)
     assert message.startswith(f"{PATH}: is too long: at most 400 characters (got '111")
 
 
@@ -212,18 +209,6 @@ def test_to_atomic_rejects_negative_decimals_as_misuse() -> None:
         to_atomic("1", decimals=-1, path=PATH)
 
 
-def test_per_mtok_atomic_follows_the_same_exactness_rule() -> None:
-    mtok_path = "spec.payment.price.perMTok"
-    assert per_mtok_atomic("0.50", decimals=6, path=mtok_path, symbol="USDC") == 500_000
-    assert per_mtok_atomic("3", decimals=6, path=mtok_path, symbol="USDC") == 3_000_000
-    assert rejection(per_mtok_atomic, "0.0000005", decimals=6, path=mtok_path, symbol="USDC") == (
-        f"{mtok_path}: has 7 fractional digits but USDC has only 6 (got '0.0000005')"
-    )
-    assert rejection(per_mtok_atomic, "1e-6", decimals=6, path=mtok_path) == (
-        f"{mtok_path}: {FORMAT_REASON} (got '1e-6')"
-    )
-
-
 # -- formatting ------------------------------------------------------------------------------
 
 
@@ -256,8 +241,6 @@ def test_format_atomic_rejects_negative_amounts_as_misuse() -> None:
 def test_format_then_parse_round_trips(amount: int, decimals: int) -> None:
     text = format_atomic(amount, decimals)
     assert to_atomic(text, decimals=decimals, path=PATH) == amount
-    # Compared as fractions: Decimal arithmetic (e.g. scaleb) would round to 28 digits.
-    assert Fraction(parse_decimal_price(text, path=PATH)) == Fraction(amount, 10**decimals)
     assert not ("." in text and text.endswith("0"))  # canonical: no trailing fractional zeros
 
 
