@@ -102,15 +102,16 @@ def build_httproute(
     }
 
 
-def pricing_route(
+def build_pricing_configmap(
     namespace: str,
     offer: str,
     spec: ServiceOfferSpec,
     names: ChildNames,
     payment: ResolvedPayment,
     settings: Settings,
-) -> dict[str, Any]:
-    """The offer's entry in the x402 verifier's route format.
+) -> Manifest:
+    """ConfigMap carrying the offer's entry in the x402 verifier's route format, labelled so a
+    verifier can select all of them.
 
     With the seller-proxy gate the verifier also proxies, so the route says where to
     (``upstreamURL``), what to strip (``stripPrefix``, the verifier sees the public path) and,
@@ -152,24 +153,10 @@ def pricing_route(
         if capacity is not None and capacity.per_buyer_max_in_flight is not None:
             route["perBuyerMaxInFlight"] = capacity.per_buyer_max_in_flight
             route["retryAfterSeconds"] = capacity.retry_after_seconds
-    return route
-
-
-def build_pricing_configmap(
-    namespace: str,
-    offer: str,
-    spec: ServiceOfferSpec,
-    names: ChildNames,
-    payment: ResolvedPayment,
-    settings: Settings,
-) -> Manifest:
-    """ConfigMap carrying the pricing route, labelled so a verifier can select all of them."""
     labels = child_labels(namespace, names, "pricing")
     labels[api.LABEL_PRICING] = "true"
-    document = orjson.dumps(
-        {"routes": [pricing_route(namespace, offer, spec, names, payment, settings)]},
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2,
-    ).decode()
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+    document = orjson.dumps({"routes": [route]}, option=options).decode()
     return {
         "apiVersion": api.CONFIGMAP_API_VERSION,
         "kind": api.CONFIGMAP_KIND,
