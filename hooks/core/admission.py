@@ -15,59 +15,25 @@ handler. For an offer with a capacity envelope the chain is::
     6. inFlightReq   buyer    [opt] perBuyerMaxInFlight, keyed on the verified payer header
     7. URLRewrite             /services/<name>/x -> /x, last, so the verifier sees the public path
 
-Why this order:
+Everything that can reject a request for capacity (steps 1b to 4) runs before the payment
+gate, so a saturated or rate-limited offer answers 429 before the verifier is asked: no quote,
+no verification, no charge. Why each step sits where it does, and the chain's known limits
+(per-replica counters reset by Traefik reloads, token limits advertised only), are in the
+README, "The admission chain, and why in this order", "Payment gates and the verifier contract"
+and "Known limits".
 
-* Step 1 *sets* the key, overwriting whatever a client sent, so there is exactly one counter per
-  offer. Traefik's default key is the client-chosen Host header (one bucket per spelling).
-* Step 4 runs before step 5, so a saturated offer rejects unpaid *and* paid requests before the
-  verifier is asked: no quote is built and no payment is verified or charged.
-* Step 2 runs before step 5, so an oversized body never gets a quote.
-* Step 2 runs before step 4, so a slow body holds no slot: buffering reads the whole body before
-  the in-flight counter is taken, and a client trickling its body (unpaid, or never finishing)
-  waits in Traefik's read, bounded by the entry point's read timeout, while the offer's slots stay
-  free for paying buyers. The price: a saturated offer reads a body before it answers 429, and an
-  oversized body gets 413 even when the offer is saturated (still no quote, no charge). An offer
-  that streams, or declares no maxBodyBytes, has no buffering step: there a body is still read
-  while its request holds a slot (README, "Bad input").
-* Step 3 sits below step 2 because buffering hands the rest of the chain a copy of the request:
-  the errors Middleware must see the same copy as the admitted marker (and the busy responder
-  the rejected request's own headers, such as the payer's).
-* Step 1b (``limits.rps``) also runs before step 5, so a rate-limited request is never quoted; it
-  sits outside step 3, so its 429 keeps the Retry-After Traefik's rateLimit computes. It keys on
-  the header from step 1: one token bucket per offer (average = rps, burst = 2 x rps, as
-  obol-stack renders it), divided across gateway replicas like the in-flight ceiling.
-* Step 6 can only key on a payer after verification. Its 429 therefore comes after /verify,
-  which is safe only because the forwardAuth verifier is verify-only (settlement happens after the
-  upstream answers); step 3 still gives it Retry-After.
-* Without a capacity envelope, steps 1, 3, 4 and 6 and the busy Service are left out: the route
-  is the plain paid route it always was (plus step 2 if a body limit is declared, and steps 1 and
-  1b if a rate is).
+Without a capacity envelope, steps 1, 3, 4 and 6 and the busy Service are left out (steps 1
+and 1b stay if ``limits.rps`` is set, step 2 if a body limit is). With
+``OBOL_VERIFIER_SETTLEMENT=on-verify`` step 6 is left out: a per-buyer 429 after a settling
+verifier would charge a rejected buyer.
 
-With ``OBOL_VERIFIER_SETTLEMENT=on-verify`` (a forward-auth verifier that settles as it accepts)
-step 6 is left out: a per-buyer 429 after a settling verifier would charge a rejected buyer.
-Status says so (``status.paymentGate.perBuyerLimit: none``).
+The seller-proxy gate (``OBOL_PAYMENT_GATE=seller-proxy``) keeps steps 1 to 4 and makes the
+backend the verifier's proxy, which sees the public path (so no URLRewrite), verifies, proxies
+and settles only when the upstream answered below 400. The gateway cannot know the payer before
+the verifier, so the per-buyer limit is published in the pricing route and enforced there::
 
-The seller-proxy gate (``OBOL_PAYMENT_GATE=seller-proxy``) keeps only the capacity steps::
-
-    1. RequestHeaderModifier  set <admission-key header> = <namespace>/<name>
-    1b. rateLimit    [opt]
-    2. buffering     [opt]
-    3. errors        (429)
-    4. inFlightReq   global
     backend: TraefikService so-<name>-verifier -> ExternalName Service so-<name>-verifier
-             -> the verifier's proxy, which sees the public path, verifies, proxies to the
-             upstream and settles only when the upstream answered below 400
-
-No forwardAuth, no URLRewrite (the verifier strips the prefix itself, as obol-stack's does),
-and no per-buyer step: the gateway cannot know the payer before the verifier, so the per-buyer
-limit is published to the verifier in the pricing route and enforced there. Traefik's Gateway
-provider refuses an ExternalName Service as a backendRef, so the backend is a TraefikService in
-the offer's namespace whose one weighted service is the ExternalName Service; no cross-namespace
-reference, so no ReferenceGrant (which a namespaced parent's child could not be).
-
-Known limits, which status also states: inFlightReq counters are per Traefik replica (the global
-amount is divided by ``gateway_replicas``) and reset whenever Traefik reloads its configuration;
-token limits are advertised, not enforced.
+             -> OBOL_VERIFIER_PROXY_URL
 
 Pure: builders return plain dicts and never perform I/O.
 """
