@@ -1,19 +1,14 @@
 """Living next to obol-stack's own ServiceOffer controller: what this hook notices and says.
 
-This hook serves the same ``serviceoffers.obol.org`` resource as obol-stack's Go
-``serviceoffer-controller`` and names its children the same way (``so-<name>``). During a
-migration the two can meet:
+Both controllers serve ``serviceoffers.obol.org`` and name their children ``so-<name>`` (README,
+"Migrating from obol-stack's controller"):
 
-* **Both controllers running.** The Go controller server-side-applies ``so-<name>`` with field
-  manager ``serviceoffer-controller`` (force), so it and Metacontroller would overwrite each
-  other's HTTPRoute for ever. A child we manage that shows that field manager in its
-  ``managedFields``, or that another object controls (a controller ownerReference with a UID
-  that is not the offer's), proves it; :func:`foreign_controllers` names them and the sync
-  reports ``Ready=False/ControllerConflict``.
-* **obol-stack's finalizer** ``monetize.obol.org/finalizer`` on an offer the Go controller
-  managed. Once that controller is scaled to 0 nobody removes it, and deleting the offer waits
-  for ever. Metacontroller cannot remove another controller's finalizer, so
-  :func:`leftover_finalizer_warning` says so in status with the exact command.
+* :func:`foreign_controllers` names the children another controller also writes (obol-stack's
+  field manager in ``managedFields``, or a controller ownerReference that is not the offer);
+  the sync then reports ``Ready=False/ControllerConflict`` instead of fighting it for ever.
+* :func:`leftover_finalizer_warning` gives, in status, the command that removes obol-stack's
+  finalizer: Metacontroller cannot remove another controller's finalizer, and once that
+  controller is scaled to 0 nothing else will.
 
 Pure: reads the request's objects only; no I/O, no clock.
 """
