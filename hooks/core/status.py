@@ -479,26 +479,28 @@ def payment_gate_status(
     """
     declared = spec.capacity is not None and spec.capacity.per_buyer_max_in_flight is not None
     if settings.seller_proxy:
-        block: dict[str, Any] = {
-            "mode": settings.payment_gate,
-            "settledBy": "verifier",
-            "settlement": "after-upstream",
-            "message": "the route's backend is the verifier's proxy: it verifies, proxies to the"
-            " upstream and settles only when the upstream answered below 400; requests the"
-            " gateway rejects (429, 413) never reach it",
-        }
+        settlement = "after-upstream"
+        message = (
+            "the route's backend is the verifier's proxy: it verifies, proxies to the upstream"
+            " and settles only when the upstream answered below 400; requests the gateway"
+            " rejects (429, 413) never reach it"
+        )
     elif settings.settles_on_verify:
-        block = {
-            "mode": settings.payment_gate,
-            "settledBy": "verifier",
-            "settlement": "on-verify",
-            "message": "the verifier settles during /verify, before the upstream answers: a"
-            " buyer is charged even when the upstream then fails; requests the gateway rejects"
-            " before the gate (429, 413) are never verified",
-        }
+        settlement = "on-verify"
+        message = (
+            "the verifier settles during /verify, before the upstream answers: a buyer is"
+            " charged even when the upstream then fails; requests the gateway rejects before the"
+            " gate (429, 413) are never verified"
+        )
     else:
         return None
-    block["perBuyerLimit"] = limits.buyer_limit_enforcer
+    block: dict[str, Any] = {
+        "mode": settings.payment_gate,
+        "settledBy": "verifier",
+        "settlement": settlement,
+        "message": message,
+        "perBuyerLimit": limits.buyer_limit_enforcer,
+    }
     if declared and limits.buyer_limit_enforcer == BUYER_LIMIT_VERIFIER:
         block["perBuyerMessage"] = (
             "perBuyerMaxInFlight is published to the verifier in the pricing route; the verifier"
