@@ -179,23 +179,6 @@ def test_public_base_url_prefixes_the_endpoint() -> None:
     assert status["endpoint"] == "https://sell.example.com/services/weather-api"
 
 
-def test_unchanged_condition_keeps_its_transition_time() -> None:
-    offer = example("http-weather-api.yaml")
-    first = run(offer)
-    children = observed_children(first["children"])
-    second = sync(
-        parse_request(sync_request(parent_object(offer, status=first["status"]), children)),
-        Settings(),
-    )
-    third = sync(
-        parse_request(sync_request(parent_object(offer, status=second["status"]), children)),
-        Settings(),
-    )
-    assert second["status"] == third["status"]
-    ready = {c["type"]: c for c in second["status"]["conditions"]}["Ready"]
-    assert ready["status"] == "True"
-
-
 @pytest.mark.parametrize(
     ("request_body", "message"),
     [
