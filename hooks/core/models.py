@@ -492,17 +492,19 @@ def not_acted_upon(spec: ServiceOfferSpec) -> list[str]:
     return found
 
 
-def parse_spec(spec: Any, *, path: str = "spec") -> ServiceOfferSpec:
+def parse_spec(spec: Any) -> ServiceOfferSpec:
     """Validate a ``spec`` mapping; raise :class:`SpecError` listing every problem."""
     if not isinstance(spec, Mapping):
-        raise SpecError.at(path, "must be an object", None if spec is None else type(spec).__name__)
+        raise SpecError.at(
+            "spec", "must be an object", None if spec is None else type(spec).__name__
+        )
     try:
         # The model's pydantic-core validator, called directly: the same validation as
         # ServiceOfferSpec.model_validate without its per-call keyword handling (the hook parses
         # a spec on every sync).
         parsed = cast(ServiceOfferSpec, _SPEC_VALIDATOR.validate_python(spec))
     except ValidationError as exc:
-        raise SpecError(problems_from_validation(exc, path)) from None
+        raise SpecError(problems_from_validation(exc, "spec")) from None
     return _with_limits_ceiling(parsed)
 
 

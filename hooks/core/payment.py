@@ -86,7 +86,7 @@ def resolve_payment(
     if payment.network is None or payment.pay_to is None:
         # Only a card payment may omit them, and card offers are not rendered (hooks.core.plan).
         raise SpecError.at("spec.payment.method", "only crypto payments are supported", "card")
-    network = registry.network(payment.network, path="spec.payment.network")
+    network = registry.network(payment.network)
     asset, registered = resolve_asset(registry, network, payment.asset)
     # The price fields set, in the order obol-stack's verifier picks the first one.
     declared = {

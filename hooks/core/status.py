@@ -352,7 +352,7 @@ def capacity_status(
     limits: EnforcedLimits,
     observation: Observation | None,
     settings: Settings,
-    previous: Any = None,
+    previous: Any,
 ) -> dict[str, Any]:
     """``status.capacity``: the declared envelope, and use only when observed.
 
@@ -563,7 +563,7 @@ def offer_status(
     plan: OfferPlan,
     observation: Observation | None,
     settings: Settings,
-    gate_probe: Observation | None = None,
+    gate_probe: Observation | None,
 ) -> dict[str, Any]:
     """The status of a valid offer, from what was observed."""
     names, observed, previous = plan.names, request.children, request.status
@@ -621,10 +621,8 @@ def offer_status(
     return status
 
 
-def invalid_spec_status(
-    request: SyncRequest, problem: SpecError, reason: str = REASON_INVALID_SPEC
-) -> dict[str, Any]:
-    """``Ready=False/InvalidSpec`` (or ``reason``) with the field-path message; the rest of the
+def invalid_spec_status(request: SyncRequest, problem: SpecError, reason: str) -> dict[str, Any]:
+    """``Ready=False`` (InvalidSpec or NotRendered) with the field-path message; the rest of the
     previous status is kept, since the children it describes are kept too."""
     message = str(problem)
     if len(message) > _MAX_MESSAGE:
