@@ -165,13 +165,13 @@ def resolve_payment(
         )
     per_request_amount = _amount(per_request, asset)
     per_mtok_amount = _amount(per_mtok, asset)
-    parts = []
-    if per_request_amount is not None:
-        parts.append(f"{per_request_amount} {asset.symbol}/request")
-    if per_mtok_amount is not None:
-        parts.append(f"{per_mtok_amount} {asset.symbol}/MTok")
+    parts = [
+        f"{amount} {asset.symbol}/{unit}"
+        for amount, unit in ((per_request_amount, "request"), (per_mtok_amount, "MTok"))
+        if amount is not None
+    ]
     if flat_field is not None:
-        parts = [f"{per_request_amount} {asset.symbol}/request ({flat_field})"]
+        parts = [f"{parts[0]} ({flat_field})"]  # the flat price is the only per-request one
     if asset.test_asset:
         warnings.append(f"{asset.symbol} on {network.name} is a test token, not a canonical one")
     if not registered:
