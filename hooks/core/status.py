@@ -296,19 +296,17 @@ def capacity_condition(
     if limits.marks_admission:
         needed.append((api.MIDDLEWARE_KIND, names.admitted))
     refs = _route_extension_refs(observed.get((api.HTTPROUTE_KIND, names.route)))
-    missing: list[str] = []
-    unreferenced: list[str] = []
-    for kind, name in needed:
-        if (kind, name) not in observed:
-            missing.append(f"{kind} {name}")
-        if kind == api.MIDDLEWARE_KIND and name not in refs:
-            unreferenced.append(name)
-    if missing or unreferenced:
-        parts = []
-        if missing:
-            parts.append("not observed yet: " + ", ".join(missing))
-        if unreferenced:
-            parts.append("not on the observed HTTPRoute yet: " + ", ".join(unreferenced))
+    missing = [f"{kind} {name}" for kind, name in needed if (kind, name) not in observed]
+    unreferenced = [n for kind, n in needed if kind == api.MIDDLEWARE_KIND and n not in refs]
+    parts = [
+        f"{what}: {', '.join(items)}"
+        for what, items in (
+            ("not observed yet", missing),
+            ("not on the observed HTTPRoute yet", unreferenced),
+        )
+        if items
+    ]
+    if parts:
         return condition(CAPACITY_ENFORCED, "False", REASON_PENDING, "; ".join(parts))
     replicas = settings.gateway_replicas
     message = (
