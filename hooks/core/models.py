@@ -418,24 +418,6 @@ def _camel_path(loc: tuple[int | str, ...], prefix: str) -> str:
     return ".".join(parts)
 
 
-def _reason(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind in _PYDANTIC_REASONS:
-        return _PYDANTIC_REASONS[kind]
-    if kind in _COMPARISONS:
-        return f"must be {_COMPARISONS[kind]} {next(iter(ctx.values()))}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
-    if kind == "string_pattern_mismatch":
-        return _pattern_reason(str(ctx.get("pattern", "")))
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind == "string_too_short":
-        return f"must be at least {ctx.get('min_length')} characters"
-    return str(error["msg"])
-
-
 _PATTERN_REASONS: Mapping[str, str] = {
     DNS1123_LABEL: "must be a DNS-1123 label (lower-case letters, digits and '-')",
     EVM_ADDRESS: "must be an EVM address: 0x followed by 40 hex digits",
@@ -446,8 +428,23 @@ _PATTERN_REASONS: Mapping[str, str] = {
 }
 
 
-def _pattern_reason(pattern: str) -> str:
-    return _PATTERN_REASONS.get(pattern, f"must match {pattern}")
+def _reason(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in _PYDANTIC_REASONS:
+        return _PYDANTIC_REASONS[kind]
+    if kind in _COMPARISONS:
+        return f"must be {_COMPARISONS[kind]} {next(iter(ctx.values()))}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}".replace("'", "")
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return _PATTERN_REASONS.get(pattern, f"must match {pattern}")
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    return str(error["msg"])
 
 
 def problems_from_validation(exc: ValidationError, prefix: str) -> list[FieldProblem]:
