@@ -144,17 +144,10 @@ class AssetRegistry:
         return found
 
     def resolve(
-        self,
-        network: Network | str,
-        asset: str = "usdc",
-        *,
-        path: str = "spec.payment.asset",
-        network_path: str = "spec.payment.network",
+        self, network: Network | str, asset: str = "usdc", *, path: str = "spec.payment.asset"
     ) -> Asset:
         """Find the token a seller means by ``asset`` (a symbol or a 0x address) on ``network``."""
-        chain = (
-            network if isinstance(network, Network) else self.network(network, path=network_path)
-        )
+        chain = network if isinstance(network, Network) else self.network(network)
         if not isinstance(asset, str):
             raise SpecError.at(path, "must be a string: a token symbol or a 0x address", asset)
         if _ADDRESS.fullmatch(asset):

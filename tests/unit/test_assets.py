@@ -328,12 +328,6 @@ def test_resolve_rejects(network: str, asset: Any, message: str) -> None:
     assert rejection(BUILTIN_REGISTRY.resolve, network, asset) == [message]
 
 
-def test_resolve_reports_an_unknown_network_at_the_network_path() -> None:
-    assert rejection(BUILTIN_REGISTRY.resolve, "foo", "usdc", network_path="spec.net") == [
-        f"spec.net: unknown network; known: {KNOWN_NETWORKS} (got 'foo')"
-    ]
-
-
 def test_resolve_uses_the_given_asset_path() -> None:
     assert rejection(BUILTIN_REGISTRY.resolve, "base", "obol", path="spec.payments[1].asset") == [
         "spec.payments[1].asset: OBOL is not deployed on base; OBOL is available on ethereum "
