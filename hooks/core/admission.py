@@ -88,9 +88,20 @@ class EnforcedLimits:
 def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimits:
     """Derive the enforced limits (per gateway replica) and the warnings they imply."""
     warnings: list[str] = []
-    global_amount = buyer_amount = None
+    global_amount = buyer_amount = average = None
     enforcer = BUYER_LIMIT_NONE
     replicas = settings.gateway_replicas
+
+    def per_replica(field: str, total: int, each: str) -> int:
+        # Never 0: inFlightReq with amount 0 rejects every request.
+        amount = max(1, total // replicas)
+        if amount * replicas != total:
+            warnings.append(
+                f"{field} {total} cannot be split evenly across {replicas} gateway replicas:"
+                f" each {each.format(amount, amount * replicas)}"
+            )
+        return amount
+
     capacity = spec.capacity
     if capacity is not None and capacity.per_buyer_max_in_flight is not None:
         if settings.seller_proxy:
@@ -104,43 +115,27 @@ def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimit
         else:
             enforcer = BUYER_LIMIT_GATEWAY
     if capacity is not None:
-        global_amount = _per_replica(capacity.max_in_flight, replicas)
-        if global_amount * replicas != capacity.max_in_flight:
-            warnings.append(
-                f"maxInFlight {capacity.max_in_flight} cannot be split evenly across {replicas}"
-                f" gateway replicas: each enforces {global_amount}, so up to"
-                f" {global_amount * replicas} requests may be in flight"
-            )
+        global_amount = per_replica(
+            "maxInFlight",
+            capacity.max_in_flight,
+            "enforces {0}, so up to {1} requests may be in flight",
+        )
         if capacity.per_buyer_max_in_flight is not None and enforcer == BUYER_LIMIT_GATEWAY:
-            buyer_amount = _per_replica(capacity.per_buyer_max_in_flight, replicas)
-            if buyer_amount * replicas != capacity.per_buyer_max_in_flight:
-                warnings.append(
-                    f"perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} cannot be split"
-                    f" evenly across {replicas} gateway replicas: each enforces {buyer_amount}"
-                )
+            buyer_amount = per_replica(
+                "perBuyerMaxInFlight", capacity.per_buyer_max_in_flight, "enforces {0}"
+            )
     body_limit = spec.request_limits.max_body_bytes if spec.request_limits else None
     if body_limit is not None and spec.streams:
         warnings.append(
             "maxBodyBytes is advertised only: request buffering would break streaming responses"
         )
         body_limit = None
-    average = None
     rps = spec.limits.rps if spec.limits else None
     if rps:
-        average = _per_replica(rps, replicas)
-        if average * replicas != rps:
-            warnings.append(
-                f"limits.rps {rps} cannot be split evenly across {replicas} gateway replicas:"
-                f" each allows {average} per second"
-            )
+        average = per_replica("limits.rps", rps, "allows {0} per second")
     return EnforcedLimits(
         global_amount, buyer_amount, body_limit, tuple(warnings), enforcer, average
     )
-
-
-def _per_replica(total: int, replicas: int) -> int:
-    # Never 0: inFlightReq with amount 0 rejects every request.
-    return max(1, total // replicas)
 
 
 def chain_middlewares(
