@@ -91,7 +91,7 @@ def _text(text: str) -> str:
 
 
 def _header(text: str) -> str:
-    if not re.match(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", text):
+    if not re.fullmatch(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", text):
         raise ValueError("must be an HTTP header name")
     return text
 
@@ -120,7 +120,7 @@ def _on_off(text: str) -> bool:
 
 
 def _gateway_url(text: str) -> str:
-    if not re.match(r"^https?://[^/\s?#@]+/?$", text):
+    if not re.fullmatch(r"^https?://[^/\s?#@]+/?$", text):
         raise ValueError("must be an http(s) base URL without a path")
     return text.rstrip("/")
 
@@ -137,7 +137,7 @@ def parse_overrides(text: str) -> dict[str, str]:
     overrides: dict[str, str] = {}
     for key, value in loaded.items():
         for url in (key, value):
-            if not isinstance(url, str) or not re.match(r"^https?://[^/\s?#]+/?$", url):
+            if not isinstance(url, str) or not re.fullmatch(r"^https?://[^/\s?#]+/?$", url):
                 raise ValueError(
                     f"every key and value must be an http(s) base URL without a path (got {url!r})"
                 )

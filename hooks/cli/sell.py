@@ -200,7 +200,7 @@ def validate_manifest(
 def _check_namespace(namespace: Any) -> None:
     if not isinstance(namespace, str):
         raise SpecError.at("metadata.namespace", "must be a string", namespace)
-    if len(namespace) > 63 or not re.match(DNS1123_LABEL, namespace):
+    if len(namespace) > 63 or not re.fullmatch(DNS1123_LABEL, namespace):
         raise SpecError.at(
             "metadata.namespace",
             "must be a DNS-1123 label (lower-case letters, digits and '-')",

@@ -533,7 +533,7 @@ def parse_offer(obj: Any) -> ServiceOffer:
     name = meta.get("name") if isinstance(meta, Mapping) else None
     if not isinstance(name, str) or not name:
         problems.append(FieldProblem("metadata.name", "required field is missing"))
-    elif len(name) > 253 or not _NAME.match(name):
+    elif len(name) > 253 or not _NAME.fullmatch(name):
         problems.append(
             FieldProblem("metadata.name", "must be a DNS-1123 subdomain (lower-case)", name)
         )

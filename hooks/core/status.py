@@ -109,7 +109,7 @@ def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
         times = (entry.get("time") for entry in entries if isinstance(entry, dict))
         for stamp in (meta.get("creationTimestamp"), *times):
             # The regex only checks a stamp newer than the newest so far, which is rare.
-            if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.match(stamp):
+            if isinstance(stamp, str) and stamp > newest and _TIMESTAMP.fullmatch(stamp):
                 newest = stamp
     return newest
 
@@ -139,7 +139,7 @@ def finish_conditions(
         stamp: str | None = None
         if old is not None and old.get("status") == cond["status"]:
             old_stamp = old.get("lastTransitionTime")
-            if isinstance(old_stamp, str) and _TIMESTAMP.match(old_stamp):
+            if isinstance(old_stamp, str) and _TIMESTAMP.fullmatch(old_stamp):
                 stamp = old_stamp
         if stamp is None:
             if new_stamp is None:

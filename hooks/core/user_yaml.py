@@ -211,8 +211,8 @@ def _check_scalar(node: ScalarNode, where: str, source: str) -> None:
     if tag == _TAG + "timestamp":
         node.tag = _TAG + "str"
     elif tag == _TAG + "int":
-        if not _DECIMAL.match(text):
-            kind = "a hex number" if _HEX.match(text) else "a number in a non-decimal notation"
+        if not _DECIMAL.fullmatch(text):
+            kind = "a hex number" if _HEX.fullmatch(text) else "a number in a non-decimal notation"
             raise _problem(
                 source,
                 node,
@@ -232,7 +232,7 @@ def _check_scalar(node: ScalarNode, where: str, source: str) -> None:
                 f"YAML reads the unquoted value {text} as a base-60 number;"
                 f' quote it ("{text}") if it is text, or write the number in decimal',
             )
-        if _NON_FINITE.match(text) or not math.isfinite(float(text.replace("_", ""))):
+        if _NON_FINITE.fullmatch(text) or not math.isfinite(float(text.replace("_", ""))):
             raise _problem(source, node, where, f"{_short(text)} is not a finite number")
     elif tag not in (_TAG + "str", _TAG + "bool", _TAG + "null"):
         raise _problem(source, node, where, f"the tag {_tag(tag)} is not accepted")

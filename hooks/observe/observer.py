@@ -158,7 +158,11 @@ def upstream_of(request: SyncRequest) -> UpstreamRef | None:
         return None
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         return None
-    if not isinstance(health_path, str) or len(health_path) > 1024 or not _PATH.match(health_path):
+    if (
+        not isinstance(health_path, str)
+        or len(health_path) > 1024
+        or not _PATH.fullmatch(health_path)
+    ):
         return None
     limits = spec.get("limits")
     # obol-stack's limits.maxInFlight is the same ceiling as capacity.maxInFlight.
@@ -180,13 +184,13 @@ def gate_of(request: SyncRequest) -> UpstreamRef | None:
     path = offer_names(
         request.namespace, request.name, chosen if isinstance(chosen, str) else None
     ).path
-    if len(path) > 1024 or not _PATH.match(path):
+    if len(path) > 1024 or not _PATH.fullmatch(path):
         return None
     return UpstreamRef(gate_probe_key(path), path, False, gate=True)
 
 
 def _is_label(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 63 and _LABEL.match(value) is not None
+    return isinstance(value, str) and len(value) <= 63 and _LABEL.fullmatch(value) is not None
 
 
 # --- the observer (thread-safe, one per process) -----------------------------------------------

@@ -89,7 +89,7 @@ def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
 def busy_body(namespace: str, name: str, seconds: int, reason: str = REASON_SATURATED) -> bytes:
     """The 429 body: which limit, when to retry; never x402 payment terms."""
     body: dict[str, Any] = {"error": reason, "retryAfterSeconds": seconds}
-    if _NAMESPACE.match(namespace) and len(name) <= _OFFER_PART and _NAME.match(name):
+    if _NAMESPACE.fullmatch(namespace) and len(name) <= _OFFER_PART and _NAME.fullmatch(name):
         body["offer"] = f"{namespace}/{name}"
     body["message"] = _BUSY_MESSAGES[reason].format(seconds=seconds)
     return orjson.dumps(body)

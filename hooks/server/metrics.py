@@ -153,7 +153,7 @@ class HookMetrics:
     def _namespace_label(self, namespace: str) -> str:
         if namespace in self._busy_namespaces:
             return namespace
-        if not _NAMESPACE.match(namespace):
+        if not _NAMESPACE.fullmatch(namespace):
             return INVALID_NAMESPACE
         if len(self._busy_namespaces) >= MAX_BUSY_NAMESPACES:
             return OTHER_NAMESPACE

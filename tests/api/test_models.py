@@ -323,6 +323,11 @@ def test_dump_round_trips_in_camel_case_without_nulls() -> None:
             "metadata.name: must be a DNS-1123 subdomain (lower-case) (got 'Bad_Name')",
             id="bad name",
         ),
+        pytest.param(  # Python's "$" also matches before a final newline
+            {"metadata": {"name": "qwen\n"}, "spec": BASE},
+            "metadata.name: must be a DNS-1123 subdomain (lower-case) (got 'qwen\\n')",
+            id="name with a trailing newline",
+        ),
         pytest.param(
             {"apiVersion": "obol.org/v2", "metadata": {"name": "x"}, "spec": BASE},
             "apiVersion: must be obol.org/v1alpha1 (got 'obol.org/v2')",

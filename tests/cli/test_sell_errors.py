@@ -244,6 +244,12 @@ def test_kubectl_that_hangs_counts_as_unreachable(fake_kubectl: FakeKubectl) -> 
             id="invalid because the namespace is not a DNS label",
         ),
         pytest.param(
+            offer_args("-n", "llm\n"),
+            "metadata.namespace: must be a DNS-1123 label (lower-case letters, digits"
+            " and '-') (got 'llm\\n') [-n/--namespace]",
+            id="invalid because the namespace ends in a newline",
+        ),
+        pytest.param(
             offer_args("--pay-to", "0x1"),
             "spec.payment.payTo: must be an EVM address: 0x followed by 40 hex digits"
             " (got '0x1') [--pay-to]",
