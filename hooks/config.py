@@ -431,9 +431,16 @@ def load_hook_token(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def bind_port(bind: str) -> int | None:
-    """The TCP port of a gunicorn bind address (``HOST:PORT``, ``[v6]:PORT``; None for unix:)."""
+def bind_address(bind: str) -> tuple[str, int] | str:
+    """A checked bind address as ``(host, port)`` (``HOST:PORT``, ``[v6]:PORT``, the brackets
+    removed), or the socket path of ``unix:PATH``."""
     if bind.startswith("unix:"):
-        return None
-    _, _, port = bind.rpartition(":")
-    return int(port)
+        return bind[len("unix:") :]
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def bind_port(bind: str) -> int | None:
+    """The TCP port of a bind address (None for a unix socket)."""
+    address = bind_address(bind)
+    return None if isinstance(address, str) else address[1]

@@ -29,12 +29,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from hooks.core import api
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import Capacity, RequestLimits, problems_from_validation
 
 PRESETS_RESOURCE = "data/presets.yaml"
 CAPACITY_MODE = "external-static"
-PRESET_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 NO_AUTOSCALING_NOTE = (
     "Presets expand into static, seller-declared limits only (spec.capacity with mode"
@@ -74,7 +74,7 @@ REQUEST_LIMIT_KEYS = _keys(_RequestLimitsShape)
 
 
 class _PresetShape(_Shape):
-    name: Annotated[str, Field(max_length=63, pattern=PRESET_NAME)]
+    name: Annotated[str, Field(max_length=63, pattern=api.DNS1123_LABEL)]
     description: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\n]+$")]
     capacity: _CapacityShape
     request_limits: _RequestLimitsShape

@@ -18,7 +18,6 @@ but the ServiceOffer the seller asked for.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from hooks.core import api
 from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
-from hooks.core.models import DNS1123_LABEL, ServiceOfferSpec, parse_offer
+from hooks.core.models import ServiceOfferSpec, parse_offer
 from hooks.core.payment import resolve_payment
 from hooks.core.settings import Settings
 
@@ -200,7 +199,7 @@ def validate_manifest(
 def _check_namespace(namespace: Any) -> None:
     if not isinstance(namespace, str):
         raise SpecError.at("metadata.namespace", "must be a string", namespace)
-    if len(namespace) > 63 or not re.fullmatch(DNS1123_LABEL, namespace):
+    if not api.is_dns_label(namespace):
         raise SpecError.at(
             "metadata.namespace",
             "must be a DNS-1123 label (lower-case letters, digits and '-')",

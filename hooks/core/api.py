@@ -2,13 +2,15 @@
 
 Every group, version, kind and label key this project writes lives here, so the
 CompositeController's ``childResources`` and the objects the hook returns can never disagree
-(an apiVersion mismatch makes Metacontroller delete and recreate a child on every sync).
+(an apiVersion mismatch makes Metacontroller delete and recreate a child on every sync); and the
+API server's name rules, which every check of a namespace or object name uses.
 
-Pure constants: no imports beyond the standard library, no logic.
+Constants and one-line predicates: no imports beyond the standard library.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 GROUP: Final = "obol.org"
@@ -53,6 +55,24 @@ LABEL_OFFER_NAMESPACE: Final = "obol.org/serviceoffer-namespace"
 LABEL_COMPONENT: Final = "obol.org/component"
 # Pricing ConfigMaps carry this label so an x402 verifier can select all of them.
 LABEL_PRICING: Final = "obol.org/x402-pricing"
+
+# What the API server allows: a namespace (or a Service) is a DNS-1123 label, an object name a
+# DNS-1123 subdomain. The label pattern is also a pydantic field pattern (a whole-string match
+# there); in Python it is only ever used through fullmatch, since "$" also matches before a "\n".
+DNS1123_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_LABEL: Final = re.compile(DNS1123_LABEL)
+_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def is_dns_label(value: str) -> bool:
+    """True for a DNS-1123 label of at most 63 characters (a namespace, a Service name)."""
+    return len(value) <= 63 and _LABEL.fullmatch(value) is not None
+
+
+def is_dns_subdomain(value: str) -> bool:
+    """True for a DNS-1123 subdomain of at most 253 characters (an object name)."""
+    return len(value) <= 253 and _SUBDOMAIN.fullmatch(value) is not None
+
 
 # Metacontroller's dynamic-apply annotation: the last desired object it applied.
 LAST_APPLIED_ANNOTATION: Final = "metacontroller.k8s.io/last-applied-configuration"

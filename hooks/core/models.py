@@ -21,7 +21,6 @@ whose problems carry the field path, the value and the reason.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, cast
 
@@ -41,7 +40,7 @@ from hooks.core import api
 from hooks.core.assets import ZERO_ADDRESS, TransferMethod
 from hooks.core.errors import FieldProblem, SpecError
 
-DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_LABEL = api.DNS1123_LABEL
 EVM_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 DECIMAL_STRING = r"^[0-9]+(\.[0-9]+)?$"
 NETWORK_ID = r"^([a-z0-9]+(-[a-z0-9]+)*|eip155:[0-9]+)$"
@@ -517,9 +516,6 @@ def _with_limits_ceiling(spec: ServiceOfferSpec) -> ServiceOfferSpec:
     return spec.model_copy(update={"capacity": capacity})
 
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
 def parse_offer(obj: Any) -> ServiceOffer:
     """Validate a whole ServiceOffer object (as read from the API server or a YAML file)."""
     if not isinstance(obj, Mapping):
@@ -533,7 +529,7 @@ def parse_offer(obj: Any) -> ServiceOffer:
     name = meta.get("name") if isinstance(meta, Mapping) else None
     if not isinstance(name, str) or not name:
         problems.append(FieldProblem("metadata.name", "required field is missing"))
-    elif len(name) > 253 or not _NAME.fullmatch(name):
+    elif not api.is_dns_subdomain(name):
         problems.append(
             FieldProblem("metadata.name", "must be a DNS-1123 subdomain (lower-case)", name)
         )

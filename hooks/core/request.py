@@ -13,7 +13,6 @@ field path (``parent.metadata.name``, ``children[...]``) of the first problem.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -25,11 +24,8 @@ from hooks.core.errors import SpecError
 ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
 
 _MANAGED_KINDS: Final = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
-# What the API server allows: a namespace is a DNS-1123 label, an object name a DNS-1123
-# subdomain. Children's names and the busy responder's path are built from them unescaped.
-_NAMESPACE: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_NAME_MAX: Final = 253
+# Children's names and the busy responder's path are built from the offer's name and namespace
+# unescaped, so both must follow the API server's rules (api.is_dns_subdomain, api.is_dns_label).
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +62,9 @@ def parse_request(body: Any) -> SyncRequest:
     if not isinstance(meta, dict):
         raise SpecError.at("parent.metadata", "must be an object")
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
-    if not isinstance(name, str) or len(name) > _NAME_MAX or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not api.is_dns_subdomain(name):
         raise SpecError.at("parent.metadata.name", "must be a DNS-1123 subdomain", name)
-    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+    if not isinstance(namespace, str) or not api.is_dns_label(namespace):
         raise SpecError.at("parent.metadata.namespace", "must be a DNS-1123 label", namespace)
     generation = meta.get("generation")
     status = parent.get("status")

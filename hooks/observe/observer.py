@@ -48,7 +48,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hooks.core.models import DEFAULT_UPSTREAM_PORT, DNS1123_LABEL, HTTP_PATH
+from hooks.core.api import is_dns_label
+from hooks.core.models import DEFAULT_UPSTREAM_PORT, HTTP_PATH
 from hooks.core.names import offer_names, upstream_url
 from hooks.core.request import SyncRequest
 from hooks.core.status import Observation, gate_probe_key
@@ -59,7 +60,6 @@ LOGGER: Final = logging.getLogger("obol.hook.observe")
 
 MAX_UPSTREAMS: Final = 2048  # distinct upstreams one process tracks; more are not observed
 MAX_METRICS_BYTES: Final = 2 * 1024 * 1024  # a larger /metrics body is not parsed at all
-_LABEL = re.compile(DNS1123_LABEL)
 _PATH = re.compile(HTTP_PATH)
 
 
@@ -190,7 +190,7 @@ def gate_of(request: SyncRequest) -> UpstreamRef | None:
 
 
 def _is_label(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 63 and _LABEL.fullmatch(value) is not None
+    return isinstance(value, str) and is_dns_label(value)
 
 
 # --- the observer (thread-safe, one per process) -----------------------------------------------

@@ -28,7 +28,6 @@ import asyncio
 import logging
 import os
 import random
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -37,10 +36,11 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from hooks.config import load_config
+from hooks.config import bind_address, load_config
 from hooks.core.admission import ADMITTED_HEADER
+from hooks.core.api import is_dns_label, is_dns_subdomain
 from hooks.core.settings import Settings
-from hooks.server import logs
+from hooks.server import SERVER_NAME, logs
 from hooks.server.metrics import HookMetrics, package_version
 
 DEFAULT_RETRY_AFTER: Final = 2
@@ -62,9 +62,6 @@ _BUSY_MESSAGES: Final = {
     REASON_BUYER_LIMIT: "You already have the most requests in flight this offer allows one "
     "buyer. Retry after {seconds} seconds. This request was not charged.",
 }
-_OFFER_PART: Final = 253
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 Scope = MutableMapping[str, Any]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -89,7 +86,7 @@ def retry_after_seconds(raw: str | None, jitter: int = 0) -> int:
 def busy_body(namespace: str, name: str, seconds: int, reason: str = REASON_SATURATED) -> bytes:
     """The 429 body: which limit, when to retry; never x402 payment terms."""
     body: dict[str, Any] = {"error": reason, "retryAfterSeconds": seconds}
-    if _NAMESPACE.fullmatch(namespace) and len(name) <= _OFFER_PART and _NAME.fullmatch(name):
+    if is_dns_label(namespace) and is_dns_subdomain(name):
         body["offer"] = f"{namespace}/{name}"
     body["message"] = _BUSY_MESSAGES[reason].format(seconds=seconds)
     return orjson.dumps(body)
@@ -273,12 +270,10 @@ def serve() -> None:
     logger = logs.configure(config.log_level)
     logs.configure(config.log_level, "uvicorn.error")  # uvicorn's own lines, as JSON too
     app = BusyResponder(config.settings, HookMetrics.from_environment(package_version()), logger)
-    bind = config.busy_bind
-    if bind.startswith("unix:"):
-        where: dict[str, Any] = {"uds": bind[len("unix:") :]}
-    else:
-        host, _, port = bind.rpartition(":")
-        where = {"host": host.strip("[]"), "port": int(port)}
+    address = bind_address(config.busy_bind)
+    where: dict[str, Any] = (
+        {"uds": address} if isinstance(address, str) else {"host": address[0], "port": address[1]}
+    )
     server_config = uvicorn.Config(
         app,
         **where,
@@ -288,7 +283,7 @@ def serve() -> None:
         access_log=False,
         log_config=None,
         server_header=False,
-        headers=[("server", "obol-hook")],
+        headers=[("server", SERVER_NAME)],
         timeout_keep_alive=KEEPALIVE,
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
         backlog=2048,

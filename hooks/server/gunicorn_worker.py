@@ -31,15 +31,15 @@ import gunicorn.util
 import orjson
 from gunicorn.workers import gthread
 
+from hooks.server import SERVER_NAME
+
 FIRST_BYTE_WAIT = 0.1  # seconds a new connection may hold the thread before it has sent a byte
 IO_TIMEOUT = 2  # seconds any one read or write of a request may stall
 _TIMEVAL = struct.pack("ll", IO_TIMEOUT, 0)
 
 
-# What a response says its server is: not gunicorn's name and version (gunicorn's Response reads
-# this module global for every response's Server header).
-SERVER_HEADER = "obol-hook"
-gunicorn.http.wsgi.SERVER = SERVER_HEADER
+# gunicorn's Response reads this module global for every response's Server header.
+gunicorn.http.wsgi.SERVER = SERVER_NAME
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:

@@ -25,7 +25,6 @@ Never labels by offer name, buyer, path or anything a client controls without a 
 from __future__ import annotations
 
 import os
-import re
 from importlib import metadata
 from typing import Final
 
@@ -41,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from hooks.config import METRICS_DIR, metrics_directory
+from hooks.core.api import is_dns_label
 
 MULTIPROC_ENV: Final = METRICS_DIR
 OUTCOMES: Final = ("ok", "invalid_spec", "bad_request", "error", "unauthorized")
@@ -63,7 +63,6 @@ DURATION_BUCKETS: Final = (
     2.5,
     5.0,
 )
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def package_version() -> str:
@@ -153,7 +152,7 @@ class HookMetrics:
     def _namespace_label(self, namespace: str) -> str:
         if namespace in self._busy_namespaces:
             return namespace
-        if not _NAMESPACE.fullmatch(namespace):
+        if not is_dns_label(namespace):
             return INVALID_NAMESPACE
         if len(self._busy_namespaces) >= MAX_BUSY_NAMESPACES:
             return OTHER_NAMESPACE

@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Final
 
-from hooks.config import METRICS_DIR, load_config, provide_metrics_directory
+from hooks.config import METRICS_DIR, bind_address, load_config, provide_metrics_directory
+from hooks.server import SERVER_NAME
 
 FORWARDED: Final = (signal.SIGTERM, signal.SIGINT)
 STOP_WAIT: Final = 30  # seconds each server gets to stop (gunicorn's graceful_timeout is 20)
@@ -104,23 +105,25 @@ def _await_listener(server: subprocess.Popen[bytes], bind: str) -> None:
         time.sleep(0.05)
 
 
-_READY_ANSWER: Final = re.compile(rb"HTTP/1\.1 200 .*\r\nserver: obol-hook\r\n", re.I | re.S)
+_READY_ANSWER: Final = re.compile(
+    rb"HTTP/1\.1 200 .*\r\nserver: " + re.escape(SERVER_NAME.encode()) + rb"\r\n", re.I | re.S
+)
 
 
 def _connect(bind: str) -> socket.socket:
-    if bind.startswith("unix:"):
+    address = bind_address(bind)
+    if isinstance(address, str):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(1)
         try:
-            sock.connect(bind[len("unix:") :])
+            sock.connect(address)
         except OSError:
             sock.close()
             raise
         return sock
-    host, _, port = bind.rpartition(":")
-    host = host.strip("[]")
+    host, port = address
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # a wildcard: ask loopback
-    return socket.create_connection((host, int(port)), timeout=1)
+    return socket.create_connection((host, port), timeout=1)
 
 
 def _first_exit(servers: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
