@@ -4,11 +4,14 @@ Traefik has no per-route in-flight gauge, so the count is read where requests en
 ``vllm:num_requests_running + vllm:num_requests_waiting`` or ``llamacpp:requests_processing +
 llamacpp:requests_deferred``, summed over every label set (several engines or models).
 
-Pure: parses the text it is given. It must never report an unknown count as a zero.
+Parses the text it is given and nothing else (no I/O besides a debug log of what it drops). It
+must never report an unknown count as a zero, and an optional gauge (KV-cache usage) must never
+void the required ones.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -40,10 +43,9 @@ _ENGINES: Final = (
         ("llamacpp:kv_cache_usage_ratio",),
     ),
 )
-_WANTED_NAMES: Final = frozenset(
-    name for e in _ENGINES for name in (e.running, e.waiting, *e.kv_cache)
-)
+_REQUEST_GAUGES: Final = frozenset(name for e in _ENGINES for name in (e.running, e.waiting))
 _SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,49 +68,76 @@ class EngineReading:
         return f"{self.engine} {METRICS_PATH}"
 
 
-def _relevant_lines(text: str) -> Iterable[str]:
-    # Keep only our families' HELP/TYPE and sample lines: vLLM's /metrics is mostly histograms
-    # we do not need, and an unrelated malformed line must not hide the gauges we do need.
+def _relevant_lines(text: str, wanted: frozenset[str]) -> Iterable[str]:
+    # Keep only the wanted families' HELP/TYPE and sample lines: vLLM's /metrics is mostly
+    # histograms we do not need, and an unrelated malformed line must not hide the gauges we do
+    # need.
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             parts = stripped.split(None, 3)
-            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2] in _WANTED_NAMES:
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2] in wanted:
                 yield stripped
             continue
         match = _SAMPLE_NAME.match(stripped)
-        if match and match.group(1) in _WANTED_NAMES:
+        if match and match.group(1) in wanted:
             yield stripped
+
+
+def _samples(text: str, wanted: frozenset[str]) -> list[tuple[str, float]]:
+    """(name, value) of every sample of the ``wanted`` families; raises on a malformed line."""
+    # Imported here, not at module level: the gunicorn master imports this module (through
+    # hooks.config) and prometheus_client picks its multiprocess store on first import.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families("\n".join(_relevant_lines(text, wanted)) + "\n")
+    return [
+        (sample.name, float(sample.value))
+        for family in families
+        for sample in family.samples
+        if sample.name in wanted
+    ]
+
+
+def _usable(value: float) -> bool:
+    return math.isfinite(value) and value >= 0
 
 
 def parse_engine_metrics(text: str) -> EngineReading | None:
     """Read vLLM or llama.cpp in-flight gauges from a Prometheus text exposition.
 
-    Sums each gauge over every label set (vLLM exposes one per engine and model). Returns None
-    when neither engine's running *and* waiting gauges are present, when a value is negative or
-    not finite, or when the relevant lines do not parse: an unknown count is never a zero.
+    Sums each request gauge over every label set (vLLM exposes one per engine and model).
+    Returns None when neither engine's running *and* waiting gauges are present, when one of
+    their values is negative or not finite, or when their lines do not parse: an unknown count is
+    never a zero. The KV-cache gauge is optional: a value that is not finite, negative or
+    malformed is dropped (logged at debug level) and never voids the request gauges.
     """
     sums: dict[str, float] = {}
-    highest: dict[str, float] = {}
     try:
-        # Imported here, not at module level: the gunicorn master imports this module (through
-        # hooks.config) and prometheus_client picks its multiprocess store on first import.
-        from prometheus_client.parser import text_string_to_metric_families
-
-        families = text_string_to_metric_families("\n".join(_relevant_lines(text)) + "\n")
-        for family in families:
-            for sample in family.samples:
-                value = float(sample.value)
-                if sample.name not in _WANTED_NAMES:
-                    continue
-                if not math.isfinite(value) or value < 0:
-                    return None
-                sums[sample.name] = sums.get(sample.name, 0.0) + value
-                highest[sample.name] = max(highest.get(sample.name, 0.0), value)
+        for name, value in _samples(text, _REQUEST_GAUGES):
+            if not _usable(value):
+                return None
+            sums[name] = sums.get(name, 0.0) + value
     except Exception:  # the parser raises ValueError, IndexError, ... on malformed lines
         return None
     for engine in _ENGINES:
         if engine.running in sums and engine.waiting in sums:
-            kv = next((highest[name] for name in engine.kv_cache if name in highest), None)
+            kv = _kv_cache_usage(text, engine)
             return EngineReading(engine.name, sums[engine.running], sums[engine.waiting], kv)
     return None
+
+
+def _kv_cache_usage(text: str, engine: _Engine) -> float | None:
+    """The highest usable KV-cache usage over label sets, or None (what is dropped is logged)."""
+    try:
+        samples = _samples(text, frozenset(engine.kv_cache))
+    except Exception:  # malformed optional lines: the reading goes on without them
+        _log.debug("%s /metrics: KV-cache lines do not parse; dropped", engine.name)
+        return None
+    highest: dict[str, float] = {}
+    for name, value in samples:
+        if _usable(value):
+            highest[name] = max(highest.get(name, 0.0), value)
+        else:
+            _log.debug("%s /metrics: %s %r is not usable; dropped", engine.name, name, value)
+    return next((highest[name] for name in engine.kv_cache if name in highest), None)

@@ -4,15 +4,24 @@ Test design notes:
 - The samples in ``samples/`` are written from the engines' documented metric names and shapes:
   vLLM (data-parallel: one label set per engine, counters, several histograms, a config info
   gauge, process and HTTP metrics around the gauges we need) and llama.cpp ``--metrics``
-  (unlabelled counters and gauges, a ``nan`` throughput before the first generation).
+  (unlabelled counters and gauges, a ``nan`` throughput before the first generation). Two
+  more follow older releases: ``vllm-v0.txt`` (vLLM 0.6's v0 names: ``gpu_cache_usage_perc``,
+  ``num_requests_swapped``, only a ``model_name`` label, sample timestamps as an exporter adds
+  them) and ``llamacpp-kv.txt`` (llama-server builds before the unified KV cache, which still
+  export ``kv_cache_usage_ratio`` and ``kv_cache_tokens``; current builds do not).
 - in-flight = running + waiting, summed over label sets; a reading needs *both* gauges: an
   unknown count is reported as None, never as a smaller number or as zero.
+- The KV-cache gauge is optional: a NaN, infinite, negative or malformed value of it is dropped
+  (data-parallel vLLM reports NaN for an engine without blocks) and the request gauges stay.
 - Robustness: garbage, empty input, HTML error pages, negative or non-finite values and
   malformed lines of our own gauges give None; a malformed *unrelated* line does not hide the
   gauges (only our families' lines reach the parser). Hypothesis checks that no text raises.
 """
 
 from __future__ import annotations
+
+import logging
+import re
 
 import pytest
 from hypothesis import given
@@ -67,6 +76,60 @@ def test_older_vllm_without_engine_label_and_with_gpu_cache_gauge() -> None:
         'vllm:gpu_cache_usage_perc{model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.91\n'
     )
     assert parse_engine_metrics(text) == EngineReading("vllm", 2.0, 5.0, 0.91)
+
+
+def test_vllm_v0_names_with_sample_timestamps() -> None:
+    assert parse_engine_metrics(sample("vllm-v0.txt")) == EngineReading("vllm", 7.0, 2.0, 0.8734)
+
+
+def test_llamacpp_build_that_still_exports_kv_cache_usage() -> None:
+    reading = parse_engine_metrics(sample("llamacpp-kv.txt"))
+    assert reading == EngineReading("llama.cpp", running=1.0, waiting=0.0, kv_cache_usage=0.3125)
+
+
+_ENGINE_1_KV = 'vllm:kv_cache_usage_perc{engine="1",model_name="Qwen/Qwen3.6-32B-Instruct"} 0.3307'
+
+
+@pytest.mark.parametrize(
+    ("engine_1_kv", "expected_kv"),
+    [
+        pytest.param("NaN", 0.4212, id="nan"),
+        pytest.param("+Inf", 0.4212, id="infinite"),
+        pytest.param("-0.5", 0.4212, id="negative"),
+        pytest.param("0.97", 0.97, id="finite-highest-wins"),
+    ],
+)
+def test_an_unusable_kv_cache_value_is_dropped_and_the_request_gauges_stay(
+    engine_1_kv: str, expected_kv: float
+) -> None:
+    text = sample("vllm.txt").replace(_ENGINE_1_KV, _ENGINE_1_KV[: -len("0.3307")] + engine_1_kv)
+    assert text != sample("vllm.txt")
+    assert parse_engine_metrics(text) == EngineReading("vllm", 5.0, 1.0, expected_kv)
+
+
+def test_kv_cache_nan_on_every_engine_leaves_only_the_kv_reading_unknown() -> None:
+    text = re.sub(r"(?m)^(vllm:kv_cache_usage_perc\{.*\}) \S+$", r"\1 NaN", sample("vllm.txt"))
+    assert text.count(" NaN") == 2
+    assert parse_engine_metrics(text) == EngineReading("vllm", 5.0, 1.0, None)
+
+
+def test_a_malformed_kv_cache_line_does_not_void_the_request_gauges(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = sample("llamacpp-kv.txt").replace(
+        "llamacpp:kv_cache_usage_ratio 0.3125", "llamacpp:kv_cache_usage_ratio 0,3125"
+    )
+    with caplog.at_level(logging.DEBUG, logger="hooks.observe.engines"):
+        reading = parse_engine_metrics(text)
+    assert reading == EngineReading("llama.cpp", 1.0, 0.0, None)
+    assert "KV-cache lines do not parse" in caplog.text
+
+
+def test_a_dropped_kv_value_is_logged_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    text = sample("llamacpp-kv.txt").replace("usage_ratio 0.3125", "usage_ratio NaN")
+    with caplog.at_level(logging.DEBUG, logger="hooks.observe.engines"):
+        assert parse_engine_metrics(text) == EngineReading("llama.cpp", 1.0, 0.0, None)
+    assert "llamacpp:kv_cache_usage_ratio nan is not usable; dropped" in caplog.text
 
 
 def test_llamacpp_behind_a_proxy_with_its_own_histograms() -> None:
