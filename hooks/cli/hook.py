@@ -163,6 +163,9 @@ def render(filename: str, output: str) -> None:
         validated = validate_manifest(offer, settings.asset_registry, settings)
     except SpecError as problem:
         raise CliError(f"{filename}: invalid offer: {problem}", EXIT_INVALID) from None
+    # Like kubectl without a context: an offer that names no namespace is rendered in "default"
+    # (a sync request itself must name one).
+    offer["metadata"].setdefault("namespace", "default")
     # The parsed YAML is JSON-shaped (parse_user_yaml), so this cannot fail on a value.
     body = orjson.dumps(render_request(offer))
     answer = handle_sync_body(body, settings)

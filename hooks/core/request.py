@@ -61,9 +61,13 @@ def parse_request(body: Any) -> SyncRequest:
     meta = parent.get("metadata")
     if not isinstance(meta, dict):
         raise SpecError.at("parent.metadata", "must be an object")
-    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    name, namespace = meta.get("name"), meta.get("namespace")
     if not isinstance(name, str) or not api.is_dns_subdomain(name):
         raise SpecError.at("parent.metadata.name", "must be a DNS-1123 subdomain", name)
+    # ServiceOffers are namespaced and Metacontroller always sends the namespace: a request
+    # without one is malformed, never an offer in "default".
+    if namespace is None:
+        raise SpecError.at("parent.metadata.namespace", "required field is missing")
     if not isinstance(namespace, str) or not api.is_dns_label(namespace):
         raise SpecError.at("parent.metadata.namespace", "must be a DNS-1123 label", namespace)
     generation = meta.get("generation")

@@ -118,6 +118,18 @@ def test_a_malformed_request_names_the_field(hook_server: HookServer) -> None:
     assert answer["detail"].startswith("parent: ")
 
 
+def test_a_parent_without_a_namespace_is_400_json(hook_server: HookServer) -> None:
+    # Metacontroller always sends a namespaced parent's namespace; without one the hook must
+    # not guess ("default" would put the offer's children into a namespace nobody chose).
+    offer = example_offer("inference-qwen36-fast.yaml")
+    del offer["metadata"]["namespace"]
+    response = hook_server.post_sync(sync_body(offer))
+    assert response.status_code == 400
+    answer = json_of(response)
+    assert answer["error"] == "malformed_request"
+    assert answer["detail"].startswith("parent.metadata.namespace: required field is missing")
+
+
 def test_an_oversized_body_is_413_json(hook_server: HookServer) -> None:
     cap = int(hook_server.env["OBOL_MAX_REQUEST_BYTES"])
     response = hook_server.post_sync(b" " * (cap + 1))

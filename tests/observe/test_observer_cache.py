@@ -65,10 +65,9 @@ def test_upstream_of_uses_the_cores_key() -> None:
     assert ref.url == BASE
 
 
-def test_upstream_of_other_namespace_health_path_and_default_namespace() -> None:
+def test_upstream_of_other_namespace_and_health_path() -> None:
     parent = offer(service="gpu", port=9000, health_path="/v1/models", type_="http")
     parent["spec"]["upstream"]["namespace"] = "inference"
-    del parent["metadata"]["namespace"]
     ref = upstream_of(parse_request(sync_request(parent)))
     assert ref == UpstreamRef(
         "http://gpu.inference.svc.cluster.local:9000", "/v1/models", wants_metrics=False

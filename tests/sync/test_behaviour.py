@@ -193,7 +193,12 @@ def test_public_base_url_prefixes_the_endpoint() -> None:
             id="no name",
         ),
         pytest.param(
-            {"parent": {"metadata": {"name": "x"}}, "children": []},
+            {"parent": {"metadata": {"name": "x"}, "spec": {}}},
+            "parent.metadata.namespace: required field is missing",
+            id="no namespace",
+        ),
+        pytest.param(
+            {"parent": {"metadata": {"name": "x", "namespace": "llm"}}, "children": []},
             "children: must be an object keyed by Kind.apiVersion",
             id="children list",
         ),

@@ -18,7 +18,8 @@ from hooks.core.request import parse_request
 
 
 def envelope(**metadata: Any) -> dict[str, Any]:
-    return {"parent": {"metadata": metadata, "spec": {"type": "http"}}}
+    """A request for a parent with this metadata (namespace ``llm`` unless given)."""
+    return {"parent": {"metadata": {"namespace": "llm", **metadata}, "spec": {"type": "http"}}}
 
 
 def test_a_request_is_parsed_into_names_status_and_our_children() -> None:
@@ -38,9 +39,9 @@ def test_a_request_is_parsed_into_names_status_and_our_children() -> None:
     assert request.finalizing is False
 
 
-def test_defaults_namespace_generation_and_status() -> None:
+def test_defaults_generation_and_status() -> None:
     request = parse_request(envelope(name="a", generation="7"))
-    assert request.namespace == "default" and request.generation is None
+    assert request.generation is None
     assert request.status == {} and request.children == {}
 
 
@@ -55,6 +56,13 @@ def test_defaults_namespace_generation_and_status() -> None:
         pytest.param(envelope(name="A/b"), "parent.metadata.name", id="name-not-dns"),
         pytest.param(envelope(name="a" * 254), "parent.metadata.name", id="name-too-long"),
         pytest.param(envelope(name="a", namespace="a.b"), "parent.metadata.namespace", id="ns"),
+        pytest.param(
+            {"parent": {"metadata": {"name": "a"}, "spec": {}}},
+            "parent.metadata.namespace",
+            id="no-namespace",
+        ),
+        pytest.param(envelope(name="a", namespace=""), "parent.metadata.namespace", id="ns-empty"),
+        pytest.param(envelope(name="a", namespace=None), "parent.metadata.namespace", id="ns-null"),
         pytest.param({**envelope(name="a"), "children": []}, "children", id="children-list"),
         pytest.param(
             {**envelope(name="a"), "children": {"k": []}}, "children['k']", id="child-type"

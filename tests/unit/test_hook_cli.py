@@ -163,6 +163,19 @@ def test_render_reads_stdin() -> None:
     assert from_stdin.stdout == run("render", "-f", str(path)).stdout
 
 
+def test_render_of_an_offer_without_a_namespace_renders_it_in_default() -> None:
+    # kubectl's habit without a context; the sync request itself always names the namespace.
+    text = (EXAMPLES / "http-weather-api.yaml").read_text()
+    offer = yaml.safe_load(text)
+    namespace = offer["metadata"].pop("namespace")
+    result = run("render", "-f", "-", stdin=yaml.safe_dump(offer))
+    assert result.exit_code == 0, result.output
+    children = list(yaml.safe_load_all(result.stdout))
+    assert {child["metadata"]["namespace"] for child in children} == {"default"}
+    expected = run("render", "-f", "-", stdin=text).stdout.replace(namespace, "default")
+    assert result.stdout == expected
+
+
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
 def test_render_of_an_invalid_offer_prints_the_field_path_message(path: Path) -> None:
     offer = yaml.safe_load(path.read_text())
