@@ -1,7 +1,8 @@
 """Metacontroller's sync request, parsed once into the one typed value every layer shares.
 
 :func:`parse_request` walks the CompositeController envelope (``parent``, its ``metadata``,
-``status`` and ``spec``, the ``children`` map, ``finalizing``) exactly once. The server answers
+``status`` and ``spec``, the ``children`` map, the path claims of the ``related`` offers,
+``finalizing``) exactly once. The server answers
 a malformed envelope with 400, the observation layer reads the upstream from
 :attr:`SyncRequest.spec`, and :func:`hooks.core.sync.sync` answers the rest. The spec itself
 is left raw here: validating it is :mod:`hooks.core.models`' job, and an invalid spec is an
@@ -19,6 +20,7 @@ from typing import Any, Final, TypeAlias
 
 from hooks.core import api
 from hooks.core.errors import SpecError
+from hooks.core.paths import PathClaim, claim_of, parse_claims
 
 # (kind, name) -> the observed object, for the child kinds this hook manages.
 ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
@@ -44,6 +46,10 @@ class SyncRequest:
     finalizing: bool
     # The parent object itself, for the timestamps in its metadata (see status.request_time).
     parent: Mapping[str, Any]
+    # The path this offer claims and publishes, and the claims of the related offers (every
+    # ServiceOffer Metacontroller lists under ``related``; empty without the customize hook).
+    claim: PathClaim
+    related: tuple[PathClaim, ...] = ()
 
     @property
     def offer(self) -> str:
@@ -72,6 +78,7 @@ def parse_request(body: Any) -> SyncRequest:
         raise SpecError.at("parent.metadata.namespace", "must be a DNS-1123 label", namespace)
     generation = meta.get("generation")
     status = parent.get("status")
+    claim = claim_of({**parent, "metadata": {**meta, "namespace": namespace}}, "parent")
     return SyncRequest(
         namespace=namespace,
         name=name,
@@ -81,6 +88,8 @@ def parse_request(body: Any) -> SyncRequest:
         children=index_children(body.get("children")),
         finalizing=body.get("finalizing") is True,
         parent=parent,
+        claim=claim,
+        related=parse_claims(body.get("related")),
     )
 
 

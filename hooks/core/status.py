@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
-from hooks.core import api
+from hooks.core import api, paths
 from hooks.core.admission import BUYER_LIMIT_GATEWAY, BUYER_LIMIT_VERIFIER, EnforcedLimits
 from hooks.core.compat import (
     REASON_CONTROLLER_CONFLICT,
@@ -69,6 +69,8 @@ REASON_FREE_RIDE: Final = "FreeRide"  # PaymentGateReady: answered 2xx without p
 REASON_GATE_UNAVAILABLE: Final = "GateUnavailable"  # PaymentGateReady: answered 5xx
 REASON_GATE_UNEXPECTED: Final = "UnexpectedGateAnswer"  # PaymentGateReady: neither 402 nor 429
 REASON_NOT_SERVED: Final = "NotServedByGateway"  # RoutePublished: the gateway answered 404
+# Another offer owns the offer's public path: no route, no pricing (hooks.core.paths).
+REASON_PATH_CONFLICT: Final = paths.REASON_PATH_CONFLICT
 
 # Observations of the gateway itself are keyed by this prefix + the offer's public path (the
 # upstream's are keyed by its in-cluster base URL, which never starts with it).
@@ -562,22 +564,36 @@ def offer_status(
     observation: Observation | None,
     settings: Settings,
     gate_probe: Observation | None,
+    path_conflict: str | None = None,
 ) -> dict[str, Any]:
-    """The status of a valid offer, from what was observed."""
+    """The status of a valid offer, from what was observed.
+
+    ``path_conflict`` says why another offer owns this offer's path (:mod:`hooks.core.paths`):
+    then the gate, the route and the capacity chain are ``False/PathConflict``, and so is Ready.
+    """
     names, observed, previous = plan.names, request.children, request.status
-    payment, route = gate_probe_conditions(
-        payment_condition(names, observed, settings),
-        route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
-        gate_probe,
-        names.path,
+    if path_conflict is None:
+        payment, route = gate_probe_conditions(
+            payment_condition(names, observed, settings),
+            route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
+            gate_probe,
+            names.path,
+        )
+        capacity = capacity_condition(plan.spec, names, plan.limits, observed, settings)
+    else:
+        payment, route = (
+            condition(kind, "False", REASON_PATH_CONFLICT, path_conflict)
+            for kind in (PAYMENT_GATE_READY, ROUTE_PUBLISHED)
+        )
+        capacity = capacity_condition(plan.spec, names, plan.limits, {}, settings)
+        if capacity["reason"] != REASON_NOT_CONFIGURED:
+            capacity = condition(CAPACITY_ENFORCED, "False", REASON_PATH_CONFLICT, path_conflict)
+    conditions = [payment, capacity, route, upstream_condition(observation)]
+    ready = (
+        ready_condition(conditions)
+        if path_conflict is None
+        else condition(READY, "False", REASON_PATH_CONFLICT, path_conflict)
     )
-    conditions = [
-        payment,
-        capacity_condition(plan.spec, names, plan.limits, observed, settings),
-        route,
-        upstream_condition(observation),
-    ]
-    ready = ready_condition(conditions)
     uid = request.parent.get("metadata", {}).get("uid")
     conflicts = foreign_controllers(observed.values(), uid if isinstance(uid, str) else None)
     if conflicts:

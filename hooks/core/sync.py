@@ -10,6 +10,9 @@ CompositeController v2 contract (v1 child keys work too: children are found by k
   children that already exist**, rebuilt from Metacontroller's last-applied annotation (or, when
   there is none, from the observed object without its server-set fields). A bad edit never takes
   a live paid route down; a new offer with an invalid spec simply gets no children.
+* An offer whose public path another offer owns (:mod:`hooks.core.paths`) gets
+  ``Ready=False/PathConflict`` naming the owner, and no HTTPRoute or pricing ConfigMap: buyers
+  and verifiers see one offer per path.
 * An offer this controller keeps but does not render (obol-stack's ``agent``, ``fine-tuning``,
   ``dataset`` and ``skill`` types, card payments) gets ``Ready=False/NotRendered`` and keeps its
   children the same way.
@@ -29,8 +32,10 @@ from typing import Any, Final
 import orjson
 
 from hooks.core import api
+from hooks.core.admission import Manifest
 from hooks.core.errors import SpecError
-from hooks.core.plan import NotRendered, plan_offer
+from hooks.core.paths import RELATED_RULES, conflict_message, path_owner
+from hooks.core.plan import NotRendered, OfferPlan, plan_offer
 from hooks.core.request import ObservedChildren, SyncRequest
 from hooks.core.settings import Settings
 from hooks.core.status import (
@@ -76,6 +81,9 @@ def sync(
             "children": kept_children(request.children),
             "resyncAfterSeconds": settings.resync_seconds,
         }
+    base_url = settings.public_base_url
+    owner = path_owner(request.claim, request.related, base_url)
+    conflict = None if owner is request.claim else conflict_message(request.claim, owner, base_url)
     return {
         "status": offer_status(
             request,
@@ -83,10 +91,26 @@ def sync(
             observations.get(plan.upstream_url),
             settings,
             observations.get(gate_probe_key(plan.names.path)),
+            conflict,
         ),
-        "children": plan.children,
+        "children": plan.children if conflict is None else unrouted_children(plan),
         "resyncAfterSeconds": settings.resync_seconds,
     }
+
+
+def customize() -> Response:
+    """The customize hook's answer (hook version v2, strict): every ServiceOffer of every
+    namespace as related objects, so each sync request carries the claims path ownership needs.
+    The same for every parent, as Metacontroller's per-(uid, generation) cache requires."""
+    return {"relatedResources": [dict(rule) for rule in RELATED_RULES]}
+
+
+def unrouted_children(plan: OfferPlan) -> list[Manifest]:
+    """A plan's children without what publishes its path: the HTTPRoute and the pricing
+    ConfigMap (a route entry for verifiers that read pricing config). What is left is inert
+    without a route, and there is always something left: the gate's own object."""
+    published = {(api.HTTPROUTE_KIND, plan.names.route), (api.CONFIGMAP_KIND, plan.names.pricing)}
+    return [c for c in plan.children if (c["kind"], c["metadata"]["name"]) not in published]
 
 
 _SERVER_METADATA = (

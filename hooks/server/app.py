@@ -5,6 +5,8 @@
 
 Endpoints:
 
+* ``POST /customize``: Metacontroller's customize hook (v2): every ServiceOffer as related
+  objects, for path ownership (:mod:`hooks.core.paths`); 400 JSON when the body names no offer.
 * ``POST /sync`` and ``POST /finalize``: Metacontroller's CompositeController hook (v2; v1 child
   keys work too). 200 with exactly the keys the core returns; 400 JSON for a malformed request;
   500 JSON with a generic message for anything else (traceback in the log only); 401 JSON when a
@@ -44,7 +46,7 @@ from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.core.sync import sync
+from hooks.core.sync import customize, sync
 from hooks.observe.observer import Observer
 from hooks.server import logs
 from hooks.server.metrics import HookMetrics, package_version
@@ -95,6 +97,20 @@ def handle_sync_body(
         return SyncAnswer(500, _INTERNAL_ERROR_BODY, "error", offer, 0, "internal error", exc)
     outcome = "ok" if invalid_spec_message(response) is None else "invalid_spec"
     return SyncAnswer(200, payload, outcome, offer, children)
+
+
+def handle_customize_body(body: bytes) -> SyncAnswer:
+    """Answer one customize request body ``{controller, parent}``: 400 when it names no valid
+    ServiceOffer, else the related-resource rules every parent gets."""
+    try:
+        request = parse_request(orjson.loads(body))
+    except orjson.JSONDecodeError as exc:
+        return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
+    except SpecError as problem:
+        return _bad_request("malformed_request", str(problem))
+    return SyncAnswer(
+        200, orjson.dumps(customize(), option=orjson.OPT_SORT_KEYS), "ok", request.offer
+    )
 
 
 def _checked_children(request: SyncRequest, response: Any) -> int:
@@ -166,6 +182,7 @@ class _HookShell:
     def register(self, app: Flask) -> None:
         app.add_url_rule("/sync", "sync", self.sync, methods=["POST"])
         app.add_url_rule("/finalize", "finalize", self.sync, methods=["POST"])
+        app.add_url_rule("/customize", "customize", self.customize, methods=["POST"])
         app.add_url_rule("/healthz", "healthz", self.healthz, methods=["GET"])
         app.add_url_rule("/readyz", "readyz", self.readyz, methods=["GET"])
         app.add_url_rule("/metrics", "metrics", self.metrics_view, methods=["GET"])
@@ -196,6 +213,29 @@ class _HookShell:
             detail = "the request body stopped arriving (stalled or cut off) before it was complete"
             return self._refuse(400, "bad_request", detail, "bad_request", started)
         answer = self.answer(body, started)
+        return Response(answer.body, answer.status, content_type=JSON)
+
+    def customize(self) -> Response:
+        """POST /customize: Metacontroller asks which related objects a parent's syncs need.
+        Not counted as a sync; a refusal is logged like one."""
+        started = time.perf_counter()
+        if self.token is not None and not bearer_matches(
+            request.headers.get("Authorization"), self.token
+        ):
+            return self._refuse(
+                401, "unauthorized", "missing or wrong bearer token", "unauthorized", started
+            )
+        answer = handle_customize_body(request.get_data(cache=False))
+        if answer.status != 200:
+            logs.log_sync(
+                self.logger,
+                offer=answer.offer,
+                outcome=answer.outcome,
+                status=answer.status,
+                children=0,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                detail=f"customize: {answer.detail}",
+            )
         return Response(answer.body, answer.status, content_type=JSON)
 
     def answer(self, body: bytes, started: float) -> SyncAnswer:

@@ -92,16 +92,17 @@ def test_the_parent_and_hook_are_configured_as_the_hook_expects() -> None:
     assert spec["parentResource"] == {
         "apiVersion": api.API_VERSION, "resource": api.PLURAL, "ignoreStatusChanges": True,
     }  # fmt: skip
-    assert set(spec["hooks"]) == {"sync"}
-    sync_hook = spec["hooks"]["sync"]
-    assert sync_hook["version"] == "v2"
-    assert sync_hook["webhook"]["timeout"] == "5s"
-    url = urlsplit(sync_hook["webhook"]["url"])
-    assert (url.scheme, url.hostname, url.path) == (
-        "http", f"{SERVICE}.{NAMESPACE}.svc.cluster.local", "/sync",
-    )  # fmt: skip
+    # customize: the related offers of every namespace need v2 (v1 lists only the parent's).
+    assert set(spec["hooks"]) == {"sync", "customize"}
     service_ports = {p["name"]: p["port"] for p in one("Service")["spec"]["ports"]}
-    assert url.port == service_ports["sync"]
+    for hook, path in (("sync", "/sync"), ("customize", "/customize")):
+        assert spec["hooks"][hook]["version"] == "v2"
+        assert spec["hooks"][hook]["webhook"]["timeout"] == "5s"
+        url = urlsplit(spec["hooks"][hook]["webhook"]["url"])
+        assert (url.scheme, url.hostname, url.path) == (
+            "http", f"{SERVICE}.{NAMESPACE}.svc.cluster.local", path,
+        )  # fmt: skip
+        assert url.port == service_ports["sync"]
 
 
 def test_the_busy_host_default_is_this_service() -> None:

@@ -1,4 +1,4 @@
-"""Bearer-token authentication on /sync and /finalize, through a real server with a token file.
+"""Bearer-token authentication on /sync, /finalize and /customize, through a real server.
 
 Test-design notes:
 
@@ -48,7 +48,7 @@ def test_a_missing_or_wrong_token_is_401_json(
     token_server: HookServer, valid_body: bytes, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
-    for path in ("/sync", "/finalize"):
+    for path in ("/sync", "/finalize", "/customize"):
         response = token_server.post_sync(valid_body, path=path, headers=headers)
         assert response.status_code == 401
         assert response.headers["Content-Type"] == "application/json"

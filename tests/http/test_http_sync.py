@@ -170,3 +170,25 @@ def test_no_token_is_needed_when_none_is_configured(
 ) -> None:
     response = hook_server.post_sync(valid_body, headers={"Authorization": "Bearer anything"})
     assert response.status_code == 200
+
+
+def test_customize_asks_for_every_serviceoffer_of_every_namespace(
+    hook_server: HookServer, valid_body: bytes
+) -> None:
+    # Metacontroller's customize request is {controller, parent}; a sync body is a superset.
+    response = hook_server.post_sync(valid_body, path="/customize")
+    assert response.status_code == 200
+    # v2 answers are parsed strictly: relatedResources only. No namespace and no selector:
+    # Metacontroller lists every namespace (customize/manager.go, selectByLabels).
+    assert json_of(response) == {
+        "relatedResources": [{"apiVersion": "obol.org/v1alpha1", "resource": "serviceoffers"}]
+    }
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"parent": {"metadata": {}}}'])
+def test_a_customize_request_without_a_valid_parent_is_400_json(
+    hook_server: HookServer, body: bytes
+) -> None:
+    response = hook_server.post_sync(body, path="/customize")
+    assert response.status_code == 400
+    assert json_of(response)["error"] in {"invalid_json", "malformed_request"}
