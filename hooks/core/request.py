@@ -78,7 +78,6 @@ def parse_request(body: Any) -> SyncRequest:
         raise SpecError.at("parent.metadata.namespace", "must be a DNS-1123 label", namespace)
     generation = meta.get("generation")
     status = parent.get("status")
-    claim = claim_of({**parent, "metadata": {**meta, "namespace": namespace}}, "parent")
     return SyncRequest(
         namespace=namespace,
         name=name,
@@ -88,7 +87,7 @@ def parse_request(body: Any) -> SyncRequest:
         children=index_children(body.get("children")),
         finalizing=body.get("finalizing") is True,
         parent=parent,
-        claim=claim,
+        claim=claim_of(parent, "parent"),
         related=parse_claims(body.get("related")),
     )
 
