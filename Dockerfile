@@ -8,9 +8,11 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY .ci/constraints.txt .ci/
 COPY hooks/ hooks/
-# Wheels for the package and its runtime dependencies only (no test extras).
-RUN pip wheel --wheel-dir /wheels .
+# Wheels for the package and its runtime dependencies only (no test extras), at the versions
+# the test suite ran with.
+RUN pip wheel --wheel-dir /wheels -c .ci/constraints.txt .
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \

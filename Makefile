@@ -1,22 +1,31 @@
 # Developer entry points. `make test` is the full suite CI runs (see .ci/run and the README).
-PYTHON ?= python3
+# Everything runs in a virtual environment of its own (.venv, made on first use); point PYTHON at
+# another interpreter (e.g. `make test PYTHON=/path/to/venv/bin/python`) to use that instead.
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 PIP ?= $(PYTHON) -m pip
+# The console scripts (lint-imports) of the interpreter in use, wherever it installs them.
+SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 
-.PHONY: install install-test lint typecheck upstream-crds unit e2e-binaries e2e test goldens bench bench-dataplane wrk serve
+.PHONY: install install-test lint typecheck upstream-crds unit e2e-binaries e2e test test-newest \
+	goldens bench bench-dataplane wrk serve image
 
-install:
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+install: $(filter $(VENV)/bin/python,$(PYTHON))
 	$(PIP) install --quiet .
 
-install-test:
+install-test: $(filter $(VENV)/bin/python,$(PYTHON))
 	$(PIP) install --quiet -e '.[test]' -c .ci/constraints.txt
 
 lint: install-test
-	ruff check hooks tests
-	ruff format --check hooks tests
-	lint-imports
+	$(PYTHON) -m ruff check hooks tests
+	$(PYTHON) -m ruff format --check hooks tests
+	$(SCRIPTS)/lint-imports
 
 typecheck: install-test
-	mypy hooks
+	$(PYTHON) -m mypy hooks
 
 # Gateway API and Traefik CRDs from their Go modules (module proxy, pinned hashes), cached outside
 # the repo: the offline tests validate the hook's children against them. No compile.
@@ -36,13 +45,19 @@ e2e: install-test e2e-binaries
 
 # Everything: lint, types, the long robustness runs, then every other test including the
 # real-stack end-to-end suite (last, so its summary line is the run's closing line).
-test: install-test e2e-binaries
-	ruff check hooks tests
-	ruff format --check hooks tests
-	lint-imports
-	mypy hooks
+test: lint typecheck e2e-binaries
 	$(PYTHON) -m pytest -m slow
 	$(PYTHON) -m pytest -m "not slow"
+
+# The unit suite against the newest releases pyproject.toml allows (no constraints file), in a
+# virtual environment of its own: a new release of a dependency breaks this before it breaks a
+# user's `pip install`. CI runs it after `make test`.
+NEWEST ?= .venv-newest
+test-newest: upstream-crds
+	python3 -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e '.[test]'
+	$(NEWEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(flask|gunicorn|uvicorn|httptools|pydantic|pyyaml|orjson|prometheus.client|click|pycryptodome)=='
+	$(NEWEST)/bin/python -m pytest -q -m "not e2e and not slow" -p no:cacheprovider
 
 # Benchmarks (need wrk; not part of `test`): the hook's floor side by side with bare Flask, and
 # the data plane through real Traefik on the e2e binaries.
@@ -61,4 +76,10 @@ goldens: install-test
 	$(PYTHON) -m pytest tests/sync --update-goldens -q
 
 serve: install
-	obol hook serve
+	$(SCRIPTS)/obol hook serve
+
+# The container image from the Dockerfile, with whichever of podman or docker is installed.
+IMAGE ?= serviceoffer-hook:dev
+CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
+image:
+	$(CONTAINER_TOOL) build -t $(IMAGE) .

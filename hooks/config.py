@@ -5,8 +5,8 @@ core's :class:`~hooks.core.settings.Settings` (:data:`ENVIRONMENT`, plus the opt
 asset-registry YAML file named by ``OBOL_ASSET_REGISTRY_FILE``), the observation layer's
 :class:`~hooks.observe.observer.ObserveSettings` (:data:`OBSERVE_ENVIRONMENT`; with observation
 on, ``resyncAfterSeconds`` is lifted to the probe interval) and the shell's own settings
-(:data:`SHELL_ENVIRONMENT` and the bearer token). Every table row is one parser; the README's
-Settings table documents them (a test checks it lists each one with the default it really has).
+(:data:`SHELL_ENVIRONMENT` and the bearer token). Every table row is one parser; docs/settings.md
+documents them (a test checks it lists each one with the default it really has).
 An unset or blank variable keeps its default.
 
 Bad values raise :class:`ConfigError` listing every variable that is wrong: a configuration

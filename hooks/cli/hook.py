@@ -63,7 +63,7 @@ Examples:
 Listeners: /sync, /finalize and /metrics on --bind (gunicorn, the Flask
 app), /busy/... on --busy-bind (the busy responder, its own server);
 /healthz and /readyz on both. The two must use different ports.
-Other settings come from OBOL_* environment variables (see the README).
+Other settings come from OBOL_* environment variables (see docs/settings.md).
 """
 )
 @click.option("--bind", metavar="HOST:PORT", help="Sync listener [env OBOL_BIND; 0.0.0.0:8080].")

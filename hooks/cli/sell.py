@@ -5,8 +5,8 @@ expand in :mod:`hooks.cli.presets`), validate it with the hook's own model and a
 (:func:`validate_manifest`) and apply it with ``kubectl apply -f -`` or print it (``--dry-run``);
 ``presets`` lists the capacity presets; ``status`` and ``list`` read offers with ``kubectl get``
 and format them with :mod:`hooks.cli.offer_view`. obol-stack's flag spellings and defaults are
-accepted (README, *obol-stack's CLI habits*); a defaulted value is said on stderr (``Note: ...``)
-and every missing required option is reported in one message.
+accepted (docs/sell.md, *obol-stack's CLI habits*); a defaulted value is said on stderr
+(``Note: ...``) and every missing required option is reported in one message.
 
 The dry-run output holds only what the seller set or a preset supplied, never a default the CRD
 would fill in anyway. Every failure is ONE line on stderr with an exit code of

@@ -18,9 +18,8 @@ handler. For an offer with a capacity envelope the chain is::
 Everything that can reject a request for capacity (steps 1b to 4) runs before the payment
 gate, so a saturated or rate-limited offer answers 429 before the verifier is asked: no quote,
 no verification, no charge. Why each step sits where it does, and the chain's known limits
-(per-replica counters reset by Traefik reloads, token limits advertised only), are in the
-README, "The admission chain, and why in this order", "Payment gates and the verifier contract"
-and "Known limits".
+(per-replica counters reset by Traefik reloads, token limits advertised only), are in
+docs/how-it-works.md (the admission chain), docs/verifier-contract.md and docs/known-limits.md.
 
 Without a capacity envelope, steps 1, 3, 4 and 6 and the busy Service are left out (steps 1
 and 1b stay if ``limits.rps`` is set, step 2 if a body limit is). With

@@ -1,7 +1,7 @@
 """Living next to obol-stack's own ServiceOffer controller: what this hook notices and says.
 
-Both controllers serve ``serviceoffers.obol.org`` and name their children ``so-<name>`` (README,
-"Migrating from obol-stack's controller"):
+Both controllers serve ``serviceoffers.obol.org`` and name their children ``so-<name>``
+(docs/obol-stack.md, "Migrating from obol-stack's controller"):
 
 * :func:`foreign_controllers` names the children another controller also writes (obol-stack's
   field manager in ``managedFields``, or a controller ownerReference that is not the offer);

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 
-# The two payment gates (README "Verifier contract"). forward-auth: a forwardAuth Middleware asks
+# The two payment gates (docs/verifier-contract.md). forward-auth: a forwardAuth Middleware asks
 # the verifier's /verify, then the route's backend is the upstream. seller-proxy: the route's
 # backend is the verifier's proxy, which verifies, proxies to the upstream and settles after it.
 GATE_FORWARD_AUTH = "forward-auth"

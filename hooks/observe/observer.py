@@ -3,7 +3,7 @@
 The pure core (:func:`hooks.core.sync.sync`) takes ``observations: Mapping[str, Observation]``
 keyed by the upstream's in-cluster base URL (:func:`hooks.core.names.upstream_url`) and turns
 them into ``status.capacity`` and the ``UpstreamHealthy`` condition; this module produces that
-mapping (README, *Live capacity*, has the behaviour and the cost formula).
+mapping (docs/live-capacity.md has the behaviour and the cost formula).
 
 - A sync asks :meth:`Observer.observations_for`; the observer derives the offer's upstream
   (base URL, health path, whether in-flight metrics are wanted), marks it wanted and answers

@@ -6,7 +6,7 @@ Design notes:
   alias: the printed specs must be identical.
 - Defaults are never silent: every defaulted value has its ``Note:`` line on stderr, and the
   spec carries the value (so the CRD's own default never decides behind the seller's back).
-- The seed's commands (``SEED_COMMANDS`` in sell_helpers) must appear verbatim in the README
+- The seed's commands (``SEED_COMMANDS`` in sell_helpers) must appear verbatim in the docs
   and work with ``X402_WALLET`` set; tests/e2e/test_obol_migration.py runs them against a real
   API server.
 """
@@ -171,8 +171,9 @@ def _joined(command: list[str]) -> str:
 
 
 def _readme_commands() -> set[str]:
-    """Every ``$ obol ...`` command line of the README, continuation lines joined."""
-    text = (ROOT / "README.md").read_text()
+    """Every ``$ obol ...`` command line of the README and docs/, continuation lines joined."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
     commands, current = set(), ""
     for line in text.splitlines():
         stripped = line.strip()

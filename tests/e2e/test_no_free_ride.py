@@ -1,7 +1,7 @@
 """The live "no free ride" probe catches what the HTTPRoute's own status cannot.
 
 With ``OBOL_OBSERVE=on`` and ``OBOL_PROBE_GATEWAY_URL`` = the stack's Traefik, the hook sends
-one unpaid GET of each offer's public path through the gateway (README, *Live capacity*).
+one unpaid GET of each offer's public path through the gateway (docs/live-capacity.md).
 
 * ``test_a_verifier_that_waves_unknown_routes_through_is_a_free_ride``: the stand-in verifier
   answers 200 for routes it does not know (as obol-stack's /verify does for paths outside its

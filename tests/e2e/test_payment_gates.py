@@ -1,6 +1,6 @@
 """Who is charged, and when, in each payment gate, proven with real traffic and a real buyer.
 
-The invariant (README, "Payment gates and the verifier contract"): a buyer is charged only for a
+The invariant (docs/verifier-contract.md): a buyer is charged only for a
 request the upstream answered below 400; a request the gateway rejects (429, 413) is never quoted
 when saturated and never charged; the seller is paid for every request served.
 
@@ -450,8 +450,9 @@ def test_settling_forward_auth_charges_a_paid_request_once_and_rejected_ones_nev
 def test_settling_forward_auth_has_charged_before_an_upstream_5xx(
     settling_gate: Gate, stack: Stack
 ) -> None:
-    """The documented limit of this gate (README): forwardAuth never sees the upstream's answer,
-    so a verifier that settles on /verify has charged the buyer before the upstream failed."""
+    """The documented limit of this gate (docs/verifier-contract.md): forwardAuth never sees the
+    upstream's answer, so a verifier that settles on /verify has charged the buyer before the
+    upstream failed."""
     verifier = settling_gate.verifier
     unpaid = stack.http("GET", f"{settling_gate.broken}/v1/models")
     mark = verifier.mark()

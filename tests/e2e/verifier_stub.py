@@ -1,6 +1,6 @@
 """A test-only stand-in for the x402 verifier (a product outside this repository), both gates.
 
-It implements the verifier contract of the README ("Payment gates and the verifier contract"),
+It implements the verifier contract of docs/verifier-contract.md,
 which follows obol-stack's verifier (its ``/verify`` ForwardAuth endpoint and its seller proxy,
 ADR 0004 in that project), with the x402 protocol's own code wherever it fits:
 

@@ -30,7 +30,7 @@ def observe_settings_from_env(env: dict[str, str]) -> ObserveSettings:
 
 
 def test_defaults_are_pure_mode() -> None:
-    # The documented defaults are checked against the README in tests/unit/test_readme.py.
+    # The documented defaults are checked against docs/settings.md in tests/unit/test_docs.py.
     settings = observe_settings_from_env({})
     assert settings == DEFAULTS and not settings.enabled
 
@@ -113,7 +113,7 @@ def test_overrides_are_read_only_and_trailing_slashes_dropped() -> None:
 
 
 def test_the_table_sets_every_observe_setting() -> None:
-    # The README's table and its defaults are checked in tests/unit/test_readme.py.
+    # docs/settings.md's table and its defaults are checked in tests/unit/test_docs.py.
     attributes = {entry.attribute for entry in OBSERVE_ENVIRONMENT}
     assert attributes == {f.name for f in dataclasses.fields(ObserveSettings)}
 

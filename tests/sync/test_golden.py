@@ -28,7 +28,7 @@ FIXTURES = sorted((ROOT / "tests/fixtures/sync").glob("*.json"))
 GOLDEN = ROOT / "tests/golden/sync"
 
 
-# The same requests answered under the non-default payment gates (README "Verifier contract"):
+# The same requests answered under the non-default payment gates (docs/verifier-contract.md):
 # golden directory, settings, and the fixtures that show what changes.
 GATE_GOLDENS = {
     "sync-seller-proxy": (
