@@ -12,8 +12,9 @@ Design notes:
   them) makes most mutations land where the hook actually looks.
 * ``is_well_formed`` is the test's own reading of the request contract: the shell answers 400
   only when the request is not a CompositeController request at all (not an object, no parent
-  object, no metadata object, a name that is not a DNS-1123 subdomain, a namespace that is not a
-  DNS-1123 label, or a children map that is not a map of maps of objects). Everything else is
+  object, no metadata object, a name that is not a DNS-1123 subdomain, a namespace that is missing
+  or not a DNS-1123 label, a children map that is not a map of maps of objects, or a ``related``
+  map whose ServiceOffers are not objects with a string name and namespace). Everything else is
   well-formed whatever the spec, the status or the children's contents hold, and must be
   answered.
 """
@@ -140,17 +141,39 @@ def is_well_formed(request: Any) -> bool:
     name, namespace = meta.get("name"), meta.get("namespace")
     if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
         return False
-    if namespace and not (isinstance(namespace, str) and _DNS_LABEL.fullmatch(namespace)):
+    if not (isinstance(namespace, str) and _DNS_LABEL.fullmatch(namespace)):
         return False
     children = request.get("children")
-    if children is None:
-        return True
-    if not isinstance(children, Mapping):
+    if children is not None and not (
+        isinstance(children, Mapping)
+        and all(
+            isinstance(group, Mapping) and all(isinstance(obj, Mapping) for obj in group.values())
+            for group in children.values()
+        )
+    ):
         return False
-    return all(
-        isinstance(group, Mapping) and all(isinstance(obj, Mapping) for obj in group.values())
-        for group in children.values()
-    )
+    return _related_well_formed(request.get("related"))
+
+
+def _related_well_formed(related: Any) -> bool:
+    # Only the ServiceOffers group is read (path ownership): a map of objects whose metadata
+    # has a non-empty string name and namespace, as the API server lists them.
+    if related is None:
+        return True
+    if not isinstance(related, Mapping):
+        return False
+    offers = related.get("ServiceOffer.obol.org/v1alpha1")
+    if offers is None:
+        return True
+    if not isinstance(offers, Mapping):
+        return False
+    for obj in offers.values():
+        meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+        if not isinstance(meta, Mapping):
+            return False
+        if not all(isinstance(meta.get(k), str) and meta.get(k) for k in ("name", "namespace")):
+            return False
+    return True
 
 
 def observed_managed_children(request: Any) -> int:
