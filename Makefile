@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 # The console scripts (lint-imports) of the interpreter in use, wherever it installs them.
 SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 
-.PHONY: install install-test lint typecheck upstream-crds unit e2e-binaries e2e test test-newest \
+.PHONY: install install-test lint typecheck upstream-crds obol-decode unit e2e-binaries e2e test test-newest \
 	goldens bench bench-dataplane wrk serve image
 
 $(VENV)/bin/python:
@@ -32,11 +32,16 @@ typecheck: install-test
 upstream-crds:
 	bash tests/e2e/build.sh --crds >/dev/null
 
-unit: install-test upstream-crds
+# The obol-stack decode check (tests/obol_decode): a small Go program on k8s.io/apimachinery's
+# converter, built from the module proxy into the same cache; the offline tests run it.
+obol-decode:
+	bash tests/e2e/build.sh --decode-check >/dev/null
+
+unit: install-test upstream-crds obol-decode
 	$(PYTHON) -m pytest -m "not e2e"
 
 # Real etcd, kube-apiserver, kubectl and Traefik built from Go modules, cached outside the repo
-# (with the upstream CRDs above).
+# (with the upstream CRDs and the decode check above).
 e2e-binaries:
 	bash tests/e2e/build.sh
 
@@ -53,7 +58,7 @@ test: lint typecheck e2e-binaries
 # virtual environment of its own: a new release of a dependency breaks this before it breaks a
 # user's `pip install`. CI runs it after `make test`.
 NEWEST ?= .venv-newest
-test-newest: upstream-crds
+test-newest: upstream-crds obol-decode
 	python3 -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e '.[test]'
 	$(NEWEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(flask|gunicorn|uvicorn|httptools|pydantic|pyyaml|orjson|prometheus.client|click|pycryptodome)=='

@@ -55,7 +55,7 @@ from hooks.config import (
 )
 from hooks.core import api
 from hooks.core.admission import enforced_limits
-from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
+from hooks.core.assets import BUILTIN_REGISTRY, Asset, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import ServiceOfferSpec, parse_offer
 from hooks.core.payment import resolve_payment
@@ -169,6 +169,7 @@ class ValidatedOffer:
 
     manifest: dict[str, Any]
     warnings: tuple[str, ...]
+    asset: Asset
 
 
 def validate_manifest(
@@ -193,7 +194,7 @@ def validate_manifest(
         "metadata": dict(manifest["metadata"]),
         "spec": _set_fields(offer.spec),
     }
-    return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings))
+    return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings), payment.asset)
 
 
 def _check_namespace(namespace: Any) -> None:
@@ -679,9 +680,14 @@ def _validated_offer(
     registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
     try:
-        return validate_manifest(manifest, registry)
+        validated = validate_manifest(manifest, registry)
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
+    # The token is written resolved, in obol-stack's object form: its verifier decodes every offer
+    # in the cluster into a struct and cannot read the symbol form (docs, the verifier contract).
+    # Validated again so the object is checked like any offer's and keeps the model's key order.
+    manifest["spec"]["payment"]["asset"] = validated.asset.offer_object()
+    return validate_manifest(manifest, registry)
 
 
 @sell.command(epilog=_INFERENCE_EPILOG)

@@ -92,6 +92,18 @@ class Asset:
     eip2612_gas_sponsoring: bool = False
     test_asset: bool = False
 
+    def offer_object(self) -> dict[str, Any]:
+        """``spec.payment.asset`` in obol-stack's object form (its ServiceOfferAsset keys), the
+        only form obol-stack's verifier can decode."""
+        return {
+            "symbol": self.symbol,
+            "address": self.address,
+            "decimals": self.decimals,
+            "transferMethod": self.transfer_method,
+            "eip712Name": self.eip712_name,
+            "eip712Version": self.eip712_version,
+        }
+
 
 class AssetRegistry:
     """An immutable set of networks and tokens, with lookups that explain their failures."""

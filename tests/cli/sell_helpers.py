@@ -24,6 +24,28 @@ from hooks.core.sync import sync
 from tests.support.observed import observed_children, parent_object, sync_request
 
 PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
+# payment.asset as obol sell writes it (obol-stack's object form), written out by hand from the
+# tokens' published contracts: USDC on base and base-sepolia, OBOL on ethereum and base-sepolia.
+USDC_BASE: dict[str, Any] = {
+    "symbol": "USDC",
+    "address": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+    "decimals": 6,
+    "transferMethod": "eip3009",
+    "eip712Name": "USD Coin",
+    "eip712Version": "2",
+}
+OBOL_ETHEREUM: dict[str, Any] = {
+    "symbol": "OBOL",
+    "address": "0x0B010000b7624eb9B3DfBC279673C76E9D29D5F7",
+    "decimals": 18,
+    "transferMethod": "permit2",
+    "eip712Name": "Obol Network",
+    "eip712Version": "1",
+}
+OBOL_BASE_SEPOLIA: dict[str, Any] = {
+    **OBOL_ETHEREUM,
+    "address": "0x0a09371a8b011d5110656ceBCc70603e53FD2c78",
+}
 
 FAKE_KUBECTL_SCRIPT = """#!{python}
 import json, sys, time

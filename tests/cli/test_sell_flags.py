@@ -19,12 +19,24 @@ from typing import Any
 import pytest
 
 from hooks.cli.presets import load_presets
-from tests.cli.sell_helpers import PAY_TO, Runner, dry_run_spec, offer_args
+from tests.cli.sell_helpers import (
+    OBOL_ETHEREUM,
+    PAY_TO,
+    USDC_BASE,
+    Runner,
+    dry_run_spec,
+    offer_args,
+)
 
 MINIMAL_SPEC: dict[str, Any] = {
     "type": "inference",
     "upstream": {"service": "vllm", "port": 8000},
-    "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}},
+    "payment": {
+        "network": "base",
+        "asset": USDC_BASE,  # always written resolved, in obol-stack's object form
+        "payTo": PAY_TO,
+        "price": {"perRequest": "0.001"},
+    },
 }
 
 
@@ -58,8 +70,8 @@ SHARED_CASES = [
     ),
     pytest.param(
         ["--payment-asset", "usdc"],
-        {"payment.asset": "usdc"},
-        id="--payment-asset sets payment.asset",
+        {"payment.asset": USDC_BASE},
+        id="--payment-asset usdc sets payment.asset to the USDC object",
     ),
     pytest.param(
         ["--max-timeout", "600"],
@@ -211,7 +223,7 @@ def test_obol_on_ethereum_sets_asset_and_network(run: Runner) -> None:
     payment = json.loads(result.stdout)["spec"]["payment"]
     assert payment == {
         "network": "ethereum",
-        "asset": "obol",
+        "asset": OBOL_ETHEREUM,
         "payTo": PAY_TO,
         "price": {"perRequest": "0.25"},
     }

@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.sell_helpers import PAY_TO, SEED_COMMANDS, FakeKubectl, Runner, offer_args
+from tests.cli.sell_helpers import (
+    OBOL_BASE_SEPOLIA,
+    PAY_TO,
+    SEED_COMMANDS,
+    USDC_BASE,
+    FakeKubectl,
+    Runner,
+    offer_args,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WALLET = {"X402_WALLET": PAY_TO}
@@ -63,16 +71,19 @@ def test_obol_aliases_give_the_same_offer(
         pytest.param(
             ["--chain", "BASE-SEPOLIA"], ("payment", "network"), "base-sepolia", id="BASE-SEPOLIA"
         ),
-        pytest.param(["--token", "USDC"], ("payment", "asset"), "usdc", id="token USDC"),
+        pytest.param(["--token", "USDC"], ("payment", "asset"), USDC_BASE, id="token USDC"),
         pytest.param(
-            ["--chain", "base-sepolia", "--token", "Obol"], ("payment", "asset"), "obol", id="Obol"
+            ["--chain", "base-sepolia", "--token", "Obol"],
+            ("payment", "asset"),
+            OBOL_BASE_SEPOLIA,
+            id="Obol",
         ),
         pytest.param(["--runtime", "vLLM"], ("upstream", "port"), 8000, id="runtime vLLM"),
         pytest.param(
             ["--token", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"],
             ("payment", "asset"),
-            "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
-            id="an address keeps its case",
+            USDC_BASE,
+            id="an address resolves to its token",
         ),
     ],
 )

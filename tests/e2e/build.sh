@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the real binaries that the end-to-end stack runs: etcd, kube-apiserver, kubectl, Traefik.
+# Build the real binaries that the end-to-end stack runs: etcd, kube-apiserver, kubectl, Traefik;
+# and the obol-stack decode check (tests/obol_decode), which the offline tests run.
 #
 # Everything is compiled from source fetched through the Go module proxy; no prebuilt binary is
 # ever downloaded. Binaries are cached OUTSIDE the repository, keyed by version:
@@ -12,7 +13,9 @@
 #   bash tests/e2e/build.sh                  build what is missing, then print NAME=PATH lines
 #   bash tests/e2e/build.sh --print          only print NAME=PATH lines; exit 3 if one is missing
 #   bash tests/e2e/build.sh --crds           only export the upstream CRDs (module downloads, no
-#                                            compile; what the offline tests need), print paths
+#                                            compile), print paths
+#   bash tests/e2e/build.sh --decode-check   only build the obol-stack decode check (a small Go
+#                                            program on k8s.io/apimachinery), print paths
 #   bash tests/e2e/build.sh --update-modules regenerate gobuild/*/go.mod and go.sum from the pins
 #                                            below (needs the checksum database through the proxy)
 #   bash tests/e2e/build.sh --prune          delete the Go module and build caches (several GB)
@@ -43,6 +46,10 @@ ETCD_BIN="$BIN/etcd-$ETCD_VERSION"
 APISERVER_BIN="$BIN/kube-apiserver-$KUBE_VERSION"
 KUBECTL_BIN="$BIN/kubectl-$KUBE_VERSION"
 TRAEFIK_BIN="$BIN/traefik-$TRAEFIK_VERSION"
+# The decode check is our own source: its binary is keyed by a hash of that source.
+DECODE_SRC="$HERE/../obol_decode"
+DECODE_HASH="$(cat "$DECODE_SRC"/go.mod "$DECODE_SRC"/go.sum "$DECODE_SRC"/*.go | sha256sum | cut -c1-12)"
+DECODE_BIN="$BIN/oboldecode-$DECODE_HASH"
 # CRDs this Traefik build watches (see export_traefik_crds), and the Gateway API CRDs of the
 # release the hook targets (see export_gateway_api_crds).
 TRAEFIK_CRDS="$CACHE/crds/traefik-$TRAEFIK_VERSION"
@@ -54,6 +61,7 @@ print_paths() {
   echo "KUBE_APISERVER=$APISERVER_BIN"
   echo "KUBECTL=$KUBECTL_BIN"
   echo "TRAEFIK=$TRAEFIK_BIN"
+  echo "OBOL_DECODE=$DECODE_BIN"
   echo "TRAEFIK_CRDS=$TRAEFIK_CRDS"
   echo "GATEWAY_API_CRDS=$GATEWAY_API_CRDS"
   echo "ETCD_VERSION=$ETCD_VERSION"
@@ -67,7 +75,8 @@ crds_present() {
 }
 
 all_present() {
-  [[ -x $ETCD_BIN && -x $APISERVER_BIN && -x $KUBECTL_BIN && -x $TRAEFIK_BIN ]] && crds_present
+  [[ -x $ETCD_BIN && -x $APISERVER_BIN && -x $KUBECTL_BIN && -x $TRAEFIK_BIN && -x $DECODE_BIN ]] &&
+    crds_present
 }
 
 if [[ ${1:-} == --print ]]; then
@@ -182,7 +191,7 @@ elif [[ ${1:-} == --prune ]]; then
   "$GO" clean -cache
   rm -rf "$GOMODCACHE" "$GOCACHE"
   exit 0
-elif [[ $# -gt 0 && $1 != --crds ]]; then
+elif [[ $# -gt 0 && $1 != --crds && $1 != --decode-check ]]; then
   die "unknown argument: $1 (see the header of this script)"
 fi
 
@@ -191,6 +200,10 @@ grep -q "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$HERE/gobuild/etcd/go.mod" ||
   die "gobuild/etcd/go.mod does not pin etcd $ETCD_VERSION; run: bash tests/e2e/build.sh --update-modules"
 grep -Eq "^(require )?[[:space:]]*k8s\.io/kubernetes $KUBE_VERSION( |\$)" "$HERE/gobuild/kube/go.mod" ||
   die "gobuild/kube/go.mod does not pin kubernetes $KUBE_VERSION; run: bash tests/e2e/build.sh --update-modules"
+read -r _ KUBE_MINOR < <(major_minor "$KUBE_VERSION")
+APIMACHINERY_VERSION="v0.$KUBE_MINOR.${KUBE_VERSION##*.}"
+grep -q "^require k8s.io/apimachinery $APIMACHINERY_VERSION\$" "$DECODE_SRC/go.mod" ||
+  die "tests/obol_decode/go.mod does not require k8s.io/apimachinery $APIMACHINERY_VERSION (the kube pin)"
 
 TMP_DIRS=()
 cleanup() { local d; for d in "${TMP_DIRS[@]}"; do rm -rf "$d"; done; }
@@ -340,8 +353,26 @@ export_crds() {
   fi
 }
 
+# ---- the obol-stack decode check ---------------------------------------------------------------
+build_decode_check() {
+  step_begin "oboldecode ($DECODE_HASH, k8s.io/apimachinery $APIMACHINERY_VERSION)"
+  local tmp="$DECODE_BIN.tmp.$$"
+  TMP_DIRS+=("$tmp")
+  (cd "$DECODE_SRC" && "$GO" build -ldflags "-s -w" -o "$tmp" .)
+  mv -f "$tmp" "$DECODE_BIN"
+  step_end "oboldecode"
+}
+
+ensure_decode_check() {
+  if [[ -x $DECODE_BIN ]]; then log "skip oboldecode: $DECODE_BIN exists"; else build_decode_check; fi
+}
+
 if [[ ${1:-} == --crds ]]; then
   export_crds
+  print_paths
+  exit 0
+elif [[ ${1:-} == --decode-check ]]; then
+  ensure_decode_check
   print_paths
   exit 0
 fi
@@ -354,6 +385,7 @@ else
 fi
 if [[ -x $TRAEFIK_BIN ]]; then log "skip traefik: $TRAEFIK_BIN exists"; else build_traefik; fi
 export_crds
+ensure_decode_check
 
 log "all binaries ready in $BIN (total $((SECONDS - TOTAL_START)) s)"
 print_paths

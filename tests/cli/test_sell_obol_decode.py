@@ -1,0 +1,64 @@
+"""Every offer ``obol sell`` writes is one obol-stack's verifier can decode.
+
+Design notes:
+- obol-stack's verifier decodes every ServiceOffer with k8s.io/apimachinery's converter into its
+  Go types, where ``payment.asset`` is an object; one offer it cannot decode stops its route
+  reload for every seller. ``obol sell`` therefore writes the token resolved, in that object form.
+- Each case runs the real command (``--dry-run -o json``) and hands the manifest to the real
+  converter (:mod:`tests.support.obol_decode`); the committed dry-run goldens are checked too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cli.sell_helpers import PAY_TO, Runner
+from tests.support.obol_decode import decode
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+CASES = {
+    "usdc on base (default)": ["--network", "base"],
+    "usdc on base-sepolia": ["--chain", "base-sepolia", "--token", "USDC"],
+    "usdc on ethereum by address": [
+        "--network", "ethereum", "--token", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+    ],
+    "obol on ethereum": ["--network", "ethereum", "--payment-asset", "obol"],
+    "obol on base-sepolia": ["--chain", "base-sepolia", "--token", "OBOL"],
+    "per-token price with a capacity envelope": [
+        "--per-mtok", "0.5", "--max-inflight", "8", "--per-buyer-max-inflight", "2",
+    ],
+}  # fmt: skip
+
+
+def _manifest(run: Runner, kind: str, extra: list[str]) -> dict[str, Any]:
+    args = ["sell", kind, "offer", "--upstream", "vllm", "--pay-to", PAY_TO, "--price", "0.002"]
+    result = run([*args, *extra, "--dry-run", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    manifest: dict[str, Any] = json.loads(result.stdout)
+    return manifest
+
+
+@pytest.mark.parametrize("kind", ["inference", "http"])
+def test_every_offer_obol_sell_writes_decodes(run: Runner, kind: str) -> None:
+    manifests = [_manifest(run, kind, extra) for extra in CASES.values()]
+    assert all(isinstance(m["spec"]["payment"]["asset"], dict) for m in manifests)
+    failed = {
+        case: verdict.error
+        for case, verdict in zip(CASES, decode(manifests), strict=True)
+        if not verdict.ok
+    }
+    assert not failed, failed
+
+
+def test_the_dry_run_goldens_decode() -> None:
+    goldens = sorted(GOLDEN_DIR.glob("*.yaml"))
+    verdicts = decode([yaml.safe_load(p.read_text()) for p in goldens])
+    assert [(p.name, v.ok) for p, v in zip(goldens, verdicts, strict=True)] == [
+        (p.name, True) for p in goldens
+    ]
