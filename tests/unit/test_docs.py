@@ -147,3 +147,31 @@ def test_the_chain_lists_the_route_filters_in_order(tmp_path: Path) -> None:
         else:
             steps.append(step["type"])
     assert documented == steps
+
+
+def documented_modules() -> set[str]:
+    """The ``hooks/`` modules named in docs/development.md's Layout tree."""
+    text = section((ROOT / "docs/development.md").read_text(), "Layout")
+    block = re.search(r"```\n(.*?)```", text, re.S)
+    assert block
+    parents: list[str] = []
+    modules = set()
+    for line in block.group(1).splitlines():
+        indent = (len(line) - len(line.lstrip(" "))) // 2
+        names = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+        parents = parents[:indent]
+        for name in (n.strip() for n in names.split(",")):
+            if name.endswith("/"):
+                parents.append(name)
+            elif name.endswith(".py"):
+                modules.add("".join(parents) + name)
+    return {m for m in modules if m.startswith("hooks/")}
+
+
+def test_the_layout_names_every_module_of_the_package() -> None:
+    actual = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "hooks").rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert documented_modules() == actual
