@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from hooks.cli.errors import EXIT_INVALID, CliError
-from hooks.cli.kubectl import Kubectl, KubectlError
+from hooks.cli.errors import EXIT_INVALID, EXIT_USAGE, CliError
+from hooks.cli.kubectl import Kubectl, KubectlError, OfferNotFound
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
     OfferView,
@@ -39,6 +39,7 @@ from hooks.cli.offer_view import (
     status_text,
 )
 from hooks.cli.presets import (
+    CAPACITY_MODE,
     NO_AUTOSCALING_NOTE,
     PRESET_COLUMNS,
     Preset,
@@ -115,6 +116,9 @@ FLAG_FIELDS: tuple[FlagField, ...] = (
     FlagField("price", "--price", ("payment", "price", "perRequest")),
     FlagField("per_mtok", "--per-mtok", ("payment", "price", "perMTok")),
     FlagField("per_hour", "--per-hour", ("payment", "price", "perHour")),
+    # obol-stack's spellings: its controller reads spec.limits (the same ceiling, and a rate).
+    FlagField("max_in_flight", "--max-in-flight", ("limits", "maxInFlight")),
+    FlagField("rps", "--rps", ("limits", "rps")),
 )
 _PRESET_SECTIONS = ("capacity", "requestLimits")
 
@@ -271,6 +275,19 @@ def usage_problem(flags: Mapping[str, Any], preset: Preset | None) -> str | None
     return None
 
 
+def merge_max_in_flight(flags: dict[str, Any]) -> None:
+    """``--max-in-flight`` (obol-stack's spelling, also written to ``spec.limits``) sets the same
+    ceiling as ``--max-inflight``; both at once must agree."""
+    obol, ours = flags.get("max_in_flight"), flags.get("max_inflight")
+    if obol is None:
+        return
+    if ours is not None and ours != obol:
+        raise click.UsageError(
+            f"--max-in-flight {obol} and --max-inflight {ours} disagree: they are one ceiling"
+        )
+    flags["max_inflight"] = obol
+
+
 def explain_problems(error: SpecError, flags: Mapping[str, Any], preset: Preset | None) -> str:
     """The SpecError as one line, each problem tagged with the flag (or preset) behind it."""
     parts = [str(problem) + _origin(problem, flags, preset) for problem in error.problems]
@@ -387,7 +404,7 @@ def _asset_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 
 _upstream_options = _options(
-    click.argument("name"),
+    click.argument("name", required=False),
     click.option(
         "--upstream",
         metavar="SVC",
@@ -523,6 +540,20 @@ _capacity_options = _options(
         " other capacity flag unless a preset sets it.",
     ),
     click.option(
+        "--max-in-flight",
+        type=int,
+        metavar="N",
+        help="obol-stack's spelling of --max-inflight: the same ceiling, also written to"
+        " spec.limits.maxInFlight so obol-stack's controller reads the same limit.",
+    ),
+    click.option(
+        "--rps",
+        type=int,
+        metavar="N",
+        help="Most requests per second for the whole offer (spec.limits.rps, obol-stack's"
+        " field; burst twice that); more get 429 before the payment gate.",
+    ),
+    click.option(
         "--per-buyer-max-inflight",
         type=int,
         metavar="N",
@@ -548,11 +579,88 @@ _capacity_options = _options(
     ),
 )
 
+
+def _refuse_obol_only(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A callback for obol-stack flags whose meaning this project does not implement."""
+    if value is None or value is False or value == ():
+        return
+    flag = max(param.opts, key=len)
+    if flag in _GATEWAY_FLAGS:
+        raise CliError(
+            f"{flag} belongs to obol-stack's host-side inference gateway ('obol sell inference"
+            " --model'), which this project does not run: run the inference server yourself,"
+            " give it an in-cluster Service and pass --upstream SVC (with --runtime or --port)",
+            EXIT_USAGE,
+        )
+    raise CliError(
+        f"{flag} is obol-stack's ERC-8004 registration, which this project does not do:"
+        " register with obol-stack's 'obol sell register', or keep the metadata in"
+        " spec.registration with --from-json (--no-register is accepted)",
+        EXIT_USAGE,
+    )
+
+
+def _obol_only(*names: str, is_flag: bool = False, multiple: bool = False) -> Any:
+    return click.option(
+        *names,
+        is_flag=is_flag,
+        multiple=multiple,
+        hidden=True,
+        expose_value=False,
+        callback=_refuse_obol_only,
+    )
+
+
+_REGISTRATION_FLAGS = (
+    ("--register", True, False),
+    ("--register-name", False, False),
+    ("--register-description", False, False),
+    ("--description", False, False),
+    ("--register-image", False, False),
+    ("--register-skills", False, True),
+    ("--register-domains", False, True),
+    ("--register-metadata", False, True),
+)
+_GATEWAY_FLAGS = frozenset(
+    (
+        "--model",
+        "--listen",
+        "--facilitator",
+        "--enclave-tag",
+        "--vm",
+        "--vm-image",
+        "--vm-cpus",
+        "--vm-memory",
+        "--vm-host-port",
+        "--tee",
+        "--model-hash",
+    )
+)
+_registration_options = _options(
+    click.option(
+        "--no-register",
+        is_flag=True,
+        expose_value=False,
+        help="Accepted for obol-stack's habits: this project never registers offers on ERC-8004.",
+    ),
+    *(_obol_only(name, is_flag=flag, multiple=many) for name, flag, many in _REGISTRATION_FLAGS),
+)
+_gateway_options = _options(
+    *(_obol_only(name, is_flag=name == "--vm") for name in sorted(_GATEWAY_FLAGS))
+)
+
 _output_options = _options(
+    click.option(
+        "--from-json",
+        metavar="FILE|-",
+        help="Read the spec from a JSON file (- for stdin): a raw spec or a whole ServiceOffer,"
+        " as obol-stack's --from-json; NAME and -n win over its metadata. Takes no spec flags.",
+    ),
     click.option(
         "--dry-run",
         is_flag=True,
-        help="Print the ServiceOffer instead of applying it; never runs kubectl.",
+        help="Print the ServiceOffer instead of applying it; never writes (a limits-only change"
+        " reads the existing offer).",
     ),
     click.option(
         "-o",
@@ -650,10 +758,18 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     """The body of ``sell inference`` and ``sell http``: build, validate, print or apply."""
     name, namespace = params.pop("name"), params.pop("namespace")
     dry_run, output = params.pop("dry_run"), params.pop("output")
+    from_json = params.pop("from_json")
     kubectl = Kubectl(params.pop("kubectl_path"), params.pop("kube_context"))
     if output is not None and not dry_run:
         raise click.UsageError("-o/--output only applies with --dry-run")
-    offer = _validated_offer(name, namespace, offer_type, params)
+    if from_json is not None:
+        offer = _offer_from_json(name, namespace, offer_type, from_json, params)
+    elif name is None:
+        raise click.UsageError("missing argument NAME")
+    else:
+        offer = _validated_offer(name, namespace, offer_type, params, kubectl)
+    metadata = offer.manifest["metadata"]
+    name, namespace = metadata["name"], metadata.get("namespace")
     warn(offer.warnings)
     if dry_run:
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
@@ -666,11 +782,14 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
 
 
 def _validated_offer(
-    name: str, namespace: str | None, offer_type: str, params: dict[str, Any]
+    name: str, namespace: str | None, offer_type: str, params: dict[str, Any], kubectl: Kubectl
 ) -> ValidatedOffer:
     preset = _preset_named(params.pop("capacity_preset"))
     registry_file = params.pop("asset_registry_file")
     runtime = params.pop("runtime", None)
+    merge_max_in_flight(params)
+    if runtime is None and capacity_only(params, preset):
+        return _capacity_change(name, namespace, offer_type, params, preset, registry_file, kubectl)
     notes = fill_defaults(offer_type, params, runtime.lower() if runtime else None)
     problem = usage_problem(params, preset)
     if problem is not None:
@@ -690,11 +809,179 @@ def _validated_offer(
     return validate_manifest(manifest, registry)
 
 
+_LIMIT_SECTIONS = ("capacity", "requestLimits", "limits")
+
+
+def capacity_only(flags: Mapping[str, Any], preset: Preset | None) -> bool:
+    """True when the flags change limits only (a preset, capacity, request-limit or
+    ``spec.limits`` flags) and set nothing else: a change to an existing offer."""
+    limits_given = preset is not None or any(
+        flags.get(f.param) is not None for f in FLAG_FIELDS if f.path[0] in _LIMIT_SECTIONS
+    )
+    others = [f for f in FLAG_FIELDS if f.path[0] not in _LIMIT_SECTIONS]
+    return limits_given and all(flags.get(f.param) is None for f in others)
+
+
+def changed_limits(
+    spec: Mapping[str, Any], flags: Mapping[str, Any], preset: Preset | None
+) -> dict[str, Any]:
+    """An existing offer's spec with only its limits changed (pure).
+
+    A preset replaces the capacity envelope and request limits (explicit flags win over it);
+    without one, the flags change only the fields they name. ``spec.limits.maxInFlight``, when
+    the offer has it, follows the new ceiling: it is the same limit.
+    """
+    changed = dict(spec)
+    capacity_flags = _section_flags(flags, "capacity")
+    request_flags = _section_flags(flags, "requestLimits")
+    if preset is not None:
+        capacity, request_limits = expand_limits(preset, capacity_flags, request_flags)
+    else:
+        capacity = _overlay(spec.get("capacity"), capacity_flags, {"mode": CAPACITY_MODE})
+        request_limits = _overlay(spec.get("requestLimits"), request_flags, {})
+    if capacity is not None:
+        changed["capacity"] = capacity
+    if request_limits is not None:
+        changed["requestLimits"] = request_limits
+    limits = _overlay(spec.get("limits"), _section_flags(flags, "limits"), {})
+    if limits is not None:
+        if capacity is not None and "maxInFlight" in limits:
+            limits["maxInFlight"] = capacity.get("maxInFlight")
+        changed["limits"] = limits
+    return changed
+
+
+def _overlay(
+    current: Any, flags: Mapping[str, Any], base: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    given = {key: value for key, value in flags.items() if value is not None}
+    existing = dict(current) if isinstance(current, Mapping) else None
+    if not given:
+        return existing
+    return {**(existing if existing is not None else base), **given}
+
+
+def _capacity_change(
+    name: str,
+    namespace: str | None,
+    offer_type: str,
+    params: dict[str, Any],
+    preset: Preset | None,
+    registry_file: str | None,
+    kubectl: Kubectl,
+) -> ValidatedOffer:
+    """Only limits were given: change them on the existing offer, keeping everything else; an
+    offer that does not exist yet needs the options of a new one."""
+    with kubectl_failures():
+        try:
+            (existing,) = kubectl.get_offers(name=name, namespace=namespace)
+        except OfferNotFound:
+            wanted = dict(params)
+            fill_defaults(offer_type, wanted, None)
+            where = f" in namespace {namespace}" if namespace else ""
+            raise click.UsageError(
+                "missing required options: " + "; ".join(missing_options(wanted)) + f" (no"
+                f" ServiceOffer {name} exists{where} whose capacity this could change)"
+            ) from None
+    stored = existing.get("spec")
+    spec: Mapping[str, Any] = stored if isinstance(stored, dict) else {}
+    stored_namespace = (existing.get("metadata") or {}).get("namespace") or namespace
+    click.echo(
+        f"Note: changing only the limits of ServiceOffer {stored_namespace}/{name}: price, payTo,"
+        " upstream and everything else are kept",
+        err=True,
+    )
+    metadata = {"name": name, **({"namespace": stored_namespace} if stored_namespace else {})}
+    manifest = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": metadata,
+        "spec": changed_limits(spec, params, preset),
+    }
+    try:
+        return validate_manifest(manifest, _load_registry(registry_file))
+    except SpecError as exc:
+        raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
+
+
+# Far above any spec: a bigger --from-json input is refused before it is parsed.
+MAX_JSON_INPUT_BYTES = 1024 * 1024
+
+
+def _offer_from_json(
+    name: str | None,
+    namespace: str | None,
+    offer_type: str,
+    source: str,
+    params: dict[str, Any],
+) -> ValidatedOffer:
+    """``--from-json FILE|-``: the offer is the file's spec (a raw spec, or a whole ServiceOffer
+    whose spec is taken), as obol-stack's CLI reads it; validated like any other offer."""
+    given = [f.flag for f in FLAG_FIELDS if params.get(f.param) is not None]
+    given += [
+        flag
+        for flag, param in (("--capacity-preset", "capacity_preset"), ("--runtime", "runtime"))
+        if params.get(param) is not None
+    ]
+    if given:
+        raise click.UsageError(f"--from-json takes the whole spec; drop {', '.join(given)}")
+    document = load_json_input(source)
+    # A whole ServiceOffer has a spec (a spec never has one): its spec, kind and metadata count.
+    whole = document if "spec" in document else {"spec": document}
+    spec, found = whole["spec"], whole.get("metadata")
+    metadata: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    if not isinstance(spec, dict):
+        raise CliError(f"--from-json {source}: spec must be a JSON object", EXIT_INVALID)
+    name = name or metadata.get("name")
+    namespace = namespace or metadata.get("namespace")
+    if not isinstance(name, str) or not name:
+        raise click.UsageError("missing argument NAME (or metadata.name in the --from-json input)")
+    manifest = {
+        "apiVersion": whole.get("apiVersion", api.API_VERSION),
+        "kind": whole.get("kind", api.KIND),
+        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        "spec": {"type": offer_type, **spec},
+    }
+    try:
+        return validate_manifest(manifest, _load_registry(params.get("asset_registry_file")))
+    except SpecError as exc:
+        raise CliError(explain_problems(exc, {}, None), EXIT_INVALID) from None
+
+
+def load_json_input(source: str) -> dict[str, Any]:
+    """The JSON object in file ``source`` (``-``: stdin), read with a size bound."""
+    try:
+        if source == "-":
+            text = click.get_text_stream("stdin").read(MAX_JSON_INPUT_BYTES + 1)
+        else:
+            with open(source, encoding="utf-8") as handle:
+                text = handle.read(MAX_JSON_INPUT_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--from-json {source}: cannot read it: {exc}", EXIT_INVALID) from None
+    if len(text) > MAX_JSON_INPUT_BYTES:
+        raise CliError(
+            f"--from-json {source}: larger than {MAX_JSON_INPUT_BYTES} bytes", EXIT_INVALID
+        )
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--from-json {source}: not valid JSON: {exc}", EXIT_INVALID) from None
+    if not isinstance(document, dict):
+        raise CliError(
+            f"--from-json {source}: must be a JSON object (a spec or a whole ServiceOffer),"
+            f" got {type(document).__name__}",
+            EXIT_INVALID,
+        )
+    return document
+
+
 @sell.command(epilog=_INFERENCE_EPILOG)
 @_upstream_options
 @_inference_options
 @_payment_options
 @_capacity_options
+@_registration_options
+@_gateway_options
 @_output_options
 @kubectl_options
 def inference(**params: Any) -> None:
@@ -706,6 +993,7 @@ def inference(**params: Any) -> None:
 @_upstream_options
 @_payment_options
 @_capacity_options
+@_registration_options
 @_output_options
 @kubectl_options
 def http(**params: Any) -> None:

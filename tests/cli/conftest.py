@@ -36,14 +36,17 @@ def fake_kubectl(tmp_path: Path) -> FakeKubectl:
 
 @pytest.fixture
 def run() -> Runner:
-    """Run ``obol <args>`` in-process; ``env`` adds variables, the CLI's own are cleared."""
+    """Run ``obol <args>`` in-process; ``env`` adds variables, the CLI's own are cleared;
+    ``stdin`` is what the command reads from standard input."""
 
-    def invoke(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
+    def invoke(
+        args: Sequence[str], env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> Result:
         clean: dict[str, str | None] = {
             "OBOL_KUBECTL": None,
             "OBOL_ASSET_REGISTRY_FILE": None,
             "X402_WALLET": None,
         }
-        return CliRunner().invoke(obol, list(args), env={**clean, **(env or {})})
+        return CliRunner().invoke(obol, list(args), env={**clean, **(env or {})}, input=stdin)
 
     return invoke
