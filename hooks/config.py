@@ -3,7 +3,7 @@
 :func:`load_config` turns ``os.environ`` (or any mapping) into a :class:`ShellConfig`: the
 core's :class:`~hooks.core.settings.Settings` (:data:`ENVIRONMENT`, plus the optional
 asset-registry YAML file named by ``OBOL_ASSET_REGISTRY_FILE``), the observation layer's
-:class:`~hooks.observe.observer.ObserveSettings` (:data:`OBSERVE_ENVIRONMENT`; with observation
+:class:`~hooks.core.observation.ObserveSettings` (:data:`OBSERVE_ENVIRONMENT`; with observation
 on, ``resyncAfterSeconds`` is lifted to the probe interval) and the shell's own settings
 (:data:`SHELL_ENVIRONMENT` and the bearer token). Every table row is one parser; docs/settings.md
 documents them (a test checks it lists each one with the default it really has).
@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, ProblemsError, SpecError
+from hooks.core.observation import ObserveSettings, resync_after_seconds
 from hooks.core.settings import (
     GATE_SELLER_PROXY,
     PAYMENT_GATES,
@@ -37,7 +38,6 @@ from hooks.core.settings import (
     split_base_url,
 )
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
-from hooks.observe.observer import ObserveSettings, resync_after_seconds
 
 DEFAULT_BIND = "0.0.0.0:8080"
 DEFAULT_BUSY_BIND = "0.0.0.0:8081"
@@ -187,7 +187,7 @@ ENVIRONMENT: Final = (
     EnvSetting("OBOL_VERIFIER_PROXY_URL", "verifier_proxy_url", _base_url),
 )
 
-# The observation layer (hooks.observe.observer.ObserveSettings).
+# The observation layer (hooks.core.observation.ObserveSettings).
 OBSERVE_ENVIRONMENT: Final = (
     EnvSetting("OBOL_OBSERVE", "enabled", _on_off),
     EnvSetting("OBOL_PROBE_TIMEOUT_MS", "probe_timeout_ms", _whole(10, 60_000)),

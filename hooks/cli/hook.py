@@ -36,7 +36,6 @@ from hooks.config import (
 )
 from hooks.core import api
 from hooks.core.errors import SpecError
-from hooks.core.status import REASON_NOT_RENDERED
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 
 T = TypeVar("T")
@@ -155,7 +154,8 @@ printed first, as YAML comments (on stderr with -o json).
 def render(filename: str, output: str) -> None:
     """Print the children the hook would create for a ServiceOffer (no cluster needed)."""
     from hooks.cli.sell import validate_manifest, warn
-    from hooks.server.app import handle_sync_body, invalid_spec_message
+    from hooks.core.sync import Outcome
+    from hooks.server.app import handle_sync_body
 
     settings = _configured(load_settings)
     offer = _read_offer(filename)
@@ -169,19 +169,17 @@ def render(filename: str, output: str) -> None:
     # The parsed YAML is JSON-shaped (parse_user_yaml), so this cannot fail on a value.
     body = orjson.dumps(render_request(offer))
     answer = handle_sync_body(body, settings)
-    if answer.status != 200:
+    if answer.result is None:
         raise CliError(f"internal error: {_describe(answer.error)}", EXIT_INTERNAL)
-    response = orjson.loads(answer.body)
-    message = invalid_spec_message(response)
-    if message is not None:
-        raise CliError(f"{filename}: invalid spec: {message}", EXIT_INVALID)
+    outcome, response = answer.result.outcome, answer.result.response
+    if outcome is Outcome.INVALID:
+        raise CliError(f"{filename}: invalid spec: {answer.result.problem}", EXIT_INVALID)
     warn(validated.warnings)
-    kept = not_rendered_message(response)
-    if kept is not None:
+    if outcome is Outcome.NOT_RENDERED:
         # A valid offer this controller keeps but renders nothing for (obol-stack's agent,
         # dataset, ... types): say so rather than print an empty list silently.
-        click.echo(f"Note: {filename}: not rendered: {kept}", err=True)
-    gate = response.get("status", {}).get("paymentGate")
+        click.echo(f"Note: {filename}: not rendered: {answer.result.problem}", err=True)
+    gate = response["status"].get("paymentGate")
     if isinstance(gate, dict):
         note = gate_comment(gate)
         if output == "json":
@@ -189,15 +187,6 @@ def render(filename: str, output: str) -> None:
         else:
             click.echo(note, nl=False)
     click.echo(format_children(response["children"], output), nl=False)
-
-
-def not_rendered_message(response: dict[str, Any]) -> str | None:
-    """The Ready message of a response whose offer is kept but not rendered, else None."""
-    conditions = response.get("status", {}).get("conditions") or []
-    for item in conditions:
-        if item.get("type") == "Ready" and item.get("reason") == REASON_NOT_RENDERED:
-            return str(item.get("message", ""))
-    return None
 
 
 def gate_comment(gate: dict[str, Any]) -> str:

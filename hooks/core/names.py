@@ -83,7 +83,8 @@ def offer_names(namespace: str, name: str, path: str | None) -> ChildNames:
 
 
 def upstream_url(offer_namespace: str, service: str, namespace: str | None, port: int) -> str:
-    """In-cluster base URL of an offer's upstream Service (probed by the observation layer)."""
+    """In-cluster base URL of an offer's upstream Service: probed by the observer, shown in status,
+    proxied to by the seller proxy."""
     return f"http://{service}.{namespace or offer_namespace}.svc.cluster.local:{port}"
 
 

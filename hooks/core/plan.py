@@ -19,6 +19,7 @@ from hooks.core.children import desired_children, rendered_upstream
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import RENDERED_TYPES, ServiceOfferSpec, parse_spec
 from hooks.core.names import ChildNames, offer_names, upstream_url
+from hooks.core.observation import UpstreamTarget
 from hooks.core.payment import ResolvedPayment, resolve_payment
 from hooks.core.settings import Settings
 
@@ -35,10 +36,15 @@ class OfferPlan:
     children: list[Manifest]
 
     @property
-    def upstream_url(self) -> str:
-        """In-cluster base URL of the upstream (the key of its observation)."""
+    def upstream(self) -> UpstreamTarget:
+        """The upstream as the observer probes it and the status shows it."""
         upstream = rendered_upstream(self.spec)
-        return upstream_url(self.namespace, upstream.service, upstream.namespace, upstream.port)
+        return UpstreamTarget(
+            upstream_url(self.namespace, upstream.service, upstream.namespace, upstream.port),
+            upstream.health_path,
+            # Engine gauges are read only where they can say Saturated.
+            wants_metrics=self.spec.type == "inference" and self.spec.capacity is not None,
+        )
 
 
 def plan_offer(namespace: str, name: str, raw_spec: Any, settings: Settings) -> OfferPlan:

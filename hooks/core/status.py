@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
@@ -31,6 +30,7 @@ from hooks.core.compat import (
 from hooks.core.errors import SpecError
 from hooks.core.models import ServiceOfferSpec, not_acted_upon
 from hooks.core.names import ChildNames
+from hooks.core.observation import GateObservation, Observation, Observed
 from hooks.core.payment import ResolvedPayment
 from hooks.core.plan import OfferPlan
 from hooks.core.request import ObservedChildren, SyncRequest
@@ -72,26 +72,11 @@ REASON_NOT_SERVED: Final = "NotServedByGateway"  # RoutePublished: the gateway a
 # Another offer owns the offer's public path: no route, no pricing (hooks.core.paths).
 REASON_PATH_CONFLICT: Final = paths.REASON_PATH_CONFLICT
 
-# Observations of the gateway itself are keyed by this prefix + the offer's public path (the
-# upstream's are keyed by its in-cluster base URL, which never starts with it).
-GATE_PROBE_PREFIX: Final = "gateway:"
-
 SCALING_STATEMENT: Final = (
     "capacity is declared by the seller (external-static); nothing is autoscaled"
 )
 EPOCH: Final = "1970-01-01T00:00:00Z"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What the observation layer last learnt about one upstream (an input to the pure core)."""
-
-    healthy: bool | None
-    message: str
-    http_status: int | None = None
-    in_flight: int | None = None
-    source: str | None = None
 
 
 def request_time(parent: Mapping[str, Any], observed: ObservedChildren) -> str:
@@ -518,13 +503,8 @@ def payment_gate_status(
 _MAX_MESSAGE: Final = 32768
 
 
-def gate_probe_key(path: str) -> str:
-    """The observations key of the no-free-ride probe of the offer at ``path``."""
-    return GATE_PROBE_PREFIX + path
-
-
 def gate_probe_conditions(
-    payment: dict[str, str], route: dict[str, str], probe: Observation | None, path: str
+    payment: dict[str, str], route: dict[str, str], probe: GateObservation | None, path: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """PaymentGateReady and RoutePublished corrected by what an unpaid request through the
     gateway got: 402 (quoted) or 429 (saturated) confirm them; 2xx means the paid route is
@@ -561,22 +541,22 @@ def gate_probe_conditions(
 def offer_status(
     request: SyncRequest,
     plan: OfferPlan,
-    observation: Observation | None,
     settings: Settings,
-    gate_probe: Observation | None,
+    seen: Observed,
     path_conflict: str | None = None,
 ) -> dict[str, Any]:
-    """The status of a valid offer, from what was observed.
+    """The status of a valid offer, from its observed children and what the observer saw.
 
     ``path_conflict`` says why another offer owns this offer's path (:mod:`hooks.core.paths`):
     then the gate, the route and the capacity chain are ``False/PathConflict``, and so is Ready.
     """
     names, observed, previous = plan.names, request.children, request.status
+    observation = seen.upstream
     if path_conflict is None:
         payment, route = gate_probe_conditions(
             payment_condition(names, observed, settings),
             route_condition(observed.get((api.HTTPROUTE_KIND, names.route)), settings),
-            gate_probe,
+            seen.gate,
             names.path,
         )
         capacity = capacity_condition(plan.spec, names, plan.limits, observed, settings)
@@ -605,7 +585,7 @@ def offer_status(
             plan.spec, plan.limits, observation, settings, previous.get("capacity")
         ),
         "payment": payment_status(plan.payment),
-        "upstream": {"url": plan.upstream_url},
+        "upstream": {"url": plan.upstream.url},
         "conditions": finish_conditions(
             conditions, previous.get("conditions"), request.generation, _transition_time(request)
         ),
@@ -635,12 +615,17 @@ def offer_status(
     return status
 
 
-def invalid_spec_status(request: SyncRequest, problem: SpecError, reason: str) -> dict[str, Any]:
-    """``Ready=False`` (InvalidSpec or NotRendered) with the field-path message; the rest of the
-    previous status is kept, since the children it describes are kept too."""
+def problem_message(problem: SpecError) -> str:
+    """The field-path message of a spec problem, as the Ready condition carries it."""
     message = str(problem)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 3] + "..."
+    return message
+
+
+def invalid_spec_status(request: SyncRequest, message: str, reason: str) -> dict[str, Any]:
+    """``Ready=False`` (InvalidSpec or NotRendered) with the field-path ``message``; the rest of
+    the previous status is kept, since the children it describes are kept too."""
     previous = request.status
     kept = [c for c in carried_conditions(previous) if c["type"] != READY]
     ready = condition(READY, "False", reason, message)

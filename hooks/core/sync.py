@@ -1,8 +1,9 @@
 """The sync hook as one pure function: Metacontroller's request in, the desired state out.
 
-``sync(request, settings, observations)`` answers Metacontroller's question "if the world looked
+``sync(request, settings, observe)`` answers Metacontroller's question "if the world looked
 like this, what children and status do you want?" for one ServiceOffer, following the
-CompositeController v2 contract (v1 child keys work too: children are found by kind and name):
+CompositeController v2 contract (v1 child keys work too: children are found by kind and name),
+and says what it made of the offer (:class:`Outcome`), so no caller reads the answer back:
 
 * A valid spec gives the full child set (:mod:`hooks.core.plan`) and a status computed from the
   observed children (:mod:`hooks.core.status`).
@@ -21,12 +22,16 @@ CompositeController v2 contract (v1 child keys work too: children are found by k
 * The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
   finalizing, ``finalized``: v2 hooks are parsed strictly.
 
-Pure: no I/O, no environment, no clock, no randomness. The same request gives the same response.
+Pure: no I/O, no environment, no clock, no randomness. The only window on the world is the
+caller's ``observe``, asked once about a valid offer's plan (the server passes its observer's):
+the same request and the same observations give the same response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -34,6 +39,7 @@ import orjson
 from hooks.core import api
 from hooks.core.admission import Manifest
 from hooks.core.errors import SpecError
+from hooks.core.observation import NOTHING_OBSERVED, Observed
 from hooks.core.paths import RELATED_RULES, conflict_message, path_owner
 from hooks.core.plan import NotRendered, OfferPlan, plan_offer
 from hooks.core.request import ObservedChildren, SyncRequest
@@ -41,61 +47,76 @@ from hooks.core.settings import Settings
 from hooks.core.status import (
     REASON_INVALID_SPEC,
     REASON_NOT_RENDERED,
-    Observation,
     finalized_status,
-    gate_probe_key,
     invalid_spec_status,
     offer_status,
+    problem_message,
 )
 
 Response = dict[str, Any]
+# What the observer saw of a valid offer's plan (the server's Observer.observe).
+Observe = Callable[[OfferPlan], Observed]
 _KIND_ORDER: Final = {kind: index for index, (_, kind, _) in enumerate(api.CHILD_TYPES)}
-_NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
 
 
-def sync(
-    request: SyncRequest,
-    settings: Settings,
-    observations: Mapping[str, Observation] = _NO_OBSERVATIONS,
-) -> Response:
+class Outcome(enum.StrEnum):
+    """What a sync made of the offer."""
+
+    RENDERED = "rendered"  # a valid offer: its children and status
+    INVALID = "invalid"  # Ready=False/InvalidSpec, existing children kept
+    NOT_RENDERED = "not_rendered"  # Ready=False/NotRendered, existing children kept
+    FINALIZED = "finalized"  # finalizing: no children
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The hook's answer and what it means, so no caller reads the conditions back."""
+
+    outcome: Outcome
+    response: Response
+    # The field-path message of an invalid or not rendered offer (its Ready message).
+    problem: str | None = None
+
+
+def sync(request: SyncRequest, settings: Settings, observe: Observe | None = None) -> SyncResult:
     """Answer one CompositeController sync (or finalize) request.
 
-    ``observations`` maps an upstream's in-cluster base URL to what the observation layer last
-    saw there; without one, upstream health and in-flight use are reported as Unknown.
+    ``observe`` is asked, once, what was observed of a valid offer's plan; without it upstream
+    health and in-flight use are reported as Unknown.
     """
     if request.finalizing:
         # Only reached if a finalize hook is configured (the shipped manifests rely on
         # ownerReferences instead): no children, so Metacontroller deletes them all.
-        return {
+        response = {
             "status": finalized_status(request),
             "children": [],
             "resyncAfterSeconds": 0,
             "finalized": True,
         }
+        return SyncResult(Outcome.FINALIZED, response)
     try:
         plan = plan_offer(request.namespace, request.name, request.spec, settings)
     except SpecError as problem:
-        reason = REASON_NOT_RENDERED if isinstance(problem, NotRendered) else REASON_INVALID_SPEC
-        return {
-            "status": invalid_spec_status(request, problem, reason),
+        kept = isinstance(problem, NotRendered)
+        reason = REASON_NOT_RENDERED if kept else REASON_INVALID_SPEC
+        message = problem_message(problem)
+        response = {
+            "status": invalid_spec_status(request, message, reason),
             "children": kept_children(request.children),
             "resyncAfterSeconds": settings.resync_seconds,
         }
+        outcome = Outcome.NOT_RENDERED if kept else Outcome.INVALID
+        return SyncResult(outcome, response, message)
     base_url = settings.public_base_url
     owner = path_owner(request.claim, request.related, base_url)
     conflict = None if owner is request.claim else conflict_message(request.claim, owner, base_url)
-    return {
-        "status": offer_status(
-            request,
-            plan,
-            observations.get(plan.upstream_url),
-            settings,
-            observations.get(gate_probe_key(plan.names.path)),
-            conflict,
-        ),
+    seen = NOTHING_OBSERVED if observe is None else observe(plan)
+    response = {
+        "status": offer_status(request, plan, settings, seen, conflict),
         "children": plan.children if conflict is None else unrouted_children(plan),
         "resyncAfterSeconds": settings.resync_seconds,
     }
+    return SyncResult(Outcome.RENDERED, response)
 
 
 def customize() -> Response:

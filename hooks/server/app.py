@@ -29,7 +29,6 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -45,8 +44,7 @@ from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
-from hooks.core.status import READY, REASON_INVALID_SPEC, Observation
-from hooks.core.sync import customize, sync
+from hooks.core.sync import Observe, Outcome, SyncResult, customize, sync
 from hooks.observe.observer import Observer
 from hooks.server import logs
 from hooks.server.metrics import HookMetrics, package_version
@@ -54,10 +52,6 @@ from hooks.server.metrics import HookMetrics, package_version
 JSON: Final = "application/json"
 RESPONSE_KEYS: Final = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
 _MAX_DETAIL: Final = 1000
-_NO_OBSERVATIONS: Final[Mapping[str, Observation]] = {}
-
-# Live upstream observations for one parsed request (Observer.observations_for).
-ObservationSource = Callable[[SyncRequest], Mapping[str, Observation]]
 
 
 class SyncAnswer(NamedTuple):
@@ -70,11 +64,10 @@ class SyncAnswer(NamedTuple):
     child_count: int = 0
     detail: str | None = None  # one-line reason of a 4xx or 5xx; safe to log and print
     error: BaseException | None = None  # the exception behind a 500, for the shell to log
+    result: SyncResult | None = None  # the core's answer behind a 200
 
 
-def handle_sync_body(
-    body: bytes, settings: Settings, observe: ObservationSource | None = None
-) -> SyncAnswer:
+def handle_sync_body(body: bytes, settings: Settings, observe: Observe | None = None) -> SyncAnswer:
     """Answer one sync request body: the single code path of POST /sync and ``obol hook sync``.
 
     ``observe`` supplies live upstream observations (the server's observer); without it the
@@ -88,15 +81,14 @@ def handle_sync_body(
         return _bad_request("malformed_request", str(problem))
     offer = request.offer
     try:
-        observations = _NO_OBSERVATIONS if observe is None else observe(request)
-        response = sync(request, settings, observations)
-        children = _checked_children(request, response)
-        payload = orjson.dumps(response, option=orjson.OPT_SORT_KEYS)
+        result = sync(request, settings, observe)
+        children = _checked_children(request, result.response)
+        payload = orjson.dumps(result.response, option=orjson.OPT_SORT_KEYS)
     except Exception as exc:
         # Never 200: Metacontroller keeps the current children and retries a 500.
         return SyncAnswer(500, _INTERNAL_ERROR_BODY, "error", offer, 0, "internal error", exc)
-    outcome = "ok" if invalid_spec_message(response) is None else "invalid_spec"
-    return SyncAnswer(200, payload, outcome, offer, children)
+    outcome = "invalid_spec" if result.outcome is Outcome.INVALID else "ok"
+    return SyncAnswer(200, payload, outcome, offer, children, result=result)
 
 
 def handle_customize_body(body: bytes) -> SyncAnswer:
@@ -124,20 +116,6 @@ def _checked_children(request: SyncRequest, response: Any) -> int:
     if not children and request.children and not request.finalizing:
         raise HookFailure("refusing to answer with no children while children exist")
     return len(children)
-
-
-def invalid_spec_message(response: Mapping[str, Any]) -> str | None:
-    """The field-path message of a ``Ready=False/InvalidSpec`` answer, else None."""
-    status = response.get("status")
-    conditions = status.get("conditions") if isinstance(status, dict) else None
-    for condition in conditions if isinstance(conditions, list) else ():
-        if (
-            isinstance(condition, dict)
-            and condition.get("type") == READY
-            and condition.get("reason") == REASON_INVALID_SPEC
-        ):
-            return str(condition.get("message", ""))
-    return None
 
 
 def _bad_request(error: str, detail: str) -> SyncAnswer:
@@ -173,7 +151,7 @@ class _HookShell:
         observer: Observer | None,
     ) -> None:
         self.settings = settings
-        self.observe = observer.observations_for if observer is not None else None
+        self.observe = observer.observe if observer is not None else None
         self.token = token.encode("latin-1") if token is not None else None
         self.metrics = metrics
         self.logger = logger

@@ -66,7 +66,7 @@ def test_obol_offer_parses_and_passes_the_crd(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_obol_offer_sync_matches_golden(path: Path, update_goldens: bool) -> None:
-    response = sync(request_for(yaml.safe_load(path.read_text())), Settings())
+    response = sync(request_for(yaml.safe_load(path.read_text())), Settings()).response
     assert_matches_golden(response, GOLDEN / f"{path.stem}.yaml", update=update_goldens)
 
 
@@ -76,7 +76,7 @@ def test_every_obol_golden_has_a_fixture() -> None:
 
 
 def test_line_b_path_model_and_obol_test_token_render() -> None:
-    response = sync(request_for(offer("line-b-inference-obol.yaml")), Settings())
+    response = sync(request_for(offer("line-b-inference-obol.yaml")), Settings()).response
     children = children_by_name(response)
     rule = children["so-qwen-obol"]["spec"]["rules"][0]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/services/qwen"}}]
@@ -98,7 +98,7 @@ def test_line_b_path_model_and_obol_test_token_render() -> None:
 
 
 def test_line_a_limits_port_and_per_hour_render() -> None:
-    response = sync(request_for(offer("line-a-http-limits.yaml")), Settings())
+    response = sync(request_for(offer("line-a-http-limits.yaml")), Settings()).response
     children = children_by_name(response)
     filters = [
         f.get("extensionRef", {}).get("name", f["type"])
@@ -139,7 +139,7 @@ def test_line_a_limits_port_and_per_hour_render() -> None:
 def test_limits_and_capacity_ceilings_must_agree() -> None:
     obj = offer("line-a-http-limits.yaml")
     obj["spec"]["capacity"] = {"mode": "external-static", "maxInFlight": 4}
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     assert condition(response, "Ready")["message"] == (
         "spec.limits.maxInFlight: must equal capacity.maxInFlight when both are set: they are"
         " the same ceiling (8 != 4)"
@@ -147,7 +147,7 @@ def test_limits_and_capacity_ceilings_must_agree() -> None:
 
 
 def test_unregistered_token_is_used_as_declared_and_flagged() -> None:
-    response = sync(request_for(offer("line-a-unregistered-token.yaml")), Settings())
+    response = sync(request_for(offer("line-a-unregistered-token.yaml")), Settings()).response
     asset = response["status"]["payment"]["asset"]
     assert asset["registered"] is False
     assert (asset["decimals"], asset["eip712Name"], asset["transferMethod"]) == (
@@ -162,7 +162,7 @@ def test_unregistered_token_is_used_as_declared_and_flagged() -> None:
 def test_a_registered_token_must_match_the_registry() -> None:
     obj = offer("line-b-inference-obol.yaml")
     obj["spec"]["payment"]["asset"]["decimals"] = 6
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     assert condition(response, "Ready")["message"] == (
         "spec.payment.asset.decimals: does not match the registered OBOL on base-sepolia (18)"
         " (got 6)"
@@ -188,21 +188,21 @@ def test_a_registered_token_must_match_the_registry() -> None:
     ],
 )
 def test_unrendered_types_are_kept_with_ready_false(name: str, message: str) -> None:
-    response = sync(request_for(offer(name)), Settings())
+    response = sync(request_for(offer(name)), Settings()).response
     ready = condition(response, "Ready")
     assert (ready["status"], ready["reason"], ready["message"]) == ("False", "NotRendered", message)
     assert response["children"] == []
 
 
 def test_an_unrendered_type_keeps_existing_children() -> None:
-    rendered = sync(request_for(offer("line-a-http-limits.yaml")), Settings())
+    rendered = sync(request_for(offer("line-a-http-limits.yaml")), Settings()).response
     observed: dict[str, dict[str, Any]] = {}
     for child in rendered["children"]:
         key = f"{child['kind']}.{child['apiVersion']}"
         observed.setdefault(key, {})[child["metadata"]["name"]] = child
     obj = offer("line-a-http-limits.yaml")
     obj["spec"]["type"] = "agent"
-    response = sync(request_for(obj, observed), Settings())
+    response = sync(request_for(obj, observed), Settings()).response
     assert condition(response, "Ready")["reason"] == "NotRendered"
     assert sorted(c["metadata"]["name"] for c in response["children"]) == sorted(
         c["metadata"]["name"] for c in rendered["children"]
@@ -212,7 +212,7 @@ def test_an_unrendered_type_keeps_existing_children() -> None:
 def test_a_card_payment_is_not_rendered() -> None:
     obj = offer("line-b-dataset-card.yaml")
     obj["spec"]["type"] = "http"
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     ready = condition(response, "Ready")
     assert (ready["reason"], ready["message"]) == (
         "NotRendered",
@@ -233,7 +233,7 @@ def test_a_card_payment_is_not_rendered() -> None:
 def test_reserved_paths_are_refused_by_model_and_crd(path: str, reason: str) -> None:
     obj = offer("line-a-http-limits.yaml")
     obj["spec"]["path"] = path
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     assert condition(response, "Ready")["message"] == f"spec.path: {reason} (got {path!r})"
     assert [v.path for v in CRD.validate(obj)] == ["spec.path"]
 
@@ -241,7 +241,7 @@ def test_reserved_paths_are_refused_by_model_and_crd(path: str, reason: str) -> 
 def test_paths_that_only_start_like_a_reserved_one_are_free() -> None:
     obj = offer("line-a-http-limits.yaml")
     obj["spec"]["path"] = "/apis-weather"
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     assert condition(response, "Ready")["reason"] != "InvalidSpec"
     assert not CRD.validate(obj)
 
@@ -261,13 +261,15 @@ def test_junk_assets_are_refused_with_their_path(asset: Any, crd_path: str) -> N
     obj = offer("line-b-inference-obol.yaml")
     obj["spec"]["payment"]["asset"] = asset
     assert crd_path in [v.path for v in CRD.validate(obj)]
-    response = sync(request_for(obj), Settings())
+    response = sync(request_for(obj), Settings()).response
     assert condition(response, "Ready")["message"].startswith(crd_path + ":")
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_obol_offer_children_and_status_are_schema_valid(path: Path) -> None:
-    assert_response_schema_valid(sync(request_for(yaml.safe_load(path.read_text())), Settings()))
+    assert_response_schema_valid(
+        sync(request_for(yaml.safe_load(path.read_text())), Settings()).response
+    )
 
 
 @pytest.mark.parametrize("name", ["line-b-inference-obol.yaml", "line-b-agent.yaml"])
@@ -279,5 +281,5 @@ def test_obols_registration_results_in_status_are_kept(name: str) -> None:
         "agentResolution": {"model": "qwen", "skills": ["chat"], "endpoint": "http://a"},
     }
     obj["status"] = {"endpoint": "/services/x", **registration}
-    status = sync(request_for(obj), Settings())["status"]
+    status = sync(request_for(obj), Settings()).response["status"]
     assert {key: status[key] for key in registration} == registration

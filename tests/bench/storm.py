@@ -36,7 +36,7 @@ import yaml
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
-from hooks.server.app import handle_sync_body, invalid_spec_message
+from hooks.server.app import handle_sync_body
 from tests.support.observed import observed_children, parent_object, sync_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def storm_offer(index: int) -> StormOffer:
     if not existing:
         request = sync_request(parent_object(offer))
     else:
-        first = sync(parse_request(sync_request(parent_object(offer))), settings)
+        first = sync(parse_request(sync_request(parent_object(offer))), settings).response
         live = observed_children(first["children"])
         changed = _vary(template, index, invalid=True) if invalid else offer
         parent = parent_object(changed, generation=2, status=first["status"])
@@ -112,7 +112,7 @@ def storm_offer(index: int) -> StormOffer:
     response = orjson.loads(answer.body)
     if answer.status != 200 or (existing and not response["children"]):
         raise RuntimeError(f"storm offer {index}: {answer.status} {answer.detail}")
-    if (invalid_spec_message(response) is not None) != invalid:
+    if (answer.outcome == "invalid_spec") != invalid:
         raise RuntimeError(f"storm offer {index}: invalid={invalid} but got {response['status']}")
     return StormOffer(body, response["status"]["endpoint"], existing, invalid)
 

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from click.testing import Result
 
+from hooks.core.observation import Observation, Observed
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
-from hooks.core.status import Observation
 from hooks.core.sync import sync
 from tests.support.observed import observed_children, parent_object, sync_request
 
@@ -160,17 +160,16 @@ def synced(
 ) -> dict[str, Any]:
     """The example with the status the hook writes after its children were observed."""
     offer = example(name)
-    first = sync(parse_request(sync_request(parent_object(offer))), settings)
+    first = sync(parse_request(sync_request(parent_object(offer))), settings).response
     if not children_observed:
         return {**offer, "status": first["status"]}
     children = observed_children(first["children"], route_accepted=route_accepted)
-    observations = {}
+    seen = Observed()
     if in_flight is not None:
-        url = first["status"]["upstream"]["url"]
-        observations[url] = Observation(True, "GET /health answered 200", 200, in_flight, "vllm")
+        seen = Observed(Observation(True, "GET /health answered 200", 200, in_flight, "vllm"))
     parent = parent_object(offer, status=first["status"])
-    second = sync(parse_request(sync_request(parent, children)), settings, observations)
-    return {**offer, "status": second["status"]}
+    second = sync(parse_request(sync_request(parent, children)), settings, lambda _: seen)
+    return {**offer, "status": second.response["status"]}
 
 
 # The seed's "CLI UX" commands, verbatim (they must also appear in the README): the explicit

@@ -162,7 +162,7 @@ def test_dry_run_validates_against_the_crd(run: Runner, scenario: str, output: s
 @each_scenario
 def test_the_hook_accepts_what_the_cli_prints(run: Runner, scenario: str) -> None:
     offer = yaml.safe_load(dry_run(run, SCENARIOS[scenario]))
-    response = sync(parse_request(sync_request(parent_object(offer))), Settings())
+    response = sync(parse_request(sync_request(parent_object(offer))), Settings()).response
     ready = next(c for c in response["status"]["conditions"] if c["type"] == READY)
     assert ready["reason"] != REASON_INVALID_SPEC, ready["message"]
     assert response["children"], "a valid offer yields children"

@@ -3,8 +3,8 @@
 Design notes:
 - Offer objects get their status from the real pure hook: the example is synced once (nothing
   observed yet), then again with the children Metacontroller would report and, when a case
-  needs one, an upstream :class:`~hooks.core.status.Observation` carrying ``inFlight``. So the view
-  is tested against exactly what the hook writes, not a hand-made imitation of it.
+  needs one, an upstream :class:`~hooks.core.observation.Observation` carrying ``inFlight``. So
+  the view is tested against exactly what the hook writes, not a hand-made imitation of it.
 - Available / Saturated / Unknown and failing conditions are each one case; the full text of one
   status block and of one list table is pinned, the rest assert the lines that matter.
 - The view must never raise on odd objects read from a cluster: a Hypothesis property takes a
@@ -195,7 +195,7 @@ def test_pending_children_show_as_pending() -> None:
 def test_invalid_spec_is_shown_with_its_field_path() -> None:
     offer = example(QWEN)
     offer["spec"]["capacity"]["perBuyerMaxInFlight"] = 99
-    status = sync(parse_request(sync_request(parent_object(offer))), SETTINGS)["status"]
+    status = sync(parse_request(sync_request(parent_object(offer))), SETTINGS).response["status"]
     view = offer_view({**offer, "status": status})
     assert condition_lines(view) == [
         "Ready=False (InvalidSpec: spec.capacity.perBuyerMaxInFlight:"

@@ -139,7 +139,7 @@ def refusal(kube: KubeClient, obj: Obj) -> str | None:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_every_child_is_accepted_and_stored_as_sent(kube: KubeClient, fixture: Path) -> None:
-    response = sync(parse_request(load_json(fixture)), Settings())
+    response = sync(parse_request(load_json(fixture)), Settings()).response
     for child in response["children"]:
         stored = dry_run_create(kube, child)
         assert not changes(child, stored), (child["kind"], changes(child, stored))
@@ -207,7 +207,7 @@ def write_status(kube: KubeClient, holder: Obj, status: Obj) -> Obj:
 def test_every_status_is_accepted_and_stored_as_sent(
     kube: KubeClient, holder: Obj, fixture: Path
 ) -> None:
-    status = sync(parse_request(load_json(fixture)), Settings())["status"]
+    status = sync(parse_request(load_json(fixture)), Settings()).response["status"]
     stored = write_status(kube, holder, status)["status"]
     assert not changes(status, stored, "status")
 
@@ -240,7 +240,7 @@ def test_every_status_is_accepted_and_stored_as_sent(
 def test_status_mistakes_are_refused(
     kube: KubeClient, holder: Obj, mutate: Callable[[Obj], None], expected: str
 ) -> None:
-    status = sync(parse_request(load_json(FIXTURES[0])), Settings())["status"]
+    status = sync(parse_request(load_json(FIXTURES[0])), Settings()).response["status"]
     mutate(status)
     with pytest.raises(ApiError) as caught:
         write_status(kube, holder, status)

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 
+from hooks.core.observation import Observation, Observed
 from hooks.core.settings import Settings
-from hooks.core.status import Observation
 from hooks.server import app as app_module
 from hooks.server.app import create_app, handle_sync_body
 from tests.http.http_harness import HookServer, LaunchHook
@@ -101,12 +101,12 @@ def test_without_observation_the_upstream_is_not_observed(
 def test_handle_sync_body_passes_observations_to_the_core(valid_body: bytes) -> None:
     seen: list[Any] = []
 
-    def observe(request: Any) -> dict[str, Observation]:
-        seen.append(request.name)
-        return {UPSTREAM: Observation(healthy=True, message="ok", http_status=204)}
+    def observe(plan: Any) -> Observed:
+        seen.append(plan.upstream.url)
+        return Observed(Observation(healthy=True, message="ok", http_status=204))
 
     answer = handle_sync_body(valid_body, Settings(), observe)
-    assert seen == ["qwen36-fast"]
+    assert seen == [UPSTREAM]
     assert orjson.loads(answer.body)["status"]["upstream"]["httpStatus"] == 204
 
 
@@ -120,8 +120,8 @@ class RecordingObserver:
     def start(self) -> None:
         self.started = True
 
-    def observations_for(self, request: Any) -> dict[str, Observation]:
-        return {}
+    def observe(self, plan: Any) -> Observed:
+        return Observed()
 
 
 @pytest.mark.parametrize(("value", "expected"), [("on", 1), ("off", 0), (None, 0)])

@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from hooks.core.settings import Settings
+from hooks.core.sync import Outcome, SyncResult
 from hooks.server import app as app_module
 from hooks.server.app import create_app, handle_sync_body
 from hooks.server.busy import busy_body, retry_after_seconds
@@ -75,8 +76,8 @@ def existing_children_body() -> bytes:
 def test_a_dangerous_core_answer_becomes_500(
     monkeypatch: pytest.MonkeyPatch, bad_answer: Any
 ) -> None:
-    def core(request: Any, settings: Settings, observations: Any = None) -> Any:
-        return bad_answer
+    def core(request: Any, settings: Settings, observe: Any = None) -> Any:
+        return SyncResult(Outcome.RENDERED, bad_answer)
 
     monkeypatch.setattr(app_module, "sync", core)
     answer = handle_sync_body(existing_children_body(), Settings())
@@ -90,7 +91,9 @@ def test_empty_children_are_fine_when_finalizing_or_when_nothing_exists(
     monkeypatch.setattr(
         app_module,
         "sync",
-        lambda request, settings, observations=None: {"status": {}, "children": []},
+        lambda request, settings, observe=None: SyncResult(
+            Outcome.RENDERED, {"status": {}, "children": []}
+        ),
     )
     offer = example_offer("inference-qwen36-fast.yaml")
     assert handle_sync_body(sync_body(offer), Settings()).status == 200

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hooks.observe.observer import Observer, ObserveSettings
+from hooks.core.observation import ObserveSettings
+from hooks.observe.observer import Observer
 from tests.observe.engines import FakeEngine
 
 

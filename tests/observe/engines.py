@@ -6,7 +6,8 @@ answer another status, to hold requests (a slow upstream) or to redirect. Every 
 and the server logs the paths it saw so tests can assert what was (not) probed.
 
 Also here: :class:`FakeClock` (a settable monotonic clock), :class:`ScriptedFetch` (an in-memory
-``fetch`` that can block) and :func:`sync_request` (a Metacontroller request for an offer).
+``fetch`` that can block), :func:`offer` (a valid offer) and :func:`plan_of` (its plan, what the
+observer is given).
 Test support only; never used by the hook.
 """
 
@@ -21,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from hooks.core.plan import OfferPlan, plan_offer
+from hooks.core.request import parse_request
+from hooks.core.settings import Settings
 from hooks.observe.fetch import FetchResult
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -236,14 +240,24 @@ def offer(
     capacity: bool = True,
     health_path: str | None = None,
 ) -> dict[str, Any]:
-    """A minimal ServiceOffer parent (only what the observer reads, plus a name)."""
+    """A small valid ServiceOffer parent."""
     upstream: dict[str, Any] = {"service": service, "port": port}
     if health_path is not None:
         upstream["healthPath"] = health_path
-    spec: dict[str, Any] = {"type": type_, "upstream": upstream}
+    payment = {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "0.001"}}
+    spec: dict[str, Any] = {"type": type_, "upstream": upstream, "payment": payment}
     if capacity:
         spec["capacity"] = {"mode": "external-static", "maxInFlight": 8}
     return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
+
+
+def plan_of(parent: dict[str, Any]) -> OfferPlan:
+    """The plan of ``parent``, as the core hands it to the observer."""
+    request = parse_request(sync_request(parent))
+    return plan_offer(request.namespace, request.name, request.spec, Settings())
 
 
 def sync_request(parent: dict[str, Any]) -> dict[str, Any]:

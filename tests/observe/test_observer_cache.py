@@ -4,8 +4,7 @@ Test design notes:
 - ``ScriptedFetch`` answers by URL and can hold every call (a cleared gate) so tests control
   exactly when a probe finishes; ``FakeClock`` decides freshness, forgetting and due times, so
   no test sleeps to let time pass. Waits are on events and conditions, each bounded.
-- Covered: off mode does nothing; which upstream a request names (and that malformed requests
-  are ignored without raising, fuzzed with Hypothesis); fresh vs stale; first-probe budget;
+- Covered: off mode does nothing; which upstream a plan names; fresh vs stale; first-probe budget;
   one probe per upstream however many offers share it; background rounds refresh values and
   forget unwanted upstreams; bounded concurrency and bounded tracking; probe bugs never
   surface as "unhealthy"; the real background thread starts, refreshes and stops idempotently.
@@ -23,22 +22,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from hooks.core.errors import SpecError
-from hooks.core.names import upstream_url
+from hooks.core.observation import Observation, Observed, UpstreamTarget
 from hooks.core.request import parse_request
-from hooks.core.status import Observation
+from hooks.core.settings import Settings
+from hooks.core.sync import sync
 from hooks.observe import observer as observe
 from hooks.observe.fetch import FetchResult, describe_error
-from hooks.observe.observer import Observer, UpstreamRef, upstream_of
+from hooks.observe.observer import Observer
 from tests.observe.engines import (
     FakeClock,
     ScriptedFetch,
     llamacpp_exposition,
     offer,
     ok,
+    plan_of,
     sync_request,
 )
 
@@ -54,22 +52,21 @@ def engine_routes(base: str = BASE, running: int = 4, waiting: int = 3) -> dict[
     }
 
 
-# --- which upstream a request names --------------------------------------------------------
+# --- what the plan names ------------------------------------------------------------------
 
 
-def test_upstream_of_uses_the_cores_key() -> None:
-    ref = upstream_of(
-        parse_request(sync_request(offer(namespace="llm", service="vllm", port=8000)))
-    )
-    assert ref == UpstreamRef(upstream_url("llm", "vllm", None, 8000), "/health", True)
-    assert ref.url == BASE
+def test_the_plan_names_the_upstream_the_status_shows() -> None:
+    plan = plan_of(offer(namespace="llm", service="vllm", port=8000))
+    assert plan.upstream == UpstreamTarget(BASE, "/health", wants_metrics=True)
+    assert sync(parse_request(sync_request(offer())), Settings()).response["status"][
+        "upstream"
+    ] == {"url": BASE}
 
 
-def test_upstream_of_other_namespace_and_health_path() -> None:
+def test_the_upstream_in_another_namespace_with_its_own_health_path() -> None:
     parent = offer(service="gpu", port=9000, health_path="/v1/models", type_="http")
     parent["spec"]["upstream"]["namespace"] = "inference"
-    ref = upstream_of(parse_request(sync_request(parent)))
-    assert ref == UpstreamRef(
+    assert plan_of(parent).upstream == UpstreamTarget(
         "http://gpu.inference.svc.cluster.local:9000", "/v1/models", wants_metrics=False
     )
 
@@ -81,138 +78,21 @@ def test_upstream_of_other_namespace_and_health_path() -> None:
 def test_metrics_are_wanted_only_for_inference_offers_with_capacity(
     type_: str, capacity: bool, wants: bool
 ) -> None:
-    ref = upstream_of(parse_request(sync_request(offer(type_=type_, capacity=capacity))))
-    assert ref is not None and ref.wants_metrics is wants
+    assert plan_of(offer(type_=type_, capacity=capacity)).upstream.wants_metrics is wants
 
 
-def test_upstream_of_an_offer_without_a_port_probes_obols_default_port() -> None:
+def test_an_offer_without_a_port_probes_obols_default_port() -> None:
     parent = offer(namespace="llm", service="ollama", port=8000)
     del parent["spec"]["upstream"]["port"]
-    ref = upstream_of(parse_request(sync_request(parent)))
-    assert ref is not None and ref.url == "http://ollama.llm.svc.cluster.local:11434"
+    assert plan_of(parent).upstream.url == "http://ollama.llm.svc.cluster.local:11434"
 
 
 def test_obols_limits_ceiling_wants_metrics_like_capacity() -> None:
     parent = offer(type_="inference", capacity=False)
     parent["spec"]["limits"] = {"maxInFlight": 8}
-    ref = upstream_of(parse_request(sync_request(parent)))
-    assert ref is not None and ref.wants_metrics
+    assert plan_of(parent).upstream.wants_metrics
     parent["spec"]["limits"] = {"maxInFlight": 0, "rps": 5}
-    ref = upstream_of(parse_request(sync_request(parent)))
-    assert ref is not None and not ref.wants_metrics
-
-
-def _broken(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    request = sync_request(offer())
-    change(request)
-    return request
-
-
-@pytest.mark.parametrize(
-    "request_",
-    [
-        pytest.param(_broken(lambda r: r.update(finalizing=True)), id="finalizing"),
-        pytest.param(_broken(lambda r: r["parent"].pop("spec")), id="no-spec"),
-        pytest.param(_broken(lambda r: r["parent"]["spec"].pop("upstream")), id="no-upstream"),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port="8000")), id="port-string"
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=True)), id="port-bool"
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=0)), id="port-zero"
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(port=70000)), id="port-too-big"
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(service="A_b")),
-            id="service-not-a-label",
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(service="evil.example.com")),
-            id="service-with-dots",
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(namespace="x/y")),
-            id="namespace-not-a-label",
-        ),
-        pytest.param(
-            _broken(
-                lambda r: r["parent"]["spec"]["upstream"].update(healthPath="@evil.example.com/")
-            ),
-            id="health-path-not-a-path",
-        ),
-        pytest.param(
-            _broken(lambda r: r["parent"]["spec"]["upstream"].update(healthPath="/health?x=1")),
-            id="health-path-with-query",
-        ),
-    ],
-)
-def test_bad_upstreams_are_not_observed_and_probe_nothing(request_: Any, observer: Build) -> None:
-    assert upstream_of(parse_request(request_)) is None
-    fetch = ScriptedFetch(engine_routes())
-    assert observer(fetch=fetch).observations_for(parse_request(request_)) == {}
-    assert fetch.calls == []
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2, 70000) | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-upstream_fields = st.fixed_dictionaries(
-    {},
-    optional={
-        "service": st.sampled_from(["vllm", "Bad", "", "a" * 64]) | json_values,
-        "namespace": st.sampled_from(["llm", "x.y"]) | json_values,
-        "port": st.integers(-1, 70000) | json_values,
-        "healthPath": st.sampled_from(["/health", "health", "/a b"]) | json_values,
-    },
-)
-
-
-@given(
-    st.fixed_dictionaries(
-        {
-            "parent": st.fixed_dictionaries(
-                {},
-                optional={
-                    "metadata": st.fixed_dictionaries({}, optional={"namespace": json_values}),
-                    "spec": st.fixed_dictionaries(
-                        {},
-                        optional={
-                            "upstream": upstream_fields | json_values,
-                            "type": json_values,
-                            "capacity": json_values,
-                        },
-                    )
-                    | json_values,
-                },
-            )
-            | json_values
-        },
-        optional={"finalizing": json_values},
-    )
-    | json_values
-)
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-def test_observations_for_never_raises(request_: Any) -> None:
-    fetch = ScriptedFetch()  # every probe is refused: only the return type matters here
-    observer = Observer(observe.ObserveSettings(enabled=True, sync_budget_ms=0), fetch=fetch)
-    try:
-        parsed = parse_request(request_)
-    except SpecError:
-        return  # a malformed envelope is refused before the observer sees it
-    try:
-        result = observer.observations_for(parsed)
-        assert set(result) <= {ref.url for ref in [upstream_of(parsed)] if ref is not None}
-    finally:
-        observer.stop()
-        assert observer.wait_idle(5)
+    assert not plan_of(parent).upstream.wants_metrics
 
 
 # --- off mode ------------------------------------------------------------------------------
@@ -223,7 +103,7 @@ def test_off_mode_probes_nothing_and_starts_nothing(observer: Build) -> None:
     quiet = observer(fetch=fetch, enabled=False)
     threads = threading.active_count()
     quiet.start()
-    assert quiet.observations_for(parse_request(sync_request(offer()))) == {}
+    assert quiet.observe(plan_of(offer())) == Observed()
     assert quiet.refresh_due() == 0
     assert (quiet.running, fetch.calls, quiet.tracked()) == (False, [], ())
     assert threading.active_count() == threads
@@ -235,31 +115,29 @@ def test_off_mode_probes_nothing_and_starts_nothing(observer: Build) -> None:
 def test_first_sight_probes_and_waits_then_answers_from_cache(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000)
-    request = sync_request(offer())
-    assert watcher.observations_for(parse_request(request)) == {BASE: HEALTHY}
+    request = offer()
+    assert watcher.observe(plan_of(request)) == Observed(HEALTHY)
     assert fetch.calls == [f"{BASE}/health", f"{BASE}/metrics"]
     clock.advance(14.9)
-    assert watcher.observations_for(parse_request(request)) == {BASE: HEALTHY}
+    assert watcher.observe(plan_of(request)) == Observed(HEALTHY)
     assert len(fetch.calls) == 2  # answered from the cache
 
 
 def test_stale_results_are_not_returned_and_a_refresh_is_started(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000)
-    request = sync_request(offer())
-    watcher.observations_for(parse_request(request))
+    request = offer()
+    watcher.observe(plan_of(request))
     fetch.routes.update(engine_routes(running=1, waiting=0))
     fetch.gate.clear()  # hold the refresh so the stale answer is observable
     clock.advance(15.1)
     started = time.monotonic()
-    assert (
-        watcher.observations_for(parse_request(request)) == {}
-    )  # stale: Unknown, never the old value
+    assert watcher.observe(plan_of(request)) == Observed()  # stale: Unknown, never the old value
     assert time.monotonic() - started < 0.5  # a stale entry is not waited for
     assert fetch.wait_active(1)
     fetch.gate.set()
     assert watcher.wait_idle(5)
-    assert watcher.observations_for(parse_request(request))[BASE].in_flight == 1
+    assert watcher.observe(plan_of(request)).upstream.in_flight == 1
 
 
 def test_a_slow_first_probe_costs_a_sync_at_most_the_budget(observer: Build) -> None:
@@ -267,17 +145,17 @@ def test_a_slow_first_probe_costs_a_sync_at_most_the_budget(observer: Build) -> 
     fetch.gate.clear()
     watcher = observer(fetch=fetch, sync_budget_ms=150)
     started = time.monotonic()
-    assert watcher.observations_for(parse_request(sync_request(offer()))) == {}
+    assert watcher.observe(plan_of(offer())) == Observed()
     elapsed = time.monotonic() - started
     assert 0.1 <= elapsed < 0.15 + 0.35
     # A second sync while the first probe still runs waits (at most) the budget again.
     started = time.monotonic()
-    assert watcher.observations_for(parse_request(sync_request(offer(name="other")))) == {}
+    assert watcher.observe(plan_of(offer(name="other"))) == Observed()
     assert time.monotonic() - started < 0.15 + 0.35
     assert len(fetch.calls) == 1  # one probe in flight per upstream
     fetch.gate.set()
     assert watcher.wait_idle(5)
-    assert watcher.observations_for(parse_request(sync_request(offer())))[BASE] == HEALTHY
+    assert watcher.observe(plan_of(offer())).upstream == HEALTHY
 
 
 def test_zero_budget_never_waits(observer: Build) -> None:
@@ -285,7 +163,7 @@ def test_zero_budget_never_waits(observer: Build) -> None:
     fetch.gate.clear()
     watcher = observer(fetch=fetch, sync_budget_ms=0)
     started = time.monotonic()
-    assert watcher.observations_for(parse_request(sync_request(offer()))) == {}
+    assert watcher.observe(plan_of(offer())) == Observed()
     assert time.monotonic() - started < 0.1
     fetch.gate.set()
 
@@ -297,8 +175,8 @@ def test_offers_sharing_an_upstream_share_one_probe(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000)
     for index in range(50):
-        answer = watcher.observations_for(parse_request(sync_request(offer(name=f"offer-{index}"))))
-        assert answer == {BASE: HEALTHY}
+        answer = watcher.observe(plan_of(offer(name=f"offer-{index}")))
+        assert answer == Observed(HEALTHY)
     assert fetch.calls == [f"{BASE}/health", f"{BASE}/metrics"]
     assert watcher.tracked() == (BASE,)
 
@@ -306,40 +184,36 @@ def test_offers_sharing_an_upstream_share_one_probe(observer: Build) -> None:
 def test_metrics_are_probed_once_any_offer_on_the_upstream_wants_them(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000)
-    plain = watcher.observations_for(parse_request(sync_request(offer(type_="http"))))
-    assert plain == {BASE: Observation(True, "GET /health answered 200", 200)}
+    plain = watcher.observe(plan_of(offer(type_="http")))
+    assert plain == Observed(Observation(True, "GET /health answered 200", 200))
     assert fetch.calls == [f"{BASE}/health"]
-    watcher.observations_for(
-        parse_request(sync_request(offer(name="llm")))
-    )  # fresh: no new probe yet
+    watcher.observe(plan_of(offer(name="llm")))  # fresh: no new probe yet
     clock.advance(10)
     assert watcher.refresh_due() == 1
     assert watcher.wait_idle(5)
     assert fetch.calls[1:] == [f"{BASE}/health", f"{BASE}/metrics"]
-    assert (
-        watcher.observations_for(parse_request(sync_request(offer(type_="http"))))[BASE] == HEALTHY
-    )
+    assert watcher.observe(plan_of(offer(type_="http"))).upstream == HEALTHY
 
 
 def test_background_rounds_refresh_due_upstreams_only(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000)
-    request = sync_request(offer())
-    watcher.observations_for(parse_request(request))
+    request = offer()
+    watcher.observe(plan_of(request))
     clock.advance(9.9)
     assert watcher.refresh_due() == 0  # not due before the interval
     fetch.routes.update(engine_routes(running=8, waiting=2))
     clock.advance(0.1)
     assert watcher.refresh_due() == 1
     assert watcher.wait_idle(5)
-    assert watcher.observations_for(parse_request(request))[BASE].in_flight == 10
+    assert watcher.observe(plan_of(request)).upstream.in_flight == 10
     assert len(fetch.calls) == 4
 
 
 def test_upstreams_no_sync_asks_about_are_forgotten(observer: Build) -> None:
     fetch, clock = ScriptedFetch(engine_routes()), FakeClock()
     watcher = observer(fetch=fetch, clock=clock, sync_budget_ms=2000, forget_seconds=60)
-    watcher.observations_for(parse_request(sync_request(offer())))
+    watcher.observe(plan_of(offer()))
     for _ in range(6):  # re-probed while a sync asked within the last 60 s
         clock.advance(10)
         watcher.refresh_due()
@@ -362,7 +236,7 @@ def test_probes_run_with_bounded_concurrency(observer: Build) -> None:
     fetch.gate.clear()
     watcher = observer(fetch=fetch, concurrency=3, sync_budget_ms=0)
     for index in range(10):
-        watcher.observations_for(parse_request(sync_request(offer(service=f"vllm-{index}"))))
+        watcher.observe(plan_of(offer(service=f"vllm-{index}")))
     assert fetch.wait_active(3)
     assert not fetch.wait_active(4, timeout=0.2)  # the pool never runs a fourth
     fetch.gate.set()
@@ -377,7 +251,7 @@ def test_tracking_is_bounded(observer: Build, monkeypatch: pytest.MonkeyPatch) -
     fetch = ScriptedFetch()
     watcher = observer(fetch=fetch, sync_budget_ms=2000)
     for index in range(5):
-        watcher.observations_for(parse_request(sync_request(offer(service=f"vllm-{index}"))))
+        watcher.observe(plan_of(offer(service=f"vllm-{index}")))
     assert len(watcher.tracked()) == 3
     assert len(fetch.calls) == 3
 
@@ -387,8 +261,8 @@ def test_tracking_is_bounded(observer: Build, monkeypatch: pytest.MonkeyPatch) -
 
 def test_transport_failure_is_unhealthy_with_a_short_reason(observer: Build) -> None:
     watcher = observer(fetch=ScriptedFetch(), sync_budget_ms=2000)
-    answer = watcher.observations_for(parse_request(sync_request(offer())))
-    assert answer == {BASE: Observation(False, "GET /health failed: connection refused")}
+    answer = watcher.observe(plan_of(offer()))
+    assert answer == Observed(Observation(False, "GET /health failed: connection refused"))
 
 
 @pytest.mark.parametrize(
@@ -416,7 +290,7 @@ def test_a_full_table_is_logged_once(
     watcher = observer(fetch=ScriptedFetch(), sync_budget_ms=0)
     with caplog.at_level(logging.WARNING, logger="obol.hook.observe"):
         for index in range(5):
-            watcher.observations_for(parse_request(sync_request(offer(service=f"vllm-{index}"))))
+            watcher.observe(plan_of(offer(service=f"vllm-{index}")))
     assert [r.getMessage() for r in caplog.records] == [
         "not observing new upstreams: 1 upstreams already tracked"
     ]
@@ -427,8 +301,8 @@ def test_a_bug_in_probing_reports_unknown_not_unhealthy(observer: Build) -> None
         return None  # type: ignore[return-value]  # a fetch that breaks its contract
 
     watcher = observer(fetch=broken, sync_budget_ms=2000)
-    answer = watcher.observations_for(parse_request(sync_request(offer())))
-    assert answer[BASE].healthy is None
+    answer = watcher.observe(plan_of(offer())).upstream
+    assert answer is not None and answer.healthy is None
 
 
 def test_the_sync_path_swallows_internal_errors(
@@ -436,11 +310,11 @@ def test_the_sync_path_swallows_internal_errors(
 ) -> None:
     watcher = observer(fetch=ScriptedFetch(engine_routes()))
 
-    def explode(ref: UpstreamRef) -> Any:
+    def explode(*args: Any) -> Any:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(watcher, "_observe", explode)
-    assert watcher.observations_for(parse_request(sync_request(offer()))) == {}
+    assert watcher.observe(plan_of(offer())) == Observed()
 
 
 # --- the background thread -----------------------------------------------------------------
@@ -453,11 +327,11 @@ def test_the_background_thread_refreshes_and_stops(observer: Build) -> None:
     thread = watcher._thread
     watcher.start()  # idempotent: the same thread keeps running
     assert watcher.running and watcher._thread is thread
-    request = sync_request(offer())
-    assert watcher.observations_for(parse_request(request))[BASE].in_flight == 7
+    request = offer()
+    assert watcher.observe(plan_of(request)).upstream.in_flight == 7
     fetch.routes.update(engine_routes(running=0, waiting=0))
     deadline = time.monotonic() + 5
-    while watcher.observations_for(parse_request(request))[BASE].in_flight != 0:
+    while watcher.observe(plan_of(request)).upstream.in_flight != 0:
         assert time.monotonic() < deadline, "the background thread never refreshed"
         threading.Event().wait(0.02)
     watcher.stop()

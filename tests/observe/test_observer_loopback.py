@@ -25,20 +25,19 @@ from collections.abc import Callable
 import pytest
 
 from hooks.config import load_config
-from hooks.core.request import parse_request
-from hooks.core.status import Observation
+from hooks.core.observation import Observation, Observed
 from hooks.observe.observer import MAX_METRICS_BYTES, Observer
 from tests.observe.engines import (
     FakeEngine,
     llamacpp_exposition,
     offer,
+    plan_of,
     refused_url,
-    sync_request,
     vllm_exposition,
 )
 
 BASE = "http://vllm.llm.svc.cluster.local:8000"
-REQUEST = sync_request(offer(namespace="llm", service="vllm", port=8000))
+PLAN = plan_of(offer(namespace="llm", service="vllm", port=8000))
 StartEngine = Callable[[str], FakeEngine]
 Build = Callable[..., Observer]
 
@@ -52,8 +51,10 @@ def test_healthy_vllm_reports_in_flight_from_its_metrics(
     engine: StartEngine, observer: Build
 ) -> None:
     server = engine(vllm_exposition((3, 2), (1, 0)))
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer == {BASE: Observation(True, "GET /health answered 200", 200, 6, "vllm /metrics")}
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer == Observed(
+        Observation(True, "GET /health answered 200", 200, 6, "vllm /metrics")
+    )
     assert server.paths == ["/health", "/metrics"]
 
 
@@ -61,8 +62,8 @@ def test_healthy_llamacpp_reports_processing_plus_deferred(
     engine: StartEngine, observer: Build
 ) -> None:
     server = engine(llamacpp_exposition(4, 3))
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer[BASE] == Observation(
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer.upstream == Observation(
         True, "GET /health answered 200", 200, 7, "llama.cpp /metrics"
     )
 
@@ -70,16 +71,16 @@ def test_healthy_llamacpp_reports_processing_plus_deferred(
 def test_unhealthy_upstream_is_not_asked_for_metrics(engine: StartEngine, observer: Build) -> None:
     server = engine(vllm_exposition((1,), (0,)))
     server.health_status = 503  # llama.cpp answers 503 while the model loads
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer == {BASE: Observation(False, "GET /health answered 503", 503)}
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer == Observed(Observation(False, "GET /health answered 503", 503))
     assert server.paths == ["/health"]
 
 
 def test_custom_health_path_is_probed(engine: StartEngine, observer: Build) -> None:
     server = engine("")
-    request = sync_request(offer(health_path="/v1/models", type_="http"))
-    answer = pointed_at(observer, server.url).observations_for(parse_request(request))
-    assert answer[BASE] == Observation(True, "GET /v1/models answered 200", 200)
+    request = offer(health_path="/v1/models", type_="http")
+    answer = pointed_at(observer, server.url).observe(plan_of(request))
+    assert answer.upstream == Observation(True, "GET /v1/models answered 200", 200)
     assert server.paths == ["/v1/models"]
 
 
@@ -90,14 +91,14 @@ def test_slow_upstream_never_holds_a_sync_beyond_the_budget(
     server.hold.clear()
     watcher = pointed_at(observer, server.url, sync_budget_ms=150, probe_timeout_ms=800)
     started = time.monotonic()
-    assert watcher.observations_for(parse_request(REQUEST)) == {}
+    assert watcher.observe(PLAN) == Observed()
     assert time.monotonic() - started < 0.15 + 0.35
     assert server.wait_for("/health")
     assert watcher.wait_idle(5)  # the probe gives up after its own timeout
     server.hold.set()
-    assert watcher.observations_for(parse_request(REQUEST)) == {
-        BASE: Observation(False, "GET /health failed: timed out after 800 ms")
-    }
+    assert watcher.observe(PLAN) == Observed(
+        Observation(False, "GET /health failed: timed out after 800 ms")
+    )
 
 
 def test_a_dripping_metrics_body_is_cut_off_at_the_deadline(
@@ -107,9 +108,9 @@ def test_a_dripping_metrics_body_is_cut_off_at_the_deadline(
     server.drip = 0.1
     watcher = pointed_at(observer, server.url, probe_timeout_ms=300)
     started = time.monotonic()
-    answer = watcher.observations_for(parse_request(REQUEST))
+    answer = watcher.observe(PLAN)
     assert time.monotonic() - started < 0.3 * 2 + 0.5  # about twice the timeout at most
-    assert answer[BASE] == Observation(
+    assert answer.upstream == Observation(
         True,
         "GET /health answered 200; in-flight not observed:"
         " GET /metrics failed: timed out after 300 ms",
@@ -118,8 +119,8 @@ def test_a_dripping_metrics_body_is_cut_off_at_the_deadline(
 
 
 def test_connection_refused(observer: Build) -> None:
-    answer = pointed_at(observer, refused_url()).observations_for(parse_request(REQUEST))
-    assert answer == {BASE: Observation(False, "GET /health failed: connection refused")}
+    answer = pointed_at(observer, refused_url()).observe(PLAN)
+    assert answer == Observed(Observation(False, "GET /health failed: connection refused"))
 
 
 @pytest.mark.parametrize("status", [404, 501])
@@ -128,8 +129,8 @@ def test_llamacpp_without_metrics_flag_is_healthy_with_unknown_in_flight(
 ) -> None:
     server = engine("")
     server.metrics_status = status
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer[BASE] == Observation(
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer.upstream == Observation(
         True,
         f"GET /health answered 200; in-flight not observed: GET /metrics answered {status}",
         200,
@@ -138,25 +139,25 @@ def test_llamacpp_without_metrics_flag_is_healthy_with_unknown_in_flight(
 
 def test_metrics_without_engine_gauges(engine: StartEngine, observer: Build) -> None:
     server = engine("# HELP up whatever\n# TYPE up gauge\nup 1\n")
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer[BASE].in_flight is None
-    assert answer[BASE].message.endswith("GET /metrics has no vLLM or llama.cpp request gauges")
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer.upstream.in_flight is None
+    assert answer.upstream.message.endswith("GET /metrics has no vLLM or llama.cpp request gauges")
 
 
 def test_metrics_body_over_the_cap_is_not_parsed(engine: StartEngine, observer: Build) -> None:
     padding = "# padding\n" * (MAX_METRICS_BYTES // 10 + 1)
     server = engine(llamacpp_exposition(1, 0) + padding)
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert (answer[BASE].healthy, answer[BASE].in_flight) == (True, None)
-    assert answer[BASE].message.endswith("GET /metrics body exceeds 2 MiB")
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert (answer.upstream.healthy, answer.upstream.in_flight) == (True, None)
+    assert answer.upstream.message.endswith("GET /metrics body exceeds 2 MiB")
 
 
 def test_redirects_are_answers_not_followed(engine: StartEngine, observer: Build) -> None:
     elsewhere = engine("")
     server = engine("")
     server.redirect_to = elsewhere.url + "/health"
-    answer = pointed_at(observer, server.url).observations_for(parse_request(REQUEST))
-    assert answer[BASE] == Observation(False, "GET /health answered 302", 302)
+    answer = pointed_at(observer, server.url).observe(PLAN)
+    assert answer.upstream == Observation(False, "GET /health answered 302", 302)
     assert elsewhere.paths == []
 
 
@@ -168,24 +169,21 @@ def test_http_proxy_settings_are_ignored(
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     server = engine(llamacpp_exposition(0, 0))
-    assert (
-        pointed_at(observer, server.url).observations_for(parse_request(REQUEST))[BASE].healthy
-        is True
-    )
+    assert pointed_at(observer, server.url).observe(PLAN).upstream.healthy is True
 
 
 def test_background_refresh_follows_the_engine(engine: StartEngine, observer: Build) -> None:
     server = engine(llamacpp_exposition(1, 0))
     watcher = pointed_at(observer, server.url, interval_seconds=0.05, ttl_seconds=5)
     watcher.start()
-    assert watcher.observations_for(parse_request(REQUEST))[BASE].in_flight == 1
+    assert watcher.observe(PLAN).upstream.in_flight == 1
     server.metrics = llamacpp_exposition(5, 4)
     deadline = time.monotonic() + 5
-    while watcher.observations_for(parse_request(REQUEST))[BASE].in_flight != 9:
+    while watcher.observe(PLAN).upstream.in_flight != 9:
         assert time.monotonic() < deadline, "no refresh reached the cache"
         server.wait_for("/metrics", server.count("/metrics") + 1, timeout=1)
     server.health_status = 503
-    while watcher.observations_for(parse_request(REQUEST))[BASE].healthy is not False:
+    while watcher.observe(PLAN).upstream.healthy is not False:
         assert time.monotonic() < deadline, "no refresh reached the cache"
         server.wait_for("/health", server.count("/health") + 1, timeout=1)
 
@@ -201,16 +199,16 @@ def test_a_forked_worker_gets_its_own_threads_and_keeps_the_cache(
         sync_budget_ms=2000,
     )
     watcher.start()
-    assert watcher.observations_for(parse_request(REQUEST))[BASE].in_flight == 2
+    assert watcher.observe(PLAN).upstream.in_flight == 2
     pid = os.fork()
     if pid == 0:  # the child: like a gunicorn worker forked from a master that started one
         code = 1
         try:
-            cached = watcher.observations_for(parse_request(REQUEST))[BASE].in_flight == 2
+            cached = watcher.observe(PLAN).upstream.in_flight == 2
             fresh = not watcher.running
             watcher.start()
-            other_request = sync_request(offer(service="other"))
-            probed = watcher.observations_for(parse_request(other_request))
+            other_request = offer(service="other")
+            probed = watcher.observe(plan_of(other_request))
             code = 0 if cached and fresh and watcher.running and probed else 3
         finally:
             os._exit(code)
@@ -230,6 +228,6 @@ def test_observer_settings_from_env_drive_a_real_probe(engine: StartEngine) -> N
     ).observe
     watcher = Observer(settings)
     try:
-        assert watcher.observations_for(parse_request(REQUEST))[BASE].in_flight == 8
+        assert watcher.observe(PLAN).upstream.in_flight == 8
     finally:
         watcher.stop()

@@ -20,7 +20,7 @@ from hooks.config import (
     load_config,
     parse_overrides,
 )
-from hooks.observe.observer import ObserveSettings, resync_after_seconds
+from hooks.core.observation import ObserveSettings, resync_after_seconds
 
 DEFAULTS = ObserveSettings()
 

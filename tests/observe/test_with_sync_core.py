@@ -3,7 +3,7 @@
 Test design notes:
 - The request is built from ``examples/inference-qwen36-fast.yaml`` (maxInFlight 8) used as the
   parent with ``children: {}``, exactly as the shell will call
-  ``sync(request, settings, observer.observations_for(request))``; the upstream is a loopback
+  ``sync(request, settings, observer.observe)``; the upstream is a loopback
   vLLM-like server behind the override of ``http://vllm-qwen36.llm-sellers.svc.cluster.local:8000``.
 - Asserted: ``status.capacity.inFlight/state/source`` (Available below maxInFlight, Saturated at
   and above it), ``status.upstream.httpStatus``, and ``UpstreamHealthy`` True/False/Unknown
@@ -43,9 +43,7 @@ def example_request() -> dict[str, Any]:
 
 def synced_status(observer: Observer) -> dict[str, Any]:
     request = example_request()
-    response = sync(
-        parse_request(request), Settings(), observer.observations_for(parse_request(request))
-    )
+    response = sync(parse_request(request), Settings(), observer.observe).response
     status: dict[str, Any] = response["status"]
     assert validate_status(status) == []
     return status

@@ -77,7 +77,7 @@ def answer(request: Any) -> dict[str, Any] | None:
     """``sync``'s answer, checked against properties 1-3; None when it raised SpecError."""
     before = copy.deepcopy(request)
     try:
-        response = sync(parse_request(request), SETTINGS)
+        response = sync(parse_request(request), SETTINGS).response
     except SpecError:
         assert not is_well_formed(request), "a well-formed request was refused"
         return None
@@ -199,7 +199,7 @@ def valid_offer_requests(draw: st.DrawFn) -> dict[str, Any]:
     """A valid offer as a new offer, or existing with its children and status, with junk
     optionally edited into the observed children and into the previous status."""
     offer = draw(valid_offers())
-    first = sync(parse_request(sync_request(parent_object(offer))), SETTINGS)
+    first = sync(parse_request(sync_request(parent_object(offer))), SETTINGS).response
     shape = draw(st.sampled_from(["new", "existing", "junk-children", "junk-status"]))
     if shape == "new":
         return sync_request(parent_object(offer))

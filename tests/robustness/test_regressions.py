@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from hooks.core.settings import Settings
-from hooks.server.app import handle_sync_body, invalid_spec_message
+from hooks.server.app import handle_sync_body
 from tests.robustness.strategies import FIXTURES
 
 ROUTE_KEY = ("HTTPRoute.gateway.networking.k8s.io/v1", "llm-sellers/so-qwen36-fast")
@@ -103,9 +103,9 @@ def test_an_invalid_spec_with_only_junk_children_objects_is_answered() -> None:
     # was: the shell's guard counted every object, the core only ours: "no children" -> 500
     request = _request("07-invalid-spec-new-offer")
     request["children"]["ConfigMap.v1"]["junk"] = {}
-    response = _answer(request)
-    assert invalid_spec_message(response) is not None
-    assert response["children"] == []
+    answered = handle_sync_body(orjson.dumps(request), Settings())
+    assert answered.outcome == "invalid_spec"
+    assert orjson.loads(answered.body)["children"] == []
 
 
 def _nested_status_body(path: tuple[str, ...], depth: int) -> bytes:

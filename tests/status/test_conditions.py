@@ -15,17 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks.core.names import upstream_url
+from hooks.core.observation import Observation, Observed
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
-from hooks.core.status import Observation
 from hooks.core.sync import sync
 from tests.support.crd_validation import validate_status
 from tests.support.observed import observed_children, parent_object, sync_request
 
 ROOT = Path(__file__).resolve().parents[2]
 QWEN = yaml.safe_load((ROOT / "examples/inference-qwen36-fast.yaml").read_text())
-UPSTREAM = upstream_url("llm-sellers", "vllm-qwen36", None, 8000)
 
 
 def conditions(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -33,7 +31,7 @@ def conditions(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def live_children(**kwargs: Any) -> dict[str, Any]:
-    first = sync(parse_request(sync_request(parent_object(QWEN))), Settings())
+    first = sync(parse_request(sync_request(parent_object(QWEN))), Settings()).response
     return observed_children(first["children"], **kwargs)
 
 
@@ -46,7 +44,9 @@ def without(children: dict[str, Any], kind: str, suffix: str) -> dict[str, Any]:
 
 
 def test_everything_observed_and_accepted_is_ready() -> None:
-    response = sync(parse_request(sync_request(parent_object(QWEN), live_children())), Settings())
+    response = sync(
+        parse_request(sync_request(parent_object(QWEN), live_children())), Settings()
+    ).response
     found = conditions(response)
     assert [
         found[t]["status"]
@@ -68,7 +68,9 @@ def test_everything_observed_and_accepted_is_ready() -> None:
 )
 def test_a_missing_child_blocks_ready(kind: str, suffix: str, condition: str, reason: str) -> None:
     children = without(live_children(), kind, suffix)
-    found = conditions(sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()))
+    found = conditions(
+        sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()).response
+    )
     assert (found[condition]["status"], found[condition]["reason"]) == ("False", reason)
     assert found["Ready"]["status"] == "False"
     assert condition in found["Ready"]["message"]
@@ -76,7 +78,9 @@ def test_a_missing_child_blocks_ready(kind: str, suffix: str, condition: str, re
 
 def test_route_refused_by_gateway_reports_its_reason() -> None:
     children = live_children(route_accepted=False)
-    found = conditions(sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()))
+    found = conditions(
+        sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()).response
+    )
     assert found["RoutePublished"]["status"] == "False"
     assert found["RoutePublished"]["reason"] == "NotAccepted"
     assert "listener web allows Same" in found["RoutePublished"]["message"]
@@ -86,7 +90,9 @@ def test_stale_gateway_status_is_unknown() -> None:
     children = live_children()
     route = next(iter(children["HTTPRoute.gateway.networking.k8s.io/v1"].values()))
     route["metadata"]["generation"] = 2
-    found = conditions(sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()))
+    found = conditions(
+        sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()).response
+    )
     assert (found["RoutePublished"]["status"], found["RoutePublished"]["reason"]) == (
         "Unknown",
         "WaitingForGateway",
@@ -97,13 +103,15 @@ def test_route_status_from_another_gateway_is_ignored() -> None:
     children = live_children()
     route = next(iter(children["HTTPRoute.gateway.networking.k8s.io/v1"].values()))
     route["status"]["parents"][0]["parentRef"]["name"] = "other-gateway"
-    found = conditions(sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()))
+    found = conditions(
+        sync(parse_request(sync_request(parent_object(QWEN), children)), Settings()).response
+    )
     assert found["RoutePublished"]["reason"] == "WaitingForGateway"
 
 
 def observe(observation: Observation, previous: Any = None) -> dict[str, Any]:
     request = sync_request(parent_object(QWEN, status=previous), live_children())
-    return sync(parse_request(request), Settings(), {UPSTREAM: observation})
+    return sync(parse_request(request), Settings(), lambda _: Observed(observation)).response
 
 
 @pytest.mark.parametrize(

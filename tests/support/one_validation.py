@@ -16,7 +16,8 @@ from hooks.cli.hook import render_request
 from hooks.cli.main import obol
 from hooks.cli.sell import offer_manifest
 from hooks.core.settings import Settings
-from hooks.server.app import handle_sync_body, invalid_spec_message
+from hooks.core.sync import Outcome
+from hooks.server.app import handle_sync_body
 from tests.support.crd_validation import load_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,8 +58,8 @@ def hook_accepts(manifest: dict[str, Any]) -> bool:
         # No API server stores it, so no sync request can carry it.
         return False
     answer = handle_sync_body(orjson.dumps(render_request(manifest)), Settings())
-    assert answer.status == 200
-    return invalid_spec_message(orjson.loads(answer.body)) is None
+    assert answer.result is not None
+    return answer.result.outcome is not Outcome.INVALID
 
 
 FLAGS = {

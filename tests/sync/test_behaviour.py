@@ -23,7 +23,7 @@ from hooks.core import api
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
-from hooks.core.sync import sync
+from hooks.core.sync import Outcome, sync
 from hooks.server.app import handle_sync_body
 from tests.support.observed import observed_children, parent_object, sync_request
 
@@ -49,7 +49,7 @@ def filters(response: dict[str, Any]) -> list[str]:
 
 
 def run(offer: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    return sync(parse_request(sync_request(parent_object(offer))), settings or Settings())
+    return sync(parse_request(sync_request(parent_object(offer))), settings or Settings()).response
 
 
 def test_full_chain_order_puts_capacity_before_payment() -> None:
@@ -220,13 +220,32 @@ def test_invalid_spec_is_a_status_not_an_error() -> None:
     assert response["children"] == []
 
 
+@pytest.mark.parametrize(
+    ("edit", "outcome", "reason"),
+    [
+        pytest.param({}, Outcome.RENDERED, "NotReady", id="rendered-children-not-yet-observed"),
+        pytest.param({"upstream": {"service": "vllm", "port": 0}}, Outcome.INVALID, "InvalidSpec"),
+        pytest.param({"type": "dataset"}, Outcome.NOT_RENDERED, "NotRendered", id="not-rendered"),
+    ],
+)
+def test_the_outcome_says_what_the_answer_means(
+    edit: dict[str, Any], outcome: Outcome, reason: str
+) -> None:
+    offer = example("inference-qwen36-fast.yaml")
+    offer["spec"].update(edit)
+    result = sync(parse_request(sync_request(parent_object(offer))), Settings())
+    ready = {c["type"]: c for c in result.response["status"]["conditions"]}["Ready"]
+    assert (result.outcome, ready["reason"]) == (outcome, reason)
+    assert result.problem == (None if outcome is Outcome.RENDERED else ready["message"])
+
+
 def test_invalid_spec_keeps_every_live_child_exactly() -> None:
     offer = example("inference-qwen36-fast.yaml")
     good = run(offer)
     live = observed_children(good["children"])
     broken = copy.deepcopy(offer)
     broken["spec"]["payment"]["payTo"] = "nope"
-    response = sync(parse_request(sync_request(parent_object(broken), live)), Settings())
+    response = sync(parse_request(sync_request(parent_object(broken), live)), Settings()).response
     key = lambda c: (c["kind"], c["metadata"]["name"])  # noqa: E731
     assert sorted(response["children"], key=key) == sorted(good["children"], key=key)
 
@@ -235,13 +254,13 @@ def test_invalid_spec_keeps_the_status_of_the_live_gate() -> None:
     # The kept children still run the seller-proxy gate, so status must still say so.
     settings = Settings(payment_gate="seller-proxy")
     offer = example("inference-qwen36-fast.yaml")
-    good = sync(parse_request(sync_request(parent_object(offer))), settings)
+    good = sync(parse_request(sync_request(parent_object(offer))), settings).response
     assert good["status"]["paymentGate"]["mode"] == "seller-proxy"
     offer["spec"]["payment"]["payTo"] = "nope"
     parent = parent_object(offer, status=good["status"])
     response = sync(
         parse_request(sync_request(parent, observed_children(good["children"]))), settings
-    )
+    ).response
     assert response["status"]["paymentGate"] == good["status"]["paymentGate"]
     assert response["status"]["requestLimits"] == good["status"]["requestLimits"]
 
@@ -261,8 +280,9 @@ def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatc
 def test_finalizing_returns_no_children_and_finalized() -> None:
     offer = example("http-weather-api.yaml")
     request = sync_request(parent_object(offer), finalizing=True)
-    response = sync(parse_request(request), Settings())
-    assert response["children"] == [] and response["finalized"] is True
+    result = sync(parse_request(request), Settings())
+    assert result.outcome is Outcome.FINALIZED
+    assert result.response["children"] == [] and result.response["finalized"] is True
 
 
 def test_response_has_only_the_v2_keys() -> None:

@@ -58,7 +58,7 @@ def check_golden(response: dict[str, Any], golden: Path, update_goldens: bool) -
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_response_matches_golden(fixture: Path, update_goldens: bool) -> None:
-    response = sync(parse_request(load(fixture)), Settings())
+    response = sync(parse_request(load(fixture)), Settings()).response
     check_golden(response, GOLDEN / f"{fixture.stem}.yaml", update_goldens)
 
 
@@ -67,7 +67,7 @@ def test_gate_mode_response_matches_golden(
     directory: str, settings: Settings, stem: str, update_goldens: bool
 ) -> None:
     fixture = ROOT / "tests/fixtures/sync" / f"{stem}.json"
-    response = sync(parse_request(load(fixture)), settings)
+    response = sync(parse_request(load(fixture)), settings).response
     check_golden(response, ROOT / "tests/golden" / directory / f"{stem}.yaml", update_goldens)
     for child in response["children"]:
         if child["kind"] in ("ConfigMap", "Service", "TraefikService"):
@@ -81,9 +81,11 @@ def test_gate_mode_response_matches_golden(
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_same_request_same_bytes(fixture: Path) -> None:
     request = load(fixture)
-    first = orjson.dumps(sync(parse_request(request), Settings()), option=orjson.OPT_SORT_KEYS)
+    first = orjson.dumps(
+        sync(parse_request(request), Settings()).response, option=orjson.OPT_SORT_KEYS
+    )
     again = orjson.dumps(
-        sync(parse_request(load(fixture)), Settings()), option=orjson.OPT_SORT_KEYS
+        sync(parse_request(load(fixture)), Settings()).response, option=orjson.OPT_SORT_KEYS
     )
     assert first == again
 
@@ -99,4 +101,4 @@ def test_every_golden_has_a_fixture() -> None:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_golden_children_and_status_are_schema_valid(fixture: Path) -> None:
-    assert_response_schema_valid(sync(parse_request(load(fixture)), Settings()))
+    assert_response_schema_valid(sync(parse_request(load(fixture)), Settings()).response)

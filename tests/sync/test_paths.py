@@ -88,7 +88,7 @@ def run(
     parent = parent_object(offer, status=status)
     # Metacontroller lists the parent itself among the related offers.
     body = sync_request(parent, children, related=related(parent, *others))
-    return sync(parse_request(body), settings or Settings())
+    return sync(parse_request(body), settings or Settings()).response
 
 
 def conditions(response: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -146,8 +146,8 @@ def expected_order(spec: dict[str, Any], streams: bool) -> list[str]:
 def test_valid_offers_give_deterministic_schema_valid_children(offer: dict[str, Any]) -> None:
     assert not load_crd(SERVICEOFFER_CRD).validate(offer), "strategy produced an invalid offer"
     request = sync_request(parent_object(offer))
-    response = sync(parse_request(request), Settings())
-    again = sync(parse_request(copy.deepcopy(request)), Settings())
+    response = sync(parse_request(request), Settings()).response
+    again = sync(parse_request(copy.deepcopy(request)), Settings()).response
     assert orjson.dumps(response, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
         again, option=orjson.OPT_SORT_KEYS
     )
@@ -182,13 +182,13 @@ def test_valid_offers_give_deterministic_schema_valid_children(offer: dict[str, 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_offers())
 def test_second_sync_over_its_own_children_changes_nothing(offer: dict[str, Any]) -> None:
-    first = sync(parse_request(sync_request(parent_object(offer))), Settings())
+    first = sync(parse_request(sync_request(parent_object(offer))), Settings()).response
     live = observed_children(first["children"])
     second = sync(
         parse_request(sync_request(parent_object(offer, status=first["status"]), live)), Settings()
-    )
+    ).response
     third = sync(
         parse_request(sync_request(parent_object(offer, status=second["status"]), live)), Settings()
-    )
+    ).response
     assert second["children"] == first["children"]
     assert third == second

@@ -40,7 +40,7 @@ PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
 
 def _child(kind: str) -> Obj:
     request = json.loads((ROOT / "tests/fixtures/sync/01-full-envelope-new-offer.json").read_text())
-    children = sync(parse_request(request), Settings())["children"]
+    children = sync(parse_request(request), Settings()).response["children"]
     return next(c for c in children if c["kind"] == kind)
 
 
@@ -196,7 +196,7 @@ def test_a_bound_and_an_unknown_field_of_our_crd_are_reported() -> None:
 
 def test_status_fields_outside_the_status_schema_are_reported() -> None:
     request = json.loads((ROOT / "tests/fixtures/sync/01-full-envelope-new-offer.json").read_text())
-    status = sync(parse_request(request), Settings())["status"]
+    status = sync(parse_request(request), Settings()).response["status"]
     assert validate_status(status) == []
     status["phase"] = "Ready"
     status["conditions"][0].pop("reason")
