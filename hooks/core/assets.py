@@ -52,17 +52,18 @@ token may appear once. All problems in a file are reported together.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
 
 from hooks.core.errors import FieldProblem, SpecError
 
 TransferMethod = Literal["eip3009", "permit2"]
 TRANSFER_METHODS: tuple[TransferMethod, ...] = ("eip3009", "permit2")
 
-_NETWORK_NAME = re.compile(r"[a-z][a-z0-9-]*")
-_SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,15}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -242,22 +243,117 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+class _Entry(BaseModel):
+    """Strict shape of a registry file's parts: camelCase keys, no coercion, no extras."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True
+    )
+
+
+_E = TypeVar("_E", bound=_Entry)
+_NAME = r"^[a-z][a-z0-9-]*$"
+_SYMBOL = r"^[A-Za-z][A-Za-z0-9._-]{0,15}$"
+_TOKEN_ADDRESS = f"^{_ADDRESS.pattern}$"
+_NON_BLANK = r"\S"
+_PATTERN_REASONS: Mapping[str, str] = {
+    _NAME: "must be lowercase letters, digits and '-', starting with a letter",
+    _SYMBOL: "must be 1-16 letters, digits, '.', '-' or '_', starting with a letter",
+    _TOKEN_ADDRESS: "must be 0x followed by 40 hex digits",
+    _NON_BLANK: "must be a non-empty string",
+}
+# Empty text is a "non-empty string" problem before it is a pattern problem (min_length).
+_NetworkName = Annotated[str, Field(min_length=1, pattern=_NAME)]
+_Symbol = Annotated[str, Field(min_length=1, pattern=_SYMBOL)]
+_Address = Annotated[str, Field(min_length=1, pattern=_TOKEN_ADDRESS)]
+_Text = Annotated[str, Field(pattern=_NON_BLANK)]
+
+
+class _NetworkEntry(_Entry):
+    name: _NetworkName
+    chain_id: Annotated[int, Field(gt=0)]
+    aliases: list[Annotated[str, Field(pattern=_NAME)]] = []
+    testnet: bool = False
+
+
+class _AssetEntry(_Entry):
+    symbol: _Symbol
+    network: _Text
+    address: _Address
+    decimals: Annotated[int, Field(ge=0, le=255)]
+    transfer_method: TransferMethod
+    eip712_name: _Text
+    eip712_version: _Text
+    eip2612_gas_sponsoring: bool = False
+    test_asset: bool = False
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, value: str, info: ValidationInfo) -> str:
+        registry: AssetRegistry = (info.context or {})["networks"]
+        try:
+            return registry.network(value).name
+        except SpecError as error:
+            raise ValueError(error.problems[0].reason) from None
+
+    @field_validator("address")
+    @classmethod
+    def _not_zero(cls, value: str) -> str:
+        if value.lower() == ZERO_ADDRESS:
+            raise ValueError("must not be the zero address")
+        return value
+
+
+class _RegistryFile(_Entry):
+    networks: list[Any] | None = None
+    assets: list[Any] | None = None
+
+
+# Fields with one reason for any problem; text fields are explained by the check they failed.
+_FIELD_REASONS: Mapping[str, str] = {
+    "networks": "must be a list",
+    "assets": "must be a list",
+    "chainId": "must be a positive integer",
+    "aliases": "must be a list of names",
+    "decimals": "must be an integer 0-255",
+    "transferMethod": "must be eip3009 or permit2",
+    "testnet": "must be true or false",
+    "eip2612GasSponsoring": "must be true or false",
+    "testAsset": "must be true or false",
+}
+_ALLOWED: Mapping[str, str] = {
+    section: ", ".join(str(field.alias) for field in shape.model_fields.values())
+    for section, shape in (
+        ("", _RegistryFile),
+        ("networks", _NetworkEntry),
+        ("assets", _AssetEntry),
+    )
+}
+
+
+def _reason(section: str, error: Any) -> str:
+    """The registry file's own wording for one pydantic error in ``section``."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return f"unknown field; allowed: {_ALLOWED[section]}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if not loc:  # the entry itself
+        return "must be a mapping"
+    if isinstance(loc[-1], int):  # an alias
+        return _PATTERN_REASONS[_NAME]
+    if loc[-1] in _FIELD_REASONS:
+        return _FIELD_REASONS[loc[-1]]
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_REASONS[error["ctx"]["pattern"]]
+    hint = " (quote it in YAML)" if isinstance(error["input"], int | float) else ""
+    return f"must be a non-empty string{hint}"
+
+
 class _RegistryDocument:
     """Validates one registry document against a base registry and builds the extended one."""
-
-    _TOP_LEVEL_KEYS = ("networks", "assets")
-    _NETWORK_KEYS = ("name", "chainId", "aliases", "testnet")
-    _ASSET_KEYS = (
-        "symbol",
-        "network",
-        "address",
-        "decimals",
-        "transferMethod",
-        "eip712Name",
-        "eip712Version",
-        "eip2612GasSponsoring",
-        "testAsset",
-    )
 
     def __init__(self, base: AssetRegistry, source: str) -> None:
         self.base = base
@@ -274,66 +370,39 @@ class _RegistryDocument:
                 "must be a mapping with optional 'networks' and 'assets' lists",
                 document,
             )
-        self._reject_unknown_keys(document, "", self._TOP_LEVEL_KEYS)
-        networks = self._merge_networks(self._entries(document, "networks"))
-        interim = AssetRegistry(networks)
-        assets = self._merge_assets(interim, self._entries(document, "assets"))
+        lists = self._validated(_RegistryFile, document, "", "")
+        sections = {
+            key: value if isinstance(value, list) else []
+            for key in ("networks", "assets")
+            for value in [getattr(lists, key) if lists else document.get(key)]
+        }
+        networks = self._merge_networks(sections["networks"])
+        assets = self._merge_assets(AssetRegistry(networks), sections["assets"])
         if self.problems:
             raise SpecError(self.problems)
         return AssetRegistry(networks, assets)
 
-    # -- shared checks -------------------------------------------------------------------------
-
-    def _entries(
-        self, document: Mapping[str, Any], key: str
-    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        """Yield each mapping in the list under ``key`` with its path; report anything else."""
-        value = document.get(key)
-        if value is None:
-            return
-        if not isinstance(value, list):
-            self.fail(key, "must be a list", value)
-            return
-        for index, entry in enumerate(value):
-            path = f"{key}[{index}]"
-            if isinstance(entry, Mapping):
-                yield path, entry
-            else:
-                self.fail(path, "must be a mapping", entry)
-
-    def _reject_unknown_keys(
-        self, entry: Mapping[Any, Any], path: str, allowed: Sequence[str]
-    ) -> None:
-        for key in entry:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                self.fail(where, f"unknown field; allowed: {', '.join(allowed)}")
-
-    def _required_string(self, entry: Mapping[str, Any], path: str, key: str) -> str | None:
-        value = entry.get(key)
-        if value is None:
-            self.fail(f"{path}.{key}", "is required")
+    def _validated(
+        self, shape: type[_E], entry: Any, path: str, section: str, context: Any = None
+    ) -> _E | None:
+        """``entry`` as ``shape``, or None with every problem reported under ``path``."""
+        try:
+            return shape.model_validate(entry, context=context)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = error["loc"]
+                where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+                value = None if error["type"] in ("missing", "extra_forbidden") else error["input"]
+                self.fail(where.lstrip("."), _reason(section, error), value)
             return None
-        if not isinstance(value, str) or not value.strip():
-            hint = " (quote it in YAML)" if isinstance(value, int | float) else ""
-            self.fail(f"{path}.{key}", f"must be a non-empty string{hint}", value)
-            return None
-        return value
-
-    def _optional_bool(self, entry: Mapping[str, Any], path: str, key: str) -> bool | None:
-        value = entry.get(key, False)
-        if not isinstance(value, bool):
-            self.fail(f"{path}.{key}", "must be true or false", value)
-            return None
-        return value
 
     # -- networks ------------------------------------------------------------------------------
 
-    def _merge_networks(self, entries: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Network]:
+    def _merge_networks(self, entries: list[Any]) -> list[Network]:
         merged = list(self.base.networks())
         seen_in_document: dict[str, str] = {}
-        for path, entry in entries:
-            self._reject_unknown_keys(entry, path, self._NETWORK_KEYS)
+        for index, entry in enumerate(entries):
+            path = f"networks[{index}]"
             network = self._network_entry(path, entry, merged)
             if network is None:
                 continue
@@ -355,26 +424,14 @@ class _RegistryDocument:
                 merged.append(network)
         return merged
 
-    def _network_entry(
-        self, path: str, entry: Mapping[str, Any], known: list[Network]
-    ) -> Network | None:
-        before = len(self.problems)
-        name = self._required_string(entry, path, "name")
-        if name is not None and not _NETWORK_NAME.fullmatch(name):
-            self.fail(
-                f"{path}.name",
-                "must be lowercase letters, digits and '-', starting with a letter",
-                name,
-            )
-        chain_id = entry.get("chainId")
-        if chain_id is None:
-            self.fail(f"{path}.chainId", "is required")
-        elif not isinstance(chain_id, int) or isinstance(chain_id, bool) or chain_id < 1:
-            self.fail(f"{path}.chainId", "must be a positive integer", chain_id)
-        aliases = self._aliases(entry, path)
-        testnet = self._optional_bool(entry, path, "testnet")
-        if len(self.problems) > before or name is None or not isinstance(chain_id, int):
+    def _network_entry(self, path: str, entry: Any, known: list[Network]) -> Network | None:
+        shape = self._validated(_NetworkEntry, entry, path, "networks")
+        if shape is None:
             return None
+        name, chain_id, aliases, testnet = shape.name, shape.chain_id, shape.aliases, shape.testnet
+        for index, alias in enumerate(aliases):
+            if alias in aliases[:index] or alias == name:
+                self.fail(f"{path}.aliases[{index}]", "is listed twice", alias)
         existing = next((network for network in known if network.name == name), None)
         if existing is not None:
             if existing.chain_id != chain_id:
@@ -384,30 +441,13 @@ class _RegistryDocument:
                     chain_id,
                 )
                 return None
-            if "aliases" not in entry:
-                aliases = existing.aliases
-            if "testnet" not in entry:
+            if "aliases" not in shape.model_fields_set:
+                aliases = list(existing.aliases)
+            if "testnet" not in shape.model_fields_set:
                 testnet = existing.testnet
-        return Network(name, chain_id, f"eip155:{chain_id}", aliases or (), bool(testnet))
-
-    def _aliases(self, entry: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
-        value = entry.get("aliases", [])
-        if not isinstance(value, list):
-            self.fail(f"{path}.aliases", "must be a list of names", value)
+        if len(set(aliases)) != len(aliases) or name in aliases:
             return None
-        aliases: list[str] = []
-        for index, alias in enumerate(value):
-            if not isinstance(alias, str) or not _NETWORK_NAME.fullmatch(alias):
-                self.fail(
-                    f"{path}.aliases[{index}]",
-                    "must be lowercase letters, digits and '-', starting with a letter",
-                    alias,
-                )
-            elif alias in aliases or alias == entry.get("name"):
-                self.fail(f"{path}.aliases[{index}]", "is listed twice", alias)
-            else:
-                aliases.append(alias)
-        return tuple(aliases)
+        return Network(name, chain_id, f"eip155:{chain_id}", tuple(aliases), testnet)
 
     @staticmethod
     def _key_clash(network: Network, known: list[Network]) -> tuple[str, str, Any] | None:
@@ -430,16 +470,22 @@ class _RegistryDocument:
 
     # -- assets --------------------------------------------------------------------------------
 
-    def _merge_assets(
-        self, networks: AssetRegistry, entries: Iterable[tuple[str, Mapping[str, Any]]]
-    ) -> list[Asset]:
+    def _merge_assets(self, networks: AssetRegistry, entries: list[Any]) -> list[Asset]:
         merged = list(self.base.assets())
         seen_in_document: list[tuple[str, Asset]] = []
-        for path, entry in entries:
-            self._reject_unknown_keys(entry, path, self._ASSET_KEYS)
-            asset = self._asset_entry(path, entry, networks)
-            if asset is None:
+        for index, entry in enumerate(entries):
+            path = f"assets[{index}]"
+            shape = self._validated(_AssetEntry, entry, path, "assets", {"networks": networks})
+            if shape is None:
                 continue
+            if shape.eip2612_gas_sponsoring and shape.transfer_method == "eip3009":
+                self.fail(
+                    f"{path}.eip2612GasSponsoring",
+                    "only applies to permit2 tokens (eip3009 payments need no approval)",
+                    True,
+                )
+                continue
+            asset = Asset(**shape.model_dump())
             duplicate = next(
                 (seen_path for seen_path, seen in seen_in_document if _same_token(seen, asset)),
                 None,
@@ -456,73 +502,6 @@ class _RegistryDocument:
             else:
                 merged.append(asset)
         return merged
-
-    def _asset_entry(
-        self, path: str, entry: Mapping[str, Any], networks: AssetRegistry
-    ) -> Asset | None:
-        before = len(self.problems)
-        symbol = self._required_string(entry, path, "symbol")
-        if symbol is not None and not _SYMBOL.fullmatch(symbol):
-            self.fail(
-                f"{path}.symbol",
-                "must be 1-16 letters, digits, '.', '-' or '_', starting with a letter",
-                symbol,
-            )
-        network_name = self._required_string(entry, path, "network")
-        network: Network | None = None
-        if network_name is not None:
-            try:
-                network = networks.network(network_name, path=f"{path}.network")
-            except SpecError as error:
-                self.problems.extend(error.problems)
-        address = self._required_string(entry, path, "address")
-        if address is not None and not _ADDRESS.fullmatch(address):
-            self.fail(f"{path}.address", "must be 0x followed by 40 hex digits", address)
-        elif address is not None and address.lower() == ZERO_ADDRESS:
-            self.fail(f"{path}.address", "must not be the zero address", address)
-        decimals = entry.get("decimals")
-        if decimals is None:
-            self.fail(f"{path}.decimals", "is required")
-        elif (
-            not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 255
-        ):
-            self.fail(f"{path}.decimals", "must be an integer 0-255", decimals)
-        method = entry.get("transferMethod")
-        if method is None:
-            self.fail(f"{path}.transferMethod", "is required")
-        elif method not in TRANSFER_METHODS:
-            self.fail(f"{path}.transferMethod", "must be eip3009 or permit2", method)
-        eip712_name = self._required_string(entry, path, "eip712Name")
-        eip712_version = self._required_string(entry, path, "eip712Version")
-        sponsoring = self._optional_bool(entry, path, "eip2612GasSponsoring")
-        test_asset = self._optional_bool(entry, path, "testAsset")
-        if sponsoring and method == "eip3009":
-            self.fail(
-                f"{path}.eip2612GasSponsoring",
-                "only applies to permit2 tokens (eip3009 payments need no approval)",
-                sponsoring,
-            )
-        if (
-            len(self.problems) > before
-            or symbol is None
-            or network is None
-            or address is None
-            or eip712_name is None
-            or eip712_version is None
-            or not isinstance(decimals, int)
-        ):
-            return None
-        return Asset(
-            symbol=symbol,
-            network=network.name,
-            address=address,
-            decimals=decimals,
-            transfer_method=cast(TransferMethod, method),
-            eip712_name=eip712_name,
-            eip712_version=eip712_version,
-            eip2612_gas_sponsoring=bool(sponsoring),
-            test_asset=bool(test_asset),
-        )
 
 
 def _same_token(known: Asset, new: Asset) -> bool:
