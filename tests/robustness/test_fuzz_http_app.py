@@ -7,7 +7,7 @@ Design notes:
   with random edits (serialised by orjson, as Metacontroller's Go client would send them), and
   arbitrary JSON; sent with random content types (JSON, none, text, form, multipart with a
   broken boundary), since the hook must read the raw body whatever the header claims.
-* Oracle: the status is 200 or 400 (413 is exercised separately with a small cap), the content
+* Oracle: the status is 200 or 400 (413 is tests/http/test_http_sync.py's topic), the content
   type is ``application/json`` and the body parses; a 200 has only the v2 keys and a list of
   children, and never an empty list while the request observed children of ours (finalizing
   aside); a 400 is ``{"error", "detail"}``.
@@ -116,20 +116,6 @@ def test_hostile_bodies_get_json_and_never_a_5xx(budget: settings, client: Flask
         assert post(client, body, content_type) == first, "the same body got another answer"
 
     check()
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(b" " * (CAP + 1), id="just-over"),
-        pytest.param(FIXTURE_BODIES[1] + b" " * CAP, id="valid-request-padded"),
-    ],
-)
-def test_bodies_over_the_cap_are_413_json(body: bytes, client: FlaskClient) -> None:
-    response = client.post("/sync", data=body, headers={"Content-Type": "application/json"})
-    assert response.status_code == 413
-    assert response.headers["Content-Type"] == "application/json"
-    assert orjson.loads(response.data)["error"] == "payload_too_large"
 
 
 def test_fixtures_pass_the_oracle(client: FlaskClient) -> None:

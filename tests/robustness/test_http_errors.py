@@ -75,14 +75,6 @@ def test_an_oversized_body_without_the_token_is_401_json(server: HookServer) -> 
     assert orjson.loads(response.content)["error"] == "unauthorized"
 
 
-def test_an_oversized_body_with_the_token_is_413_json(server: HookServer) -> None:
-    response = requests.post(
-        server.sync_url + "/sync", data=b" " * (16 * CAP), headers=AUTH, timeout=10
-    )
-    assert response.status_code == 413
-    assert orjson.loads(response.content)["error"] == "payload_too_large"
-
-
 def test_a_declared_length_over_the_cap_is_413_without_waiting_for_the_body(
     server: HookServer,
 ) -> None:
