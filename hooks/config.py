@@ -34,6 +34,7 @@ from hooks.core.settings import (
     SETTLEMENT_DEFERRED,
     SETTLEMENT_ON_VERIFY,
     SETTLEMENTS,
+    VERIFIERS,
     Settings,
     split_base_url,
 )
@@ -185,6 +186,7 @@ ENVIRONMENT: Final = (
     EnvSetting("OBOL_PAYMENT_GATE", "payment_gate", _one_of(PAYMENT_GATES)),
     EnvSetting("OBOL_VERIFIER_SETTLEMENT", "verifier_settlement", _one_of(SETTLEMENTS)),
     EnvSetting("OBOL_VERIFIER_PROXY_URL", "verifier_proxy_url", _base_url),
+    EnvSetting("OBOL_VERIFIER", "verifier", _one_of(VERIFIERS)),
 )
 
 # The observation layer (hooks.core.observation.ObserveSettings).

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from hooks.cli.errors import EXIT_INVALID, EXIT_USAGE, CliError
+from hooks.cli.errors import EXIT_CONFIG, EXIT_INVALID, EXIT_USAGE, CliError
 from hooks.cli.kubectl import Kubectl, KubectlError, OfferNotFound
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
@@ -53,13 +53,14 @@ from hooks.config import (
     ConfigError,
     default_wallet,
     load_asset_registry,
+    load_settings,
 )
 from hooks.core import api
 from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, Asset, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import ServiceOfferSpec, parse_offer
-from hooks.core.payment import resolve_payment
+from hooks.core.payment import resolve_payment, verifier_warnings
 from hooks.core.settings import Settings
 
 # --runtime: every one of these serves the OpenAI chat API; the port is the one each listens on
@@ -198,7 +199,10 @@ def validate_manifest(
         "metadata": dict(manifest["metadata"]),
         "spec": _set_fields(offer.spec),
     }
-    return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings), payment.asset)
+    verifier = verifier_warnings(offer.spec.payment, settings or Settings())
+    return ValidatedOffer(
+        canonical, (*limits.warnings, *payment.warnings, *verifier), payment.asset
+    )
 
 
 def _check_namespace(namespace: Any) -> None:
@@ -798,15 +802,25 @@ def _validated_offer(
         click.echo(f"Note: {note}", err=True)
     registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
+    platform = _platform_settings()
     try:
-        validated = validate_manifest(manifest, registry)
+        validated = validate_manifest(manifest, registry, platform)
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
     # The token is written resolved, in obol-stack's object form: its verifier decodes every offer
     # in the cluster into a struct and cannot read the symbol form (docs, the verifier contract).
     # Validated again so the object is checked like any offer's and keeps the model's key order.
     manifest["spec"]["payment"]["asset"] = validated.asset.offer_object()
-    return validate_manifest(manifest, registry)
+    return validate_manifest(manifest, registry, platform)
+
+
+def _platform_settings() -> Settings:
+    """The platform's gate and verifier, from the same OBOL_* variables the hook reads (defaults
+    when unset), so a limit the platform will not enforce is said here too."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}", EXIT_CONFIG) from None
 
 
 _LIMIT_SECTIONS = ("capacity", "requestLimits", "limits")
@@ -899,7 +913,7 @@ def _capacity_change(
         "spec": changed_limits(spec, params, preset),
     }
     try:
-        return validate_manifest(manifest, _load_registry(registry_file))
+        return validate_manifest(manifest, _load_registry(registry_file), _platform_settings())
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
 

@@ -54,6 +54,8 @@ Manifest = dict[str, Any]
 # headers to the busy responder, so a 429 whose request carries it came from *below* the global
 # limit: the per-buyer limit (gateway or verifier), not a saturated offer.
 ADMITTED_HEADER = "X-Obol-Admitted"
+# obol-stack's verifier sets it (internal/x402/authgate.go) for wallets signed in with SIWX.
+VERIFIED_WALLET_HEADER = "X-Verified-Wallet"
 
 # Who enforces perBuyerMaxInFlight (``status.paymentGate.perBuyerLimit``).
 BUYER_LIMIT_GATEWAY = "gateway"
@@ -103,8 +105,15 @@ def enforced_limits(spec: ServiceOfferSpec, settings: Settings) -> EnforcedLimit
 
     capacity = spec.capacity
     if capacity is not None and capacity.per_buyer_max_in_flight is not None:
-        if settings.seller_proxy:
+        if settings.seller_proxy and settings.verifier_limits_buyers:
             enforcer = BUYER_LIMIT_VERIFIER
+        elif settings.seller_proxy:
+            warnings.append(
+                f"perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} is not enforced: with"
+                " OBOL_PAYMENT_GATE=seller-proxy only the verifier knows the payer, and"
+                " obol-stack's verifier (OBOL_VERIFIER=obol-stack) has no per-buyer limit;"
+                " maxInFlight still holds for the offer as a whole"
+            )
         elif settings.settles_on_verify:
             warnings.append(
                 f"perBuyerMaxInFlight {capacity.per_buyer_max_in_flight} is not enforced: the"
@@ -183,7 +192,10 @@ def chain_middlewares(
         forward_auth = {
             "address": settings.verifier_url,
             "trustForwardHeader": False,
-            "authResponseHeaders": [settings.payer_header],
+            # What obol-stack's /verify answers on an allowed request: the upstream's key for
+            # a LiteLLM upstream, the verified payer, the SIWX wallet (set empty when absent, so
+            # a client-forged value never reaches the upstream). Traefik copies only these.
+            "authResponseHeaders": ["Authorization", settings.payer_header, VERIFIED_WALLET_HEADER],
             "maxResponseBodySize": settings.verifier_max_response_bytes,
         }
         found.append((names.forward_auth, "x402-forward-auth", {"forwardAuth": forward_auth}))

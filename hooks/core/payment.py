@@ -34,6 +34,7 @@ from hooks.core.assets import Asset, AssetRegistry, Network
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import AssetObject, Payment, RequestLimits
 from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic, worst_case_request_quote
+from hooks.core.settings import Settings
 
 APPROX_TOKENS_PER_REQUEST = 1000
 
@@ -74,6 +75,24 @@ _FLAT_BASIS = {
     "perMB": "perMB charged as a flat price per request, as obol-stack's verifier does"
     " (size is not metered)",
 }
+
+
+def verifier_warnings(payment: Payment, settings: Settings) -> tuple[str, ...]:
+    """What the platform's verifier will make of these terms (OBOL_VERIFIER), as warnings.
+
+    obol-stack's verifier decodes every ServiceOffer in the cluster into its Go types, where
+    ``payment.asset`` is an object; a string there fails the decode, and one failed decode aborts
+    its route reload for every offer (internal/x402/serviceoffer_source.go).
+    """
+    # Unset, the asset is the network's USDC here and the chain default there: nothing to decode.
+    if "asset" not in payment.model_fields_set or not isinstance(payment.asset, str):
+        return ()
+    return (
+        f"payment.asset is the string {payment.asset!r}: obol-stack's verifier (OBOL_VERIFIER="
+        f"{settings.verifier}) cannot decode this offer, and while it is stored that verifier"
+        " stops loading route changes for every offer in the cluster; write the object form"
+        " (obol sell does: symbol, address, decimals, transferMethod, eip712Name, eip712Version)",
+    )
 
 
 def resolve_payment(

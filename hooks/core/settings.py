@@ -21,6 +21,13 @@ PAYMENT_GATES = (GATE_FORWARD_AUTH, GATE_SELLER_PROXY)
 SETTLEMENT_DEFERRED = "deferred"
 SETTLEMENT_ON_VERIFY = "on-verify"
 SETTLEMENTS = (SETTLEMENT_DEFERRED, SETTLEMENT_ON_VERIFY)
+# Which verifier the platform runs (docs/verifier-contract.md). "obol-stack": obol-stack's
+# x402-verifier as it is: it decodes every ServiceOffer into its Go types (payment.asset must be
+# an object) and its seller proxy has no per-buyer limit. "obol-stack-per-buyer": the same
+# contract, plus a seller proxy that enforces spec.capacity.perBuyerMaxInFlight.
+VERIFIER_OBOL_STACK = "obol-stack"
+VERIFIER_OBOL_STACK_PER_BUYER = "obol-stack-per-buyer"
+VERIFIERS = (VERIFIER_OBOL_STACK, VERIFIER_OBOL_STACK_PER_BUYER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,7 @@ class Settings:
     payment_gate: str = GATE_FORWARD_AUTH
     verifier_settlement: str = SETTLEMENT_DEFERRED
     verifier_proxy_url: str = "http://x402-verifier.x402.svc.cluster.local:8080"
+    verifier: str = VERIFIER_OBOL_STACK
     asset_registry: AssetRegistry = field(default=BUILTIN_REGISTRY, compare=False)
 
     @property
@@ -56,6 +64,11 @@ class Settings:
         return self.payment_gate == GATE_FORWARD_AUTH and (
             self.verifier_settlement == SETTLEMENT_ON_VERIFY
         )
+
+    @property
+    def verifier_limits_buyers(self) -> bool:
+        """The verifier's seller proxy enforces perBuyerMaxInFlight (obol-stack's does not)."""
+        return self.verifier == VERIFIER_OBOL_STACK_PER_BUYER
 
     @property
     def verifier_proxy(self) -> tuple[str, str, int]:

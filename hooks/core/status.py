@@ -31,7 +31,7 @@ from hooks.core.errors import SpecError
 from hooks.core.models import ServiceOfferSpec, not_acted_upon
 from hooks.core.names import ChildNames
 from hooks.core.observation import GateObservation, Observation, Observed
-from hooks.core.payment import ResolvedPayment
+from hooks.core.payment import ResolvedPayment, verifier_warnings
 from hooks.core.plan import OfferPlan
 from hooks.core.request import ObservedChildren, SyncRequest
 from hooks.core.settings import Settings
@@ -488,8 +488,13 @@ def payment_gate_status(
     }
     if declared and limits.buyer_limit_enforcer == BUYER_LIMIT_VERIFIER:
         block["perBuyerMessage"] = (
-            "perBuyerMaxInFlight is published to the verifier in the pricing route; the verifier"
-            " answers 429 with Retry-After before settling"
+            "the verifier (OBOL_VERIFIER=obol-stack-per-buyer) reads perBuyerMaxInFlight from the"
+            " offer and answers 429 with Retry-After before settling"
+        )
+    elif declared and settings.seller_proxy:
+        block["perBuyerMessage"] = (
+            "perBuyerMaxInFlight is not enforced: obol-stack's seller proxy has no per-buyer"
+            " limit, and the gateway cannot know the payer before the verifier"
         )
     elif declared and limits.buyer_limit_enforcer != BUYER_LIMIT_GATEWAY:
         block["perBuyerMessage"] = (
@@ -603,7 +608,11 @@ def offer_status(
     ignored = [*not_acted_upon(plan.spec), *plan.payment.unused_prices]
     if ignored:
         status["notActedUpon"] = ignored
-    warnings = [*plan.limits.warnings, *plan.payment.warnings]
+    warnings = [
+        *plan.limits.warnings,
+        *plan.payment.warnings,
+        *verifier_warnings(plan.spec.payment, settings),
+    ]
     finalizer = leftover_finalizer_warning(request.parent, request.namespace, request.name)
     if finalizer is not None:
         warnings.append(finalizer)

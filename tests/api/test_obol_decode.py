@@ -65,15 +65,33 @@ def test_every_obol_fixture_decodes_with_the_status_the_hook_writes() -> None:
     _assert_all_decode(named)
 
 
-def test_every_sync_golden_decodes_as_the_stored_offer() -> None:
+def _sync_goldens(*, string_asset: bool) -> dict[str, dict[str, Any]]:
     named = {}
     for golden in SYNC_GOLDENS:
         parent = json.loads(SYNC_FIXTURES[golden.stem].read_text())["parent"]
-        if isinstance(parent["spec"]["payment"].get("asset"), str):
-            continue  # the string form: pinned to fail below
-        named[str(golden.relative_to(ROOT))] = _stored(parent, golden)
-    assert len(named) >= 15, sorted(named)
+        if isinstance(parent["spec"]["payment"].get("asset"), str) == string_asset:
+            named[str(golden.relative_to(ROOT))] = _stored(parent, golden)
+    return named
+
+
+def test_every_sync_golden_decodes_as_the_stored_offer() -> None:
+    named = _sync_goldens(string_asset=False)
+    assert len(named) >= 20, sorted(named)
     _assert_all_decode(named)
+
+
+def test_a_stored_string_asset_does_not_decode_and_its_status_says_so() -> None:
+    """The hook still accepts the string form, renders it, and warns (OBOL_VERIFIER=obol-stack,
+    the default) that obol-stack's verifier cannot decode it."""
+    named = _sync_goldens(string_asset=True)
+    assert list(named) == ["tests/golden/sync/16-string-asset.yaml"]
+    [verdict] = decode(list(named.values()))
+    assert not verdict.ok and "cannot restore struct from: string" in verdict.error
+    [stored] = named.values()
+    assert any(
+        "payment.asset is the string 'usdc': obol-stack's verifier" in w
+        for w in stored["status"]["warnings"]
+    )
 
 
 def _example_with(path: tuple[str, ...], value: Any) -> dict[str, Any]:

@@ -46,6 +46,9 @@ def run() -> Runner:
             "OBOL_KUBECTL": None,
             "OBOL_ASSET_REGISTRY_FILE": None,
             "X402_WALLET": None,
+            "OBOL_PAYMENT_GATE": None,
+            "OBOL_VERIFIER": None,
+            "OBOL_VERIFIER_SETTLEMENT": None,
         }
         return CliRunner().invoke(obol, list(args), env={**clean, **(env or {})}, input=stdin)
 

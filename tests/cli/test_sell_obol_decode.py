@@ -1,4 +1,5 @@
-"""Every offer ``obol sell`` writes is one obol-stack's verifier can decode.
+"""Every offer ``obol sell`` writes is one obol-stack's verifier can decode, and ``obol sell`` says
+when the platform's verifier will not enforce a limit it writes.
 
 Design notes:
 - obol-stack's verifier decodes every ServiceOffer with k8s.io/apimachinery's converter into its
@@ -62,3 +63,26 @@ def test_the_dry_run_goldens_decode() -> None:
     assert [(p.name, v.ok) for p, v in zip(goldens, verdicts, strict=True)] == [
         (p.name, True) for p in goldens
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        pytest.param({}, False, id="forward-auth: the gateway enforces it"),
+        pytest.param({"OBOL_PAYMENT_GATE": "seller-proxy"}, True, id="seller-proxy, obol-stack"),
+        pytest.param(
+            {"OBOL_PAYMENT_GATE": "seller-proxy", "OBOL_VERIFIER": "obol-stack-per-buyer"},
+            False,
+            id="seller-proxy, a verifier that limits buyers",
+        ),
+    ],
+)
+def test_obol_sell_warns_when_the_per_buyer_limit_will_not_be_enforced(
+    run: Runner, env: dict[str, str], warned: bool
+) -> None:
+    args = ["sell", "inference", "q", "--upstream", "vllm", "--pay-to", PAY_TO, "--price", "0.01"]
+    limits = ["--max-inflight", "4", "--per-buyer-max-inflight", "1"]
+    result = run([*args, *limits, "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    warning = "Warning: perBuyerMaxInFlight 1 is not enforced: with OBOL_PAYMENT_GATE=seller-proxy"
+    assert (warning in result.stderr) is warned, result.stderr

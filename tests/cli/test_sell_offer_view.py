@@ -61,8 +61,14 @@ def condition_lines(view: OfferView) -> list[str]:
         pytest.param(
             Settings(payment_gate="seller-proxy"),
             "seller-proxy (settlement: the verifier settles after the upstream answered below 400)",
+            "2 (enforced by: none)",
+            id="seller-proxy with obol-stack's verifier",
+        ),
+        pytest.param(
+            Settings(payment_gate="seller-proxy", verifier="obol-stack-per-buyer"),
+            "seller-proxy (settlement: the verifier settles after the upstream answered below 400)",
             "2 (enforced by: verifier)",
-            id="seller-proxy",
+            id="seller-proxy with a verifier that limits buyers",
         ),
         pytest.param(
             Settings(verifier_settlement="on-verify"),

@@ -177,7 +177,11 @@ def proxy_gate(
         kube.api_url, kube.token, str(kube.ca_file), funded=[b.address for b in BUYERS],
         upstream_resolver=_resolver(upstreams),
     )  # fmt: skip
-    env = {"OBOL_PAYMENT_GATE": "seller-proxy", "OBOL_VERIFIER_PROXY_URL": verifier.proxy_url}
+    env = {
+        "OBOL_PAYMENT_GATE": "seller-proxy",
+        "OBOL_VERIFIER_PROXY_URL": verifier.proxy_url,
+        "OBOL_VERIFIER": "obol-stack-per-buyer",  # the stand-in limits buyers
+    }
     gate = Gate(stack, kube, verifier, env, "sp-")
     yield gate
     gate.stop()

@@ -39,6 +39,11 @@ GATE_GOLDENS = {
         Settings(verifier_settlement="on-verify"),
         ("01-full-envelope-new-offer",),
     ),
+    # A seller proxy that enforces perBuyerMaxInFlight (obol-stack's has no per-buyer limit).
+    "sync-seller-proxy-per-buyer": (
+        Settings(payment_gate="seller-proxy", verifier="obol-stack-per-buyer"),
+        ("01-full-envelope-new-offer",),
+    ),
 }  # fmt: skip
 GATE_CASES = [
     pytest.param(directory, settings, stem, id=f"{directory}/{stem}")

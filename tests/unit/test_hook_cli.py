@@ -304,6 +304,7 @@ def test_render_in_the_seller_proxy_gate_names_the_gate_and_has_no_forward_auth(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OBOL_PAYMENT_GATE", "seller-proxy")
+    monkeypatch.setenv("OBOL_VERIFIER", "obol-stack-per-buyer")  # a proxy that limits buyers
     result = run("render", "-f", str(EXAMPLES / "inference-qwen36-fast.yaml"))
     assert result.exit_code == 0, result.stderr
     head = result.stdout.split("---\n", 1)[0]
