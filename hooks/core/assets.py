@@ -13,8 +13,9 @@ randomness) and it is deterministic. Reading an operator's registry file is the 
     document = yaml.safe_load(path.read_text())
     registry = BUILTIN_REGISTRY.extend(document or {}, source=str(path))
 
-Every input problem raises :class:`hooks.core.errors.SpecError` with the field path, the reason
-and the offending value.
+The registry file is validated by strict pydantic models (one per part of the file), worded in
+this module's own terms; every input problem raises :class:`hooks.core.errors.SpecError` with the
+field path, the reason and the offending value.
 
 The built-in table (:data:`BUILTIN_REGISTRY`, at the end) comes from the x402 SDK default-asset
 tables (``typescript/packages/mechanisms/evm/src/shared/defaultAssets.ts``,
@@ -370,14 +371,10 @@ class _RegistryDocument:
                 "must be a mapping with optional 'networks' and 'assets' lists",
                 document,
             )
-        lists = self._validated(_RegistryFile, document, "", "")
-        sections = {
-            key: value if isinstance(value, list) else []
-            for key in ("networks", "assets")
-            for value in [getattr(lists, key) if lists else document.get(key)]
-        }
-        networks = self._merge_networks(sections["networks"])
-        assets = self._merge_assets(AssetRegistry(networks), sections["assets"])
+        # Problems at the top level are reported, and whichever sections are lists still checked.
+        self._validated(_RegistryFile, document, "", "")
+        networks = self._merge_networks(_list(document.get("networks")))
+        assets = self._merge_assets(AssetRegistry(networks), _list(document.get("assets")))
         if self.problems:
             raise SpecError(self.problems)
         return AssetRegistry(networks, assets)
@@ -502,6 +499,10 @@ class _RegistryDocument:
             else:
                 merged.append(asset)
         return merged
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _same_token(known: Asset, new: Asset) -> bool:
