@@ -632,13 +632,16 @@ def problem_message(problem: SpecError) -> str:
     return message
 
 
-def invalid_spec_status(request: SyncRequest, message: str, reason: str) -> dict[str, Any]:
-    """``Ready=False`` (InvalidSpec or NotRendered) with the field-path ``message``; the rest of
-    the previous status is kept, since the children it describes are kept too."""
+def invalid_spec_status(
+    request: SyncRequest, message: str, reason: str, keeps_children: bool
+) -> dict[str, Any]:
+    """``Ready=False`` (InvalidSpec or NotRendered) with the field-path ``message``. While the
+    children of the last valid spec are kept, so is the rest of the previous status that
+    describes them; otherwise only what obol-stack's controller wrote is kept."""
     previous = request.status
     kept = [c for c in carried_conditions(previous) if c["type"] != READY]
     ready = condition(READY, "False", reason, message)
-    status = carried_status(previous)
+    status = carried_status(previous, _CARRIED_BLOCKS if keeps_children else OBOL_STATUS_KEYS)
     status["conditions"] = [
         *kept,
         *finish_conditions(

@@ -7,16 +7,19 @@ and says what it made of the offer (:class:`Outcome`), so no caller reads the an
 
 * A valid spec gives the full child set (:mod:`hooks.core.plan`) and a status computed from the
   observed children (:mod:`hooks.core.status`).
+* A valid spec's status records the spec fields its children were rendered from
+  (``status.renderedSpec``, :mod:`hooks.core.kept`).
 * An invalid spec gives ``Ready=False/InvalidSpec`` with the field-path message and **keeps the
-  children that already exist**, rebuilt from Metacontroller's last-applied annotation (or, when
-  there is none, from the observed object without its server-set fields). A bad edit never takes
-  a live paid route down; a new offer with an invalid spec simply gets no children.
+  children of the last valid spec**, re-rendered from ``status.renderedSpec`` (never from the
+  children themselves, which a tenant can edit). A bad edit never takes a live paid route down;
+  a new offer with an invalid spec simply gets no children.
 * An offer whose public path another offer owns (:mod:`hooks.core.paths`) gets
   ``Ready=False/PathConflict`` naming the owner, and no HTTPRoute or pricing ConfigMap: buyers
   and verifiers see one offer per path.
 * An offer this controller keeps but does not render (obol-stack's ``agent``, ``fine-tuning``,
   ``dataset`` and ``skill`` types, card payments) gets ``Ready=False/NotRendered`` and keeps its
   children the same way.
+* Every child answered is in the offer's namespace (checked: a failure is a bug, answered 500).
 * A malformed envelope was already refused by :func:`hooks.core.request.parse_request`; a bug
   raises here (the server answers 500). Either way Metacontroller changes nothing.
 * The response holds only ``status``, ``children``, ``resyncAfterSeconds`` and, when
@@ -31,18 +34,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
-
-import orjson
+from dataclasses import dataclass, replace
+from typing import Any
 
 from hooks.core import api
 from hooks.core.admission import Manifest
-from hooks.core.errors import SpecError
+from hooks.core.errors import HookFailure, SpecError
+from hooks.core.kept import RENDERED_SPEC, kept_offer, rendered_spec
 from hooks.core.observation import NOTHING_OBSERVED, Observed
-from hooks.core.paths import RELATED_RULES, conflict_message, path_owner
+from hooks.core.paths import RELATED_RULES, PathClaim, conflict_message, normalize_path, path_owner
 from hooks.core.plan import NotRendered, OfferPlan, plan_offer
-from hooks.core.request import ObservedChildren, SyncRequest
+from hooks.core.request import SyncRequest
 from hooks.core.settings import Settings
 from hooks.core.status import (
     REASON_INVALID_SPEC,
@@ -56,15 +58,14 @@ from hooks.core.status import (
 Response = dict[str, Any]
 # What the observer saw of a valid offer's plan (the server's Observer.observe).
 Observe = Callable[[OfferPlan], Observed]
-_KIND_ORDER: Final = {kind: index for index, (_, kind, _) in enumerate(api.CHILD_TYPES)}
 
 
 class Outcome(enum.StrEnum):
     """What a sync made of the offer."""
 
     RENDERED = "rendered"  # a valid offer: its children and status
-    INVALID = "invalid"  # Ready=False/InvalidSpec, existing children kept
-    NOT_RENDERED = "not_rendered"  # Ready=False/NotRendered, existing children kept
+    INVALID = "invalid"  # Ready=False/InvalidSpec, the last valid spec's children kept
+    NOT_RENDERED = "not_rendered"  # Ready=False/NotRendered, the same
     FINALIZED = "finalized"  # finalizing: no children
 
 
@@ -97,26 +98,59 @@ def sync(request: SyncRequest, settings: Settings, observe: Observe | None = Non
     try:
         plan = plan_offer(request.namespace, request.name, request.spec, settings)
     except SpecError as problem:
-        kept = isinstance(problem, NotRendered)
-        reason = REASON_NOT_RENDERED if kept else REASON_INVALID_SPEC
+        not_rendered = isinstance(problem, NotRendered)
+        reason = REASON_NOT_RENDERED if not_rendered else REASON_INVALID_SPEC
         message = problem_message(problem)
+        kept = kept_offer(request, settings)
+        status = invalid_spec_status(request, message, reason, kept is not None)
+        children: list[Manifest] = []
+        if kept is not None:
+            status[RENDERED_SPEC] = kept.spec
+            # The kept route publishes the last valid spec's path: owned by this offer or not
+            # published, like any route.
+            claim = replace(request.claim, path=normalize_path(kept.plan.names.path))
+            children = kept.plan.children
+            if _conflict(claim, request, settings) is not None:
+                children = unrouted_children(kept.plan)
         response = {
-            "status": invalid_spec_status(request, message, reason),
-            "children": kept_children(request.children),
+            "status": status,
+            "children": _in_offer_namespace(request, children),
             "resyncAfterSeconds": settings.resync_seconds,
         }
-        outcome = Outcome.NOT_RENDERED if kept else Outcome.INVALID
+        outcome = Outcome.NOT_RENDERED if not_rendered else Outcome.INVALID
         return SyncResult(outcome, response, message)
-    base_url = settings.public_base_url
-    owner = path_owner(request.claim, request.related, base_url)
-    conflict = None if owner is request.claim else conflict_message(request.claim, owner, base_url)
+    conflict = _conflict(request.claim, request, settings)
     seen = NOTHING_OBSERVED if observe is None else observe(plan)
+    status = offer_status(request, plan, settings, seen, conflict)
+    status[RENDERED_SPEC] = rendered_spec(request.spec)
     response = {
-        "status": offer_status(request, plan, settings, seen, conflict),
-        "children": plan.children if conflict is None else unrouted_children(plan),
+        "status": status,
+        "children": _in_offer_namespace(
+            request, plan.children if conflict is None else unrouted_children(plan)
+        ),
         "resyncAfterSeconds": settings.resync_seconds,
     }
     return SyncResult(Outcome.RENDERED, response)
+
+
+def _conflict(claim: PathClaim, request: SyncRequest, settings: Settings) -> str | None:
+    """Why ``claim``'s path is not this offer's to publish, or None when it owns it."""
+    base_url = settings.public_base_url
+    owner = path_owner(claim, request.related, base_url)
+    return None if owner is claim else conflict_message(claim, owner, base_url)
+
+
+def _in_offer_namespace(request: SyncRequest, children: list[Manifest]) -> list[Manifest]:
+    # Metacontroller applies whatever the hook answers, with cluster-wide rights: a child in
+    # another namespace would be a write the offer's owner could never make. Every builder puts
+    # children in the offer's namespace; this makes a bug there a 500, not such a write.
+    for child in children:
+        if child["metadata"].get("namespace") != request.namespace:
+            raise HookFailure(
+                f"{child['kind']} {child['metadata'].get('name')} is not in the offer's"
+                f" namespace {request.namespace}"
+            )
+    return children
 
 
 def customize() -> Response:
@@ -132,68 +166,3 @@ def unrouted_children(plan: OfferPlan) -> list[Manifest]:
     without a route, and there is always something left: the gate's own object."""
     published = {(api.HTTPROUTE_KIND, plan.names.route), (api.CONFIGMAP_KIND, plan.names.pricing)}
     return [c for c in plan.children if (c["kind"], c["metadata"]["name"]) not in published]
-
-
-_SERVER_METADATA = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "ownerReferences",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "selfLink",
-    "finalizers",
-)
-_FOREIGN_ANNOTATIONS = (
-    api.LAST_APPLIED_ANNOTATION,
-    "kubectl.kubernetes.io/last-applied-configuration",
-)
-
-
-def kept_children(observed: ObservedChildren) -> list[dict[str, Any]]:
-    """Rebuild every observed child as we last desired it, in a stable order."""
-    rebuilt = [_as_last_applied(obj) for obj in observed.values()]
-    rebuilt.sort(key=lambda o: (_KIND_ORDER[o["kind"]], o["metadata"]["name"]))
-    return rebuilt
-
-
-def _as_last_applied(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
-    last = annotations.get(api.LAST_APPLIED_ANNOTATION)
-    if isinstance(last, str):
-        try:
-            applied = orjson.loads(last)
-        except orjson.JSONDecodeError:
-            applied = None
-        if (
-            isinstance(applied, dict)
-            and applied.get("kind") == obj["kind"]
-            and isinstance(applied.get("metadata"), dict)
-            and applied["metadata"].get("name") == meta["name"]
-        ):
-            return _strip_controller_fields(applied)
-    stripped = {k: v for k, v in obj.items() if k != "status"}
-    stripped["metadata"] = {k: v for k, v in meta.items() if k not in _SERVER_METADATA}
-    if annotations:
-        kept = {k: v for k, v in annotations.items() if k not in _FOREIGN_ANNOTATIONS}
-        if kept:
-            stripped["metadata"]["annotations"] = kept
-        else:
-            stripped["metadata"].pop("annotations", None)
-    return _strip_controller_fields(stripped)
-
-
-def _strip_controller_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    # Metacontroller stamps controller-uid itself; it is not one of our fields.
-    meta = dict(obj["metadata"])
-    labels = meta.get("labels")
-    if isinstance(labels, dict) and "controller-uid" in labels:
-        labels = {k: v for k, v in labels.items() if k != "controller-uid"}
-        if labels:
-            meta["labels"] = labels
-        else:
-            meta.pop("labels")
-    return {**obj, "metadata": meta}

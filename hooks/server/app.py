@@ -108,13 +108,19 @@ def handle_customize_body(body: bytes) -> SyncAnswer:
 def _checked_children(request: SyncRequest, response: Any) -> int:
     # A last guard on the core's answer: v2 hooks are parsed strictly, and an empty child list
     # deletes every child, so it is allowed only when finalizing or when nothing exists yet.
+    # The core answers one for an invalid offer with nothing trusted to re-render its children
+    # from (hooks.core.kept): the 500 makes Metacontroller leave the live children alone.
     if not isinstance(response, dict) or not set(response) <= RESPONSE_KEYS:
         raise HookFailure("the core returned keys outside the hook response contract")
     children = response.get("children")
     if not isinstance(children, list):
         raise HookFailure("the core returned no children list")
     if not children and request.children and not request.finalizing:
-        raise HookFailure("refusing to answer with no children while children exist")
+        raise HookFailure(
+            "refusing to answer with no children while children exist (an invalid or"
+            " not-rendered offer without a status.renderedSpec to re-render them from: the"
+            " live children are left as they are until the spec is fixed)"
+        )
     return len(children)
 
 

@@ -171,6 +171,7 @@ PARENT_REFUSED_TODAY = {
     "07-invalid-spec-new-offer",
     "08-invalid-spec-keeps-children",
     "13-invalid-spec-without-last-applied",
+    "17-invalid-spec-forged-children",
 }
 
 

@@ -194,6 +194,22 @@ def observed_managed_children(request: Any) -> int:
     return count
 
 
+def assert_children_are_the_offers_own(request: Any, response: Any) -> None:
+    """Every child answered is in the offer's namespace and named after the offer; and an
+    answer keeps nothing while children exist only for an offer whose spec is not rendered
+    (nothing trusted to re-render from: the shell then answers 500 and nothing is applied)."""
+    meta = request["parent"]["metadata"]
+    for child in response["children"]:
+        assert child["metadata"]["namespace"] == meta["namespace"], child["metadata"]
+        assert child["metadata"]["name"].startswith("so-"), child["metadata"]
+    if request.get("finalizing") is True or not observed_managed_children(request):
+        return
+    if not response["children"]:
+        conditions = response["status"].get("conditions") or []
+        ready = [c for c in conditions if c.get("type") == "Ready"]
+        assert ready and ready[-1]["reason"] in ("InvalidSpec", "NotRendered"), ready
+
+
 def assert_response_shape(response: Any) -> None:
     """A v2 hook response the shell can serialise: the contract keys, a list of child objects."""
     assert isinstance(response, dict), type(response)

@@ -6,9 +6,11 @@ Design notes:
   1. a malformed request raises nothing but ``SpecError`` from ``parse_request`` (the shell's 400);
   2. a well-formed request (``strategies.is_well_formed``) never raises, whatever its spec,
      status or children hold, and the answer has the v2 shape and serialises with orjson;
-  3. an answer never has ``children: []`` while the request observed children of our kinds
-     (an existing offer; an empty list would make Metacontroller delete them), finalizing aside;
-     and ``sync`` never changes its input (it is pure);
+  3. every child answered is in the offer's namespace and named after the offer; an answer has
+     ``children: []`` while the request observed children of ours (finalizing aside) only for
+     an invalid or not-rendered offer without trusted state to re-render from (the shell's
+     guard then answers 500, so Metacontroller deletes nothing); and ``sync`` never changes its
+     input (it is pure);
   4. a valid spec always gets children, whatever junk the status and the observed children hold.
 * Inputs: arbitrary JSON as the spec; random edits of valid specs (wrong types, missing fields,
   huge numbers, unicode, nesting); random edits anywhere in realistic requests (the fixtures,
@@ -37,12 +39,12 @@ from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.robustness.strategies import (
     FIXTURES,
+    assert_children_are_the_offers_own,
     assert_response_shape,
     is_well_formed,
     json_objects,
     json_values,
     mutated,
-    observed_managed_children,
 )
 from tests.support.observed import observed_children, parent_object, sync_request
 from tests.sync.test_properties import valid_offers
@@ -84,8 +86,7 @@ def answer(request: Any) -> dict[str, Any] | None:
     assert request == before, "sync changed its input"
     assert_response_shape(response)
     orjson.dumps(response, option=orjson.OPT_SORT_KEYS)  # the shell must be able to send it
-    if request.get("finalizing") is not True and observed_managed_children(request):
-        assert response["children"], "children: [] while children exist"
+    assert_children_are_the_offers_own(request, response)
     return response
 
 

@@ -245,7 +245,8 @@ def test_invalid_spec_keeps_every_live_child_exactly() -> None:
     live = observed_children(good["children"])
     broken = copy.deepcopy(offer)
     broken["spec"]["payment"]["payTo"] = "nope"
-    response = sync(parse_request(sync_request(parent_object(broken), live)), Settings()).response
+    parent = parent_object(broken, status=good["status"])
+    response = sync(parse_request(sync_request(parent, live)), Settings()).response
     key = lambda c: (c["kind"], c["metadata"]["name"])  # noqa: E731
     assert sorted(response["children"], key=key) == sorted(good["children"], key=key)
 
@@ -266,9 +267,10 @@ def test_invalid_spec_keeps_the_status_of_the_live_gate() -> None:
 
 
 def test_refuses_to_delete_everything_by_accident(monkeypatch: pytest.MonkeyPatch) -> None:
-    # kept_children always rebuilds every observed child; if that ever broke, the server's guard
-    # must turn a would-be "delete everything" answer into a 500.
-    monkeypatch.setattr("hooks.core.sync.kept_children", lambda observed: [])
+    # Without trusted state to re-render from, the core keeps nothing; while children exist the
+    # server's guard must turn that would-be "delete everything" answer into a 500, so
+    # Metacontroller leaves the live children alone.
+    monkeypatch.setattr("hooks.core.sync.kept_offer", lambda request, settings: None)
     offer = example("inference-qwen36-fast.yaml")
     live = observed_children(run(offer)["children"])
     offer["spec"]["payment"]["payTo"] = "nope"
