@@ -155,12 +155,10 @@ def _payment_from_status(payment: Mapping[str, Any]) -> dict[str, Any]:
         price["perRequest"] = quote.get("amount")
     rebuilt = _picked(payment, "network payTo scheme maxTimeoutSeconds")
     rebuilt["price"] = price
-    if asset.get("registered") is False:
-        rebuilt["asset"] = _picked(
-            asset, "address symbol decimals transferMethod eip712Name eip712Version"
-        )
-    else:
-        rebuilt["asset"] = asset.get("address")
+    # obol-stack's object form, which is also what the status reports.
+    rebuilt["asset"] = _picked(
+        asset, "address symbol decimals transferMethod eip712Name eip712Version"
+    )
     return rebuilt
 
 
