@@ -281,6 +281,22 @@ class Limits(_Strict):
     rps: Annotated[int | None, Field(ge=0, le=MAX_RPS)] = None
 
 
+def route_path_reason(path: str) -> str | None:
+    """Why Gateway API would refuse ``path`` as an HTTPRoute ``PathPrefix`` value, or None.
+
+    The rules of Gateway API v1.5.1's HTTPRoute CRD (its CEL on ``matches[].path``) that
+    :data:`OFFER_PATH`'s characters leave open: no empty and no dot segments. The CRD carries the
+    same two rules, with the same words.
+    """
+    if "//" in path:
+        return "must not contain '//' (Gateway API refuses it in an HTTPRoute path)"
+    if "/./" in path or "/../" in path or path.endswith(("/.", "/..")):
+        return (
+            "must not contain a '.' or '..' segment (Gateway API refuses it in an HTTPRoute path)"
+        )
+    return None
+
+
 def reserved_path_reason(path: str) -> str | None:
     """Why obol-stack reserves ``path`` (its ReservedPathConflict), or None when it is free."""
     if path in RESERVED_EXACT_PATHS:
@@ -323,7 +339,9 @@ class ServiceOfferSpec(_Strict):
         if self.upstream is None and self.type in RENDERED_TYPES:
             raise CrossFieldError("upstream", f"required field is missing (type {self.type})")
         if self.path is not None:
-            reason = reserved_path_reason(self.path)
+            # Dot segments first: "/x/../api" is "/api", which the reserved rule must not judge
+            # by its text.
+            reason = route_path_reason(self.path) or reserved_path_reason(self.path)
             if reason is not None:
                 raise CrossFieldError("path", reason, self.path)
         window = self.capabilities.context_window_tokens if self.capabilities else None

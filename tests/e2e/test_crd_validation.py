@@ -450,3 +450,38 @@ def test_the_api_server_judges_specs_like_the_offline_check_the_cli_and_the_hook
     else:
         # CEL cannot hash, so the CRD stores it; the hook and the CLI refuse it.
         assert not hook_accepts(manifest)
+
+
+# --------------------------------------------------------------------------------------------
+# spec.path: our CRD refuses exactly what Gateway API's HTTPRoute CRD would refuse
+# --------------------------------------------------------------------------------------------
+ROUTE_PATHS = ["/x/../api", "/a/../b", "/x/..", "/./x", "/x/.", "//api", "/a//b"]
+ROUTE_PATHS_OK = ["/services/qwen", "/v1.2/chat", "/x/..y", "/.x/y", "/x/y/"]
+
+
+@pytest.mark.parametrize("path", ROUTE_PATHS + ROUTE_PATHS_OK)
+def test_a_path_gateway_api_refuses_is_refused_by_our_crd_first(
+    kube: KubeClient, path: str
+) -> None:
+    # The HTTPRoute the hook renders for this offer, with the path as written: Gateway API's
+    # own CRD judges it; ours must judge the offer the same way, before anything is rendered.
+    route = sync(parse_request(render_request_for(_offer())), Settings())["children"][0]
+    assert route["kind"] == "HTTPRoute"
+    route["spec"]["rules"][0]["matches"][0]["path"]["value"] = path
+    route_refused = refusal(kube, route)
+    offer_refused = refusal(kube, _offer(path=path))
+    if path in ROUTE_PATHS_OK:
+        assert (route_refused, offer_refused) == (None, None)
+        return
+    assert route_refused is not None and "must not" in route_refused, route_refused
+    reason = "'//'" if "//" in path else "a '.' or '..' segment"
+    assert offer_refused is not None, path
+    assert f'spec.path: Invalid value: "{path}": path must not contain {reason}' in (
+        offer_refused
+    ), offer_refused
+
+
+def render_request_for(offer: Obj) -> Obj:
+    parent = copy.deepcopy(offer)
+    parent["metadata"].setdefault("namespace", "path-check")
+    return {"parent": parent, "children": {}}
