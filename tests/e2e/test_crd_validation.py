@@ -465,7 +465,7 @@ def test_a_path_gateway_api_refuses_is_refused_by_our_crd_first(
 ) -> None:
     # The HTTPRoute the hook renders for this offer, with the path as written: Gateway API's
     # own CRD judges it; ours must judge the offer the same way, before anything is rendered.
-    route = sync(parse_request(render_request_for(_offer())), Settings())["children"][0]
+    route = sync(parse_request(render_request_for(_offer())), Settings()).response["children"][0]
     assert route["kind"] == "HTTPRoute"
     route["spec"]["rules"][0]["matches"][0]["path"]["value"] = path
     route_refused = refusal(kube, route)

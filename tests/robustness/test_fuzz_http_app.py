@@ -109,7 +109,7 @@ def check_answer(body: bytes, status: int, payload: bytes, content_type: str) ->
         # Only the guard: the core kept nothing (no trusted state) while children exist.
         assert answer["error"] == "internal_error"
         assert observed_managed_children(request) and request.get("finalizing") is not True
-        assert sync(parse_request(request), Settings())["children"] == []
+        assert sync(parse_request(request), Settings()).response["children"] == []
         return
     assert set(answer) <= RESPONSE_KEYS and isinstance(answer.get("children"), list)
     if request.get("finalizing") is not True and observed_managed_children(request):

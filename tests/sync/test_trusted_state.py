@@ -55,7 +55,7 @@ def answer(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     parent = parent_object(offer, status=status)
-    return sync(parse_request(sync_request(parent, children)), settings or Settings())
+    return sync(parse_request(sync_request(parent, children)), settings or Settings()).response
 
 
 def broken(offer: dict[str, Any]) -> dict[str, Any]:
