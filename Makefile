@@ -8,7 +8,7 @@ PIP ?= $(PYTHON) -m pip
 SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 
 .PHONY: install install-test lint typecheck upstream-crds obol-decode unit e2e-binaries e2e test test-newest \
-	goldens bench bench-dataplane wrk serve image
+	goldens bench bench-dataplane wrk serve image image-check targets
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -61,7 +61,7 @@ NEWEST ?= .venv-newest
 test-newest: upstream-crds obol-decode
 	python3 -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e '.[test]'
-	$(NEWEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(flask|gunicorn|uvicorn|httptools|pydantic|pyyaml|orjson|prometheus.client|click|pycryptodome)=='
+	$(NEWEST)/bin/python -m pip freeze --exclude-editable | grep -iE '^(flask|gunicorn|uvicorn|h11|pydantic|pyyaml|orjson|prometheus.client|click|pycryptodome)=='
 	$(NEWEST)/bin/python -m pytest -q -m "not e2e and not slow" -p no:cacheprovider
 
 # Benchmarks (need wrk; not part of `test`): the hook's floor side by side with bare Flask, and
@@ -80,11 +80,21 @@ bench-dataplane: install-test e2e-binaries wrk
 goldens: install-test
 	$(PYTHON) -m pytest tests/sync --update-goldens -q
 
+# The sync server (the Quickstart's main job); the busy responder is `obol hook busy`.
 serve: install
 	$(SCRIPTS)/obol hook serve
 
-# The container image from the Dockerfile, with whichever of podman or docker is installed.
-IMAGE ?= serviceoffer-hook:dev
-CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
+# The container image from the Dockerfile with podman, on a Debian bookworm base made here (no
+# registry needed), and a run of both of its commands from it as uid 10001 on a read-only root
+# (.ci/image.sh says what that proves). Elsewhere `docker build .` builds the same Dockerfile.
+IMAGE ?= localhost/serviceoffer-hook:dev
 image:
-	$(CONTAINER_TOOL) build -t $(IMAGE) .
+	IMAGE=$(IMAGE) bash .ci/image.sh build
+
+image-check:
+	IMAGE=$(IMAGE) bash .ci/image.sh check
+
+# The issue-22 targets (idle memory, hooks/ size, request heads, slow clients) side by side
+# with the design before it.
+targets: install-test e2e-binaries
+	$(PYTHON) tests/bench/pod_targets.py

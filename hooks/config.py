@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,7 +47,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 ASSET_REGISTRY_FILE = "OBOL_ASSET_REGISTRY_FILE"
 BIND = "OBOL_BIND"
 BUSY_BIND = "OBOL_BUSY_BIND"
-WORKERS = "OBOL_WORKERS"
+THREADS = "OBOL_THREADS"
 HOOK_TOKEN = "OBOL_HOOK_TOKEN"
 HOOK_TOKEN_FILE = "OBOL_HOOK_TOKEN_FILE"
 PROBE_TTL_SECONDS: Final = "OBOL_PROBE_TTL_SECONDS"
@@ -206,7 +205,7 @@ OBSERVE_ENVIRONMENT: Final = (
 SHELL_ENVIRONMENT: Final = (
     EnvSetting(BIND, "bind", _bind),
     EnvSetting(BUSY_BIND, "busy_bind", _bind),
-    EnvSetting(WORKERS, "workers", _whole(1, 64)),
+    EnvSetting(THREADS, "threads", _whole(1, 64)),
     EnvSetting("OBOL_MAX_REQUEST_BYTES", "max_request_bytes", _whole(1024, 1 << 30)),
     EnvSetting("OBOL_LOG_LEVEL", "log_level", _one_of(LOG_LEVELS, fold_case=True)),
 )
@@ -237,7 +236,7 @@ class ShellConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     bind: str = DEFAULT_BIND
     busy_bind: str = DEFAULT_BUSY_BIND
-    workers: int = 2
+    threads: int = 4
     log_level: str = "info"
     observe: ObserveSettings = field(default_factory=ObserveSettings)
 
@@ -273,7 +272,7 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     if config.bind == config.busy_bind or (
         config.sync_port is not None and config.sync_port == config.busy_port
     ):
-        # Two servers (gunicorn and the busy responder) cannot listen on one port.
+        # The two containers share the Pod's network: they cannot listen on one port.
         raise ConfigError.at(
             BUSY_BIND, f"must use another port than {BIND} ({config.bind})", config.busy_bind
         )
@@ -355,29 +354,8 @@ def default_wallet(env: Mapping[str, str] | None = None) -> str | None:
     return env.get(X402_WALLET, "").strip() or None
 
 
-METRICS_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def metrics_directory() -> str | None:
-    """Where prometheus_client keeps every worker's samples (``PROMETHEUS_MULTIPROC_DIR``)."""
-    return os.environ.get(METRICS_DIR) or None
-
-
-def provide_metrics_directory() -> tuple[str, bool]:
-    """``PROMETHEUS_MULTIPROC_DIR``, set to a new private directory when unset (then True).
-
-    Must run before anything imports prometheus_client, which picks its value store on import.
-    """
-    existing = metrics_directory()
-    if existing is not None:
-        return existing, False
-    created = tempfile.mkdtemp(prefix="obol-hook-metrics-")
-    os.environ[METRICS_DIR] = created
-    return created, True
-
-
 def process_environment() -> dict[str, str]:
-    """A copy of this process's environment (for a child process the CLI starts)."""
+    """A copy of this process's environment (a command adds its flags to it)."""
     return dict(os.environ)
 
 

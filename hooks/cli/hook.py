@@ -1,8 +1,9 @@
 """``obol hook ...``: run the sync hook server, answer one sync request, render an offer offline.
 
-* ``serve`` validates the configuration, then runs the sync listener (gunicorn with the
-  checked-in :mod:`hooks.server.gunicorn_conf`) and the busy responder (:mod:`hooks.server.busy`)
-  as one unit (:mod:`hooks.server.supervise`).
+* ``serve`` reads the configuration once, opens the sync port and runs gunicorn with the Flask
+  app on it (:mod:`hooks.server.sync_server`): the ``sync`` container.
+* ``busy`` does the same for the busy responder under uvicorn (:mod:`hooks.server.busy`): the
+  ``busy`` container. Kubernetes runs, probes and restarts the two; locally, run both.
 * ``sync`` answers a sync request from stdin through :func:`hooks.server.app.handle_sync_body`, the
   same function POST /sync uses.
 * ``render`` reads a ServiceOffer file (bounded, alias-free YAML: :mod:`hooks.core.user_yaml`),
@@ -16,6 +17,7 @@ wrong, 8: configuration, 9: internal failure); never a traceback.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,8 +30,9 @@ from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID, CliError
 from hooks.config import (
     BIND,
     BUSY_BIND,
-    WORKERS,
+    THREADS,
     ConfigError,
+    ShellConfig,
     load_config,
     load_settings,
     process_environment,
@@ -56,36 +59,71 @@ def hook() -> None:
     epilog="""\b
 Examples:
   obol hook serve
-  obol hook serve --bind 127.0.0.1:9090 --busy-bind 127.0.0.1:9091 --workers 4
+  obol hook serve --bind 127.0.0.1:9090 --threads 8
 
 \b
-Listeners: /sync, /finalize and /metrics on --bind (gunicorn, the Flask
-app), /busy/... on --busy-bind (the busy responder, its own server);
-/healthz and /readyz on both. The two must use different ports.
-Other settings come from OBOL_* environment variables (see docs/settings.md).
+Serves POST /sync and /finalize for Metacontroller, /metrics, and the
+/healthz and /readyz probes (gunicorn, the Flask app). The busy responder
+is its own command (obol hook busy), in its own container. Other settings
+come from OBOL_* environment variables (see docs/settings.md).
 """
 )
 @click.option("--bind", metavar="HOST:PORT", help="Sync listener [env OBOL_BIND; 0.0.0.0:8080].")
 @click.option(
-    "--busy-bind",
-    metavar="HOST:PORT",
-    help="Busy-responder listener [env OBOL_BUSY_BIND; 0.0.0.0:8081].",
+    "--threads",
+    type=click.IntRange(1, 64),
+    help="Request threads of the one gunicorn worker [env OBOL_THREADS; 4].",
+)
+def serve(bind: str | None, threads: int | None) -> None:
+    """Serve the sync hook (gunicorn and Flask) until stopped."""
+    config = _server_config({BIND: bind, THREADS: threads})
+    listener = _listen(config.bind, BIND)
+    from hooks.server.sync_server import serve as serve_sync
+
+    serve_sync(config, listener)
+
+
+@hook.command(
+    epilog="""\b
+Examples:
+  obol hook busy
+  obol hook busy --bind 127.0.0.1:9091
+
+\b
+Serves GET /busy/<namespace>/<name> (the 429 body Traefik's errors
+Middleware asks for), /metrics, and the /healthz and /readyz probes
+(uvicorn). Other settings come from OBOL_* environment variables.
+"""
 )
 @click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    help="gunicorn worker processes [env OBOL_WORKERS; 2].",
+    "--bind", metavar="HOST:PORT", help="Busy listener [env OBOL_BUSY_BIND; 0.0.0.0:8081]."
 )
-def serve(bind: str | None, busy_bind: str | None, workers: int | None) -> None:
-    """Serve the sync hook (gunicorn) and the busy responder (uvicorn) until stopped."""
-    env = process_environment()
-    for variable, value in ((BIND, bind), (BUSY_BIND, busy_bind), (WORKERS, workers)):
-        if value is not None:
-            env[variable] = str(value)
-    _configured(lambda: load_config(env))
-    from hooks.server.supervise import serve as serve_both
+def busy(bind: str | None) -> None:
+    """Serve the busy responder (uvicorn) until stopped."""
+    config = _server_config({BUSY_BIND: bind})
+    listener = _listen(config.busy_bind, BUSY_BIND)
+    from hooks.server.busy import serve as serve_busy
 
-    sys.exit(serve_both(env))
+    serve_busy(config, listener)
+
+
+def _server_config(flags: dict[str, object]) -> ShellConfig:
+    """The configuration, with the command's flags in place of their variables."""
+    env = process_environment()
+    env.update({variable: str(value) for variable, value in flags.items() if value is not None})
+    return _configured(lambda: load_config(env))
+
+
+def _listen(bind: str, variable: str) -> socket.socket:
+    """The open listener, or one ``Error:`` line and exit 8 before any server starts."""
+    from hooks.server.listener import open_listener
+
+    try:
+        return open_listener(bind)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        message = f"configuration: {variable}: cannot listen on {bind}: {reason}"
+        raise CliError(message, EXIT_CONFIG) from None
 
 
 @hook.command(

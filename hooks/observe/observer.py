@@ -19,8 +19,8 @@ and the conditions (docs/live-capacity.md has the behaviour and the cost formula
   ``OBOL_PROBE_GATEWAY_URL`` set, each offer's public path is a target too: one unpaid GET
   through the gateway.
 
-Each gunicorn worker keeps its own cache, so two syncs of one offer answered by different
-workers may report ``inFlight`` values sampled up to a TTL apart. Status churn stays bounded: a
+The sync server's one worker process keeps the cache (each replica of the hook its own, so two
+replicas may report ``inFlight`` values sampled up to a TTL apart). Status churn stays bounded: a
 value only changes when a probe completes, messages carry no timings or counters, and the
 CompositeController ignores status changes.
 
@@ -91,10 +91,9 @@ class _Target:
 class Observer:
     """Probes upstreams off the sync path and answers syncs from a bounded, fresh-only cache.
 
-    Thread-safe. Create one per process *after* the fork (gunicorn runs ``create_app`` in each
-    worker, ``preload_app`` is off) and call :meth:`start` there; a fork after :meth:`start`
-    is survived too (the child drops the parent's threads and starts its own on the next
-    :meth:`start` or probe). Each worker keeps its own cache (see the module docstring).
+    Thread-safe. Call :meth:`start` in the process that serves (the sync server builds it before
+    gunicorn forks and starts it in the worker); a fork after :meth:`start` is survived too (the
+    child drops the parent's threads and starts its own on the next :meth:`start` or probe).
     """
 
     def __init__(

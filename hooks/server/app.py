@@ -1,7 +1,7 @@
 """The HTTP shell: a Flask app factory around the pure sync core, served by gunicorn.
 
-``gunicorn -c python:hooks.server.gunicorn_conf`` (what ``obol hook serve`` runs) loads
-``hooks.server.app:create_app()``, which reads its configuration through :mod:`hooks.config`.
+``obol hook serve`` reads the configuration once and gunicorn's worker builds the app from it
+(:mod:`hooks.server.sync_server`); :func:`create_app` never reads the environment.
 
 Endpoints:
 
@@ -11,13 +11,13 @@ Endpoints:
   keys work too). 200 with exactly the keys the core returns; 400 JSON for a malformed request;
   500 JSON with a generic message for anything else (traceback in the log only); 401 JSON when a
   bearer token is configured and missing or wrong; 413 JSON above the size cap.
-* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (every process's metrics, merged).
+* ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (this server's metrics).
 
 Every request takes one path: Flask's. The request body is parsed once
 (:func:`hooks.core.request.parse_request`) into the value the observer and the core share.
 This app serves the sync listener only; the busy responder the gateway asks for each 429 is a
-server of its own on its own port (:mod:`hooks.server.busy`), so a NetworkPolicy can admit only
-Metacontroller to one and only the gateway to the other.
+server of its own in a container of its own (:mod:`hooks.server.busy`), so a NetworkPolicy can
+admit only Metacontroller to one port and only the gateway to the other.
 
 Rules: no domain logic here; never answer 200 with a partial or empty child list because of an
 exception; never put exception text, tokens or request bodies into a response.
@@ -40,14 +40,14 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from hooks.config import DEFAULT_MAX_REQUEST_BYTES, load_config
+from hooks.config import ShellConfig
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.request import SyncRequest, parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import Observe, Outcome, SyncResult, customize, sync
 from hooks.observe.observer import Observer
 from hooks.server import logs
-from hooks.server.metrics import HookMetrics, package_version
+from hooks.server.metrics import SyncMetrics, package_version
 
 JSON: Final = "application/json"
 RESPONSE_KEYS: Final = frozenset({"status", "children", "resyncAfterSeconds", "finalized"})
@@ -151,7 +151,7 @@ class _HookShell:
         self,
         settings: Settings,
         token: str | None,
-        metrics: HookMetrics,
+        metrics: SyncMetrics,
         logger: logging.Logger,
         max_request_bytes: int,
         observer: Observer | None,
@@ -263,10 +263,6 @@ class _HookShell:
         return Response(orjson.dumps({"status": "alive"}), 200, content_type=JSON)
 
     def readyz(self) -> Response:
-        problem = self.metrics.readiness_problem()
-        if problem is not None:
-            body = orjson.dumps({"status": "not_ready", "detail": problem})
-            return Response(body, 503, content_type=JSON)
         return Response(orjson.dumps({"status": "ready"}), 200, content_type=JSON)
 
     def metrics_view(self) -> Response:
@@ -299,41 +295,23 @@ def http_error(exc: HTTPException) -> Response:
 
 
 def create_app(
-    settings: Settings | None = None,
+    config: ShellConfig,
     *,
-    hook_token: str | None = None,
-    max_request_bytes: int | None = None,
-    metrics: HookMetrics | None = None,
-    log_level: str | None = None,
+    metrics: SyncMetrics | None = None,
     observer: Observer | None = None,
 ) -> Flask:
-    """The Flask app.
-
-    With no ``settings``, everything is read from the environment (:mod:`hooks.config`):
-    settings, token, size cap (default 8 MiB), log level and the observation
-    layer (started here, so once per gunicorn worker); keyword arguments still override. With
-    ``settings``, only the keyword arguments apply: without an ``observer`` nothing is probed.
-    """
-    if settings is None:
-        config = load_config()
-        if observer is None and config.observe.enabled:
-            observer = Observer(config.observe)
-            observer.start()
-        settings = config.settings
-        hook_token = hook_token if hook_token is not None else config.hook_token
-        max_request_bytes = max_request_bytes or config.max_request_bytes
-        log_level = log_level or config.log_level
-    max_request_bytes = max_request_bytes or DEFAULT_MAX_REQUEST_BYTES
+    """The Flask app for ``config``; its statuses carry the live observations of ``observer``
+    (the caller starts it), else report upstream health as Unknown."""
     app = Flask(__name__)
-    logger = logs.configure(log_level or "info")
-    logs.configure(log_level or "info", app.name)  # Flask's own exception log, as JSON too
-    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    logger = logs.configure(config.log_level)
+    logs.configure(config.log_level, app.name)  # Flask's own exception log, as JSON too
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     shell = _HookShell(
-        settings,
-        hook_token,
-        metrics or HookMetrics.from_environment(package_version()),
+        config.settings,
+        config.hook_token,
+        metrics or SyncMetrics(package_version()),
         logger,
-        max_request_bytes,
+        config.max_request_bytes,
         observer,
     )
     shell.register(app)

@@ -10,47 +10,53 @@ carried the admitted marker (:data:`hooks.core.admission.ADMITTED_HEADER`: it ha
 offer's global limit, so a per-buyer limit refused it), else ``offer_saturated``.
 
 Why a server of its own, not a Flask route: it answers once per 429 of every saturated offer,
-exactly when buyers retry, and the gateway keeps its connections alive. An ASGI app under
-uvicorn (httptools parser, asyncio loop) answers one for a small fraction of the CPU a Flask
-request under gunicorn costs (``tests/bench/dataplane.py`` prints the CPU per 429), and a 429
-flood runs in its own process at a lower scheduling priority (:data:`NICENESS`), so it never
-queues a sync behind it and yields the CPU to one. ``obol hook serve`` runs it next to the
-gunicorn sync workers (:mod:`hooks.server.supervise`); ``/healthz`` and ``/readyz`` answer here
-too, every other path is a JSON 404.
+exactly when buyers retry, and the gateway keeps its connections alive. An ASGI app under stock
+uvicorn (asyncio, one process) answers one for a small fraction of the CPU a Flask request
+under gunicorn costs (``tests/bench/dataplane.py`` prints the CPU per 429), and it runs in a
+container of its own (``obol hook busy``), whose CPU request and limit keep a 429 flood from
+taking the CPU the sync container needs. ``/healthz`` and ``/readyz`` (its probes) and
+``/metrics`` (its own counters) answer here too; every other path is a JSON 404.
 
-Never: read the environment except through :mod:`hooks.config`; quote payment terms; echo
-request data other than a well-formed offer name.
+Stock uvicorn settings bound what a client can make it hold: h11's maximum incomplete event size
+refuses a request head that is still incomplete past :data:`MAX_HEAD_BYTES` (a 400, connection
+closed: at most one socket read is ever buffered), ``limit_concurrency`` caps connections and
+tasks (a 503 beyond), idle connections close after :data:`KEEPALIVE` s. A longer head that
+arrived whole in one read is refused here, 431 before anything else. Who may connect at all is
+the NetworkPolicy's job (only the gateway, which reads whole request heads before it forwards):
+see the threat model in docs/how-it-works.md.
+
+Never: read the environment; quote payment terms; echo request data other than a well-formed
+offer name; patch or subclass uvicorn's internals.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import random
+import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from hooks.config import bind_address, load_config
+from hooks.config import ShellConfig
 from hooks.core.admission import ADMITTED_HEADER
 from hooks.core.api import is_dns_label, is_dns_subdomain
 from hooks.core.settings import Settings
-from hooks.server import SERVER_NAME, logs
-from hooks.server.metrics import HookMetrics, package_version
+from hooks.server import logs
+from hooks.server.metrics import BusyMetrics, package_version
 
 DEFAULT_RETRY_AFTER: Final = 2
 MAX_RETRY_AFTER: Final = 3600
 BUSY_PREFIX: Final = "/busy/"
 KEEPALIVE: Final = 5  # seconds an idle connection stays open (Go clients keep theirs 90 s)
-HEAD_TIMEOUT: Final = 2  # seconds a connection may take to send a whole request head
 GRACEFUL_TIMEOUT: Final = 20  # seconds in-flight answers get on SIGTERM
-# Scheduling priority below the sync workers': when both want the CPU, a sync goes first.
-NICENESS: Final = 10
+MAX_HEAD_BYTES: Final = 8 * 1024  # a longer request head is refused, never buffered whole
+# Connections plus in-flight answers; above it uvicorn answers 503. Far above what the gateway
+# opens (its idle pool per backend is 200), so a flood of normal 429s never meets it.
+MAX_CONCURRENCY: Final = 4096
 
 # Why a request got 429 (the body's "error" and the X-Obol-Reject-Reason header).
 REASON_SATURATED: Final = "offer_saturated"  # the offer's global in-flight limit
@@ -105,6 +111,9 @@ def error_body(error: str, detail: str) -> bytes:
 
 _NOT_FOUND: Final = error_body("not_found", "no such endpoint on this port")
 _NOT_ALLOWED: Final = error_body("method_not_allowed", "the busy responder answers GET only")
+_HEAD_TOO_LARGE: Final = error_body(
+    "request_header_fields_too_large", f"the request head exceeds {MAX_HEAD_BYTES} bytes"
+)
 _ALIVE: Final = orjson.dumps({"status": "alive"})
 _READY: Final = orjson.dumps({"status": "ready"})
 
@@ -112,7 +121,7 @@ _READY: Final = orjson.dumps({"status": "ready"})
 class BusyResponder:
     """The ASGI app of the busy listener."""
 
-    def __init__(self, settings: Settings, metrics: HookMetrics, logger: logging.Logger) -> None:
+    def __init__(self, settings: Settings, metrics: BusyMetrics, logger: logging.Logger) -> None:
         self.jitter = settings.busy_jitter_seconds
         self.payer_name = settings.payer_header
         self.payer_header = settings.payer_header.lower().encode("latin-1")
@@ -123,6 +132,9 @@ class BusyResponder:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # no lifespan or websocket support: uvicorn runs with lifespan off
+        if _head_size(scope) > MAX_HEAD_BYTES:
+            await _answer(send, 431, _HEAD_TOO_LARGE, [(b"connection", b"close")])
+            return
         path: str = scope["path"]
         method: str = scope["method"]
         if path.startswith(BUSY_PREFIX):
@@ -135,6 +147,9 @@ class BusyResponder:
                 await self.busy(scope, send, namespace, name, head=method == "HEAD")
         elif path in ("/healthz", "/readyz") and method in ("GET", "HEAD"):
             await _answer(send, 200, _ALIVE if path == "/healthz" else _READY)
+        elif path == "/metrics" and method == "GET":
+            body, content_type = self.metrics.exposition()
+            await _answer(send, 200, body, content_type=content_type.encode())
         else:
             await _answer(send, 404, _NOT_FOUND)
 
@@ -172,6 +187,12 @@ class BusyResponder:
         )
 
 
+def _head_size(scope: Scope) -> int:
+    """The bytes of the request line and header lines (near enough: separators counted too)."""
+    line = len(scope["method"]) + len(scope["raw_path"]) + len(scope["query_string"]) + 12
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
@@ -183,9 +204,10 @@ async def _answer(
     extra: list[tuple[bytes, bytes]] | None = None,
     *,
     head: bool = False,
+    content_type: bytes = b"application/json",
 ) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         *(extra or ()),
     ]
@@ -193,103 +215,22 @@ async def _answer(
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-class BusyProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, bounded for a port any pod of the cluster may reach.
-
-    uvicorn closes a connection only when it idles after an answer (``timeout_keep_alive``). A
-    connection that sends nothing, or part of a request head, and then stalls would otherwise
-    stay open for good: here it must complete its request head within :data:`HEAD_TIMEOUT`, and
-    is closed with one warning line otherwise. A request with a body (the gateway never sends
-    one) closes its connection after the answer, so an unread body is never waited for. A
-    request the parser refuses gets a JSON 400 like every other answer.
-    """
-
-    head_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._await_head()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self.head_deadline is None:
-            self._await_head()
-
-    def on_headers_complete(self) -> None:
-        self._drop_deadline()
-        super().on_headers_complete()
-        expects_body = any(
-            name in (b"content-length", b"transfer-encoding") and value not in (b"0", b"")
-            for name, value in self.headers
-        )
-        if expects_body and self.cycle is not None:
-            self.cycle.keep_alive = False
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._drop_deadline()  # idle until the next request: uvicorn's keep-alive timer
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._drop_deadline()
-        super().connection_lost(exc)
-
-    def send_400_response(self, msg: str) -> None:
-        body = error_body("bad_request", msg)
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
-        head.extend(
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        )
-        head.append(b"content-type: application/json\r\n")
-        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-        self.transport.write(b"".join(head) + body)
-        self.transport.close()
-
-    def _await_head(self) -> None:
-        self.head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._stalled)
-
-    def _drop_deadline(self) -> None:
-        if self.head_deadline is not None:
-            self.head_deadline.cancel()
-            self.head_deadline = None
-
-    def _stalled(self) -> None:
-        self.head_deadline = None
-        if not self.transport.is_closing():
-            logging.getLogger(logs.LOGGER_NAME).warning(
-                "client stalled: no whole request head within %s s; connection closed",
-                HEAD_TIMEOUT,
-            )
-            self.transport.close()
-
-
-def serve() -> None:
-    """Run the busy responder on ``OBOL_BUSY_BIND`` until SIGTERM or SIGINT (what ``obol hook
-    serve`` starts next to gunicorn)."""
-    config = load_config()
-    os.nice(NICENESS)
+def serve(config: ShellConfig, listener: socket.socket) -> None:
+    """Run the busy responder on ``listener`` until SIGTERM or SIGINT (``obol hook busy``)."""
     logger = logs.configure(config.log_level)
     logs.configure(config.log_level, "uvicorn.error")  # uvicorn's own lines, as JSON too
-    app = BusyResponder(config.settings, HookMetrics.from_environment(package_version()), logger)
-    address = bind_address(config.busy_bind)
-    where: dict[str, Any] = (
-        {"uds": address} if isinstance(address, str) else {"host": address[0], "port": address[1]}
-    )
+    app = BusyResponder(config.settings, BusyMetrics(package_version()), logger)
     server_config = uvicorn.Config(
         app,
-        **where,
-        http=BusyProtocol,
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        limit_concurrency=MAX_CONCURRENCY,
         loop="asyncio",
         lifespan="off",
         access_log=False,
         log_config=None,
         server_header=False,
-        headers=[("server", SERVER_NAME)],
         timeout_keep_alive=KEEPALIVE,
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
-        backlog=2048,
     )
-    uvicorn.Server(server_config).run()
-
-
-if __name__ == "__main__":
-    serve()
+    uvicorn.Server(server_config).run(sockets=[listener])

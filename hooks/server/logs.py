@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stderr, for the server and its gunicorn master.
+"""Structured logs: one JSON object per line on stderr, for both servers and gunicorn itself.
 
 The server logs one line per sync request (offer ``namespace/name``, outcome, HTTP status,
 children count, duration in ms) at a level that follows the outcome: a routine successful sync
@@ -13,7 +13,6 @@ secrets), tokens or ``Authorization`` headers.
 
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 import time
@@ -47,28 +46,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
-
-
-class StalledClients(logging.Filter):
-    """gunicorn logs a client that stalls past the socket timeout as an error with a traceback
-    ("Socket error processing request."); this filter turns such a record into one warning line
-    without traceback. A stalled client is the client's problem, not ours."""
-
-    def __init__(self, timeout_seconds: float) -> None:
-        super().__init__()
-        self.timeout_seconds = timeout_seconds
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        stalled = isinstance(error, BlockingIOError | TimeoutError) or (
-            isinstance(error, OSError) and error.errno in (errno.EAGAIN, errno.ETIMEDOUT)
-        )
-        if stalled:
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = "client stalled: nothing read or written for %s s; connection closed"
-            record.args = (self.timeout_seconds,)
-            record.exc_info = record.exc_text = None
-        return True
 
 
 def _utc_timestamp(created: float) -> str:

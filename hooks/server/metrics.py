@@ -1,30 +1,32 @@
-"""Prometheus metrics of the HTTP shell, correct across several gunicorn worker processes.
+"""Prometheus metrics of the two servers, each in its own process and its own registry.
 
-When ``PROMETHEUS_MULTIPROC_DIR`` is set (the gunicorn config sets it before any worker starts),
-every worker writes its samples to files in that directory and ``/metrics`` merges all of them,
-so a scrape that lands on any worker sees the totals of the whole pod. Without it (tests, the
-CLI) the metrics live in a private in-process registry.
+The sync container (gunicorn, one worker process with several threads) and the busy container
+(uvicorn, one process) each count in memory and answer their own ``/metrics``: one process per
+server means no multiprocess directory and no merging, and a scrape sees the whole server.
 
-Metrics:
+Metrics of the sync server (:class:`SyncMetrics`):
 
 * ``obol_hook_sync_requests_total{outcome}``: sync/finalize requests by outcome (ok,
   invalid_spec, bad_request, error, unauthorized).
 * ``obol_hook_sync_duration_seconds``: time to parse, sync and serialise one request.
 * ``obol_hook_sync_children_total``: children returned in 200 answers.
+
+Metrics of the busy responder (:class:`BusyMetrics`):
+
 * ``obol_hook_busy_responses_total{namespace}``: 429 bodies served, by offer namespace (never by
   offer name, and at most :data:`MAX_BUSY_NAMESPACES` distinct values, so cardinality stays
   bounded whatever reaches the busy port).
 * ``obol_hook_busy_missing_payer_total{namespace}``: per-buyer 429s whose request carried no
   payer header: the verifier does not send it, so every buyer of the offer shares one per-buyer
   bucket. Should stay 0; alert on any increase.
-* ``obol_hook_build_info{version}``: always 1.
+
+Both: ``obol_hook_build_info{version}``, always 1.
 
 Never labels by offer name, buyer, path or anything a client controls without a bound.
 """
 
 from __future__ import annotations
 
-import os
 from importlib import metadata
 from typing import Final
 
@@ -35,14 +37,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    values,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from hooks.config import METRICS_DIR, metrics_directory
 from hooks.core.api import is_dns_label
 
-MULTIPROC_ENV: Final = METRICS_DIR
 OUTCOMES: Final = ("ok", "invalid_spec", "bad_request", "error", "unauthorized")
 MAX_BUSY_NAMESPACES: Final = 256
 OTHER_NAMESPACE: Final = "_other"
@@ -73,64 +71,50 @@ def package_version() -> str:
         return "0+unknown"
 
 
-class HookMetrics:
-    """The shell's metrics; one instance per app."""
+class _Metrics:
+    """One server's registry, with the build info every server reports."""
 
-    def __init__(self, version: str, multiprocess_dir: str | None = None) -> None:
-        self.multiprocess_dir = multiprocess_dir
-        self._registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        info = Gauge(
+            "obol_hook_build_info",
+            "Always 1; the version label says which build is running.",
+            ["version"],
+            registry=self.registry,
+        )
+        info.labels(version=version).set(1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class SyncMetrics(_Metrics):
+    """The sync server's metrics."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
         self._sync_requests = Counter(
             "obol_hook_sync_requests",
             "Sync and finalize requests answered, by outcome.",
             ["outcome"],
-            registry=self._registry,
+            registry=self.registry,
         )
         self._sync_duration = Histogram(
             "obol_hook_sync_duration_seconds",
             "Time to parse, sync and serialise one sync request.",
             buckets=DURATION_BUCKETS,
-            registry=self._registry,
+            registry=self.registry,
         )
         self._children = Counter(
             "obol_hook_sync_children",
             "Children returned in successful sync answers.",
-            registry=self._registry,
+            registry=self.registry,
         )
-        self._busy = Counter(
-            "obol_hook_busy_responses",
-            "429 bodies served by the busy responder, by offer namespace.",
-            ["namespace"],
-            registry=self._registry,
-        )
-        self._missing_payer = Counter(
-            "obol_hook_busy_missing_payer",
-            "Per-buyer 429s whose request had no payer header (all buyers share one bucket).",
-            ["namespace"],
-            registry=self._registry,
-        )
-        info = Gauge(
-            "obol_hook_build_info",
-            "Always 1; the version label says which build is running.",
-            ["version"],
-            registry=self._registry,
-            multiprocess_mode="max",
-        )
-        info.labels(version=version).set(1)
         # Every outcome exists from the start (at 0), resolved once: labels() costs per call.
         self._sync_by_outcome = {
             outcome: self._sync_requests.labels(outcome=outcome) for outcome in OUTCOMES
         }
-        self._busy_namespaces: set[str] = set()
-
-    @classmethod
-    def from_environment(cls, version: str) -> HookMetrics:
-        """Multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set, in-process otherwise."""
-        directory = metrics_directory()
-        # prometheus_client picks its value store when first imported; if the variable appeared
-        # only later, samples stay in memory and reading the directory would show zeros.
-        if directory is not None and values.ValueClass is values.MutexValue:
-            directory = None
-        return cls(version, directory)
 
     def observe_sync(self, outcome: str, seconds: float | None, children: int = 0) -> None:
         """Count one sync request; ``seconds`` is None when the body was never processed."""
@@ -140,6 +124,26 @@ class HookMetrics:
             self._sync_duration.observe(seconds)
         if children:
             self._children.inc(children)
+
+
+class BusyMetrics(_Metrics):
+    """The busy responder's metrics."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
+        self._busy = Counter(
+            "obol_hook_busy_responses",
+            "429 bodies served by the busy responder, by offer namespace.",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self._missing_payer = Counter(
+            "obol_hook_busy_missing_payer",
+            "Per-buyer 429s whose request had no payer header (all buyers share one bucket).",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self._busy_namespaces: set[str] = set()
 
     def observe_busy(self, namespace: str) -> None:
         """Count one 429 body served for an offer in ``namespace``."""
@@ -158,22 +162,3 @@ class HookMetrics:
             return OTHER_NAMESPACE
         self._busy_namespaces.add(namespace)
         return namespace
-
-    def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        if self.multiprocess_dir is None:
-            return generate_latest(self._registry), CONTENT_TYPE_LATEST
-        merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(merged), CONTENT_TYPE_LATEST
-
-    def readiness_problem(self) -> str | None:
-        """Why the metrics cannot be recorded, or None when they can."""
-        directory = self.multiprocess_dir
-        if directory is None:
-            return None
-        if not os.path.isdir(directory):
-            return f"{MULTIPROC_ENV} directory does not exist"
-        if not os.access(directory, os.W_OK | os.X_OK):
-            return f"{MULTIPROC_ENV} directory is not writable"
-        return None

@@ -1,10 +1,8 @@
 """The bare ceiling: a Flask app that does only what every request must cost, nothing else.
 
-Served by the SAME gunicorn configuration as the hook (``-c python:hooks.server.gunicorn_conf``,
-same
-worker class and count, same bind, same logger, same metrics directory handling), with this
-module as the app: ``gunicorn -c python:hooks.server.gunicorn_conf --pythonpath tests/bench
-bare_app:app``.
+Served by the SAME gunicorn settings as the hook (:mod:`hooks.server.sync_server`: worker class,
+threads, bind, logger), with this module's app: ``python tests/bench/bare_app.py`` with
+``OBOL_BIND`` set, as ``obol hook serve`` would run.
 
 * ``POST /sync``: reads the body and parses it with orjson (like the real app), then returns a
   fixed small answer. The difference to the real ``/sync`` is the hook's own work: the sync core,
@@ -19,6 +17,10 @@ from typing import Final
 
 import orjson
 from flask import Flask, Response, request
+
+from hooks.config import load_config
+from hooks.server.listener import open_listener
+from hooks.server.sync_server import SyncServer
 
 JSON: Final = "application/json"
 FIXED_SYNC_ANSWER: Final = b'{"status":{"ok":true},"children":[],"resyncAfterSeconds":60}'
@@ -40,4 +42,13 @@ def create_bare_app() -> Flask:
     return bare
 
 
-app = create_bare_app()
+class BareServer(SyncServer):
+    """The hook's gunicorn application with the bare app in place of the hook's."""
+
+    def load(self) -> Flask:
+        return create_bare_app()
+
+
+if __name__ == "__main__":
+    config = load_config()
+    BareServer(config, open_listener(config.bind)).run()

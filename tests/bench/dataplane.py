@@ -27,7 +27,7 @@ only), at 64 and 4 connections:
 
 Ratios are taken within a round (each path against ``bare``, ``busy`` against ``traefik429``) and
 their median is reported, so the machine's speed and the other processes on it cancel out. CPU
-per request is read from ``/proc`` for Traefik, the hook (master and workers) and the stand-ins
+per request is read from ``/proc`` for Traefik, the hook (both servers) and the stand-ins
 (the upstream's and the verifier's processes).
 
 Last, ``POST /sync`` at 5 connections (Metacontroller's default workers) is measured alone, under
@@ -213,13 +213,14 @@ class Harness:
 
     def meters(self) -> dict[str, Callable[[], float]]:
         traefik = self.stack.process("traefik").pid
-        hook = self.hook.proc.pid
+        hooks = [self.hook.proc.pid, self.hook.busy_proc.pid]  # the two containers' servers
         upstream, verifier = self.upstream.proc.pid, self.verifier.proc.pid
-        assert None not in (traefik, hook, upstream, verifier)
-        assert traefik is not None and hook is not None
+        assert None not in (traefik, *hooks, upstream, verifier)
+        assert traefik is not None
 
         def hook_cpu() -> float:
-            return sum(process_cpu_seconds(pid) for pid in [hook, *descendants_of(hook)])
+            pids = [pid for hook in hooks if hook for pid in [hook, *descendants_of(hook)]]
+            return sum(process_cpu_seconds(pid) for pid in pids)
 
         def stand_ins() -> float:
             return sum(process_cpu_seconds(pid) for pid in (upstream, verifier) if pid)

@@ -12,9 +12,9 @@ closed loop, ``--timeout 10s``, 3 runs per configuration and the median of each 
    specs, :mod:`micro`) costs at most 150 µs median, judged at the baseline machine's speed:
    first ``orjson.loads`` of fixture 02 is timed against the baseline's figure for its request,
    which says how much slower or faster this machine is.
-2. ``POST /sync`` through the real server started like production (``obol hook serve``, default
-   workers) reaches at least 0.60 x the requests/s of a bare Flask app on the same gunicorn
-   config (:mod:`bare_app`: parse the body, answer a fixed 60 bytes) at 64 connections, with p99
+2. ``POST /sync`` through the real server started like production (``obol hook serve``, shipped
+   settings) reaches at least 0.60 x the requests/s of a bare Flask app on the same gunicorn
+   settings (:mod:`bare_app`: parse the body, answer a fixed 60 bytes) at 64 connections, with p99
    at most 40 ms, on 4,096 bodies with distinct specs; runs alternate between the two servers,
    so the machine's speed and the other processes on it hit both alike. 5 connections
    (Metacontroller's default ``--workers``) is shown beside it.
@@ -23,7 +23,7 @@ closed loop, ``--timeout 10s``, 3 runs per configuration and the median of each 
    in under 5 s (first request to last answer).
 
 The load generator is wrk on the same cores as the server (loopback only). The server's CPU time
-per request is read from ``/proc`` for the gunicorn master and its workers. Other processes on the
+per request is read from ``/proc`` for the gunicorn master and its worker. Other processes on the
 machine make every number worse: the CPU they use during each run is measured (``/proc/stat``
 minus server and wrk), a hook/bare pair is repeated (once at most) when it exceeded 20 % of a
 core, and the load average is recorded before and after.
@@ -495,7 +495,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def rss_mib(hook: Server, bare: Server) -> dict[str, float]:
-    """RSS of each server's master and workers, in MiB."""
+    """RSS of each server's master and worker, in MiB."""
     return {"hook": hook.rss_bytes() / 2**20, "bare": bare.rss_bytes() / 2**20}
 
 

@@ -1,14 +1,14 @@
 """Start the real hook and the bare ceiling under gunicorn, and read their CPU and memory.
 
 * The real server is started exactly like production: ``obol hook serve`` with only the listen
-  addresses given (default worker count), which validates the environment and execs
-  ``python -m gunicorn --config python:hooks.server.gunicorn_conf``. The environment mirrors the
-  Dockerfile (``PYTHONUNBUFFERED=1``, ``PYTHONDONTWRITEBYTECODE=1``, ``HOME`` and
-  ``PROMETHEUS_MULTIPROC_DIR`` in a private temporary directory), minus any ``OBOL_*`` variable of
-  the caller, so the embedded defaults are measured (log level ``info``: a JSON line for every sync
-  that is not a routine success, written to a file as a container runtime would).
-* The bare server is the same interpreter, the same gunicorn config module and the same
-  environment, with ``tests/bench/bare_app.py`` as the app.
+  address given, which reads the configuration and runs gunicorn with the shipped settings
+  (:mod:`hooks.server.sync_server`). The environment mirrors the Dockerfile
+  (``PYTHONUNBUFFERED=1``, ``PYTHONDONTWRITEBYTECODE=1``, ``HOME`` in a private temporary
+  directory), minus any ``OBOL_*`` variable of the caller, so the embedded defaults are measured
+  (log level ``info``: a JSON line for every sync that is not a routine success, written to a
+  file as a container runtime would).
+* The bare server is the same interpreter, the same gunicorn settings and the same environment,
+  with ``tests/bench/bare_app.py`` as the app (``bare_app.py`` runs it).
 * CPU time and RSS are read from ``/proc`` for the master and its children (the workers), so the
   numbers are the server's own, not the load generator's.
 """
@@ -40,12 +40,11 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass
 class Server:
-    """A running gunicorn master and the URLs of its two listeners."""
+    """A running gunicorn master and the URL of its listener."""
 
     name: str
     process: subprocess.Popen[bytes]
     sync_url: str
-    busy_url: str
     log_path: Path
 
     @property
@@ -118,41 +117,15 @@ def process_rss_bytes(pid: int) -> int:
 
 def production_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without ``OBOL_*``, plus the Dockerfile's variables."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("OBOL_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        HOME=str(home),
-        TMPDIR=str(home),
-        PROMETHEUS_MULTIPROC_DIR=str(home / "prometheus"),
-    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OBOL_")}
+    env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME=str(home), TMPDIR=str(home))
     env.pop("XDG_RUNTIME_DIR", None)
     env.update(extra or {})
     return env
 
 
-def hook_command(sync_port: int, busy_port: int) -> list[str]:
-    """``obol hook serve`` with only the listen addresses (default worker count)."""
-    return [
-        sys.executable, "-c", "from hooks.cli.main import main; main()",
-        "hook", "serve",
-        "--bind", f"127.0.0.1:{sync_port}",
-        "--busy-bind", f"127.0.0.1:{busy_port}",
-    ]  # fmt: skip
-
-
-def app_command(app: str) -> list[str]:
-    """gunicorn with the hook's config module and another app from this folder."""
-    return [
-        sys.executable, "-m", "gunicorn",
-        "--config", "python:hooks.server.gunicorn_conf",
-        "--pythonpath", str(HERE),
-        app,
-    ]  # fmt: skip
+OBOL = [sys.executable, "-c", "from hooks.cli.main import main; main()", "hook", "serve"]
+BARE = [sys.executable, str(HERE / "bare_app.py")]
 
 
 @contextlib.contextmanager
@@ -160,28 +133,22 @@ def run_server(
     name: str,
     *,
     bare: bool = False,
-    app: str | None = None,
     env_overrides: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start the real hook on two free loopback ports; stop it on exit.
-
-    ``bare=True`` serves ``bare_app:app`` instead, ``app="module:app"`` another app from this
-    folder (both with the hook's gunicorn config); ``env_overrides`` adds ``OBOL_*`` settings.
-    """
+    """Start the real hook (``bare=True``: the bare app under the same gunicorn settings) on a
+    free loopback port; stop it on exit. ``env_overrides`` adds ``OBOL_*`` settings."""
     workdir = Path(tempfile.mkdtemp(prefix=f"obol-bench-{name}-"))
-    sync_port, busy_port = free_port(), free_port()
-    binds = {"OBOL_BIND": f"127.0.0.1:{sync_port}", "OBOL_BUSY_BIND": f"127.0.0.1:{busy_port}"}
-    app = "bare_app:app" if bare else app
-    env = production_environment(workdir, {**(env_overrides or {}), **(binds if app else {})})
-    command = app_command(app) if app else hook_command(sync_port, busy_port)
+    sync_port = free_port()
+    env = production_environment(
+        workdir, {**(env_overrides or {}), "OBOL_BIND": f"127.0.0.1:{sync_port}"}
+    )
+    command = BARE if bare else OBOL
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
         )
-    server = Server(
-        name, process, f"http://127.0.0.1:{sync_port}", f"http://127.0.0.1:{busy_port}", log_path
-    )
+    server = Server(name, process, f"http://127.0.0.1:{sync_port}", log_path)
     try:
         wait_until_ready(server)
         yield server

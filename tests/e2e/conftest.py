@@ -90,7 +90,7 @@ def kube(stack: Stack) -> Iterator[KubeClient]:
 
 @pytest.fixture(scope="module")
 def hook(stack: Stack, verifier: VerifierStub) -> HookServer:
-    """``obol hook serve`` with its forwardAuth pointed at the module's ``verifier`` fixture."""
+    """The hook's two servers with the forwardAuth pointed at the module's ``verifier`` fixture."""
     return start_hook(stack, verifier_url=verifier.verify_url)
 
 

@@ -1,12 +1,13 @@
-"""Run the real sync hook (``obol hook serve``, i.e. gunicorn) as a process owned by the Stack.
+"""Run the real hook as the Pod does, two processes owned by the Stack: ``obol hook serve``
+(gunicorn, the ``sync`` container) and ``obol hook busy`` (uvicorn, the ``busy`` container).
 
-The hook listens on two loopback ports: the sync listener (``/sync``, asked by the
-:mod:`~.driver`) and the busy listener (``/busy/<ns>/<name>``, asked by Traefik's ``errors``
-Middleware through each offer's ExternalName Service ``localhost``). Its settings are the ones a
-platform team would give it, pointed at this stack: the Gateway ``traefik/traefik-gateway``
-listener ``web``, ``OBOL_BUSY_HOST=localhost`` and the busy port, and the verifier URL of the
-:mod:`~.verifier_stub`. It is stopped by PID with the stack, and its log tail is part of the
-stack's diagnostics (``<log_dir>/hook.log``).
+They listen on two loopback ports: the sync listener (``/sync``, asked by the :mod:`~.driver`)
+and the busy listener (``/busy/<ns>/<name>``, asked by Traefik's ``errors`` Middleware through
+each offer's ExternalName Service ``localhost``). Their settings are the ones a platform team
+would give them, pointed at this stack: the Gateway ``traefik/traefik-gateway`` listener
+``web``, ``OBOL_BUSY_HOST=localhost`` and the busy port, and the verifier URL of the
+:mod:`~.verifier_stub`. Both are stopped by PID with the stack, and their log tails are part of
+the stack's diagnostics (``<log_dir>/hook.log`` and ``<log_dir>/hook-busy.log``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ START_TIMEOUT = 30.0
 
 @dataclass
 class HookServer:
-    """A running hook: its process, URLs and the environment it was given."""
+    """A running hook: its two processes, URLs and the environment they were given."""
 
-    proc: ManagedProcess
+    proc: ManagedProcess  # obol hook serve
+    busy_proc: ManagedProcess  # obol hook busy
     sync_url: str  # base URL of the sync listener
     busy_url: str  # base URL of the busy listener
     busy_port: int
@@ -47,8 +49,16 @@ class HookServer:
         return f"{self.sync_url}/sync"
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.proc.log_path.read_text(errors="replace") if self.proc.log_path.exists() else ""
+        text = "".join(
+            proc.log_path.read_text(errors="replace")
+            for proc in (self.proc, self.busy_proc)
+            if proc.log_path.exists()
+        )
         return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self.proc.stop()
+        self.busy_proc.stop()
 
 
 def obol_command() -> list[str]:
@@ -76,34 +86,29 @@ def hook_environment(verifier_url: str, busy_port: int) -> dict[str, str]:
 
 
 def start_hook(
-    stack: Stack,
-    *,
-    verifier_url: str,
-    extra_env: Mapping[str, str] | None = None,
-    workers: int = 2,
+    stack: Stack, *, verifier_url: str, extra_env: Mapping[str, str] | None = None
 ) -> HookServer:
-    """Start ``obol hook serve`` on two free loopback ports and wait for ``/readyz``."""
+    """Start both servers on two free loopback ports and wait for both ``/readyz``."""
     sync_port, busy_port = free_port(), free_port()
-    env = {**hook_environment(verifier_url, busy_port), **(extra_env or {})}
-    argv = [
-        *obol_command(),
-        "hook",
-        "serve",
-        "--bind",
-        f"127.0.0.1:{sync_port}",
-        "--busy-bind",
-        f"127.0.0.1:{busy_port}",
-        "--workers",
-        str(workers),
-    ]
-    proc = stack.start_process("hook", argv, env=env)
+    env = {
+        **hook_environment(verifier_url, busy_port),
+        "OBOL_BIND": f"127.0.0.1:{sync_port}",
+        "OBOL_BUSY_BIND": f"127.0.0.1:{busy_port}",
+        **(extra_env or {}),
+    }
+    sync = stack.start_process("hook", [*obol_command(), "hook", "serve"], env=env)
+    busy = stack.start_process("hook-busy", [*obol_command(), "hook", "busy"], env=env)
     server = HookServer(
-        proc, f"http://127.0.0.1:{sync_port}", f"http://127.0.0.1:{busy_port}", busy_port, env
+        sync, busy, f"http://127.0.0.1:{sync_port}", f"http://127.0.0.1:{busy_port}", busy_port, env
     )
 
     def ready() -> bool:
-        proc.check_alive()
-        return requests.get(f"{server.sync_url}/readyz", timeout=2).status_code == 200
+        sync.check_alive()
+        busy.check_alive()
+        return all(
+            requests.get(f"{url}/readyz", timeout=2).status_code == 200
+            for url in (server.sync_url, server.busy_url)
+        )
 
-    wait_until(ready, timeout=START_TIMEOUT, what="obol hook serve /readyz", interval=0.2)
+    wait_until(ready, timeout=START_TIMEOUT, what="obol hook serve and busy /readyz", interval=0.2)
     return server

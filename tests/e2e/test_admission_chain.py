@@ -30,6 +30,7 @@ Design notes
 from __future__ import annotations
 
 import base64
+import collections
 import concurrent.futures
 import json
 import socket
@@ -43,6 +44,7 @@ import requests
 import yaml
 
 from hooks.core import api
+from tests.support.rss import peak_rss, rss_bytes
 
 from .buyer import Buyer, Held, assert_busy, header, owned_children, paid, quote, run_obol
 from .conftest import print_diagnostics_on_failure
@@ -281,8 +283,8 @@ def test_malformed_payment_gets_402_not_the_upstream(
 
 
 def busy_responses(hook: HookServer, namespace: str) -> float:
-    """The hook's ``obol_hook_busy_responses_total`` for one namespace (all workers)."""
-    text = requests.get(f"{hook.sync_url}/metrics", timeout=5).text
+    """The busy responder's ``obol_hook_busy_responses_total`` for one namespace."""
+    text = requests.get(f"{hook.busy_url}/metrics", timeout=5).text
     prefix = f'obol_hook_busy_responses_total{{namespace="{namespace}"}} '
     return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
@@ -319,20 +321,17 @@ def test_saturated_offer_answers_429_with_retry_after_and_never_quotes_or_verifi
     assert "Retry-After" not in after.headers
 
 
-def test_hook_metrics_count_the_busy_responses_of_every_worker(
+def test_the_busy_responder_counts_every_429_it_serves(
     stack: Stack, shop: None, hook: HookServer
 ) -> None:
-    """``obol hook serve`` runs two gunicorn workers; ``/metrics`` must merge them (the
-    gunicorn config promises a private multiprocess directory when PROMETHEUS_MULTIPROC_DIR
-    is unset, as it is here), or a scrape sees one worker's share of the 429s."""
+    """The busy container's own ``/metrics`` counts each concurrent 429 once."""
     namespace = "metrics-check"
     count = 24
     url = f"{hook.busy_url}/busy/{namespace}/offer?retryAfter=2"
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda _: requests.get(url, timeout=10).status_code, range(count)))
     assert statuses == [429] * count
-    scrapes = [busy_responses(hook, namespace) for _ in range(8)]
-    assert scrapes == [float(count)] * 8, f"per-scrape totals {scrapes}, expected {count}"
+    assert busy_responses(hook, namespace) == count
 
 
 def test_per_buyer_limit_rejects_that_buyer_only(
@@ -769,3 +768,61 @@ def test_obol_sell_creates_an_offer_that_converges_and_shows_in_status_and_list(
     ]
     names = {(row[0], row[1]) for row in rows[1:]}
     assert {_key(o) for o in OFFERS} <= names
+
+
+BIG_HEAD = 1_000_000  # bytes of one header: what Traefik's entry point accepts (Go's 1 MiB)
+FLOOD = 600
+
+
+def _raw_get(url: str, path: str, extra: bytes) -> tuple[int, bytes]:
+    """One GET with ``extra`` header bytes; (status or 0 if refused, head of the answer)."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        try:
+            sock.sendall(request + extra + b"\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+                answer += chunk
+        except OSError:
+            return 0, b""
+    head = answer.partition(b"\r\n\r\n")[0]
+    return (int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0), head
+
+
+def test_a_flood_of_1_mb_heads_through_traefik_leaves_the_busy_responder_small(
+    stack: Stack, shop: None, hook: HookServer, upstream: HTTPServerProcess
+) -> None:
+    """600 buyers of a saturated offer send ~1 MB of headers at once: the busy responder grows by
+    at most 32 MiB and shrinks back, and every normal-size 429 meanwhile keeps Retry-After."""
+    required = quote(stack, _path(CAPPED))
+    holders = [paid(required, PAYER_A), paid(required, PAYER_B)]
+    busy_pid = hook.busy_proc.pid
+    assert busy_pid is not None
+    path = f"{_path(CAPPED)}/v1/models"
+    big = b"X-Big: " + b"a" * BIG_HEAD + b"\r\n"
+    with Held(stack, upstream, f"{_path(CAPPED)}/v1/chat/completions", "big-heads", holders):
+        assert_busy(stack.http("GET", path), 3, f"{SHOP}/capped")
+
+        def normal(_: int) -> requests.Response:
+            return stack.http("GET", path, timeout=60)
+
+        with (
+            peak_rss(busy_pid) as seen,
+            concurrent.futures.ThreadPoolExecutor(max_workers=FLOOD + 8) as pool,
+        ):
+            flood = [pool.submit(_raw_get, stack.web_url, path, big) for _ in range(FLOOD)]
+            normals = list(pool.map(normal, range(64)))
+            statuses = [future.result(timeout=300)[0] for future in flood]
+        time.sleep(2)
+        after = rss_bytes(busy_pid)
+    answers = sorted(collections.Counter(statuses).items())
+    print(
+        f"busy responder RSS {seen.before / 2**20:.1f} MiB, peak {seen.peak / 2**20:.1f} MiB, after"
+        f" {after / 2**20:.1f} MiB; big-head answers (status, count) {answers}"
+    )
+    for reply in normals:
+        assert_busy(reply, 3, f"{SHOP}/capped")
+    assert seen.peak - seen.before <= 32 * 2**20
+    assert after - seen.before <= 8 * 2**20
+    assert 200 not in statuses and 402 not in statuses  # never let through, never quoted

@@ -85,7 +85,7 @@ def hook(stack: Stack, verifier: VerifierStub, upstream: HTTPServerProcess) -> H
         "OBOL_PROBE_TTL_SECONDS": "3",
         "OBOL_SYNC_PROBE_BUDGET_MS": "1000",
     }
-    return start_hook(stack, verifier_url=verifier.verify_url, extra_env=observe, workers=1)
+    return start_hook(stack, verifier_url=verifier.verify_url, extra_env=observe)
 
 
 @pytest.fixture(scope="module")

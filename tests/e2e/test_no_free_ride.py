@@ -60,7 +60,7 @@ def _hook(stack: Stack, verifier: VerifierStub, upstream: HTTPServerProcess) -> 
         "OBOL_PROBE_TTL_SECONDS": "3",
         "OBOL_SYNC_PROBE_BUDGET_MS": "1000",
     }
-    return start_hook(stack, verifier_url=verifier.verify_url, extra_env=observe, workers=1)
+    return start_hook(stack, verifier_url=verifier.verify_url, extra_env=observe)
 
 
 def _setup(stack: Stack, kube: KubeClient, **verifier_options: Any) -> tuple[Driver, VerifierStub]:

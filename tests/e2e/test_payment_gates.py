@@ -165,7 +165,7 @@ class Gate:
     def stop(self) -> None:
         for offer in self.offers:
             self.stack.kubectl("delete", "serviceoffer", offer["metadata"]["name"], "-n", NS)
-        self.hook.proc.stop()
+        self.hook.stop()
         self.verifier.stop()
 
 

@@ -30,7 +30,7 @@ SHARED_MAX_REQUEST_BYTES = 1024 * 1024
 
 @pytest.fixture(scope="session")
 def launch_hook(tmp_path_factory: pytest.TempPathFactory) -> LaunchHook:
-    """``with launch_hook({"OBOL_X": "y"}, workers=1) as server:`` starts a dedicated server."""
+    """``with launch_hook({"OBOL_X": "y"}) as server:`` starts a dedicated server."""
 
     def launch(
         overrides: Mapping[str, str] | None = None, **kwargs: Any

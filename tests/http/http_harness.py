@@ -1,13 +1,14 @@
-"""Harness for the HTTP tests: run ``obol hook serve`` (real gunicorn) as a subprocess.
+"""Harness for the HTTP tests: the Pod's two containers as two processes, ``obol hook serve``
+(real gunicorn) and ``obol hook busy`` (real uvicorn).
 
 Test-design notes:
 
-* Every server gets two free loopback ports (sync and busy), a private Prometheus multiprocess
-  directory, its own HOME and an environment stripped of ``OBOL_*`` variables, so the embedded
-  defaults are what is tested unless a test module asks for overrides.
-* Start-up waits for ``/readyz`` with a bounded deadline; a server that exits or never becomes
-  ready fails the test with the tail of its log. Shutdown sends SIGTERM to the PID (the gunicorn
-  master, since ``serve`` execs it) and waits, escalating to SIGKILL only after a timeout.
+* Every pair gets two free loopback ports (sync and busy), its own HOME and an environment
+  stripped of ``OBOL_*`` variables, so the embedded defaults are what is tested unless a test
+  module asks for overrides. Both processes get the same environment, as the two containers do.
+* Start-up waits for both ``/readyz`` with a bounded deadline; a server that exits or never
+  becomes ready fails the test with the tail of its log. Shutdown sends SIGTERM to each PID and
+  waits, escalating to SIGKILL only after a timeout.
 * No ``__init__.py`` here, like the other test folders: ``tests.http`` is a namespace package
   (a top-level ``http`` package would shadow the standard library).
 """
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import pytest
@@ -41,17 +42,17 @@ REQUEST_TIMEOUT = 5.0
 
 @dataclass
 class HookServer:
-    """A running ``obol hook serve`` and how to reach it."""
+    """A running ``obol hook serve`` and ``obol hook busy``, and how to reach them."""
 
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes]  # the sync server (the gunicorn master)
+    busy_process: subprocess.Popen[bytes]
     sync_url: str
     busy_url: str
-    metrics_dir: Path
-    log_path: Path
+    log_path: Path  # both servers' combined stdout/stderr
     env: dict[str, str] = field(default_factory=dict)
 
     def log_tail(self, lines: int = 40) -> str:
-        """The end of the server's combined stdout/stderr."""
+        """The end of the servers' combined stdout/stderr."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
@@ -66,13 +67,11 @@ class HookServer:
         """GET with the test timeout."""
         return requests.get(url, timeout=REQUEST_TIMEOUT, **kwargs)
 
-    def gunicorn_master(self) -> int:
-        """PID of the gunicorn master among ``obol hook serve``'s two servers."""
+    def gunicorn_worker(self) -> int:
+        """PID of the sync server's one gunicorn worker."""
         for pid in children(self.process.pid):
-            with contextlib.suppress(OSError):
-                if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-        raise AssertionError(f"no gunicorn master under {self.process.pid}:\n{self.log_tail()}")
+            return pid
+        raise AssertionError(f"no gunicorn worker under {self.process.pid}:\n{self.log_tail()}")
 
 
 def children(pid: int) -> list[int]:
@@ -86,7 +85,7 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-# What the ``launch_hook`` fixture returns: ``launch(overrides, workers=...)``.
+# What the ``launch_hook`` fixture returns: ``launch(overrides)``.
 LaunchHook = Callable[..., contextlib.AbstractContextManager[HookServer]]
 
 
@@ -97,77 +96,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_environment(
-    home: Path, metrics_dir: Path, overrides: Mapping[str, str]
-) -> dict[str, str]:
+def server_environment(home: Path, overrides: Mapping[str, str]) -> dict[str, str]:
     """The test process's environment without OBOL_* settings, plus ``overrides``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("OBOL_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(HOME=str(home), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OBOL_")}
+    env["HOME"] = str(home)
     env.pop("XDG_RUNTIME_DIR", None)
     env.update(overrides)
     return env
 
 
+OBOL: Final = [sys.executable, "-c", "from hooks.cli.main import main; main()", "hook"]
+
+
 @contextlib.contextmanager
 def run_hook_server(
-    workdir: Path,
-    overrides: Mapping[str, str] | None = None,
-    *,
-    workers: int = 2,
+    workdir: Path, overrides: Mapping[str, str] | None = None
 ) -> Iterator[HookServer]:
-    """Start ``obol hook serve`` in ``workdir``; stop it (SIGTERM by PID) on exit."""
-    sync_port = free_port()
-    busy_port = free_port()
-    metrics_dir = workdir / "prometheus"
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    """Start both servers in ``workdir``; stop them (SIGTERM by PID) on exit."""
+    sync_port, busy_port = free_port(), free_port()
     log_path = workdir / "server.log"
-    env = server_environment(workdir, metrics_dir, overrides or {})
-    command = [
-        sys.executable, "-c", "from hooks.cli.main import main; main()",
-        "hook", "serve",
-        "--bind", f"127.0.0.1:{sync_port}",
-        "--busy-bind", f"127.0.0.1:{busy_port}",
-        "--workers", str(workers),
-    ]  # fmt: skip
+    env = server_environment(workdir, overrides or {})
+    env.update(OBOL_BIND=f"127.0.0.1:{sync_port}", OBOL_BUSY_BIND=f"127.0.0.1:{busy_port}")
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
+        sync, busy = (
+            subprocess.Popen(
+                [*OBOL, command], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir
+            )
+            for command in ("serve", "busy")
         )
     server = HookServer(
-        process,
-        f"http://127.0.0.1:{sync_port}",
-        f"http://127.0.0.1:{busy_port}",
-        metrics_dir,
-        log_path,
-        env,
+        sync, busy, f"http://127.0.0.1:{sync_port}", f"http://127.0.0.1:{busy_port}", log_path, env
     )
     try:
         wait_until_ready(server)
         yield server
     finally:
-        stop(process)
+        stop(sync)
+        stop(busy)
 
 
 def wait_until_ready(server: HookServer, timeout: float = START_TIMEOUT) -> None:
-    """Poll /readyz until 200; fail with the log tail if the server dies or times out."""
+    """Poll both /readyz until 200; fail with the log tail if a server dies or times out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            code = server.process.returncode
-            pytest.fail(f"hook server exited with {code}:\n{server.log_tail()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(server.sync_url + "/readyz", timeout=1).status_code == 200:
-                return
+    pending = {server.sync_url: server.process, server.busy_url: server.busy_process}
+    while pending and time.monotonic() < deadline:
+        for url, process in list(pending.items()):
+            if process.poll() is not None:
+                pytest.fail(f"{url} exited with {process.returncode}:\n{server.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                    del pending[url]
         time.sleep(0.05)
-    pytest.fail(f"hook server not ready after {timeout} s:\n{server.log_tail()}")
+    if pending:
+        pytest.fail(f"{list(pending)} not ready after {timeout} s:\n{server.log_tail()}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM ``obol hook serve`` by PID, then SIGKILL if it does not exit in time."""
+    """SIGTERM a server by PID, then SIGKILL if it does not exit in time."""
     if process.poll() is None:
         process.terminate()
         try:

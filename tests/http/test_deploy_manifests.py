@@ -49,14 +49,15 @@ def all_documents() -> list[dict[str, Any]]:
             if path.name != "kustomization.yaml"]  # fmt: skip
 
 
-def container() -> dict[str, Any]:
-    containers = one("Deployment")["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return dict(containers[0])
+def containers() -> dict[str, dict[str, Any]]:
+    """The Pod's containers by name: exactly ``sync`` and ``busy``."""
+    found = {c["name"]: c for c in one("Deployment")["spec"]["template"]["spec"]["containers"]}
+    assert sorted(found) == ["busy", "sync"]
+    return found
 
 
-def env_values() -> dict[str, str]:
-    return {item["name"]: item.get("value", "") for item in container()["env"]}
+def env_values(name: str = "sync") -> dict[str, str]:
+    return {item["name"]: item.get("value", "") for item in containers()[name]["env"]}
 
 
 @pytest.mark.parametrize(
@@ -112,8 +113,22 @@ def test_the_busy_host_default_is_this_service() -> None:
     assert env_values()["OBOL_BUSY_HOST"] == fqdn
 
 
+def test_each_container_runs_its_own_server_on_its_own_port() -> None:
+    commands = {"sync": ["serve"], "busy": ["busy"]}  # after the image's `obol hook` entrypoint
+    for name, container in containers().items():
+        assert container["args"] == commands[name]
+        assert [p["name"] for p in container["ports"]] == [name]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["port"] == name
+            assert container[probe]["timeoutSeconds"] == 1
+    busy = containers()["busy"]["resources"]
+    assert busy["limits"]["cpu"] and containers()["sync"]["resources"]["requests"]["cpu"]
+
+
 def test_ports_line_up_from_container_to_service() -> None:
-    container_ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
+    container_ports = {
+        p["name"]: p["containerPort"] for c in containers().values() for p in c["ports"]
+    }
     assert container_ports == {"sync": 8080, "busy": 8081}
     service_ports = {
         p["name"]: (p["port"], p["targetPort"]) for p in one("Service")["spec"]["ports"]
@@ -123,14 +138,14 @@ def test_ports_line_up_from_container_to_service() -> None:
 
 def test_deployment_env_names_are_known_settings() -> None:
     known = {s.variable for s in ENVIRONMENT} | {s.variable for s in SHELL_ENVIRONMENT}
-    assert set(env_values()) <= known
+    assert set(env_values()) <= known and set(env_values("busy")) <= known
     for platform_setting in ("OBOL_PUBLIC_BASE_URL", "OBOL_GATEWAY_NAME", "OBOL_GATEWAY_NAMESPACE",
                              "OBOL_GATEWAY_LISTENER", "OBOL_GATEWAY_REPLICAS", "OBOL_VERIFIER_URL",
                              "OBOL_BUSY_HOST"):  # fmt: skip
         assert platform_setting in env_values()
     # The values shown are the embedded defaults, so applying the manifest changes nothing.
     defaults = {s.variable: getattr(Settings(), s.attribute) for s in ENVIRONMENT}
-    for name, value in env_values().items():
+    for name, value in [*env_values().items(), *env_values("busy").items()]:
         if name in defaults and value != "":
             assert value == str(defaults[name]), name
 
@@ -138,20 +153,21 @@ def test_deployment_env_names_are_known_settings() -> None:
 def test_the_pod_is_hardened_and_highly_available() -> None:
     deployment = one("Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    hook = container()
     assert deployment["spec"]["replicas"] == 2
     assert pod["automountServiceAccountToken"] is False
     assert one("ServiceAccount")["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert hook["securityContext"]["readOnlyRootFilesystem"] is True
-    assert hook["securityContext"]["allowPrivilegeEscalation"] is False
-    assert hook["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert {m["mountPath"] for m in hook["volumeMounts"]} == {"/tmp"}
-    assert hook["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert hook["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert hook["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
-    assert hook["resources"]["requests"] and hook["resources"]["limits"]["memory"]
+    for hook in containers().values():
+        assert hook["securityContext"]["readOnlyRootFilesystem"] is True
+        assert hook["securityContext"]["allowPrivilegeEscalation"] is False
+        assert hook["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert hook["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert hook["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert hook["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+        assert hook["resources"]["requests"] and hook["resources"]["limits"]["memory"]
+    # gunicorn's worker heartbeat is the only file either server writes.
+    assert {m["mountPath"] for m in containers()["sync"]["volumeMounts"]} == {"/tmp"}
     assert one("PodDisruptionBudget")["spec"]["minAvailable"] == 1
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
@@ -207,9 +223,9 @@ def test_kustomize_renders_the_whole_install() -> None:
     ])  # fmt: skip
     crd = one("CustomResourceDefinition", docs)
     assert crd["metadata"]["name"] == f"{api.PLURAL}.{api.GROUP}"
-    image = one("Deployment", docs)["spec"]["template"]["spec"]["containers"][0]["image"]
     # Nothing is published: a name that can only fail at the pull, never look real.
-    assert image.startswith("registry.invalid/") and ":" in image
+    for container in one("Deployment", docs)["spec"]["template"]["spec"]["containers"]:
+        assert container["image"].startswith("registry.invalid/") and ":" in container["image"]
     cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole",
                       "ClusterRoleBinding", "CompositeController"}  # fmt: skip
     for doc in docs:

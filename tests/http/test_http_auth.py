@@ -28,7 +28,7 @@ def token_server(
 ) -> Iterator[HookServer]:
     token_file = Path(tmp_path_factory.mktemp("token")) / "token"
     token_file.write_text(TOKEN + "\n")
-    with launch_hook({"OBOL_HOOK_TOKEN_FILE": str(token_file)}, workers=1) as server:
+    with launch_hook({"OBOL_HOOK_TOKEN_FILE": str(token_file)}) as server:
         yield server
 
 

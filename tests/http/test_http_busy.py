@@ -8,6 +8,9 @@ Test-design notes:
   any x402 payment terms (no ``accepts``, no ``x402Version``, no PAYMENT-REQUIRED header).
 * ``retryAfter`` comes from the Middleware's query (hooks.core.admission.busy_query); a table covers
   the fallback (2) and the clamp (1..3600).
+* Request heads: over 8 KiB refused whether the head arrives whole (the app's 431) or in pieces
+  (h11's 400 once 8 KiB are buffered incomplete), and a 1 MB head is never buffered whole (the
+  responder's RSS stays put). Through real Traefik: tests/e2e/test_admission_chain.py.
 * Jitter is random by design, so its test checks bounds over many draws on a dedicated server,
   plus that more than one value occurs (the chance that 60 draws from 0..3 agree is 4^-59).
 """
@@ -15,6 +18,7 @@ Test-design notes:
 from __future__ import annotations
 
 import http.client
+import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -23,6 +27,7 @@ import pytest
 
 from hooks.core.admission import ADMITTED_HEADER, busy_query
 from tests.http.http_harness import HookServer, LaunchHook
+from tests.support.rss import rss_bytes
 
 X402_BODY_KEYS = {"accepts", "x402Version", "paymentRequirements", "payTo", "price", "resource"}
 X402_HEADERS = {"payment-required", "x-payment-required", "payment-response", "x-payment-response"}
@@ -109,7 +114,7 @@ def test_names_that_are_not_kubernetes_names_are_not_echoed(hook_server: HookSer
 
 @pytest.fixture(scope="module")
 def jitter_server(launch_hook: LaunchHook) -> Iterator[HookServer]:
-    with launch_hook({"OBOL_BUSY_JITTER_SECONDS": "3"}, workers=2) as server:
+    with launch_hook({"OBOL_BUSY_JITTER_SECONDS": "3"}) as server:
         yield server
 
 
@@ -154,17 +159,11 @@ def test_the_sync_listener_closes_after_each_answer(hook_server: HookServer) -> 
     assert response.headers.get("Connection", "").lower() == "close"
 
 
-def test_no_response_names_gunicorn(hook_server: HookServer) -> None:
-    for url in (f"{hook_server.busy_url}/busy/ns/offer", f"{hook_server.sync_url}/healthz"):
-        response = hook_server.get(url)
-        assert response.headers["Server"] == "obol-hook"
-
-
 def test_a_per_buyer_429_without_the_payer_header_is_counted_and_warned(
     hook_server: HookServer,
 ) -> None:
     def missing() -> float:
-        text = hook_server.get(f"{hook_server.sync_url}/metrics").text
+        text = hook_server.get(f"{hook_server.busy_url}/metrics").text
         prefix = 'obol_hook_busy_missing_payer_total{namespace="nopayer"} '
         return sum(
             float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
@@ -181,3 +180,38 @@ def test_a_per_buyer_429_without_the_payer_header_is_counted_and_warned(
     assert reply.status_code == 429 and reply.json()["error"] == "buyer_limit"
     assert missing() == before + 1
     assert "per-buyer 429 without a payer header" in hook_server.log_tail()
+
+
+def head_of(size: int) -> bytes:
+    """A busy request whose head is exactly ``size`` bytes."""
+    start = b"GET /busy/ns/offer?retryAfter=1 HTTP/1.1\r\nHost: hook\r\nX-Pad: "
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def status_of(server: HookServer, head: bytes, chunk: int) -> int:
+    parts = urlsplit(server.busy_url)
+    assert parts.hostname and parts.port
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        try:
+            for start in range(0, len(head), chunk):
+                sock.sendall(head[start : start + chunk])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed before the rest arrived: what we want
+        return int(sock.recv(65536).split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("chunk", [64 * 1024, 1024], ids=["whole", "in-pieces"])
+def test_a_head_over_8_kib_is_refused_and_one_under_it_answered(
+    hook_server: HookServer, chunk: int
+) -> None:
+    assert status_of(hook_server, head_of(8 * 1024 - 64), chunk) == 429
+    assert status_of(hook_server, head_of(8 * 1024 + 64), chunk) in (400, 431)
+
+
+def test_a_1_mb_head_is_refused_without_being_buffered(hook_server: HookServer) -> None:
+    pid = hook_server.busy_process.pid
+    before = rss_bytes(pid)
+    for _ in range(20):
+        assert status_of(hook_server, head_of(1 << 20), 64 * 1024) == 400
+    assert rss_bytes(pid) - before < 8 * 2**20
+    assert status_of(hook_server, head_of(512), 512) == 429

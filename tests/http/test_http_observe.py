@@ -4,10 +4,9 @@ Test-design notes:
 
 * A tiny loopback HTTP server stands in for the offer's upstream (vLLM-style /health and
   /metrics); ``OBOL_OBSERVE_UPSTREAM_OVERRIDES`` points the offer's in-cluster URL at it, and a
-  generous first-probe budget keeps the test independent of scheduling. Every gunicorn worker
-  has its own cache, so the assertions hold whichever worker answers.
-* With observation off (the shared server) the same status says Unknown/NotObserved; the
-  in-process tests check that ``create_app`` starts an observer only when it is on.
+  generous first-probe budget keeps the test independent of scheduling. The observer is built
+  before gunicorn forks and started in its worker, so this is the real server's path.
+* With observation off (the shared server) the same status says Unknown/NotObserved.
 """
 
 from __future__ import annotations
@@ -16,15 +15,14 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 import pytest
 
 from hooks.core.observation import Observation, Observed
 from hooks.core.settings import Settings
-from hooks.server import app as app_module
-from hooks.server.app import create_app, handle_sync_body
+from hooks.server.app import handle_sync_body
 from tests.http.http_harness import HookServer, LaunchHook
 
 UPSTREAM = "http://vllm-qwen36.llm-sellers.svc.cluster.local:8000"  # examples/inference-qwen36-fast
@@ -70,7 +68,7 @@ def observing_server(launch_hook: LaunchHook, upstream: str) -> Iterator[HookSer
         "OBOL_OBSERVE_UPSTREAM_OVERRIDES": json.dumps({UPSTREAM: upstream}),
         "OBOL_SYNC_PROBE_BUDGET_MS": "2000",
     }
-    with launch_hook(env, workers=2) as server:
+    with launch_hook(env) as server:
         yield server
 
 
@@ -81,7 +79,7 @@ def conditions(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_a_sync_reports_the_observed_upstream(
     observing_server: HookServer, valid_body: bytes
 ) -> None:
-    for _ in range(4):  # a few answers, so both workers' caches are exercised
+    for _ in range(4):
         response = observing_server.post_sync(valid_body)
         assert response.status_code == 200
         answer = orjson.loads(response.content)
@@ -108,30 +106,3 @@ def test_handle_sync_body_passes_observations_to_the_core(valid_body: bytes) -> 
     answer = handle_sync_body(valid_body, Settings(), observe)
     assert seen == [UPSTREAM]
     assert orjson.loads(answer.body)["status"]["upstream"]["httpStatus"] == 204
-
-
-class RecordingObserver:
-    instances: ClassVar[list[RecordingObserver]] = []
-
-    def __init__(self, settings: Any) -> None:
-        self.settings, self.started = settings, False
-        RecordingObserver.instances.append(self)
-
-    def start(self) -> None:
-        self.started = True
-
-    def observe(self, plan: Any) -> Observed:
-        return Observed()
-
-
-@pytest.mark.parametrize(("value", "expected"), [("on", 1), ("off", 0), (None, 0)])
-def test_create_app_starts_an_observer_only_when_observation_is_on(
-    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: int
-) -> None:
-    RecordingObserver.instances = []
-    monkeypatch.setattr(app_module, "Observer", RecordingObserver)
-    if value is not None:
-        monkeypatch.setenv("OBOL_OBSERVE", value)
-    create_app()
-    assert len(RecordingObserver.instances) == expected
-    assert all(observer.started for observer in RecordingObserver.instances)

@@ -9,7 +9,7 @@ Test-design notes:
   outside the v2 contract).
 * Listener routing is checked with the test client's base URL port, which becomes
   ``SERVER_PORT`` as gunicorn sets it from the listening socket.
-* ``create_app()`` without arguments must read the environment (that is how gunicorn loads it).
+* ``create_app`` takes the configuration read once by the command (never the environment).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from hooks.config import ShellConfig, load_config
 from hooks.core.settings import Settings
 from hooks.core.sync import Outcome, SyncResult
 from hooks.server import app as app_module
@@ -37,7 +38,7 @@ def test_a_crash_in_the_core_is_a_generic_json_500(
     monkeypatch: pytest.MonkeyPatch, valid_body: bytes
 ) -> None:
     monkeypatch.setattr(app_module, "sync", crash)
-    response = create_app(Settings()).test_client().post("/sync", data=valid_body)
+    response = create_app(ShellConfig(Settings())).test_client().post("/sync", data=valid_body)
     assert response.status_code == 500
     assert response.content_type == "application/json"
     assert orjson.loads(response.data)["error"] == "internal_error"
@@ -109,32 +110,29 @@ def test_an_invalid_spec_is_counted_as_invalid_spec() -> None:
 
 def test_the_flask_app_has_no_busy_route(valid_body: bytes) -> None:
     # The busy responder is a server of its own (hooks.server.busy): one way in for each path.
-    client = create_app(Settings()).test_client()
+    client = create_app(ShellConfig(Settings())).test_client()
     assert client.post("/sync", data=valid_body).status_code == 200
     assert client.get("/busy/a/b").status_code == 404
 
 
-def test_create_app_without_settings_reads_the_environment(
-    monkeypatch: pytest.MonkeyPatch, valid_body: bytes
-) -> None:
-    monkeypatch.setenv("OBOL_GATEWAY_NAME", "gateway-from-env")
-    monkeypatch.setenv("OBOL_MAX_REQUEST_BYTES", "4096")
-    monkeypatch.setenv("OBOL_HOOK_TOKEN", "env-token")
-    app = create_app()
+def test_the_app_follows_the_configuration_it_is_given(valid_body: bytes) -> None:
+    config = load_config(
+        {"OBOL_GATEWAY_NAME": "gw", "OBOL_MAX_REQUEST_BYTES": "4096", "OBOL_HOOK_TOKEN": "tk"}
+    )
+    app = create_app(config)
     assert app.config["MAX_CONTENT_LENGTH"] == 4096
     client = app.test_client()
     assert client.post("/sync", data=valid_body).status_code == 401
     padded = valid_body + b" " * 4096
-    response = client.post("/sync", data=padded, headers={"Authorization": "Bearer env-token"})
+    response = client.post("/sync", data=padded, headers={"Authorization": "Bearer tk"})
     assert response.status_code == 413
-    small = create_app(max_request_bytes=1 << 20, hook_token="t").test_client()
-    answer = small.post("/sync", data=valid_body, headers={"Authorization": "Bearer t"})
+    answer = client.post("/sync", data=valid_body, headers={"Authorization": "Bearer tk"})
     route = orjson.loads(answer.data)["children"][0]
-    assert route["spec"]["parentRefs"][0]["name"] == "gateway-from-env"
+    assert route["spec"]["parentRefs"][0]["name"] == "gw"
 
 
 def test_the_default_body_cap_is_8_mib() -> None:
-    assert create_app(Settings()).config["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
+    assert create_app(ShellConfig(Settings())).config["MAX_CONTENT_LENGTH"] == 8 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -164,7 +162,9 @@ def _sync_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 def test_one_log_line_per_sync_without_the_body(
     capsys: pytest.CaptureFixture[str], valid_body: bytes
 ) -> None:
-    create_app(Settings(), log_level="debug").test_client().post("/sync", data=valid_body)
+    create_app(ShellConfig(Settings(), log_level="debug")).test_client().post(
+        "/sync", data=valid_body
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if '"message":"sync"' in line]
     assert len(lines) == 1
     entry = orjson.loads(lines[0])
@@ -177,7 +177,7 @@ def test_one_log_line_per_sync_without_the_body(
 def test_sync_lines_at_the_default_level_are_the_ones_that_say_something(
     capsys: pytest.CaptureFixture[str], valid_body: bytes
 ) -> None:
-    client = create_app(Settings(), log_level="info", hook_token="t").test_client()
+    client = create_app(ShellConfig(Settings(), hook_token="t", log_level="info")).test_client()
     auth = {"Authorization": "Bearer t"}
     invalid = orjson.loads(valid_body)
     invalid["parent"]["spec"]["capacity"]["maxInFlight"] = 0

@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory: pytest.TempPathFactory) -> LaunchHook:
-    """``with launch({"OBOL_X": "y"}, workers=2) as server:`` starts a dedicated real server."""
+    """``with launch({"OBOL_X": "y"}) as server:`` starts a dedicated real server."""
 
     def start(
         overrides: Mapping[str, str] | None = None, **kwargs: Any

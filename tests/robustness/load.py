@@ -14,7 +14,6 @@ Design notes:
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import threading
@@ -33,9 +32,9 @@ from hooks.cli.hook import render_request
 from tests.bench.storm import storm_offer
 from tests.http.http_harness import children
 from tests.robustness.strategies import RESPONSE_KEYS
+from tests.support.rss import rss_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 TIMEOUT = 10.0  # Metacontroller's default hook timeout
 
 Check = Callable[[bytes], str | None]  # None when the body is right, else what is wrong
@@ -292,14 +291,6 @@ def urls(server: Any) -> dict[str, str]:
 def workers_of(master: int) -> list[int]:
     """The gunicorn master's current children (its workers)."""
     return children(master)
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process (0 when it is gone)."""
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-    except OSError:
-        return 0
 
 
 def tree_rss(root: int) -> int:

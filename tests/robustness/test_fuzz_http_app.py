@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hooks.config import ShellConfig
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
@@ -66,7 +67,7 @@ CONTENT_TYPES = (
 @pytest.fixture(scope="module")
 def client() -> FlaskClient:
     """The shell with a small size cap."""
-    return create_app(Settings(), max_request_bytes=CAP).test_client()
+    return create_app(ShellConfig(Settings(), max_request_bytes=CAP)).test_client()
 
 
 @st.composite

@@ -54,7 +54,7 @@ def test_the_defaults_need_no_environment() -> None:
     assert config == ShellConfig(Settings())
     assert (config.bind, config.busy_bind) == ("0.0.0.0:8080", "0.0.0.0:8081")
     assert (config.sync_port, config.busy_port) == (8080, 8081)
-    assert (config.workers, config.max_request_bytes) == (2, DEFAULT_MAX_REQUEST_BYTES)
+    assert (config.threads, config.max_request_bytes) == (4, DEFAULT_MAX_REQUEST_BYTES)
     assert config.hook_token is None and config.log_level == "info"
 
 
@@ -68,7 +68,7 @@ def test_core_settings_come_through() -> None:
 
 
 def test_a_blank_variable_keeps_its_default() -> None:
-    blank = {"OBOL_GATEWAY_NAME": "  ", "OBOL_WORKERS": " ", "OBOL_OBSERVE": "\t"}
+    blank = {"OBOL_GATEWAY_NAME": "  ", "OBOL_THREADS": " ", "OBOL_OBSERVE": "\t"}
     assert load_config(blank) == load_config({})
 
 
@@ -94,8 +94,8 @@ def test_bind_port(bind: str, port: int | None) -> None:
             {"OBOL_BIND": "127.0.0.1:9000", "OBOL_BUSY_BIND": "127.0.0.1:9000"},
             "OBOL_BUSY_BIND: must use another port than OBOL_BIND",
         ),
-        ({"OBOL_WORKERS": "0"}, "OBOL_WORKERS: must be between 1 and 64"),
-        ({"OBOL_WORKERS": "two"}, "OBOL_WORKERS: must be a whole number"),
+        ({"OBOL_THREADS": "0"}, "OBOL_THREADS: must be between 1 and 64"),
+        ({"OBOL_THREADS": "two"}, "OBOL_THREADS: must be a whole number"),
         ({"OBOL_MAX_REQUEST_BYTES": "10"}, "OBOL_MAX_REQUEST_BYTES: must be between 1024"),
         ({"OBOL_LOG_LEVEL": "chatty"}, "OBOL_LOG_LEVEL: must be one of debug, info"),
         ({"OBOL_GATEWAY_REPLICAS": "0"}, "OBOL_GATEWAY_REPLICAS: must be between 1 and 1000"),
@@ -141,8 +141,8 @@ def test_the_verifier_proxy_url_gives_the_external_name_and_port(
 
 
 def test_every_bad_variable_is_reported_at_once() -> None:
-    text = problem_text({"OBOL_WORKERS": "0", "OBOL_LOG_LEVEL": "x", "OBOL_GATEWAY_REPLICAS": "0"})
-    assert "OBOL_WORKERS" in text and "OBOL_LOG_LEVEL" in text and "OBOL_GATEWAY_REPLICAS" in text
+    text = problem_text({"OBOL_THREADS": "0", "OBOL_LOG_LEVEL": "x", "OBOL_GATEWAY_REPLICAS": "0"})
+    assert "OBOL_THREADS" in text and "OBOL_LOG_LEVEL" in text and "OBOL_GATEWAY_REPLICAS" in text
 
 
 def test_the_token_file_is_read_and_stripped(tmp_path: Path) -> None:
@@ -322,5 +322,5 @@ def test_observation_on_resyncs_at_least_once_per_probe_interval(
 
 
 def test_bad_observation_settings_are_reported_with_the_others() -> None:
-    text = problem_text({"OBOL_OBSERVE": "maybe", "OBOL_WORKERS": "0"})
-    assert "OBOL_OBSERVE: must be on or off" in text and "OBOL_WORKERS" in text
+    text = problem_text({"OBOL_OBSERVE": "maybe", "OBOL_THREADS": "0"})
+    assert "OBOL_OBSERVE: must be on or off" in text and "OBOL_THREADS" in text

@@ -1,4 +1,4 @@
-"""``obol hook sync``, ``render`` and ``serve`` through click's CliRunner.
+"""``obol hook sync``, ``render``, ``serve`` and ``busy`` through click's CliRunner.
 
 Test-design notes:
 
@@ -8,13 +8,15 @@ Test-design notes:
 * ``render`` runs every offer in ``examples/``: valid ones print stable multi-document YAML (or
   a JSON v1 List) of children; each invalid one exits 3 (invalid input) with the field-path
   message its ``examples.obol.org/expected-error`` annotation promises.
-* ``serve`` would replace the test process with gunicorn, so ``os.execve`` is stubbed; the real
-  server is exercised in tests/http.
+* ``serve`` and ``busy`` would run a server in the test process, so the servers' ``serve`` are
+  stubbed after the command has read its configuration and opened its port; the real servers
+  are exercised in tests/http.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,14 @@ from click.testing import CliRunner, Result
 from hooks.cli import hook as hook_cli
 from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID
 from hooks.cli.main import obol
+from hooks.config import ShellConfig
 from hooks.core import api
 from hooks.core.settings import Settings
 from hooks.core.user_yaml import MAX_BYTES
 from hooks.server import app as app_module
-from hooks.server import supervise
+from hooks.server import busy, sync_server
 from hooks.server.app import handle_sync_body
+from tests.http.http_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -340,56 +344,64 @@ def test_render_in_the_default_gate_prints_no_gate_comment() -> None:
 
 
 class ServeRecorder:
-    """Stands in for hooks.server.supervise.serve: records the environment, starts nothing."""
+    """Stands in for a server's ``serve``: records what it would serve, starts nothing."""
 
     def __init__(self) -> None:
-        self.calls: list[dict[str, str]] = []
+        self.calls: list[tuple[ShellConfig, tuple[str, int]]] = []
 
-    def __call__(self, env: dict[str, str]) -> int:
-        self.calls.append(dict(env))
-        return 0
+    def __call__(self, config: ShellConfig, listener: socket.socket) -> None:
+        with listener:
+            self.calls.append((config, listener.getsockname()))
 
 
 @pytest.fixture
 def serve_recorder(monkeypatch: pytest.MonkeyPatch) -> ServeRecorder:
     recorder = ServeRecorder()
-    monkeypatch.setattr(supervise, "serve", recorder)
+    monkeypatch.setattr(sync_server, "serve", recorder)
+    monkeypatch.setattr(busy, "serve", recorder)
     return recorder
 
 
-def test_serve_passes_its_options_to_both_servers(serve_recorder: ServeRecorder) -> None:
-    result = run("serve", "--bind", "127.0.0.1:9000", "--busy-bind", "127.0.0.1:9001",
-                 "--workers", "3")  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    (env,) = serve_recorder.calls
-    assert (env["OBOL_BIND"], env["OBOL_BUSY_BIND"], env["OBOL_WORKERS"]) == (
-        "127.0.0.1:9000", "127.0.0.1:9001", "3",
-    )  # fmt: skip
-
-
-def test_serve_starts_with_nothing_configured(serve_recorder: ServeRecorder) -> None:
-    assert run("serve").exit_code == 0
-    (env,) = serve_recorder.calls
-    assert not {name for name in env if name.startswith("OBOL_")}
+def test_serve_and_busy_pass_their_flags_to_their_server(serve_recorder: ServeRecorder) -> None:
+    sync_bind, busy_bind = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    assert run("serve", "--bind", sync_bind, "--threads", "3").exit_code == 0
+    assert run("busy", "--bind", busy_bind).exit_code == 0
+    (sync_config, sync_address), (busy_config, busy_address) = serve_recorder.calls
+    assert (sync_config.bind, sync_config.threads, busy_config.busy_bind) == (
+        sync_bind,
+        3,
+        busy_bind,
+    )
+    assert (f"127.0.0.1:{sync_address[1]}", f"127.0.0.1:{busy_address[1]}") == (
+        sync_bind,
+        busy_bind,
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--bind", "nonsense"], "OBOL_BIND: must be HOST:PORT"),
-        (["--busy-bind", "0.0.0.0:99999"], "OBOL_BUSY_BIND: port must be between 1 and 65535"),
-        (["--busy-bind", "0.0.0.0:8080"], "OBOL_BUSY_BIND: must use another port than OBOL_BIND"),
+        (["serve", "--bind", "nonsense"], "OBOL_BIND: must be HOST:PORT"),
+        (["busy", "--bind", "0.0.0.0:99999"], "OBOL_BUSY_BIND: port must be between 1 and 65535"),
+        (
+            ["busy", "--bind", "0.0.0.0:8080"],
+            "OBOL_BUSY_BIND: must use another port than OBOL_BIND",
+        ),
+        (["serve", "--threads", "0"], "0 is not in the range 1<=x<=64"),
     ],
 )
-def test_serve_refuses_a_bad_configuration(
+def test_serve_and_busy_refuse_a_bad_configuration(
     serve_recorder: ServeRecorder, args: list[str], fragment: str
 ) -> None:
-    assert_one_line_error(run("serve", *args), EXIT_CONFIG, fragment)
+    result = run(*args)
+    assert result.exit_code in (EXIT_CONFIG, 2), result.stderr
+    assert fragment in result.stderr
     assert not serve_recorder.calls
 
 
 @pytest.mark.parametrize(
-    "command", [["--help"], ["serve", "--help"], ["sync", "--help"], ["render", "--help"]]
+    "command",
+    [["--help"], ["serve", "--help"], ["busy", "--help"], ["sync", "--help"], ["render", "--help"]],
 )
 def test_every_help_shows_an_example(command: list[str]) -> None:
     result = run(*command)

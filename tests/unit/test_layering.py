@@ -40,4 +40,4 @@ def test_only_the_config_module_reads_the_environment(module: Path) -> None:
 
 def test_the_scan_sees_every_shell_module() -> None:
     names = {p.relative_to(ROOT / "hooks").as_posix() for p in MODULES}
-    assert {"server/app.py", "server/gunicorn_conf.py", "cli/hook.py", "core/sync.py"} <= names
+    assert {"server/app.py", "server/sync_server.py", "cli/hook.py", "core/sync.py"} <= names
