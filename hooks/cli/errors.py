@@ -14,6 +14,7 @@ A failure is ONE line on stderr (``Error: ...``) and one of these exit codes, ne
 7     the named offer was not found
 8     configuration: an ``OBOL_*`` variable (or a file it names) is wrong
 9     internal error: a bug in this program; the message says where to look
+10    the output could not be written (stdout closed, full, or a reader that went away)
 ====  ================================================================================
 """
 
@@ -32,6 +33,7 @@ EXIT_NO_CRD: Final = 6
 EXIT_NOT_FOUND: Final = 7
 EXIT_CONFIG: Final = 8
 EXIT_INTERNAL: Final = 9
+EXIT_OUTPUT: Final = 10
 
 
 class CliError(click.ClickException):

@@ -27,6 +27,7 @@ import orjson
 import yaml
 
 from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID, CliError
+from hooks.cli.inputs import STDIN, expand_sources, read_source
 from hooks.config import (
     BIND,
     BUSY_BIND,
@@ -39,6 +40,7 @@ from hooks.config import (
 )
 from hooks.core import api
 from hooks.core.errors import SpecError
+from hooks.core.settings import Settings
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
 
 T = TypeVar("T")
@@ -143,7 +145,7 @@ def sync_command() -> None:
 
     config = _configured(load_config)
     # Bounded like POST /sync: never more than the cap (plus one byte to know it is over).
-    body = sys.stdin.buffer.read(config.max_request_bytes + 1)
+    body = read_source(STDIN, config.max_request_bytes)
     if len(body) > config.max_request_bytes:
         raise CliError(
             f"bad request: the request is larger than {config.max_request_bytes} bytes"
@@ -165,22 +167,29 @@ def sync_command() -> None:
     epilog="""\b
 Examples:
   obol hook render -f examples/inference-qwen36-fast.yaml
-  obol hook render -f offer.yaml -o json
+  obol hook render -f examples/
+  obol hook render -f a.yaml -f b.yaml -o json
   cat offer.yaml | obol hook render -f -
 
 \b
-An invalid spec prints its field-path message and exits 3. With a payment gate other than
-the default (OBOL_PAYMENT_GATE, OBOL_VERIFIER_SETTLEMENT) the status's paymentGate block is
-printed first, as YAML comments (on stderr with -o json).
+Like kubectl -f: repeat -f, name a directory (its .yaml, .yml and .json files; -R
+descends), or put several documents in one file. Every ServiceOffer is rendered; an
+invalid one, or a document of another kind, is reported on stderr (one line each) and
+skipped, and the command then exits 3. With a payment gate other than the default
+(OBOL_PAYMENT_GATE, OBOL_VERIFIER_SETTLEMENT) each offer's paymentGate block is printed
+before its children, as YAML comments (on stderr with -o json).
 """
 )
 @click.option(
     "-f",
     "--filename",
+    "filenames",
     required=True,
-    metavar="FILE",
-    help="ServiceOffer YAML file ('-' for stdin).",
+    multiple=True,
+    metavar="FILE|DIR",
+    help="ServiceOffer YAML or JSON file, directory, or '-' for stdin (repeatable).",
 )
+@click.option("-R", "--recursive", is_flag=True, help="Descend into the directories given with -f.")
 @click.option(
     "-o",
     "--output",
@@ -189,18 +198,49 @@ printed first, as YAML comments (on stderr with -o json).
     show_default=True,
     help="Multi-document YAML, or a JSON v1 List.",
 )
-def render(filename: str, output: str) -> None:
-    """Print the children the hook would create for a ServiceOffer (no cluster needed)."""
+def render(filenames: tuple[str, ...], recursive: bool, output: str) -> None:
+    """Print the children the hook would create for ServiceOffers (no cluster needed)."""
+    settings = _configured(load_settings)
+    # Every input first (each bounded), so one offer alone fails with its own single line.
+    inputs: list[tuple[str, Any] | CliError] = []
+    for source in expand_sources(filenames, recursive):
+        try:
+            inputs.extend(_read_documents(source))
+        except CliError as problem:
+            inputs.append(problem)
+    children: list[dict[str, Any]] = []
+    skipped = 0
+    for item in inputs:
+        try:
+            if isinstance(item, CliError):
+                raise item
+            rendered = _render_offer(*item, settings, output)
+        except CliError as problem:
+            if len(inputs) == 1:
+                raise
+            click.echo(f"Error: {problem.message} (skipped)", err=True)
+            skipped += 1
+            continue
+        children.extend(rendered)
+        if output == "yaml" and rendered:
+            click.echo(format_children(rendered, output), nl=False)
+    if output == "json":
+        click.echo(format_children(children, output), nl=False)
+    if skipped:
+        raise CliError(f"{skipped} of {len(inputs)} inputs not rendered (see above)", EXIT_INVALID)
+
+
+def _render_offer(where: str, offer: Any, settings: Settings, output: str) -> list[dict[str, Any]]:
+    """The children of one ServiceOffer document; its notes and warnings go to stderr."""
     from hooks.cli.sell import validate_manifest, warn
     from hooks.core.sync import Outcome
     from hooks.server.app import handle_sync_body
 
-    settings = _configured(load_settings)
-    offer = _read_offer(filename)
+    _check_kind(where, offer)
     try:
         validated = validate_manifest(offer, settings.asset_registry, settings)
     except SpecError as problem:
-        raise CliError(f"{filename}: invalid offer: {problem}", EXIT_INVALID) from None
+        raise CliError(f"{where}: invalid offer: {problem}", EXIT_INVALID) from None
     # Like kubectl without a context: an offer that names no namespace is rendered in "default"
     # (a sync request itself must name one).
     offer["metadata"].setdefault("namespace", "default")
@@ -211,20 +251,17 @@ def render(filename: str, output: str) -> None:
         raise CliError(f"internal error: {_describe(answer.error)}", EXIT_INTERNAL)
     outcome, response = answer.result.outcome, answer.result.response
     if outcome is Outcome.INVALID:
-        raise CliError(f"{filename}: invalid spec: {answer.result.problem}", EXIT_INVALID)
+        raise CliError(f"{where}: invalid spec: {answer.result.problem}", EXIT_INVALID)
     warn(validated.warnings)
     if outcome is Outcome.NOT_RENDERED:
         # A valid offer this controller keeps but renders nothing for (obol-stack's agent,
         # dataset, ... types): say so rather than print an empty list silently.
-        click.echo(f"Note: {filename}: not rendered: {answer.result.problem}", err=True)
+        click.echo(f"Note: {where}: not rendered: {answer.result.problem}", err=True)
     gate = response["status"].get("paymentGate")
     if isinstance(gate, dict):
-        note = gate_comment(gate)
-        if output == "json":
-            click.echo(note, nl=False, err=True)
-        else:
-            click.echo(note, nl=False)
-    click.echo(format_children(response["children"], output), nl=False)
+        click.echo(gate_comment(gate), nl=False, err=output == "json")
+    rendered: list[dict[str, Any]] = response["children"]
+    return rendered
 
 
 def gate_comment(gate: dict[str, Any]) -> str:
@@ -278,39 +315,34 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
-def _read_offer(filename: str) -> dict[str, Any]:
-    """The one ServiceOffer document in ``filename`` (``-``: stdin), read with bounds.
-
-    apiVersion and kind must be there and right, as ``kubectl apply`` requires.
-    """
+def _read_documents(source: str) -> list[tuple[str, Any]]:
+    """The documents of ``source`` (``-``: stdin), each with how messages name it."""
+    data = read_source(source, MAX_BYTES)
+    name = "stdin" if source == STDIN else source
     try:
-        if filename == "-":
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
-        else:
-            with open(filename, "rb") as stream:
-                data = stream.read(MAX_BYTES + 1)
-        documents = parse_user_yaml(data, filename)
-    except OSError as exc:
-        raise CliError(f"{filename}: cannot read: {exc.strerror}", EXIT_INVALID) from None
+        documents = parse_user_yaml(data, name)
     except UserYamlError as exc:
         raise CliError(str(exc), EXIT_INVALID) from None
-    if len(documents) != 1:
-        raise CliError(
-            f"{filename}: expected one ServiceOffer document, found {len(documents)}", EXIT_INVALID
-        )
-    offer = documents[0]
+    if not documents:
+        raise CliError(f"{name}: no document in it", EXIT_INVALID)
+    if len(documents) == 1:
+        return [(name, documents[0])]
+    return [(f"{name} (document {n})", doc) for n, doc in enumerate(documents, start=1)]
+
+
+def _check_kind(where: str, offer: Any) -> None:
+    """A ServiceOffer mapping with apiVersion and kind, as ``kubectl apply`` requires."""
     if not isinstance(offer, dict):
-        raise CliError(f"{filename}: expected a ServiceOffer mapping", EXIT_INVALID)
+        raise CliError(f"{where}: expected a ServiceOffer mapping", EXIT_INVALID)
     for field, expected in (("kind", api.KIND), ("apiVersion", api.API_VERSION)):
         if field not in offer:
             raise CliError(
-                f"{filename}: {field}: required field is missing (use {expected})", EXIT_INVALID
+                f"{where}: {field}: required field is missing (use {expected})", EXIT_INVALID
             )
         if offer[field] != expected:
             raise CliError(
-                f"{filename}: {field}: must be {expected} (got {offer[field]!r})", EXIT_INVALID
+                f"{where}: {field}: must be {expected} (got {offer[field]!r})", EXIT_INVALID
             )
-    return offer
 
 
 def _configured(read: Callable[[], T]) -> T:

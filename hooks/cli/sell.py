@@ -27,6 +27,7 @@ import click
 import yaml
 
 from hooks.cli.errors import EXIT_CONFIG, EXIT_INVALID, EXIT_USAGE, CliError
+from hooks.cli.inputs import read_source
 from hooks.cli.kubectl import Kubectl, KubectlError, OfferNotFound
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
@@ -60,7 +61,7 @@ from hooks.core.admission import enforced_limits
 from hooks.core.assets import BUILTIN_REGISTRY, Asset, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import ServiceOfferSpec, parse_offer
-from hooks.core.payment import resolve_payment, verifier_warnings
+from hooks.core.payment import ResolvedPayment, resolve_payment, verifier_warnings
 from hooks.core.settings import Settings
 
 # --runtime: every one of these serves the OpenAI chat API; the port is the one each listens on
@@ -174,7 +175,12 @@ class ValidatedOffer:
 
     manifest: dict[str, Any]
     warnings: tuple[str, ...]
-    asset: Asset
+    payment: ResolvedPayment
+
+    @property
+    def asset(self) -> Asset:
+        """The resolved token."""
+        return self.payment.asset
 
 
 def validate_manifest(
@@ -200,9 +206,7 @@ def validate_manifest(
         "spec": _set_fields(offer.spec),
     }
     verifier = verifier_warnings(offer.spec.payment, settings or Settings())
-    return ValidatedOffer(
-        canonical, (*limits.warnings, *payment.warnings, *verifier), payment.asset
-    )
+    return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings, *verifier), payment)
 
 
 def _check_namespace(namespace: Any) -> None:
@@ -353,6 +357,20 @@ def _dump(document: Any, output: str) -> str:
     if output == "json":
         return json.dumps(document, indent=2) + "\n"
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def quote_line(payment: ResolvedPayment, request_limits: Mapping[str, Any] | None) -> str:
+    """What a buyer is quoted for one request (the 402's amount), with how it was computed."""
+    network = payment.network
+    basis = payment.quote_basis
+    for field in ("maxInputTokens", "maxOutputTokens"):
+        if request_limits and field in request_limits:
+            basis = basis.replace(field, f"{field} {request_limits[field]}")
+    return (
+        f"Quote: buyers pay {payment.quote_amount} {payment.asset.symbol} per request on"
+        f" {network.name} ({network.caip2}) to {payment.pay_to}: {payment.summary}, quoted as"
+        f" {basis}"
+    )
 
 
 def warn(warnings: Sequence[str]) -> None:
@@ -664,7 +682,8 @@ _output_options = _options(
         "--dry-run",
         is_flag=True,
         help="Print the ServiceOffer instead of applying it; never writes (a limits-only change"
-        " reads the existing offer).",
+        " reads the existing offer). kubectl's --dry-run=client is the same; --dry-run=none"
+        " applies.",
     ),
     click.option(
         "-o",
@@ -775,11 +794,16 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     metadata = offer.manifest["metadata"]
     name, namespace = metadata["name"], metadata.get("namespace")
     warn(offer.warnings)
+    # What buyers will be asked to pay, which may be far from the price typed (perMTok is
+    # quoted for the worst case of the token limits): on stderr, so the manifest stays clean.
+    quote = quote_line(offer.payment, offer.manifest["spec"].get("requestLimits"))
     if dry_run:
+        click.echo(quote, err=True)
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
         return
     with kubectl_failures():
         applied = kubectl.apply(offer.manifest)
+    click.echo(quote, err=True)
     click.echo(applied or f"{api.PLURAL}.{api.GROUP}/{name} applied")
     where = f" -n {namespace}" if namespace else ""
     click.echo(f"Check status: obol sell status {name}{where}")
@@ -963,19 +987,19 @@ def _offer_from_json(
 
 
 def load_json_input(source: str) -> dict[str, Any]:
-    """The JSON object in file ``source`` (``-``: stdin), read with a size bound."""
+    """The JSON object in file ``source`` (``-``: stdin), read with a size and time bound."""
     try:
-        if source == "-":
-            text = click.get_text_stream("stdin").read(MAX_JSON_INPUT_BYTES + 1)
-        else:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read(MAX_JSON_INPUT_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"--from-json {source}: cannot read it: {exc}", EXIT_INVALID) from None
-    if len(text) > MAX_JSON_INPUT_BYTES:
+        data = read_source(source, MAX_JSON_INPUT_BYTES)
+    except CliError as exc:
+        raise CliError(f"--from-json {exc.message}", EXIT_INVALID) from None
+    if len(data) > MAX_JSON_INPUT_BYTES:
         raise CliError(
             f"--from-json {source}: larger than {MAX_JSON_INPUT_BYTES} bytes", EXIT_INVALID
         )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"--from-json {source}: not UTF-8 text", EXIT_INVALID) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -989,7 +1013,31 @@ def load_json_input(source: str) -> dict[str, Any]:
     return document
 
 
-@sell.command(epilog=_INFERENCE_EPILOG)
+class _KubectlDryRun(click.Command):
+    """A command that also takes kubectl's spellings ``--dry-run=client`` and ``=none``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [_dry_run_flag(arg) for arg in args if arg != _NO_DRY_RUN])
+
+
+_NO_DRY_RUN = "--dry-run=none"
+
+
+def _dry_run_flag(arg: str) -> str:
+    if not arg.startswith("--dry-run="):
+        return arg
+    value = arg.partition("=")[2]
+    if value == "client":
+        return "--dry-run"
+    if value == "server":
+        raise click.UsageError(
+            "--dry-run=server is not supported: pipe the client dry run into the API server,"
+            " e.g. obol sell ... --dry-run | kubectl apply --dry-run=server -f -"
+        )
+    raise click.UsageError(f"--dry-run must be client or none (got {value!r})")
+
+
+@sell.command(cls=_KubectlDryRun, epilog=_INFERENCE_EPILOG)
 @_upstream_options
 @_inference_options
 @_payment_options
@@ -1003,7 +1051,7 @@ def inference(**params: Any) -> None:
     _sell_offer("inference", params)
 
 
-@sell.command(epilog=_HTTP_EPILOG)
+@sell.command(cls=_KubectlDryRun, epilog=_HTTP_EPILOG)
 @_upstream_options
 @_payment_options
 @_capacity_options

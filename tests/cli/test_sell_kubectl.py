@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.sell_helpers import LLAMA, QWEN, WEATHER, FakeKubectl, Runner, offer_args, synced
+from tests.cli.sell_helpers import (
+    LLAMA,
+    PAY_TO,
+    QWEN,
+    WEATHER,
+    FakeKubectl,
+    Runner,
+    offer_args,
+    synced,
+)
 
 GET = ["get", "serviceoffers.obol.org"]
 
@@ -290,4 +299,69 @@ def test_list_yaml(run: Runner, fake_kubectl: FakeKubectl) -> None:
             "capacity": "Unknown",
             "ready": "True",
         }
+    ]
+
+
+# --- kubectl's --dry-run spellings and the quote ---------------------------------------------
+
+
+def test_dry_run_client_is_dry_run_and_none_applies(run: Runner, fake_kubectl: FakeKubectl) -> None:
+    args = [*offer_args("-n", "llm"), "--kubectl", str(fake_kubectl.path)]
+    plain, client = run([*args, "--dry-run"]), run([*args, "--dry-run=client"])
+    assert client.exit_code == 0, client.output
+    assert (client.stdout, client.stderr) == (plain.stdout, plain.stderr)
+    assert fake_kubectl.calls() == []
+    fake_kubectl.answer(stdout="serviceoffer.obol.org/qwen created\n")
+    applied = run([*args, "--dry-run=none"])
+    assert applied.exit_code == 0, applied.output
+    assert [call["argv"] for call in fake_kubectl.calls()] == [["apply", "-f", "-"]]
+
+
+def test_a_bare_dry_run_never_takes_the_next_argument(run: Runner) -> None:
+    args = offer_args("-n", "llm")
+    moved = [*args[:2], "--dry-run", *args[2:]]  # sell inference --dry-run qwen ...
+    result = run(moved)
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["metadata"]["name"] == "qwen"
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("server", "--dry-run=server is not supported: pipe the client dry run"),
+        ("all", "--dry-run must be client or none (got 'all')"),
+    ],
+)
+def test_other_dry_run_values_are_usage_errors(run: Runner, value: str, fragment: str) -> None:
+    result = run([*offer_args("-n", "llm"), f"--dry-run={value}"])
+    assert result.exit_code == 2
+    assert fragment in result.stderr and result.stdout == ""
+
+
+def test_dry_run_says_on_stderr_what_buyers_will_be_quoted(run: Runner) -> None:
+    # The seed's example: 0.002 per request + 0.50 per MTok, with the preset's token limits
+    # (16384 in + 4096 out), quotes 0.002 + 0.5 x 20480 / 10^6 = 0.01224 USDC.
+    args = offer_args(
+        "-n", "llm", "--per-mtok", "0.50", "--capacity-preset", "external-vllm-1gpu-balanced",
+        price="0.002",
+    )  # fmt: skip
+    result = run([*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"Quote: buyers pay 0.01224 USDC per request on base (eip155:8453) to {PAY_TO}:"
+        " 0.002 USDC/request + 0.5 USDC/MTok, quoted as perRequest + perMTok x"
+        " (maxInputTokens 16384 + maxOutputTokens 4096)"
+    )
+    assert "Quote" not in result.stdout  # the manifest stays clean for kubectl apply -f -
+
+
+def test_an_applied_offer_says_its_quote_after_kubectl_succeeded(
+    run: Runner, fake_kubectl: FakeKubectl
+) -> None:
+    fake_kubectl.answer(stdout="serviceoffer.obol.org/qwen created\n")
+    result = run([*offer_args("-n", "llm"), "--kubectl", str(fake_kubectl.path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"Quote: buyers pay 0.001 USDC per request on base (eip155:8453) to {PAY_TO}:"
+        " 0.001 USDC/request, quoted as perRequest"
     ]

@@ -121,6 +121,8 @@ def test_defaults_are_said_on_stderr(run: Runner) -> None:
         "Note: --network not given: using base (obol-stack's default)",
         "Note: --port not given: using 8080 (obol-stack's default for sell http)",
         f"Note: --pay-to not given: using X402_WALLET ({PAY_TO})",
+        f"Quote: buyers pay 0.001 USDC per request on base (eip155:8453) to {PAY_TO}:"
+        " 0.001 USDC/request, quoted as perRequest",
     ]
     spec = yaml.safe_load(result.stdout)["spec"]
     assert (spec["payment"]["network"], spec["upstream"]["port"]) == ("base", 8080)

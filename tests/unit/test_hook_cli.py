@@ -202,8 +202,7 @@ PAY_TO = "0x4A6F2B3d9E2B8f1C0A7e5d3B1c9F8E7D6C5b4A31"
         ("kind: ServiceOffer\nmetadata: {name: x}\n", "apiVersion: required field is missing"),
         ("a: [", "not valid YAML"),
         ("- 1\n", "expected a ServiceOffer mapping"),
-        ("", "expected one ServiceOffer document, found 0"),
-        ("kind: ServiceOffer\n---\nkind: ServiceOffer\n", "found 2"),
+        ("", "offer.yaml: no document in it"),
         (HEAD + "spec: {}\n", "invalid offer: metadata.name: required field is missing"),
         (HEAD + "metadata: {name: x, namespace: 7}\n", "metadata.namespace: must be a string"),
         (HEAD + "metadata: {name: x}\nkind: ServiceOffer\n", "kind: is given twice"),
@@ -264,7 +263,7 @@ def test_render_refuses_an_oversized_file(tmp_path: Path) -> None:
         run("render", "-f", str(offer)), EXIT_INVALID, f"is larger than {MAX_BYTES} bytes"
     )
     assert_one_line_error(
-        run("render", "-f", "-", stdin=offer.read_bytes()), EXIT_INVALID, "-: is larger than"
+        run("render", "-f", "-", stdin=offer.read_bytes()), EXIT_INVALID, "stdin: is larger than"
     )
 
 
@@ -288,7 +287,13 @@ def test_render_prints_the_warnings_sell_dry_run_prints(tmp_path: Path) -> None:
         ],
     )  # fmt: skip
     assert sell.exit_code == 0, sell.stderr
-    assert sell.stderr == result.stderr
+    # The same warnings; sell also says what buyers will be quoted.
+    lines = sell.stderr.splitlines()
+    assert [line for line in lines if not line.startswith("Quote:")] == result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("Quote:")] == [
+        f"Quote: buyers pay 0.001 USDC per request on base-sepolia (eip155:84532) to {PAY_TO}:"
+        " 0.001 USDC/request, quoted as perRequest"
+    ]
 
 
 def test_render_of_a_missing_file_is_invalid_input(tmp_path: Path) -> None:
@@ -426,3 +431,86 @@ def test_sync_reads_stdin_only_up_to_the_request_cap(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("OBOL_MAX_REQUEST_BYTES", "1024")
     result = run("sync", stdin=b" " * 2048)
     assert_one_line_error(result, 3, "bad request: the request is larger than 1024 bytes")
+
+
+# --- obol hook render: kubectl's -f habits ---------------------------------------------------
+
+
+def rendered(path: Path) -> str:
+    result = run("render", "-f", str(path))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def test_render_of_a_directory_renders_every_example() -> None:
+    result = run("render", "-f", str(EXAMPLES))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "".join(rendered(path) for path in VALID)
+    assert len(VALID) >= 3  # invalid/ is a subdirectory: not read without -R
+
+
+def test_render_of_two_files_renders_both_in_order() -> None:
+    first, second = EXAMPLES / "http-weather-api.yaml", EXAMPLES / "inference-qwen36-fast.yaml"
+    result = run("render", "-f", str(first), "-f", str(second))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == rendered(first) + rendered(second)
+    names = {doc["metadata"]["name"] for doc in yaml.safe_load_all(result.stdout)}
+    assert {"so-weather-api", "so-qwen36-fast"} <= names
+
+
+def test_render_json_of_two_files_is_one_list_of_both() -> None:
+    first, second = EXAMPLES / "http-weather-api.yaml", EXAMPLES / "inference-qwen36-fast.yaml"
+    listing = orjson.loads(run("render", "-f", str(first), "-f", str(second), "-o", "json").stdout)
+    items = [*yaml.safe_load_all(rendered(first)), *yaml.safe_load_all(rendered(second))]
+    assert listing == {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def test_render_of_a_multi_document_file_renders_each_offer(tmp_path: Path) -> None:
+    both = tmp_path / "both.yaml"
+    paths = [EXAMPLES / "http-weather-api.yaml", EXAMPLES / "inference-obol-ethereum.yaml"]
+    both.write_text("---\n".join(path.read_text() for path in paths))
+    result = run("render", "-f", str(both))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "".join(rendered(path) for path in paths)
+
+
+def test_a_document_of_another_kind_is_reported_and_skipped(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.yaml"
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: llm-sellers}\n"
+    mixed.write_text(namespace + "---\n" + (EXAMPLES / "http-weather-api.yaml").read_text())
+    result = run("render", "-f", str(mixed))
+    assert result.exit_code == EXIT_INVALID
+    assert result.stdout == rendered(EXAMPLES / "http-weather-api.yaml")
+    assert result.stderr.splitlines() == [
+        f"Error: {mixed} (document 1): kind: must be ServiceOffer (got 'Namespace') (skipped)",
+        "Error: 1 of 2 inputs not rendered (see above)",
+    ]
+
+
+def test_render_recursive_reports_each_invalid_example_and_renders_the_rest() -> None:
+    result = run("render", "-R", "-f", str(EXAMPLES))
+    assert result.exit_code == EXIT_INVALID
+    assert result.stdout == "".join(rendered(path) for path in VALID)
+    errors = result.stderr.splitlines()
+    assert (
+        errors[-1]
+        == f"Error: {len(INVALID)} of {len(VALID) + len(INVALID)} inputs not rendered (see above)"
+    )
+    for path in INVALID:
+        assert any(line.startswith(f"Error: {path}: invalid") for line in errors), path
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(["-f", "-", "-f", "-"], "-f -: stdin can be read only once", id="stdin-twice"),
+        pytest.param(
+            ["-f", "EMPTY"], "no .yaml, .yml, .json files in this directory", id="no-files"
+        ),
+    ],
+)
+def test_render_input_lists_that_cannot_work(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    args = [str(tmp_path) if arg == "EMPTY" else arg for arg in args]
+    assert_one_line_error(run("render", *args), EXIT_INVALID, fragment)
