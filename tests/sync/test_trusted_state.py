@@ -23,12 +23,15 @@ import orjson
 import pytest
 import yaml
 
+import hooks.core.sync
 from hooks.core import api
+from hooks.core.errors import HookFailure
 from hooks.core.kept import RENDERED_SPEC, rendered_spec, spec_from_status
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.support.observed import observed_children, parent_object, sync_request
+from tests.sync.test_paths import OLDER, published, related, stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RENDERED_EXAMPLES = [
@@ -247,3 +250,28 @@ def test_spec_from_status_needs_the_route_the_upstream_and_the_terms() -> None:
     assert spec_from_status({"endpoint": "/services/qwen36-fast"}, Settings()) is None
     moved = Settings(public_base_url="https://other.example.com")
     assert spec_from_status(status, moved) is None
+
+
+def test_a_kept_route_still_needs_its_path_and_never_leaves_the_offers_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The last valid spec's path is owned (published) by another offer now: the kept children
+    # lose the route and the pricing ConfigMap, like a valid offer in conflict.
+    good = answer(qwen())
+    holder = stored("other", "tenant-z", OLDER, path="/services/qwen36-fast")
+    holder["status"] = published("/services/qwen36-fast")
+    parent = parent_object(broken(qwen()), status=good["status"])
+    body = sync_request(parent, observed_children(good["children"]), related=related(holder))
+    kept = sync(parse_request(body), Settings()).response["children"]
+    assert {c["kind"] for c in kept} == {api.MIDDLEWARE_KIND, api.SERVICE_KIND}
+    # A child in another namespace is a bug the core refuses to answer with.
+    plan_offer = hooks.core.sync.plan_offer
+
+    def misplaced(*args: Any) -> Any:
+        plan = plan_offer(*args)
+        plan.children[0]["metadata"]["namespace"] = "victim-ns"
+        return plan
+
+    monkeypatch.setattr(hooks.core.sync, "plan_offer", misplaced)
+    with pytest.raises(HookFailure, match="not in the offer's namespace llm-sellers"):
+        answer(qwen())
