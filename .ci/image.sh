@@ -127,6 +127,12 @@ check() {
   wait_ready "http://127.0.0.1:$sync_port" "$sync_pid" "$work/sync.log"
   wait_ready "http://127.0.0.1:$busy_port" "$busy_pid" "$work/busy.log"
 
+  sleep 3 # idle, then the memory both containers' processes hold (shared pages split among them)
+  local pss_kib=0
+  for pid in $(server_pids "$sync_pid") $(server_pids "$busy_pid"); do
+    pss_kib=$((pss_kib + $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")))
+  done
+  say "idle PSS of both containers' processes: $((pss_kib / 1024)) MiB"
   for pid in $(server_pids "$sync_pid") $(server_pids "$busy_pid"); do
     uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
     [[ $uid == 10001 ]] || { say "process $pid runs as uid $uid, not 10001"; failed=1; }
