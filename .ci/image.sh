@@ -13,7 +13,8 @@
 #
 # The check mounts the built image's root filesystem and runs each container's command (the
 # image's ENTRYPOINT with the Deployment's args, its environment, as its USER 10001) in a new
-# mount and PID namespace, chrooted, on a read-only root with a fresh tmpfs on /tmp, on this
+# mount and PID namespace, chrooted, on a read-only root with a fresh tmpfs on /tmp for `serve`
+# and none for `busy` (as metacontroller/deployment.yaml mounts an emptyDir only there), on this
 # machine's loopback; then asks /readyz of both, one POST /sync (a hand-written fixture) and one
 # busy 429, and stops both with SIGTERM, which must end them with status 0.
 set -euo pipefail
@@ -70,26 +71,26 @@ build() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# run_command ROOT LOG ARG VAR=VALUE...: the image's entrypoint with ARG, as the image's user, in
-# its own mount and PID namespace on a read-only root with a fresh /tmp; sets STARTED to the
-# unshare PID.
+# run_command ROOT LOG TMP ARG VAR=VALUE...: the image's entrypoint with ARG, as the image's
+# user, in its own mount and PID namespace on a read-only root (with a fresh /tmp when TMP is
+# "tmpfs"); sets STARTED to the unshare PID.
 run_command() {
-  local root=$1 log=$2 arg=$3
-  shift 3
+  local root=$1 log=$2 tmp=$3 arg=$4
+  shift 4
   local user entrypoint env
   user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
   entrypoint=$(podman image inspect --format '{{join .Config.Entrypoint " "}}' "$IMAGE")
   mapfile -t env < <(podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
   unshare --mount --pid --fork --kill-child sh -ec '
-    root=$1; shift
+    root=$1 tmp=$2; shift 2
     mount --make-rprivate /
     mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -o remount,bind,ro "$root"
-    mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp"
+    if [ "$tmp" = tmpfs ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp"; fi
     exec "$@"
-  ' sh "$root" chroot --userspec="$user" "$root" /usr/bin/env -i "${env[@]}" "$@" \
+  ' sh "$root" "$tmp" chroot --userspec="$user" "$root" /usr/bin/env -i "${env[@]}" "$@" \
     $entrypoint "$arg" >"$log" 2>&1 &
   STARTED=$!
 }
@@ -119,9 +120,9 @@ check() {
   local work=$WORK
   sync_port=$(free_port)
   busy_port=$(free_port)
-  run_command "$root" "$work/sync.log" serve "OBOL_BIND=127.0.0.1:$sync_port" "OBOL_BUSY_PORT=$busy_port"
+  run_command "$root" "$work/sync.log" tmpfs serve "OBOL_BIND=127.0.0.1:$sync_port" "OBOL_BUSY_PORT=$busy_port"
   SYNC_PID=$STARTED
-  run_command "$root" "$work/busy.log" busy "OBOL_BUSY_BIND=127.0.0.1:$busy_port"
+  run_command "$root" "$work/busy.log" none busy "OBOL_BUSY_BIND=127.0.0.1:$busy_port"
   BUSY_PID=$STARTED
   local sync_pid=$SYNC_PID busy_pid=$BUSY_PID
   wait_ready "http://127.0.0.1:$sync_port" "$sync_pid" "$work/sync.log"
