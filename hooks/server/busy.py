@@ -23,7 +23,7 @@ closed: at most one socket read is ever buffered), ``limit_concurrency`` caps co
 tasks (a 503 beyond), idle connections close after :data:`KEEPALIVE` s. A longer head that
 arrived whole in one read is refused here, 431 before anything else. Who may connect at all is
 the NetworkPolicy's job (only the gateway, which reads whole request heads before it forwards):
-see the threat model in docs/how-it-works.md.
+see the threat model in docs/install.md.
 
 Never: read the environment; quote payment terms; echo request data other than a well-formed
 offer name; patch or subclass uvicorn's internals.
@@ -54,8 +54,8 @@ BUSY_PREFIX: Final = "/busy/"
 KEEPALIVE: Final = 5  # seconds an idle connection stays open (Go clients keep theirs 90 s)
 GRACEFUL_TIMEOUT: Final = 20  # seconds in-flight answers get on SIGTERM
 MAX_HEAD_BYTES: Final = 8 * 1024  # a longer request head is refused, never buffered whole
-# Connections plus in-flight answers; above it uvicorn answers 503. Far above what the gateway
-# opens (its idle pool per backend is 200), so a flood of normal 429s never meets it.
+# Connections plus in-flight answers; above it uvicorn answers 503. The gateway opens one
+# connection per 429 in flight (keeping up to 200 idle): a flood of 600 buyers stays far below.
 MAX_CONCURRENCY: Final = 4096
 
 # Why a request got 429 (the body's "error" and the X-Obol-Reject-Reason header).
