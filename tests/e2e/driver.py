@@ -14,8 +14,9 @@ Why a stand-in
        :data:`hooks.core.api.CHILD_TYPES`, selected by the label ``controller-uid=<parent uid>`` in
        the parent's namespace; an orphan with that label is adopted (ownerReference added), a
        child controlled by another owner is ignored;
-    2. POST a v2 sync request ``{controller, parent, children: {"Kind.apiVersion": {"ns/name":
-       obj}}, related: {}, finalizing: false}`` to the hook; anything but a 200 whose JSON has
+    2. get the related objects through the customize hook (below), then POST a v2 sync request
+       ``{controller, parent, children: {"Kind.apiVersion": {"ns/name": obj}}, related: {...},
+       finalizing: false}`` to the hook; anything but a 200 whose JSON has
        only ``status``, ``children``, ``resyncAfterSeconds`` and ``finalized`` changes nothing
        and raises :class:`HookError` (Metacontroller would record a SyncError event and retry);
     3. check the desired children (known type, parent namespace, no foreign ``controller-uid``)
@@ -32,14 +33,37 @@ Why a stand-in
     Every write is counted in :class:`SyncResult`, so a test can prove that a second sync of an
     unchanged offer writes nothing.
 
+The customize hook and related objects
+    As Metacontroller v4.17.2 does it, for a CompositeController with ``hooks.customize``
+    (``pkg/controller/common/customize/manager.go``, request and response types in
+    ``pkg/controller/common/customize/api/v2/hooks.go``, the map in
+    ``pkg/controller/common/api/v2/common.go``, the call from ``syncParentObject`` in
+    ``pkg/controller/composite/controller.go``):
+
+    - the customize request is ``{controller, parent}``; its answer is cached per parent
+      (uid, generation), so the hook is asked again only when the spec changes; a v2 answer is
+      parsed strictly (``relatedResources`` only); a failed call fails the sync;
+    - each rule selects by ``determineSelectionType``: ``names`` cannot go with a selector, nor
+      ``namespace`` with ``namespaceSelector``; then labels only (v2: every namespace; v1: the
+      parent's), namespace and labels, namespace and names, or a namespaceSelector (v2 only);
+    - ``related`` maps ``Kind.apiVersion`` (initialised even when nothing matches) to
+      ``namespace/name`` (``name`` for cluster-scoped objects), the parent itself included;
+    - a change to any object makes Metacontroller enqueue every parent one of whose cached rules
+      matches it (``findRelatedParents`` / ``matchesRelatedRule``): :meth:`Driver.related_parents`
+      answers that question, so a test syncs exactly the parents Metacontroller would.
+
+    Differences: objects are listed live from the API server, not from an informer cache (so a
+    sync never sees a stale or not-yet-synced list), and the 20-minute expiry of the cache is
+    not modelled.
+
 What it is not
     Not Metacontroller: no informers or watches (tests call :meth:`Driver.sync` or
     :meth:`Driver.converge` instead of reacting to events), no work queue, backoff, events or
-    resyncs, no finalize hook (the controller has none), no customize hook or ``related``
-    objects, no Rolling/Recreate/OnDelete strategies, no server-side-apply mode, and no release
-    of children whose labels stop matching. JSON numbers are compared as Python values (Go's
-    ``reflect.DeepEqual`` would tell ``1`` from ``1.0``; the API server never returns floats for
-    these children).
+    resyncs (a test syncs the parents :meth:`Driver.related_parents` names), no finalize hook
+    (the controller has none), no Rolling/Recreate/OnDelete strategies, no server-side-apply
+    mode, and no release of children whose labels stop matching. JSON numbers are compared as
+    Python values (Go's ``reflect.DeepEqual`` would tell ``1`` from ``1.0``; the API server never
+    returns floats for these children).
 """
 
 from __future__ import annotations
@@ -51,6 +75,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import yaml
@@ -335,6 +360,14 @@ class Driver:
         self.hook_url = hook_url
         self.controller = controller if controller is not None else controller_object()
         self.hook_timeout = hook_timeout
+        customize = self.controller.get("spec", {}).get("hooks", {}).get("customize")
+        # The customize hook on the same server as the sync hook, at the manifest's path.
+        self.customize_hook: Obj | None = customize
+        self.customize_url = (
+            urljoin(hook_url, urlsplit(customize["webhook"]["url"]).path) if customize else None
+        )
+        self.customize_calls = 0
+        self._customize_cache: dict[tuple[str, Any], list[Obj]] = {}
         self.history: list[SyncResult] = []
         self.hook_errors: list[HookError] = []
         self._types = {
@@ -396,10 +429,10 @@ class Driver:
 
     # -- the hook --------------------------------------------------------------------------------
 
-    def call_hook(self, request: Obj, offer: str) -> Obj:
+    def call_hook(self, request: Obj, offer: str, url: str | None = None) -> Obj:
         """POST the sync request; return the response or raise :class:`HookError`."""
         try:
-            reply = requests.post(self.hook_url, json=request, timeout=self.hook_timeout)
+            reply = requests.post(url or self.hook_url, json=request, timeout=self.hook_timeout)
         except requests.RequestException as exc:
             raise self._hook_error(offer, f"http error: {exc}") from exc
         if reply.status_code != 200:
@@ -441,7 +474,7 @@ class Driver:
             "controller": self.controller,
             "parent": parent,
             "children": children,
-            "related": {},
+            "related": self.related_objects(parent),
             "finalizing": False,
         }
         result.request = request
@@ -569,6 +602,132 @@ class Driver:
             return
         result.status_written = True
 
+    # -- the customize hook and related objects ----------------------------------------------------
+
+    def customize_rules(self, parent: Obj) -> list[Obj]:
+        """The parent's related-resource rules: the customize hook's answer, cached per
+        (uid, generation) as ``getCustomizeHookResponse`` does; [] without a customize hook."""
+        if self.customize_hook is None or self.customize_url is None:
+            return []
+        meta = parent["metadata"]
+        key = (meta["uid"], meta.get("generation"))
+        if key not in self._customize_cache:
+            offer = f"{meta['namespace']}/{meta['name']}"
+            request = {"controller": self.controller, "parent": parent}
+            response = self.call_hook(request, offer, self.customize_url)
+            self.customize_calls += 1
+            unknown = set(response) - {"relatedResources"}
+            if unknown and self.customize_hook.get("version") == "v2":  # strict for v2
+                raise self._hook_error(
+                    offer, f"strict validation failed: unknown fields {sorted(unknown)}", 200
+                )
+            self._customize_cache[key] = list(response.get("relatedResources") or [])
+        return self._customize_cache[key]
+
+    def _hook_version(self) -> str:
+        return str((self.customize_hook or {}).get("version", "v1"))
+
+    def related_objects(self, parent: Obj) -> Obj:
+        """``related`` of the sync request, listed per rule (``GetRelatedObjects``)."""
+        related: Obj = {}
+        v1 = self._hook_version() == "v1"
+        parent_ns = parent["metadata"].get("namespace") or ""
+        for rule in self.customize_rules(parent):
+            kind, namespaced = self._resource(rule["apiVersion"], rule["resource"])
+            group: Obj = related.setdefault(api.children_key(kind, rule["apiVersion"]), {})
+            selection = selection_type(rule)
+            labels = label_selector(rule.get("labelSelector"))
+            namespace = rule.get("namespace") or None
+            if selection == "Labels":
+                namespaces = [parent_ns if v1 and namespaced else None]
+            elif selection == "NamespaceSelector":
+                if v1 or not namespaced:
+                    raise ValueError(f"namespaceSelector not allowed here: {rule}")
+                namespaces = self._namespaces(label_selector(rule.get("namespaceSelector")))
+            else:  # NamespaceAndLabels, NamespacesAndNames
+                if v1 and namespaced and namespace and namespace != parent_ns:
+                    raise ValueError(f"related namespace {namespace} differs from {parent_ns}")
+                namespaces = [namespace if namespaced else None]
+                if selection == "NamespacesAndNames":
+                    labels = None
+            names = set(rule.get("names") or [])
+            for ns in namespaces:
+                path = collection_path(rule["apiVersion"], rule["resource"], ns)
+                for obj in self.client.list(path, labels):
+                    if names and obj["metadata"]["name"] not in names:
+                        continue
+                    group[_qualified_name(obj)] = obj
+        return related
+
+    def related_parents(self, obj: Obj) -> list[tuple[str, str]]:
+        """The parents (namespace, name) Metacontroller enqueues when ``obj`` is added, changed
+        or deleted: those with a cached rule that matches it (``findRelatedParents``)."""
+        parents = self.client.list(collection_path(api.API_VERSION, api.PLURAL, None))
+        found = []
+        for parent in parents:
+            for rule in self.customize_rules(parent):
+                if self._rule_matches(parent, obj, rule):
+                    found.append((parent["metadata"]["namespace"], parent["metadata"]["name"]))
+                    break
+        return sorted(found)
+
+    def _rule_matches(self, parent: Obj, obj: Obj, rule: Obj) -> bool:
+        # matchesRelatedRule, for a namespaced parent.
+        kind, namespaced = self._resource(rule["apiVersion"], rule["resource"])
+        if obj.get("apiVersion") != rule["apiVersion"] or obj.get("kind") != kind:
+            return False
+        v1 = self._hook_version() == "v1"
+        meta = obj["metadata"]
+        same_ns = meta.get("namespace") == parent["metadata"]["namespace"]
+        selection = selection_type(rule)
+        if selection in ("Labels", "NamespaceAndLabels", "NamespaceSelector"):
+            if not labels_match(rule.get("labelSelector"), meta.get("labels") or {}):
+                return False
+        if selection == "Labels":
+            return not (v1 and namespaced and not same_ns)
+        if selection == "NamespaceAndLabels":
+            if v1 and namespaced and not same_ns:
+                return False
+            return not namespaced or meta.get("namespace") == rule.get("namespace")
+        if selection == "NamespaceSelector":
+            ns = self.client.get(f"/api/v1/namespaces/{meta.get('namespace')}")
+            return ns is not None and labels_match(
+                rule.get("namespaceSelector"), ns["metadata"].get("labels") or {}
+            )
+        if v1 and namespaced and not same_ns:
+            return False
+        if not v1 and namespaced and rule.get("namespace") and not same_ns:
+            if meta.get("namespace") != rule.get("namespace"):
+                return False
+        return not rule.get("names") or meta.get("name") in rule["names"]
+
+    def _resource(self, api_version: str, resource: str) -> tuple[str, bool]:
+        # Kind and scope from API discovery, as Metacontroller's dynamic clientset learns them.
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        listing = self.client.get(base) or {}
+        for item in listing.get("resources") or []:
+            if item.get("name") == resource:
+                return str(item["kind"]), bool(item["namespaced"])
+        raise LookupError(f"unknown related resource {api_version}/{resource}")
+
+    def _namespaces(self, selector: str | None) -> list[str | None]:
+        return [n["metadata"]["name"] for n in self.client.list("/api/v1/namespaces", selector)]
+
+    def collect_garbage(self, owner_uid: str, namespace: str) -> list[str]:
+        """Delete the children an owner left behind once it is gone, as Kubernetes' garbage
+        collector does for background propagation (``pkg/controller/garbagecollector`` in
+        kubernetes/kubernetes); the e2e API server runs no controller-manager."""
+        deleted = []
+        for version, kind, plural in api.CHILD_TYPES:
+            for obj in self.client.list(collection_path(version, plural, namespace)):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == owner_uid for ref in refs):
+                    meta = obj["metadata"]
+                    path = object_path(version, plural, meta["namespace"], meta["name"])
+                    self.client.delete(path, uid=meta["uid"])
+                    deleted.append(_describe(kind, obj))
+        return deleted
+
     # -- helpers for tests -------------------------------------------------------------------------
 
     def sync_all(self, namespace: str | None = None) -> list[SyncResult]:
@@ -612,6 +771,67 @@ class Driver:
         lines += [f"  {r.describe()} errors={r.errors}" for r in self.history[-last:]]
         lines += [f"  hook error: {e}" for e in self.hook_errors[-last:]]
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# related-resource rules (pkg/controller/common/customize/manager.go)
+
+
+def selection_type(rule: Mapping[str, Any]) -> str:
+    """``determineSelectionType``: how a related-resource rule selects objects."""
+    has_labels = rule.get("labelSelector") is not None
+    has_ns_selector = rule.get("namespaceSelector") is not None
+    has_namespace = bool(rule.get("namespace"))
+    has_names = bool(rule.get("names"))
+    if has_names and (has_labels or has_ns_selector):
+        raise ValueError(f"related rule cannot have both names and a selector: {rule}")
+    if has_namespace and has_ns_selector:
+        raise ValueError(f"related rule cannot have both namespace and namespaceSelector: {rule}")
+    if has_ns_selector:
+        return "NamespaceSelector"
+    if has_labels and has_namespace:
+        return "NamespaceAndLabels"
+    if has_namespace or has_names:
+        return "NamespacesAndNames"
+    return "Labels"
+
+
+def label_selector(selector: Mapping[str, Any] | None) -> str | None:
+    """A metav1.LabelSelector as the API server's ``labelSelector`` query (None: everything)."""
+    if not selector:
+        return None
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], ",".join(expr.get("values") or [])
+        parts.append(
+            {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})"}.get(
+                op, key if op == "Exists" else f"!{key}"
+            )
+        )
+    return ",".join(parts) or None
+
+
+def labels_match(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether ``labels`` match a metav1.LabelSelector (nil and empty match everything)."""
+    if not selector:
+        return True
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and key in labels and labels[key] in values)
+            or (op == "Exists" and key not in labels)
+            or (op == "DoesNotExist" and key in labels)
+        ):
+            return False
+    return True
+
+
+def _qualified_name(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
 
 
 # ---------------------------------------------------------------------------------------------
