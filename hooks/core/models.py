@@ -46,6 +46,7 @@ DECIMAL_STRING = r"^[0-9]+(\.[0-9]+)?$"
 NETWORK_ID = r"^([a-z0-9]+(-[a-z0-9]+)*|eip155:[0-9]+)$"
 ASSET_REF = r"^(usdc|obol|0x[0-9a-fA-F]{40})$"
 HTTP_PATH = r"^/[^\s?#]*$"
+HEALTH_PATH = r"^(/[^\s?#]*)?$"
 # obol-stack's spec.path pattern.
 OFFER_PATH = r"^/[a-zA-Z0-9/_.-]*$"
 
@@ -101,7 +102,8 @@ class Upstream(_Strict):
     service: Annotated[str, Field(max_length=63, pattern=DNS1123_LABEL)]
     namespace: Annotated[str | None, Field(max_length=63, pattern=DNS1123_LABEL)] = None
     port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_UPSTREAM_PORT
-    health_path: Annotated[str, Field(max_length=1024, pattern=HTTP_PATH)] = "/health"
+    # Empty means "/" (obol-stack's EffectiveHealthPath); the CRD stores any string.
+    health_path: Annotated[str, Field(max_length=1024, pattern=HEALTH_PATH)] = "/health"
 
 
 class Capabilities(_Strict):
@@ -442,6 +444,8 @@ _PATTERN_REASONS: Mapping[str, str] = {
     NETWORK_ID: "must be a network name such as base or a CAIP-2 id such as eip155:8453",
     ASSET_REF: "must be usdc, obol or a token address (0x followed by 40 hex digits)",
     HTTP_PATH: "must be an absolute path starting with / (no spaces, query or fragment)",
+    HEALTH_PATH: "must be empty (meaning /) or an absolute path starting with / (no spaces,"
+    " query or fragment)",
 }
 
 

@@ -41,7 +41,8 @@ class OfferPlan:
         upstream = rendered_upstream(self.spec)
         return UpstreamTarget(
             upstream_url(self.namespace, upstream.service, upstream.namespace, upstream.port),
-            upstream.health_path,
+            # Empty means "/", as obol-stack's EffectiveHealthPath reads it.
+            upstream.health_path or "/",
             # Engine gauges are read only where they can say Saturated.
             wants_metrics=self.spec.type == "inference" and self.spec.capacity is not None,
         )

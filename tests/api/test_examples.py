@@ -6,7 +6,8 @@ Design notes:
 - Invalid examples carry their expected messages as annotations:
   ``examples.obol.org/expected-error`` is the exact hook/CLI message, and
   ``examples.obol.org/expected-crd-error`` a substring of what the API server says, or
-  ``accepted`` when only the asset registry can tell (the CRD cannot know the registry). The API
+  ``accepted`` when only the asset registry can tell (the CRD cannot know the registry) or the
+  CRD stores the shape as obol-stack's CRD does (an empty price table). The API
   server's own wording and its defaults are checked against the real kube-apiserver in
   tests/e2e/test_crd_validation.py; offline, an invalid example must be refused, by the very
   rule message when the annotation is one of the CRD's CEL messages.

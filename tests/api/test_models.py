@@ -163,8 +163,8 @@ INVALID = [
     ),
     pytest.param(
         lambda s: s["upstream"].update(healthPath="health"),
-        "spec.upstream.healthPath: must be an absolute path starting with / (no spaces, query"
-        " or fragment) (got 'health')",
+        "spec.upstream.healthPath: must be empty (meaning /) or an absolute path starting with /"
+        " (no spaces, query or fragment) (got 'health')",
         id="invalid because healthPath is relative",
     ),
     pytest.param(

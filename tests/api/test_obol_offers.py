@@ -25,6 +25,7 @@ from hooks.core.settings import Settings
 from hooks.core.sync import sync
 from tests.support.crd_validation import format_violations, load_crd
 from tests.support.goldens import assert_matches_golden, assert_response_schema_valid
+from tests.support.obol_shapes import OBOL_SHAPES, obol_shaped
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = sorted((ROOT / "tests/fixtures/obol").glob("*.yaml"))
@@ -282,3 +283,39 @@ def test_obols_registration_results_in_status_are_kept(name: str) -> None:
     obj["status"] = {"endpoint": "/services/x", **registration}
     status = sync(request_for(obj), Settings()).response["status"]
     assert {key: status[key] for key in registration} == registration
+
+
+# --- the shapes obol-stack's newest CRD accepts ------------------------------------------------
+
+# What the hook answers for each shape of tests/support/obol_shapes.py: the InvalidSpec message
+# (the field path and why), or None when it renders the offer.
+SHAPE_ANSWERS = {
+    "upstream.service not a DNS label": "spec.upstream.service: must be a DNS-1123 label",
+    "upstream.namespace not a DNS label": "spec.upstream.namespace: must be a DNS-1123 label",
+    "empty upstream.healthPath": None,  # obol-stack's EffectiveHealthPath: "/"
+    "maxTimeoutSeconds 0": "spec.payment.maxTimeoutSeconds: must be >= 1 (got 0)",
+    "maxTimeoutSeconds above 86400": "spec.payment.maxTimeoutSeconds: must be <= 86400",
+    "an empty price table": "spec.payment.price: must set perRequest, perMTok or both",
+}
+
+
+def test_every_obol_shape_has_its_expected_answer() -> None:
+    assert set(SHAPE_ANSWERS) == set(OBOL_SHAPES)
+
+
+@pytest.mark.parametrize("shape", sorted(OBOL_SHAPES))
+def test_obol_shapes_are_stored_and_answered_never_refused(shape: str) -> None:
+    base = offer("line-a-http-limits.yaml")
+    shaped = obol_shaped(base, shape)
+    violations = CRD.validate(shaped)
+    assert not violations, format_violations(violations)
+    response = sync(request_for(shaped), Settings())
+    ready = condition(response, "Ready")
+    expected = SHAPE_ANSWERS[shape]
+    if expected is None:
+        assert ready["reason"] != "InvalidSpec", ready
+        assert any(c["kind"] == "HTTPRoute" for c in response["children"])
+    else:
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+        assert expected in ready["message"], ready["message"]
+        assert response["children"] == []  # a new offer: nothing to keep, nothing rendered

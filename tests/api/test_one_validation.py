@@ -4,7 +4,8 @@ Test-design notes:
 
 * The CRD is read as data and every integer of ``spec`` must carry a minimum and a maximum equal
   to the model's bounds, so a new field without bounds fails here (a value beyond 64 bits once
-  passed the CLI and was refused by the hook).
+  passed the CLI and was refused by the hook); the exceptions are obol-stack's fields its CRD
+  stores with any value (``STORED_AS_OBOL``): ours stores them too, the hook reports InvalidSpec.
 * The property test builds ``obol sell`` flags with values around every bound and payTo values
   that are fine, zero, mis-checksummed or a token contract, then asks three judges
   (tests/support/one_validation.py): the CLI itself (``--dry-run``: exit 0 or 3), the CRD (the
@@ -38,9 +39,12 @@ from tests.support.one_validation import (
     args_for,
     cli_accepts,
     crd_accepts,
+    fits_int64,
     hook_accepts,
     manifest_for,
+    outside_stored_as_obol,
     sell_flags,
+    within_stored_as_obol,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,6 +89,9 @@ def bounds(info: Any) -> tuple[int | None, int | None]:
 
 
 INTEGERS = dict(integer_schemas(SPEC_SCHEMA))
+# Stored with any value, as obol-stack's CRD does (its stored offers must stay updatable); the
+# hook renders only the model's range and reports InvalidSpec otherwise.
+STORED_AS_OBOL = {"payment.maxTimeoutSeconds"}
 # obol-stack's fields this controller keeps without acting on them (the model holds them as
 # plain data): bounded only by the API server's int64, like obol-stack's own CRD.
 KEPT = {"routes[].freeQuota", "listing.weight", "dataset.sizeBytes"}
@@ -95,7 +102,15 @@ def test_the_spec_has_integers_to_check() -> None:
     assert KEPT <= set(INTEGERS)
 
 
-@pytest.mark.parametrize("path", sorted(set(INTEGERS) - KEPT))
+@pytest.mark.parametrize("path", sorted(STORED_AS_OBOL))
+def test_integers_stored_as_obol_stack_does_are_bounded_only_by_the_model(path: str) -> None:
+    schema = INTEGERS[path]
+    assert "minimum" not in schema and "maximum" not in schema
+    field = model_field(path)
+    assert field is not None and None not in bounds(field)
+
+
+@pytest.mark.parametrize("path", sorted(set(INTEGERS) - KEPT - STORED_AS_OBOL))
 def test_every_crd_integer_is_bounded_like_the_model(path: str) -> None:
     schema = INTEGERS[path]
     assert "minimum" in schema and "maximum" in schema, f"spec.{path} needs minimum and maximum"
@@ -135,7 +150,14 @@ def test_cli_crd_and_hook_accept_the_same_specs(flags: dict[str, Any]) -> None:
     hook = hook_accepts(manifest)
     crd = crd_accepts(manifest)
     assert cli == hook, message
-    if eip55_checksum_ok(flags["pay_to"]):
+    if outside_stored_as_obol(flags):
+        # Stored like obol-stack's CRD stores it (within int64), not rendered: the CRD judges
+        # the rest alone (with a capacity envelope, its retryAfterSeconds < maxTimeoutSeconds
+        # rule still compares the two).
+        assert not hook
+        if fits_int64(flags) and "max_inflight" not in flags:
+            assert crd == crd_accepts(manifest_for(within_stored_as_obol(flags)))
+    elif eip55_checksum_ok(flags["pay_to"]):
         assert crd == hook, (message, manifest)
     else:
         # CEL cannot hash: the CRD stores it, the hook reports InvalidSpec, the CLI refuses.

@@ -76,6 +76,19 @@ FLAGS = {
 }
 
 
+def outside_stored_as_obol(flags: dict[str, Any]) -> bool:
+    """The flags set a value the CRD stores (as obol-stack's CRD does) but the hook does not
+    render: a maxTimeoutSeconds outside 1..86400."""
+    _, low, high = FLAGS["max_timeout"]
+    timeout = flags.get("max_timeout")
+    return timeout is not None and not low <= timeout <= high
+
+
+def within_stored_as_obol(flags: dict[str, Any]) -> dict[str, Any]:
+    """The same flags with such a value replaced by the CRD's default."""
+    return {**flags, "max_timeout": 300} if outside_stored_as_obol(flags) else flags
+
+
 def around(low: int, high: int) -> st.SearchStrategy[int]:
     edges = [low - 1, low, low + 1, high - 1, high, high + 1, 10**20, -(10**20)]
     return st.sampled_from(edges) | st.integers(low, high)
