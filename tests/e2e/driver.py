@@ -429,10 +429,20 @@ class Driver:
 
     # -- the hook --------------------------------------------------------------------------------
 
-    def call_hook(self, request: Obj, offer: str, url: str | None = None) -> Obj:
+    def call_hook(self, request: Obj, offer: str) -> Obj:
         """POST the sync request; return the response or raise :class:`HookError`."""
+        response = self._post(self.hook_url, request, offer)
+        unknown = set(response) - RESPONSE_KEYS
+        if unknown:  # v2 responses are parsed strictly
+            raise self._hook_error(
+                offer, f"strict validation failed: unknown fields {sorted(unknown)}", 200
+            )
+        return response
+
+    def _post(self, url: str, request: Obj, offer: str) -> Obj:
+        """POST a hook request (webhook.go ``Call``): the JSON object answered with 200."""
         try:
-            reply = requests.post(url or self.hook_url, json=request, timeout=self.hook_timeout)
+            reply = requests.post(url, json=request, timeout=self.hook_timeout)
         except requests.RequestException as exc:
             raise self._hook_error(offer, f"http error: {exc}") from exc
         if reply.status_code != 200:
@@ -448,11 +458,6 @@ class Driver:
             raise self._hook_error(offer, f"can't unmarshal response: {exc}", 200) from exc
         if not isinstance(response, dict):
             raise self._hook_error(offer, "response is not a JSON object", 200, reply.text)
-        unknown = set(response) - RESPONSE_KEYS
-        if unknown:  # v2 responses are parsed strictly
-            raise self._hook_error(
-                offer, f"strict validation failed: unknown fields {sorted(unknown)}", 200
-            )
         return response
 
     def _hook_error(
@@ -614,7 +619,7 @@ class Driver:
         if key not in self._customize_cache:
             offer = f"{meta['namespace']}/{meta['name']}"
             request = {"controller": self.controller, "parent": parent}
-            response = self.call_hook(request, offer, self.customize_url)
+            response = self._post(self.customize_url, request, offer)
             self.customize_calls += 1
             unknown = set(response) - {"relatedResources"}
             if unknown and self.customize_hook.get("version") == "v2":  # strict for v2
