@@ -161,7 +161,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"machine: {result['machine']}",
         f"customize request: {custom['bytes']:,} bytes, median {custom['median_us']:.0f} us,"
-        f" p99 {custom['p99_us']:.0f} us (once per offer and spec change; Metacontroller caches it)",
+        f" p99 {custom['p99_us']:.0f} us (once per offer and spec change: Metacontroller"
+        " caches it)",
         "",
         f"{'offers':>7} {'sync request':>14} {'of 8 MiB cap':>12} {'median':>10} {'p99':>10}"
         f" {'x baseline':>10} {'one change: resyncs x median':>30}",
