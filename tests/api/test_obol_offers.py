@@ -309,7 +309,7 @@ def test_obol_shapes_are_stored_and_answered_never_refused(shape: str) -> None:
     shaped = obol_shaped(base, shape)
     violations = CRD.validate(shaped)
     assert not violations, format_violations(violations)
-    response = sync(request_for(shaped), Settings())
+    response = sync(request_for(shaped), Settings()).response
     ready = condition(response, "Ready")
     expected = SHAPE_ANSWERS[shape]
     if expected is None:
