@@ -31,11 +31,9 @@ from hooks.core.errors import SpecError
 RELATED_RULES: Final = ({"apiVersion": api.API_VERSION, "resource": api.PLURAL},)
 # Where those offers arrive in a v2 sync request's ``related`` map.
 RELATED_KEY: Final = api.children_key(api.KIND, api.API_VERSION)
-# Far above the supported scale (docs/paths.md): a request with more is refused as malformed
-# rather than parsed; the request-size cap usually refuses it first.
+# Far above the supported scale (docs/performance.md): a request with more offers is refused as
+# malformed rather than read; the request-size cap refuses one long before.
 MAX_RELATED_OFFERS: Final = 20_000
-# Longer strings are no path or endpoint this hook writes: such a claim is compared, never kept.
-_MAX_TEXT: Final = 2048
 REASON_PATH_CONFLICT: Final = "PathConflict"
 _ROUTE_PUBLISHED: Final = "RoutePublished"
 _TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -82,7 +80,7 @@ def normalize_path(path: str) -> str:
 def claimed_path(name: str, path: Any) -> str:
     """The path an offer named ``name`` with ``spec.path`` = ``path`` claims (normalised)."""
     if isinstance(path, str) and path:
-        return normalize_path(path[:_MAX_TEXT])
+        return normalize_path(path)
     return f"/services/{name}"
 
 
@@ -111,7 +109,7 @@ def claim_of(obj: Mapping[str, Any], where: str) -> PathClaim:
 def _published_endpoint(status: Mapping[str, Any]) -> str | None:
     endpoint = status.get("endpoint")
     conditions = status.get("conditions")
-    if not isinstance(endpoint, str) or len(endpoint) > _MAX_TEXT:
+    if not isinstance(endpoint, str):
         return None
     for cond in conditions if isinstance(conditions, list) else ():
         if isinstance(cond, dict) and cond.get("type") == _ROUTE_PUBLISHED:
