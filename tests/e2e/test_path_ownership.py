@@ -75,7 +75,7 @@ def test_the_older_offer_keeps_the_path_and_the_next_claimant_takes_it_when_it_g
         stack.expose_endpoints(namespace, "echo", upstream.host, upstream.port, service_port=8000)
     verifier = start_verifier(kube.api_url, kube.token, str(kube.ca_file))
     try:
-        hook = start_hook(stack, verifier_url=verifier.verify_url, workers=1)
+        hook = start_hook(stack, verifier_url=verifier.verify_url)
         driver = Driver(kube, hook.sync_endpoint)
         stack.add_diagnostics(driver.diagnostics)
 
