@@ -2,10 +2,12 @@
 
 Test-design notes:
 
-* ``hook_server`` is shared by the whole session (the common case: embedded defaults, two
-  workers, two listeners, a 1 MiB body cap so the 413 test need not send 8 MiB). Modules that
-  need other settings (auth, jitter, metrics counting, supervision) start their own server with
-  ``launch_hook``, scoped to the module.
+* ``client`` is the sync server's app in-process (Flask's test client), built from the
+  configuration as ``obol hook serve`` builds it, with a 1 MiB body cap so the 413 test need
+  not send 8 MiB: the HTTP contract of the sync port is tested there.
+* ``hook_server`` is both real servers, shared by the whole session (embedded defaults, the same
+  cap): what only real servers show (ports, probes, keep-alive, the busy responder). Modules
+  that need other settings start their own pair with ``launch_hook``, scoped to the module.
 * The harness itself (start, readiness wait, SIGTERM by PID) lives in ``http_harness.py``.
 """
 
@@ -18,8 +20,10 @@ from typing import Any
 import pytest
 
 from tests.http.http_harness import (
+    AppClient,
     HookServer,
     LaunchHook,
+    app_client,
     example_offer,
     run_hook_server,
     sync_body,
@@ -51,3 +55,9 @@ def hook_server(launch_hook: LaunchHook) -> Iterator[HookServer]:
 def valid_body() -> bytes:
     """A sync request for the full-envelope example offer."""
     return sync_body(example_offer("inference-qwen36-fast.yaml"))
+
+
+@pytest.fixture(scope="session")
+def client() -> AppClient:
+    """The sync server's app in-process: embedded defaults, 1 MiB body cap."""
+    return app_client({"OBOL_MAX_REQUEST_BYTES": str(SHARED_MAX_REQUEST_BYTES)})

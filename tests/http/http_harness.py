@@ -30,8 +30,12 @@ import orjson
 import pytest
 import requests
 import yaml
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from hooks.cli.hook import render_request
+from hooks.config import load_config
+from hooks.server.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -72,6 +76,27 @@ class HookServer:
         for pid in children(self.process.pid):
             return pid
         raise AssertionError(f"no gunicorn worker under {self.process.pid}:\n{self.log_tail()}")
+
+
+@dataclass
+class AppClient:
+    """The sync server's Flask app in-process (Flask's test client), for the HTTP contract."""
+
+    client: FlaskClient
+    env: dict[str, str]
+
+    def post_sync(
+        self, body: bytes, path: str = "/sync", headers: Mapping[str, str] | None = None
+    ) -> TestResponse:
+        """POST a raw body, as Metacontroller does."""
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        return self.client.post(path, data=body, headers=sent)
+
+
+def app_client(overrides: Mapping[str, str]) -> AppClient:
+    """The app built as ``obol hook serve`` builds it, from the configuration ``overrides``."""
+    env = dict(overrides)
+    return AppClient(create_app(load_config(env)).test_client(), env)
 
 
 def children(pid: int) -> list[int]:
