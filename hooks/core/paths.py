@@ -8,10 +8,12 @@ claims.
 The rule is obol-stack's (``internal/serviceoffercontroller/pathconflict.go``): an offer claims
 ``spec.path``, else ``/services/<name>``, with one trailing ``/`` ignored, whether or not its
 spec is valid; an offer being deleted claims nothing; the oldest claimant (creationTimestamp,
-then namespace/name) owns the path. One refinement keeps a live paid route up: while a claimant
-publishes the path (its status says so, see :attr:`PathClaim.held`), only publishing claimants
-are considered, so an older offer edited onto a path that a younger one serves does not take
-the route away; it waits, reported as ``PathConflict``, until the path is free.
+then namespace/name) owns the path. One refinement keeps a live paid route up and one route per
+path: while an offer publishes the path (its status says so, see :attr:`PathClaim.held`), only
+publishing offers are considered, so an older offer edited onto a path that a younger one
+serves does not take the route away, and an offer being deleted that still has its route (a
+finalizer holds it) keeps the path until it is gone; the others wait, reported as
+``PathConflict``, until the path is free.
 
 Pure: no I/O. :func:`parse_claims` raises :class:`~hooks.core.errors.SpecError` with the field
 path when ``related`` is not what Metacontroller sends.
@@ -150,9 +152,12 @@ def path_owner(me: PathClaim, others: Sequence[PathClaim], base_url: str) -> Pat
     path = me.path
     contenders = [me]
     for other in others:
-        if other.deleting or (other.namespace == me.namespace and other.name == me.name):
+        if other.namespace == me.namespace and other.name == me.name:
             continue
-        if other.path == path or other.held(base_url) == path:
+        # An offer being deleted claims nothing, but while it still publishes the path its
+        # route exists (its children go only once it is gone): it keeps the path until then.
+        claims = other.path == path and not other.deleting
+        if claims or other.held(base_url) == path:
             contenders.append(other)
     if len(contenders) == 1:
         return me
@@ -166,11 +171,12 @@ def _age(claim: PathClaim) -> tuple[bool, str, str, str]:
 
 def conflict_message(me: PathClaim, owner: PathClaim, base_url: str) -> str:
     """Why ``me`` may not publish its path, naming the owner."""
-    why = (
-        "publishes it now"
-        if owner.held(base_url) == me.path
-        else f"is the oldest claimant (created {owner.created or 'at an unknown time'})"
-    )
+    if owner.held(base_url) != me.path:
+        why = f"is the oldest claimant (created {owner.created or 'at an unknown time'})"
+    elif owner.deleting:
+        why = "publishes it until its deletion completes"
+    else:
+        why = "publishes it now"
     return (
         f"path {me.path or '/'} is owned by ServiceOffer {owner.key}, which {why}; this offer gets"
         " no route until that offer is deleted or moves to another path (or choose another"

@@ -139,9 +139,20 @@ def test_an_explicit_path_conflicts_with_a_default_one_and_a_trailing_slash_is_i
 
 
 def test_an_offer_being_deleted_claims_nothing_so_the_next_claimant_takes_the_path() -> None:
-    going = stored("weather-api", "tenant-z", OLDER, status=published("/services/weather-api"))
-    going["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    going = stored("weather-api", "tenant-z", OLDER, deleting=True)
     assert kinds(run(going)) == ["ConfigMap", "HTTPRoute", "Middleware"]
+
+
+def test_an_offer_being_deleted_keeps_the_path_while_it_still_publishes_it() -> None:
+    # A finalizer holds it: its route stays until it is gone, so the path is not handed over.
+    lingering = published("/services/weather-api")
+    going = stored("weather-api", "tenant-z", OLDER, status=lingering, deleting=True)
+    found = conditions(run(going))
+    assert found["Ready"]["reason"] == "PathConflict"
+    assert (
+        "tenant-z/weather-api, which publishes it until its deletion completes"
+        in (found["Ready"]["message"])
+    )
 
 
 def test_a_published_route_is_not_taken_by_an_older_offer_edited_onto_its_path() -> None:
