@@ -9,7 +9,9 @@ The platform team's path, on a real kube-apiserver + etcd with Traefik:
    admits (an http offer without an upstream, a zero price).
 2. ``crds/serviceoffer.yaml`` is applied over it. Every object reads back unchanged (spec,
    status, finalizers), and none is blocked from a later update: unchanged fields that break a
-   new rule are ratcheted, and "upstream is required" is a transition rule.
+   new rule are ratcheted, and "upstream is required" is a transition rule. Offers in the shapes
+   obol-stack's newest CRD accepts are created and edited under ours, and obol-stack's
+   controller's bare conditions (type and status only) are written.
 3. The hook (``obol hook serve``, driven by the Metacontroller stand-in) converges them: the
    rendered ones get their children and a 402 through Traefik with the right path, port, price
    and asset (OBOL test token, permit2); the others are kept with ``Ready=False/NotRendered``.
@@ -34,6 +36,7 @@ import pytest
 import yaml
 
 from tests.cli.sell_helpers import SEED_COMMANDS
+from tests.support.obol_shapes import OBOL_SHAPES, obol_shaped
 
 from .buyer import quote
 from .conftest import e2e_stack, print_diagnostics_on_failure
@@ -203,6 +206,26 @@ def test_a_new_offer_must_meet_the_new_rules(
     with pytest.raises(ApiError) as zero:
         kube.merge_patch(_path(ZERO_PRICE), {"spec": {"payment": {"price": {"perRequest": "0.0"}}}})
     assert "price.perRequest must be greater than zero" in zero.value.message
+
+
+@pytest.mark.parametrize("shape", sorted(OBOL_SHAPES))
+def test_offers_in_obol_stacks_newest_shapes_are_created_and_edited_under_our_crd(
+    stack: Stack, kube: KubeClient, stored: dict[tuple[str, str], dict[str, Any]], shape: str
+) -> None:
+    # What obol-stack's newest CRD accepts (tests/support/obol_shapes.py), written while ours is
+    # installed: stored as written, editable, and obol-stack's controller's bare conditions too.
+    offer = obol_shaped(WEATHER, shape)
+    offer["metadata"] = {"name": f"shape-{sorted(OBOL_SHAPES).index(shape)}", "namespace": "shapes"}
+    stack.ensure_namespace("shapes")
+    created = kube.create(collection_path(API, "serviceoffers", "shapes"), offer)
+    try:
+        assert created["spec"] == {**created["spec"], **offer["spec"]}
+        edited = kube.merge_patch(_path(offer), {"spec": {"drainGracePeriod": "1h"}})
+        bare = {"conditions": [{"type": "RoutePublished", "status": "False"}]}
+        written = kube.update(_path(offer) + "/status", {**edited, "status": bare})
+        assert written["status"] == bare
+    finally:
+        kube.delete(_path(offer))
 
 
 @pytest.fixture(scope="module")
