@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from prometheus_client.parser import text_string_to_metric_families
+
 METRICS_PATH: Final = "/metrics"
 
 
@@ -86,10 +88,6 @@ def _relevant_lines(text: str, wanted: frozenset[str]) -> Iterable[str]:
 
 def _samples(text: str, wanted: frozenset[str]) -> list[tuple[str, float]]:
     """(name, value) of every sample of the ``wanted`` families; raises on a malformed line."""
-    # Imported here, not at module level: the gunicorn master imports this module (through
-    # hooks.config) and prometheus_client picks its multiprocess store on first import.
-    from prometheus_client.parser import text_string_to_metric_families
-
     families = text_string_to_metric_families("\n".join(_relevant_lines(text, wanted)) + "\n")
     return [
         (sample.name, float(sample.value))
