@@ -172,7 +172,7 @@ def test_answers_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(
 
 
 def test_the_sync_listener_closes_after_each_answer(hook_server: HookServer) -> None:
-    # Only the busy listener keeps connections: a worker that dies loses at most its one sync.
+    # Only the busy listener keeps connections (gunicorn's keepalive is 0 on the sync port).
     response = hook_server.get(hook_server.sync_url + "/healthz")
     assert response.status_code == 200
     assert response.headers.get("Connection", "").lower() == "close"
