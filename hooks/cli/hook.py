@@ -6,10 +6,12 @@
   ``busy`` container. Kubernetes runs, probes and restarts the two; locally, run both.
 * ``sync`` answers a sync request from stdin through :func:`hooks.server.app.handle_sync_body`, the
   same function POST /sync uses.
-* ``render`` reads a ServiceOffer file (bounded, alias-free YAML: :mod:`hooks.core.user_yaml`),
-  checks apiVersion and kind, validates it exactly as ``obol sell`` does (same messages, same
-  warnings on stderr), then wraps it in a sync request with no observed children and prints the
-  children the hook would create, for people without a cluster.
+* ``render`` reads ServiceOffers the way ``kubectl -f`` does (repeated ``-f``, directories,
+  multi-document files; :mod:`hooks.cli.inputs`, bounded alias-free YAML of
+  :mod:`hooks.core.user_yaml`), checks apiVersion and kind, validates each exactly as
+  ``obol sell`` does (same messages, same warnings on stderr), then wraps it in a sync request
+  with no observed children and prints the children the hook would create, for people without
+  a cluster. What it cannot render is reported and skipped (exit 3).
 
 Errors are one line on stderr and an exit code of :mod:`hooks.cli.errors` (3: the input is
 wrong, 8: configuration, 9: internal failure); never a traceback.
