@@ -15,6 +15,7 @@ A failure is ONE line on stderr (``Error: ...``) and one of these exit codes, ne
 8     configuration: an ``OBOL_*`` variable (or a file it names) is wrong
 9     internal error: a bug in this program; the message says where to look
 10    the output could not be written (stdout closed, full, or a reader that went away)
+130   interrupted (Ctrl-C), as shells report a SIGINT
 ====  ================================================================================
 """
 
@@ -34,6 +35,7 @@ EXIT_NOT_FOUND: Final = 7
 EXIT_CONFIG: Final = 8
 EXIT_INTERNAL: Final = 9
 EXIT_OUTPUT: Final = 10
+EXIT_INTERRUPTED: Final = 130
 
 
 class CliError(click.ClickException):

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import click
 
 from hooks.cli.crd import crd
-from hooks.cli.errors import EXIT_INTERNAL, EXIT_OUTPUT, EXIT_USAGE
+from hooks.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT
 from hooks.cli.hook import hook
 from hooks.cli.sell import sell
 
@@ -54,8 +54,8 @@ def run(args: Sequence[str]) -> int:
     except click.ClickException as problem:
         problem.show()
         return problem.exit_code
-    except click.Abort:
-        return _fail("aborted", EXIT_USAGE)
+    except (click.Abort, KeyboardInterrupt):
+        return _fail("interrupted", EXIT_INTERRUPTED)
     except OSError as problem:
         if problem.errno not in _OUTPUT_ERRORS:
             return _fail(f"internal error: {type(problem).__name__}: {problem}", EXIT_INTERNAL)

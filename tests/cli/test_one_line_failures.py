@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from hooks.cli import inputs
-from hooks.cli.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OUTPUT
+from hooks.cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OUTPUT
 from hooks.cli.main import run
 from tests.support.one_validation import GOOD
 
@@ -156,3 +156,14 @@ def test_a_bug_is_one_line_and_exit_9(
     monkeypatch.setattr("hooks.cli.hook.format_children", broken)
     assert run(["hook", "render", "-f", str(EXAMPLE)]) == EXIT_INTERNAL
     assert_one_error_line(capfd.readouterr().err, "internal error: KeyError: 'children'")
+
+
+def test_an_interrupt_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: object, **__: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hooks.cli.hook.format_children", interrupted)
+    assert run(["hook", "render", "-f", str(EXAMPLE)]) == EXIT_INTERRUPTED
+    assert_one_error_line(capfd.readouterr().err, "interrupted")
