@@ -2,7 +2,8 @@
 # Build the hook image from the repository's Dockerfile and run both of its containers' commands
 # from it, on a machine without any container registry or cgroup-capable container runtime.
 #
-#   bash .ci/image.sh build    # make image:       the image, tagged $IMAGE
+#   bash .ci/image.sh build    # make image:       the image, tagged $IMAGE (with docker where
+#                              #                   podman is missing and docker is there)
 #   bash .ci/image.sh check    # make image-check: build, then run `serve` and `busy` from it
 #
 # The Dockerfile's base, debian:bookworm-slim, is made here from Debian's own packages
@@ -58,6 +59,11 @@ base() {
 }
 
 build() {
+  if [[ ${1:-} != check ]] && ! command -v podman >/dev/null && command -v docker >/dev/null; then
+    say "building $IMAGE with docker (the registry's debian:bookworm-slim)"
+    docker build --tag "$IMAGE" .
+    return
+  fi
   tools
   base
   local ca=()
@@ -112,7 +118,7 @@ server_pids() { # the processes in the PID namespace unshare started
 }
 
 check() {
-  build
+  build check
   local root sync_port busy_port failed=0
   root=$(podman image mount "$IMAGE")
   WORK=$(mktemp -d) SYNC_PID='' BUSY_PID=''
