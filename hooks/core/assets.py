@@ -55,7 +55,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
@@ -245,14 +245,13 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 class _Entry(BaseModel):
-    """Strict shape of a registry file's parts: camelCase keys, no coercion, no extras."""
+    """Strict shape of a registry file's parts: camelCase keys only, no coercion. Unknown keys
+    are reported by :meth:`_RegistryDocument._validated`, before the fields, and do not stop the
+    entry's other checks."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", strict=True, frozen=True)
 
 
-_E = TypeVar("_E", bound=_Entry)
 _NAME = r"^[a-z][a-z0-9-]*$"
 _SYMBOL = r"^[A-Za-z][A-Za-z0-9._-]{0,15}$"
 _TOKEN_ADDRESS = f"^{_ADDRESS.pattern}$"
@@ -263,24 +262,21 @@ _PATTERN_REASONS: Mapping[str, str] = {
     _TOKEN_ADDRESS: "must be 0x followed by 40 hex digits",
     _NON_BLANK: "must be a non-empty string",
 }
-# Empty text is a "non-empty string" problem before it is a pattern problem (min_length).
-_NetworkName = Annotated[str, Field(min_length=1, pattern=_NAME)]
-_Symbol = Annotated[str, Field(min_length=1, pattern=_SYMBOL)]
-_Address = Annotated[str, Field(min_length=1, pattern=_TOKEN_ADDRESS)]
+_NetworkName = Annotated[str, Field(pattern=_NAME)]
 _Text = Annotated[str, Field(pattern=_NON_BLANK)]
 
 
 class _NetworkEntry(_Entry):
     name: _NetworkName
     chain_id: Annotated[int, Field(gt=0)]
-    aliases: list[Annotated[str, Field(pattern=_NAME)]] = []
+    aliases: list[_NetworkName] = []
     testnet: bool = False
 
 
 class _AssetEntry(_Entry):
-    symbol: _Symbol
+    symbol: Annotated[str, Field(pattern=_SYMBOL)]
     network: _Text
-    address: _Address
+    address: Annotated[str, Field(pattern=_TOKEN_ADDRESS)]
     decimals: Annotated[int, Field(ge=0, le=255)]
     transfer_method: TransferMethod
     eip712_name: _Text
@@ -322,23 +318,26 @@ _FIELD_REASONS: Mapping[str, str] = {
     "eip2612GasSponsoring": "must be true or false",
     "testAsset": "must be true or false",
 }
-_ALLOWED: Mapping[str, str] = {
-    section: ", ".join(str(field.alias) for field in shape.model_fields.values())
-    for section, shape in (
-        ("", _RegistryFile),
-        ("networks", _NetworkEntry),
-        ("assets", _AssetEntry),
-    )
+_SHAPES: Mapping[str, type[_Entry]] = {
+    "": _RegistryFile,
+    "networks": _NetworkEntry,
+    "assets": _AssetEntry,
+}
+_KEYS: Mapping[str, tuple[str, ...]] = {
+    section: tuple(str(field.alias) for field in shape.model_fields.values())
+    for section, shape in _SHAPES.items()
+}
+_REQUIRED: Mapping[str, frozenset[str]] = {
+    section: frozenset(str(f.alias) for f in shape.model_fields.values() if f.is_required())
+    for section, shape in _SHAPES.items()
 }
 
 
 def _reason(section: str, error: Any) -> str:
     """The registry file's own wording for one pydantic error in ``section``."""
     kind, loc = error["type"], error["loc"]
-    if kind == "missing":
+    if kind == "missing" or (error["input"] is None and loc and loc[-1] in _REQUIRED[section]):
         return "is required"
-    if kind == "extra_forbidden":
-        return f"unknown field; allowed: {_ALLOWED[section]}"
     if kind == "value_error":
         return str(error["ctx"]["error"])
     if not loc:  # the entry itself
@@ -347,7 +346,7 @@ def _reason(section: str, error: Any) -> str:
         return _PATTERN_REASONS[_NAME]
     if loc[-1] in _FIELD_REASONS:
         return _FIELD_REASONS[loc[-1]]
-    if kind == "string_pattern_mismatch":
+    if kind == "string_pattern_mismatch" and error["input"].strip():
         return _PATTERN_REASONS[error["ctx"]["pattern"]]
     hint = " (quote it in YAML)" if isinstance(error["input"], int | float) else ""
     return f"must be a non-empty string{hint}"
@@ -372,25 +371,30 @@ class _RegistryDocument:
                 document,
             )
         # Problems at the top level are reported, and whichever sections are lists still checked.
-        self._validated(_RegistryFile, document, "", "")
+        self._validated(document, "", "")
         networks = self._merge_networks(_list(document.get("networks")))
         assets = self._merge_assets(AssetRegistry(networks), _list(document.get("assets")))
         if self.problems:
-            raise SpecError(self.problems)
+            raise SpecError(sorted(self.problems, key=_document_order))
         return AssetRegistry(networks, assets)
 
-    def _validated(
-        self, shape: type[_E], entry: Any, path: str, section: str, context: Any = None
-    ) -> _E | None:
-        """``entry`` as ``shape``, or None with every problem reported under ``path``."""
+    def _validated(self, entry: Any, path: str, section: str, context: Any = None) -> Any:
+        """``entry`` as its section's model, or None with every problem reported under ``path``
+        (unknown keys first)."""
+        allowed = _KEYS[section]
+        for key in entry if isinstance(entry, Mapping) else ():
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, f"unknown field; allowed: {', '.join(allowed)}")
         try:
-            return shape.model_validate(entry, context=context)
+            return _SHAPES[section].model_validate(entry, context=context)
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
                 loc = error["loc"]
                 where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-                value = None if error["type"] in ("missing", "extra_forbidden") else error["input"]
-                self.fail(where.lstrip("."), _reason(section, error), value)
+                reason = _reason(section, error)
+                value = None if reason == "is required" else error["input"]
+                self.fail(where.lstrip("."), reason, value)
             return None
 
     # -- networks ------------------------------------------------------------------------------
@@ -422,13 +426,12 @@ class _RegistryDocument:
         return merged
 
     def _network_entry(self, path: str, entry: Any, known: list[Network]) -> Network | None:
-        shape = self._validated(_NetworkEntry, entry, path, "networks")
-        if shape is None:
+        shape: _NetworkEntry | None = self._validated(entry, path, "networks")
+        before = len(self.problems)
+        aliases = self._unrepeated_aliases(path, entry)
+        if shape is None or len(self.problems) > before:
             return None
-        name, chain_id, aliases, testnet = shape.name, shape.chain_id, shape.aliases, shape.testnet
-        for index, alias in enumerate(aliases):
-            if alias in aliases[:index] or alias == name:
-                self.fail(f"{path}.aliases[{index}]", "is listed twice", alias)
+        name, chain_id, testnet = shape.name, shape.chain_id, shape.testnet
         existing = next((network for network in known if network.name == name), None)
         if existing is not None:
             if existing.chain_id != chain_id:
@@ -442,9 +445,21 @@ class _RegistryDocument:
                 aliases = list(existing.aliases)
             if "testnet" not in shape.model_fields_set:
                 testnet = existing.testnet
-        if len(set(aliases)) != len(aliases) or name in aliases:
-            return None
         return Network(name, chain_id, f"eip155:{chain_id}", tuple(aliases), testnet)
+
+    def _unrepeated_aliases(self, path: str, entry: Any) -> list[str]:
+        """The entry's well-formed aliases, each once; a repeat (or the name again) is reported
+        whatever else is wrong with the entry. Malformed ones are the model's to report."""
+        listed = entry.get("aliases") if isinstance(entry, Mapping) else None
+        kept: list[str] = []
+        for index, alias in enumerate(listed if isinstance(listed, list) else ()):
+            if not isinstance(alias, str) or not re.fullmatch(_NAME, alias):
+                continue
+            if alias in kept or alias == entry.get("name"):
+                self.fail(f"{path}.aliases[{index}]", "is listed twice", alias)
+            else:
+                kept.append(alias)
+        return kept
 
     @staticmethod
     def _key_clash(network: Network, known: list[Network]) -> tuple[str, str, Any] | None:
@@ -472,15 +487,21 @@ class _RegistryDocument:
         seen_in_document: list[tuple[str, Asset]] = []
         for index, entry in enumerate(entries):
             path = f"assets[{index}]"
-            shape = self._validated(_AssetEntry, entry, path, "assets", {"networks": networks})
-            if shape is None:
-                continue
-            if shape.eip2612_gas_sponsoring and shape.transfer_method == "eip3009":
+            shape: _AssetEntry | None = self._validated(
+                entry, path, "assets", {"networks": networks}
+            )
+            if (
+                isinstance(entry, Mapping)
+                and entry.get("eip2612GasSponsoring") is True
+                and entry.get("transferMethod") == "eip3009"
+            ):
                 self.fail(
                     f"{path}.eip2612GasSponsoring",
                     "only applies to permit2 tokens (eip3009 payments need no approval)",
                     True,
                 )
+                continue
+            if shape is None:
                 continue
             asset = Asset(**shape.model_dump())
             duplicate = next(
@@ -499,6 +520,13 @@ class _RegistryDocument:
             else:
                 merged.append(asset)
         return merged
+
+
+def _document_order(problem: FieldProblem) -> tuple[int, int]:
+    """Where a problem stands in its file: the top level, then each network, then each asset
+    (within an entry, the order the checks reported them)."""
+    section, _, rest = problem.path.partition("[")
+    return {"networks": 1, "assets": 2}.get(section, 0), int(rest.split("]")[0]) if rest else -1
 
 
 def _list(value: Any) -> list[Any]:

@@ -761,6 +761,20 @@ def test_all_problems_in_a_document_are_reported_together_in_document_order() ->
     ]
 
 
+def test_only_the_files_own_spelling_is_read_and_a_null_is_a_missing_value() -> None:
+    document = {
+        "networks": [{"name": " ", "chain_id": 10}],
+        "assets": [{**usdc_entry("base"), "decimals": None, "eip712Name": ""}],
+    }
+    assert rejection(BUILTIN_REGISTRY.extend, document) == [
+        "networks[0].chain_id: unknown field; allowed: name, chainId, aliases, testnet",
+        "networks[0].name: must be a non-empty string (got ' ')",
+        "networks[0].chainId: is required",
+        "assets[0].decimals: is required",
+        "assets[0].eip712Name: must be a non-empty string (got '')",
+    ]
+
+
 def test_the_source_names_the_document_in_whole_document_errors() -> None:
     assert rejection(BUILTIN_REGISTRY.extend, "oops", source="/etc/obol/assets.yaml") == [
         "/etc/obol/assets.yaml: must be a mapping with optional 'networks' and 'assets' lists "
