@@ -77,7 +77,14 @@ CAPPED: dict[str, Any] = {
         "capacity": {"mode": "external-static", "maxInFlight": 2, "retryAfterSeconds": 3},
         "payment": {
             "network": "base",
-            "asset": "usdc",
+            "asset": {  # obol-stack's object form, the one its verifier can decode
+                "symbol": "USDC",
+                "address": BASE_USDC,
+                "decimals": 6,
+                "transferMethod": "eip3009",
+                "eip712Name": "USD Coin",
+                "eip712Version": "2",
+            },
             "payTo": PAY_TO,
             "price": {"perRequest": "0.002"},
         },

@@ -4,10 +4,12 @@ With ``OBOL_OBSERVE=on`` and ``OBOL_PROBE_GATEWAY_URL`` = the stack's Traefik, t
 one unpaid GET of each offer's public path through the gateway (docs/live-capacity.md).
 
 * ``test_a_verifier_that_waves_unknown_routes_through_is_a_free_ride``: the stand-in verifier
-  answers 200 for routes it does not know (as obol-stack's /verify does for paths outside its
-  prefixes) and is told not to know one offer: that offer is served without payment, and the
-  probe turns it into PaymentGateReady=False/FreeRide, Ready=False; an offer the verifier knows
-  stays Ready (the probe saw 402).
+  answers 200 for routes it does not know, as obol-stack's /verify does for paths outside its
+  known prefixes. An offer whose ``payment.asset`` is the string form is stored: obol-stack's
+  verifier cannot decode it, so it stops reloading and never learns the offer created after it.
+  That offer is served without payment, and the probe turns it into
+  PaymentGateReady=False/FreeRide, Ready=False; an offer the verifier learnt before stays Ready
+  (the probe saw 402).
 * ``test_traefik_without_external_name_services_does_not_serve_the_route``: a second stack whose
   Traefik runs without ``allowExternalNameServices``: the offer's errors Middleware cannot load
   its ExternalName Service, Traefik drops the router although the HTTPRoute reports Accepted,
@@ -27,7 +29,7 @@ from .conftest import e2e_stack, print_diagnostics_on_failure
 from .driver import Driver, condition, condition_is
 from .hook_process import HookServer, start_hook
 from .kube import KubeClient
-from .stack import REPO_ROOT, HTTPServerProcess, Stack
+from .stack import REPO_ROOT, HTTPServerProcess, Stack, wait_until
 from .verifier_stub import VerifierStub, start_verifier
 
 pytestmark = pytest.mark.e2e
@@ -63,11 +65,11 @@ def _hook(stack: Stack, verifier: VerifierStub, upstream: HTTPServerProcess) -> 
     return start_hook(stack, verifier_url=verifier.verify_url, extra_env=observe)
 
 
-def _setup(stack: Stack, kube: KubeClient, **verifier_options: Any) -> tuple[Driver, VerifierStub]:
+def _setup(stack: Stack, kube: KubeClient) -> tuple[Driver, VerifierStub]:
     upstream = stack.start_upstream("echo")
     stack.ensure_namespace(NS)
     stack.expose_endpoints(NS, "echo", upstream.host, upstream.port, service_port=8000)
-    verifier = start_verifier(kube.api_url, kube.token, str(kube.ca_file), **verifier_options)
+    verifier = start_verifier(kube.api_url, kube.token, str(kube.ca_file))
     hook = _hook(stack, verifier, upstream)
     driver = Driver(kube, hook.sync_endpoint)
     stack.add_diagnostics(driver.diagnostics)
@@ -83,11 +85,16 @@ def _diagnostics_on_failure(request: pytest.FixtureRequest, stack: Stack) -> Ite
 def test_a_verifier_that_waves_unknown_routes_through_is_a_free_ride(
     stack: Stack, kube: KubeClient
 ) -> None:
-    driver, verifier = _setup(stack, kube, free_unknown=True, ignored_offers=[f"{NS}/unknown"])
+    driver, verifier = _setup(stack, kube)
     try:
-        stack.apply(_offer("known"), _offer("unknown"))
+        stack.apply(_offer("known"))
         known = driver.converge(NS, "known", condition_is("Ready", "True"), timeout=60)
         assert condition(known.status, "PaymentGateReady")["reason"] == "Published"
+        undecodable = _offer("string-asset")
+        undecodable["spec"]["payment"]["asset"] = "usdc"
+        stack.apply(undecodable)
+        wait_until(lambda: verifier.reload_errors, timeout=30, what="the aborted reload")
+        stack.apply(_offer("unknown"))
 
         found = driver.converge(
             NS, "unknown", condition_is("PaymentGateReady", "False", "FreeRide"), timeout=60
@@ -98,7 +105,9 @@ def test_a_verifier_that_waves_unknown_routes_through_is_a_free_ride(
         assert "unpaid GET /services/unknown through the gateway answered 200" in gate["message"]
         assert condition(found.status, "Ready")["status"] == "False"
         assert stack.http("GET", "/services/known").status_code == 402
+        assert not any(r["offerName"] == "unknown" for r in verifier.routes())
     finally:
+        stack.kubectl("delete", "serviceoffer", "string-asset", "-n", NS)
         verifier.stop()
 
 
