@@ -139,7 +139,7 @@ def build_pricing_configmap(
         "offerNamespace": namespace,
         "offerName": offer,
     }
-    if payment.per_mtok_amount is not None:
+    if payment.price_model == "perMTok":
         route["perMTok"] = payment.per_mtok_amount
     if spec.model is not None:
         route["model"] = spec.model.name

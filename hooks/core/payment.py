@@ -4,17 +4,18 @@ This is the second validation step after :mod:`hooks.core.models`: it needs the 
 (which the operator may extend), so the CRD cannot do it. It answers: which chain, which token
 contract, which EIP-712 domain, and how many atomic units one request is quoted.
 
-Quoting rule (``exact`` scheme, so a buyer signs one fixed amount per request):
+Quoting rule (``exact`` scheme, so a buyer signs one fixed amount per request): what
+obol-stack's verifier quotes, since it reads the offer itself (its serviceoffer_source.go,
+effectivePrice): the first price set.
 
-* ``perRequest`` only: that amount.
-* ``perMTok`` with both ``maxInputTokens`` and ``maxOutputTokens``: the worst case,
-  ``perRequest + ceil((maxInputTokens + maxOutputTokens) * perMTok / 1e6)`` in atomic units.
-* ``perMTok`` without both limits: the request cannot be bounded, so the quote falls back to the
-  existing verifier's approximation of 1,000 tokens per request, and status warns about it.
-* Neither: obol-stack's ``perHour``, else its ``perMB``, is quoted as a flat price per request,
-  exactly as obol-stack's verifier does (it meters neither time nor size); the quote's basis says
-  so. ``perEpoch`` alone cannot be quoted: obol-stack's verifier never quotes it (it would serve
-  the offer for nothing), so it is refused. Prices the quote does not use are listed in status as
+* ``perRequest``: that amount, also when ``perMTok`` is set beside it (status warns that the
+  per-token price is then not charged).
+* ``perMTok`` alone: the verifier's approximation, 1,000 tokens per request
+  (``perMTok / 1000``), in atomic units rounded half up as the verifier rounds.
+* Neither: ``perHour``, else ``perMB``, is quoted as a flat price per request, exactly as
+  obol-stack's verifier does (it meters neither time nor size); the quote's basis says so.
+  ``perEpoch`` alone cannot be quoted: obol-stack's verifier never quotes it (it would serve the
+  offer for nothing), so it is refused. Prices the quote does not use are listed in status as
   not acted upon.
 
 Assets: a symbol or address resolves through the registry. obol-stack's asset *object* resolves
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from hooks.core.assets import Asset, AssetRegistry, Network
 from hooks.core.errors import FieldProblem, SpecError
 from hooks.core.models import AssetObject, Payment, RequestLimits
-from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic, worst_case_request_quote
+from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic
 from hooks.core.settings import Settings
 
 APPROX_TOKENS_PER_REQUEST = 1000
@@ -65,8 +66,10 @@ class ResolvedPayment:
 
     @property
     def price_model(self) -> str:
-        """How the verifier should read the price: ``perRequest`` or ``perMTok``."""
-        return "perRequest" if self.per_mtok_atomic is None else "perMTok"
+        """Which price the verifier charges: ``perMTok`` only without a per-request price (it
+        quotes the first price set, perRequest first), else ``perRequest``."""
+        alone = self.per_request_atomic is None and self.per_mtok_atomic is not None
+        return "perMTok" if alone else "perRequest"
 
 
 _FLAT_BASIS = {
@@ -100,8 +103,6 @@ def resolve_payment(
 ) -> ResolvedPayment:
     """Resolve ``spec.payment`` against ``registry``; raise :class:`SpecError` on any problem."""
     price = payment.price
-    max_in = limits.max_input_tokens if limits else None
-    max_out = limits.max_output_tokens if limits else None
     if payment.network is None or payment.pay_to is None:
         # Only a card payment may omit them, and card offers are not rendered (hooks.core.plan).
         raise SpecError.at("spec.payment.method", "only crypto payments are supported", "card")
@@ -158,23 +159,23 @@ def resolve_payment(
     if flat is not None and flat_field is not None:
         quote = per_request = flat
         basis = _FLAT_BASIS[flat_field]
-    elif (bounded := worst_case_request_quote(per_request, per_mtok, max_in, max_out)) is not None:
-        quote = bounded
+    elif per_request is not None:
+        # The verifier reads the offer and quotes the first price set (obol-stack's
+        # serviceoffer_source.go, effectivePrice): perRequest alone, even beside perMTok.
+        quote = per_request
         basis = "perRequest"
         if per_mtok is not None:
-            basis = "perMTok x (maxInputTokens + maxOutputTokens)"
-            if per_request is not None:
-                basis = "perRequest + " + basis
+            warnings.append(
+                "perMTok is not charged: obol-stack's verifier quotes the first price set, and"
+                " perRequest comes first; drop perRequest to charge per token"
+            )
     else:
-        # Per-token pricing without both token limits: the existing verifier's approximation.
-        quote = (per_request or 0) + quote_for_tokens(per_mtok or 0, APPROX_TOKENS_PER_REQUEST)
-        basis = f"approximate: perMTok x {APPROX_TOKENS_PER_REQUEST} tokens"
-        if per_request is not None:
-            basis = "perRequest + " + basis
-        warnings.append(
-            "perMTok is quoted for an assumed 1000 tokens per request because"
-            " requestLimits.maxInputTokens and maxOutputTokens are not both set;"
-            " set both to quote the worst case exactly"
+        # perMTok alone: the verifier's approximation, perMTok / 1000 per request.
+        assert per_mtok is not None
+        quote = quote_for_tokens(per_mtok, APPROX_TOKENS_PER_REQUEST)
+        basis = (
+            f"approximate: perMTok x {APPROX_TOKENS_PER_REQUEST} tokens, as obol-stack's"
+            " verifier quotes it"
         )
     if quote == 0:
         raise SpecError.at(

@@ -67,13 +67,14 @@ def to_atomic(text: str, *, decimals: int, path: str, symbol: str = "the token")
 
 
 def quote_for_tokens(per_mtok_atomic: int, tokens: int) -> int:
-    """Atomic units owed for ``tokens`` tokens: ``ceil(tokens * per_mtok_atomic / 1_000_000)``.
+    """Atomic units for ``tokens`` tokens at ``per_mtok_atomic`` per million, rounded half up,
+    as obol-stack's verifier converts its per-request price (chains.go, decimalToAtomic).
 
-    Rounds up (seller-favouring) with integer arithmetic only; exact multiples are not rounded.
+    Integer arithmetic only; exact multiples are not rounded.
     """
     if per_mtok_atomic < 0 or tokens < 0:
         raise ValueError(f"need non-negative price and tokens, got {per_mtok_atomic}, {tokens}")
-    return -(-(tokens * per_mtok_atomic) // TOKENS_PER_MTOK)
+    return (tokens * per_mtok_atomic + TOKENS_PER_MTOK // 2) // TOKENS_PER_MTOK
 
 
 def format_atomic(amount: int, decimals: int) -> str:
@@ -86,36 +87,6 @@ def format_atomic(amount: int, decimals: int) -> str:
     whole, fraction = divmod(amount, 10**decimals)
     fraction_digits = str(fraction).rjust(decimals, "0").rstrip("0") if decimals else ""
     return f"{whole}.{fraction_digits}" if fraction_digits else str(whole)
-
-
-def worst_case_request_quote(
-    per_request_atomic: int | None,
-    per_mtok_atomic: int | None,
-    max_input_tokens: int | None,
-    max_output_tokens: int | None,
-) -> int | None:
-    """The most one request can cost, in atomic units, or ``None`` if it cannot be bounded.
-
-    The rule: the per-request price (if any) plus, for per-token pricing,
-    ``ceil((max_input_tokens + max_output_tokens) * per_mtok_atomic / 1_000_000)``. Input and
-    output are summed *before* rounding up, so the bound is at most one atomic unit above the exact
-    price. Per-token pricing without *both* token limits has no bound and gives ``None``: an
-    ``exact`` payment must then not be quoted.
-    """
-    if per_request_atomic is None and per_mtok_atomic is None:
-        raise ValueError("worst_case_request_quote needs a per-request or a per-MTok price")
-    if per_request_atomic is not None and per_request_atomic < 0:
-        raise ValueError(f"per-request price must be non-negative, got {per_request_atomic}")
-    total = per_request_atomic or 0
-    if per_mtok_atomic is not None:
-        if max_input_tokens is None or max_output_tokens is None:
-            return None
-        if max_input_tokens < 0 or max_output_tokens < 0:
-            raise ValueError(
-                f"token limits must be non-negative, got {max_input_tokens}, {max_output_tokens}"
-            )
-        total += quote_for_tokens(per_mtok_atomic, max_input_tokens + max_output_tokens)
-    return total
 
 
 def _split_positive_price(text: Any, *, path: str) -> tuple[str, str]:

@@ -252,8 +252,8 @@ def test_dry_run_never_invokes_kubectl(run: Runner, fake_kubectl: FakeKubectl) -
         ),
         pytest.param(
             ["--per-mtok", "0.5"],
-            "Warning: perMTok is quoted for an assumed 1000",
-            id="per-token price without both token limits",
+            "Warning: perMTok is not charged: obol-stack's verifier quotes the first price set",
+            id="perMTok beside --price (the first price set is charged)",
         ),
     ],
 )

@@ -98,8 +98,7 @@ def test_available_offer_full_status_block() -> None:
         "  Type:                    inference\n"
         "  Endpoint:                https://obol.example/services/qwen36-fast\n"
         "  Price:                   0.002 USDC/request + 0.5 USDC/MTok on base\n"
-        "  Quote:                   0.02248 USDC per request"
-        " (perRequest + perMTok x (maxInputTokens + maxOutputTokens))\n"
+        "  Quote:                   0.002 USDC per request (perRequest)\n"
         "  Payment gate:            forward-auth"
         " (settlement: not by the gateway: /verify only verifies)\n"
         "  Capacity mode:           external-static\n"
@@ -119,6 +118,8 @@ def test_available_offer_full_status_block() -> None:
         "    Ready=True\n"
         "  Warning: maxBodyBytes is advertised only:"
         " request buffering would break streaming responses\n"
+        "  Warning: perMTok is not charged: obol-stack's verifier quotes the first price set,"
+        " and perRequest comes first; drop perRequest to charge per token\n"
     )
 
 

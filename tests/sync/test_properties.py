@@ -38,8 +38,8 @@ dns_label = st.from_regex(r"\A[a-z]([a-z0-9-]{0,20}[a-z0-9])?\Z")
 subdomain = st.lists(dns_label, min_size=1, max_size=4).map(".".join)
 
 
-def price(decimals: int) -> st.SearchStrategy[str]:
-    whole = st.integers(0, 10**6)
+def price(decimals: int, min_whole: int = 0) -> st.SearchStrategy[str]:
+    whole = st.integers(min_whole, 10**6)
     fraction = st.integers(0, 10**decimals - 1)
     return (
         st.tuples(whole, fraction)
@@ -66,7 +66,9 @@ def payments(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         prices["perRequest"] = draw(price(decimals))
     if not prices or draw(st.booleans()):
-        prices["perMTok"] = draw(price(decimals))
+        # Alone, perMTok is quoted for 1000 tokens, rounded half up: a whole token per MTok or
+        # more never rounds to a zero quote (which the hook refuses).
+        prices["perMTok"] = draw(price(decimals, min_whole=0 if prices else 1))
     payment: dict[str, Any] = {"network": network, "payTo": PAY_TO, "price": prices}
     if asset != "usdc" or draw(st.booleans()):
         payment["asset"] = asset
