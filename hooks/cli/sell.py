@@ -359,13 +359,10 @@ def _dump(document: Any, output: str) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def quote_line(payment: ResolvedPayment, request_limits: Mapping[str, Any] | None) -> str:
+def quote_line(payment: ResolvedPayment) -> str:
     """What a buyer is quoted for one request (the 402's amount), with how it was computed."""
     network = payment.network
     basis = payment.quote_basis
-    for field in ("maxInputTokens", "maxOutputTokens"):
-        if request_limits and field in request_limits:
-            basis = basis.replace(field, f"{field} {request_limits[field]}")
     return (
         f"Quote: buyers pay {payment.quote_amount} {payment.asset.symbol} per request on"
         f" {network.name} ({network.caip2}) to {payment.pay_to}: {payment.summary}, quoted as"
@@ -794,9 +791,9 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
     metadata = offer.manifest["metadata"]
     name, namespace = metadata["name"], metadata.get("namespace")
     warn(offer.warnings)
-    # What buyers will be asked to pay, which may be far from the price typed (perMTok is
-    # quoted for the worst case of the token limits): on stderr, so the manifest stays clean.
-    quote = quote_line(offer.payment, offer.manifest["spec"].get("requestLimits"))
+    # What buyers will be asked to pay, which may differ from the prices typed (the verifier
+    # charges the first price set): on stderr, so the manifest stays clean.
+    quote = quote_line(offer.payment)
     if dry_run:
         click.echo(quote, err=True)
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)

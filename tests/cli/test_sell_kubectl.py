@@ -339,20 +339,21 @@ def test_other_dry_run_values_are_usage_errors(run: Runner, value: str, fragment
 
 
 def test_dry_run_says_on_stderr_what_buyers_will_be_quoted(run: Runner) -> None:
-    # The seed's example: 0.002 per request + 0.50 per MTok, with the preset's token limits
-    # (16384 in + 4096 out), quotes 0.002 + 0.5 x 20480 / 10^6 = 0.01224 USDC.
-    args = offer_args(
-        "-n", "llm", "--per-mtok", "0.50", "--capacity-preset", "external-vllm-1gpu-balanced",
-        price="0.002",
-    )  # fmt: skip
-    result = run([*args, "--dry-run"])
+    # The seed's example: 0.002 per request + 0.50 per MTok. obol-stack's verifier charges the
+    # first price set, perRequest; a lone perMTok is charged for 1,000 tokens (0.0005 USDC).
+    both = offer_args("-n", "llm", "--per-mtok", "0.50", price="0.002")
+    result = run([*both, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1] == (
-        f"Quote: buyers pay 0.01224 USDC per request on base (eip155:8453) to {PAY_TO}:"
-        " 0.002 USDC/request + 0.5 USDC/MTok, quoted as perRequest + perMTok x"
-        " (maxInputTokens 16384 + maxOutputTokens 4096)"
+        f"Quote: buyers pay 0.002 USDC per request on base (eip155:8453) to {PAY_TO}:"
+        " 0.002 USDC/request + 0.5 USDC/MTok, quoted as perRequest"
     )
     assert "Quote" not in result.stdout  # the manifest stays clean for kubectl apply -f -
+    alone = run([*offer_args("-n", "llm", "--per-mtok", "0.50", price=None), "--dry-run"])
+    assert alone.exit_code == 0, alone.output
+    assert alone.stderr.splitlines()[-1].startswith(
+        f"Quote: buyers pay 0.0005 USDC per request on base (eip155:8453) to {PAY_TO}"
+    )
 
 
 def test_an_applied_offer_says_its_quote_after_kubectl_succeeded(
