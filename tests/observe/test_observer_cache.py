@@ -259,12 +259,6 @@ def test_tracking_is_bounded(observer: Build, monkeypatch: pytest.MonkeyPatch) -
 # --- failures stay honest ------------------------------------------------------------------
 
 
-def test_transport_failure_is_unhealthy_with_a_short_reason(observer: Build) -> None:
-    watcher = observer(fetch=ScriptedFetch(), sync_budget_ms=2000)
-    answer = watcher.observe(plan_of(offer()))
-    assert answer == Observed(Observation(False, "GET /health failed: connection refused"))
-
-
 @pytest.mark.parametrize(
     ("error", "text"),
     [
