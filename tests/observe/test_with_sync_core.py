@@ -20,12 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from hooks.core.observation import Observed
 from hooks.core.request import parse_request
 from hooks.core.settings import Settings
 from hooks.core.status import UPSTREAM_HEALTHY
-from hooks.core.sync import sync
+from hooks.core.sync import Outcome, sync
 from hooks.observe.observer import Observer
 from tests.observe.engines import FakeClock, FakeEngine, vllm_exposition
 from tests.support.crd_validation import validate_status
@@ -92,3 +94,28 @@ def test_the_same_observation_gives_the_same_status(engine: StartEngine, observe
     server = engine(vllm_exposition((5,), (0,)))
     watcher = observer(upstream_overrides={UPSTREAM: server.url}, sync_budget_ms=2000)
     assert synced_status(watcher) == synced_status(watcher)  # no churn between syncs
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        pytest.param({"service": "evil.example.com", "port": 80}, id="service-with-dots"),
+        pytest.param({"service": "a@evil", "port": 80}, id="service-with-userinfo"),
+        pytest.param({"service": "vllm", "port": 0}, id="port-zero"),
+        pytest.param({"service": "vllm", "healthPath": "@evil.example.com/"}, id="health-path"),
+    ],
+)
+def test_the_observer_is_never_asked_about_an_offer_the_hook_refuses(
+    upstream: dict[str, Any],
+) -> None:
+    # Only a valid plan names something to probe: nothing else is ever contacted.
+    request = example_request()
+    request["parent"]["spec"]["upstream"] = upstream
+    asked: list[Any] = []
+
+    def observe(plan: Any) -> Observed:
+        asked.append(plan)
+        return Observed()
+
+    result = sync(parse_request(request), Settings(), observe)
+    assert result.outcome is Outcome.INVALID and asked == []
