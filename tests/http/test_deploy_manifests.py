@@ -301,3 +301,34 @@ def test_the_k3s_component_admits_traefik_from_kube_system(tmp_path: Path) -> No
         "8081": {"kube-system"},
         "service accounts": {"metacontroller"},
     }
+
+
+def test_the_obol_stack_verifier_component_adds_the_asset_policy(tmp_path: Path) -> None:
+    kubectl = find_kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl on PATH or in ~/.cache/obol-e2e/bin (run tests/e2e/build.sh)")
+    tree = copy_of_the_install(tmp_path)
+    kustomization = tree / "metacontroller" / "kustomization.yaml"
+    text = kustomization.read_text()
+    # Named in a comment; enabled as a user would (its behaviour: tests/e2e/test_asset_policy.py).
+    component = "# components:\n#   - components/obol-stack-verifier"
+    enabled = text.replace(component, "components:\n  - components/obol-stack-verifier")
+    assert enabled != text
+    kustomization.write_text(enabled)
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(tree / "metacontroller")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    policy = one("ValidatingAdmissionPolicy", docs)
+    binding = one("ValidatingAdmissionPolicyBinding", docs)
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == [
+        "serviceoffers"
+    ]
