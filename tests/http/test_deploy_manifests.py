@@ -329,6 +329,4 @@ def test_the_obol_stack_verifier_component_adds_the_asset_policy(tmp_path: Path)
         "policyName": policy["metadata"]["name"],
         "validationActions": ["Deny"],
     }
-    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == [
-        "serviceoffers"
-    ]
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["serviceoffers"]
