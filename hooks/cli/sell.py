@@ -823,16 +823,34 @@ def _validated_offer(
         click.echo(f"Note: {note}", err=True)
     registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
-    platform = _platform_settings()
     try:
-        validated = validate_manifest(manifest, registry, platform)
+        return written_offer(manifest, registry, _platform_settings(), always=True)
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
-    # The token is written resolved, in obol-stack's object form: its verifier decodes every offer
-    # in the cluster into a struct and cannot read the symbol form (docs, the verifier contract).
-    # Validated again so the object is checked like any offer's and keeps the model's key order.
+
+
+def written_offer(
+    manifest: dict[str, Any], registry: AssetRegistry, settings: Settings, *, always: bool
+) -> ValidatedOffer:
+    """The offer ``obol sell`` writes: validated, with ``payment.asset`` resolved into
+    obol-stack's object form, the only form its verifier can decode (one offer it cannot decode
+    stops its route updates for every offer: docs/verifier-contract.md). ``always``: write the
+    object even where the offer names no asset (the flags' offers); otherwise only a string is
+    replaced (an offer read back or from --from-json keeps its shape). Validated again so the
+    object is checked like any offer's and keeps the model's key order."""
+    validated = validate_manifest(manifest, registry, settings)
+    payment = manifest["spec"].get("payment")
+    declared = payment.get("asset") if isinstance(payment, dict) else None
+    if not (isinstance(declared, str) or (always and declared is None)):
+        return validated
+    if isinstance(declared, str):
+        click.echo(
+            f"Note: payment.asset {declared!r} written as {validated.asset.symbol}'s object form"
+            " (obol-stack's verifier cannot decode the string form)",
+            err=True,
+        )
     manifest["spec"]["payment"]["asset"] = validated.asset.offer_object()
-    return validate_manifest(manifest, registry, platform)
+    return validate_manifest(manifest, registry, settings)
 
 
 def _platform_settings() -> Settings:
@@ -934,7 +952,9 @@ def _capacity_change(
         "spec": changed_limits(spec, params, preset),
     }
     try:
-        return validate_manifest(manifest, _load_registry(registry_file), _platform_settings())
+        return written_offer(
+            manifest, _load_registry(registry_file), _platform_settings(), always=False
+        )
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
 
@@ -977,8 +997,9 @@ def _offer_from_json(
         "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
         "spec": {"type": offer_type, **spec},
     }
+    registry = _load_registry(params.get("asset_registry_file"))
     try:
-        return validate_manifest(manifest, _load_registry(params.get("asset_registry_file")))
+        return written_offer(manifest, registry, _platform_settings(), always=False)
     except SpecError as exc:
         raise CliError(explain_problems(exc, {}, None), EXIT_INVALID) from None
 

@@ -86,3 +86,19 @@ def test_obol_sell_warns_when_the_per_buyer_limit_will_not_be_enforced(
     assert result.exit_code == 0, result.output
     warning = "Warning: perBuyerMaxInFlight 1 is not enforced: with OBOL_PAYMENT_GATE=seller-proxy"
     assert (warning in result.stderr) is warned, result.stderr
+
+
+def test_a_string_asset_from_json_is_written_in_the_object_form(run: Runner) -> None:
+    spec = {
+        "upstream": {"service": "v", "port": 80},
+        "payment": {"network": "ethereum", "asset": "obol", "payTo": PAY_TO,
+                    "price": {"perRequest": "0.1"}},
+    }  # fmt: skip
+    result = run(["sell", "http", "x", "-n", "n", "--from-json", "-", "--dry-run", "-o", "json"],
+                 stdin=json.dumps(spec))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Note: payment.asset 'obol' written as OBOL's object form" in result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["spec"]["payment"]["asset"]["symbol"] == "OBOL"
+    [verdict] = decode([manifest])
+    assert verdict.ok, verdict.error

@@ -303,3 +303,23 @@ def test_a_preset_for_an_offer_that_does_not_exist_names_the_price_flag(
         " or --per-hour (no ServiceOffer qwen exists in namespace llm whose capacity this could"
         " change)"
     )
+
+
+def test_a_limits_change_writes_a_stored_string_asset_in_the_object_form(
+    run: Runner, fake_kubectl: FakeKubectl
+) -> None:
+    """A stored offer whose asset is the string form (which obol-stack's verifier cannot
+    decode) is written back with the object form; its terms are otherwise kept."""
+    stored = json.loads(json.dumps(STORED))
+    stored["spec"]["payment"]["asset"] = "usdc"
+    fake_kubectl.answer_json(stored)
+    result = run(
+        ["sell", "inference", "qwen", "-n", "llm", "--max-inflight", "6",
+         "--kubectl", str(fake_kubectl.path)]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Note: payment.asset 'usdc' written as USDC's object form" in result.stderr
+    _, apply = fake_kubectl.calls()
+    payment = json.loads(apply["stdin"])["spec"]["payment"]
+    assert payment["asset"]["address"] == "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+    assert {k: v for k, v in payment.items() if k != "asset"} == STORED["spec"]["payment"]
