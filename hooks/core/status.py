@@ -570,9 +570,11 @@ def offer_status(
             condition(kind, "False", REASON_PATH_CONFLICT, path_conflict)
             for kind in (PAYMENT_GATE_READY, ROUTE_PUBLISHED)
         )
-        capacity = capacity_condition(plan.spec, names, plan.limits, {}, settings)
-        if capacity["reason"] != REASON_NOT_CONFIGURED:
-            capacity = condition(CAPACITY_ENFORCED, "False", REASON_PATH_CONFLICT, path_conflict)
+        capacity = (
+            capacity_condition(plan.spec, names, plan.limits, observed, settings)
+            if plan.spec.capacity is None  # NotConfigured, conflict or not
+            else condition(CAPACITY_ENFORCED, "False", REASON_PATH_CONFLICT, path_conflict)
+        )
     conditions = [payment, capacity, route, upstream_condition(observation)]
     ready = (
         ready_condition(conditions)
