@@ -75,10 +75,11 @@ bench: install-test wrk
 bench-dataplane: install-test e2e-binaries wrk
 	$(PYTHON) tests/bench/dataplane.py
 
-# Rewrite the golden responses from today's sync() over the frozen request fixtures (which are
-# written by hand, never by the hook: tests/fixtures/sync/README.md); review the diff.
+# Rewrite the golden files from today's code over the frozen inputs (written by hand, never by
+# the hook: tests/fixtures/sync/README.md): sync responses, obol-stack-shaped offers and obol
+# sell's dry runs; review the diff.
 goldens: install-test
-	$(PYTHON) -m pytest tests/sync --update-goldens -q
+	$(PYTHON) -m pytest tests/sync tests/api/test_obol_offers.py tests/cli/test_sell_dry_run.py --update-goldens -q
 
 # The sync server (the Quickstart's main job); the busy responder is `obol hook busy`.
 serve: install

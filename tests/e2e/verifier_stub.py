@@ -557,7 +557,10 @@ def upstream_auth(secrets: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         value = (secret.get("data") or {}).get("LITELLM_MASTER_KEY")
         if meta.get("name") != LITELLM_SECRET or not value:
             continue
-        token = base64.b64decode(value).decode().strip()
+        try:
+            token = base64.b64decode(value, validate=True).decode().strip()
+        except ValueError as exc:  # the verifier's reload fails on it too
+            raise ReloadError(f"{meta.get('namespace')}/{LITELLM_SECRET}: {exc}") from None
         if token:
             found[str(meta.get("namespace"))] = f"Bearer {token}"
     return found
