@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from hooks.core import api
 
@@ -56,6 +56,16 @@ class ChildNames:
     path: str
     admission_key: str
     offer_label: str
+
+    @property
+    def children(self) -> frozenset[str]:
+        """Every child name above (not the path, the admission key or the label value)."""
+        return frozenset(
+            getattr(self, f.name) for f in fields(self) if f.name not in _NOT_CHILD_NAMES
+        )
+
+
+_NOT_CHILD_NAMES = frozenset({"path", "admission_key", "offer_label"})
 
 
 def offer_names(namespace: str, name: str, path: str | None) -> ChildNames:

@@ -41,6 +41,7 @@ from hooks.core import api
 from hooks.core.admission import Manifest
 from hooks.core.errors import HookFailure, SpecError
 from hooks.core.kept import RENDERED_SPEC, kept_offer, rendered_spec
+from hooks.core.names import offer_names
 from hooks.core.observation import NOTHING_OBSERVED, Observed
 from hooks.core.paths import RELATED_RULES, PathClaim, conflict_message, normalize_path, path_owner
 from hooks.core.plan import NotRendered, OfferPlan, plan_offer
@@ -142,15 +143,23 @@ def _conflict(claim: PathClaim, request: SyncRequest, settings: Settings) -> str
 
 def _in_offer_namespace(request: SyncRequest, children: list[Manifest]) -> list[Manifest]:
     # Metacontroller applies whatever the hook answers, with cluster-wide rights: a child in
-    # another namespace would be a write the offer's owner could never make. Every builder puts
-    # children in the offer's namespace; this makes a bug there a 500, not such a write.
+    # another namespace, or one this offer would not render, would be a write the offer's owner
+    # could never make. Every builder makes only the offer's own children; this makes a bug
+    # there a 500, not such a write.
+    names = offer_names(request.namespace, request.name, None).children
     for child in children:
-        if child["metadata"].get("namespace") != request.namespace:
+        meta = child["metadata"]
+        if meta.get("namespace") != request.namespace:
             raise HookFailure(
-                f"{child['kind']} {child['metadata'].get('name')} is not in the offer's"
-                f" namespace {request.namespace}"
+                f"{child['kind']} {meta.get('name')} is not in the offer's namespace"
+                f" {request.namespace}"
             )
+        if child["kind"] not in _CHILD_KINDS or meta.get("name") not in names:
+            raise HookFailure(f"{child['kind']} {meta.get('name')} is not a child of this offer")
     return children
+
+
+_CHILD_KINDS = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
 
 
 def customize() -> Response:

@@ -275,3 +275,18 @@ def test_a_kept_route_still_needs_its_path_and_never_leaves_the_offers_namespace
     monkeypatch.setattr(hooks.core.sync, "plan_offer", misplaced)
     with pytest.raises(HookFailure, match="not in the offer's namespace llm-sellers"):
         answer(qwen())
+
+
+def test_a_child_this_offer_would_not_render_is_refused_as_a_bug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan_offer = hooks.core.sync.plan_offer
+
+    def foreign(*args: Any) -> Any:
+        plan = plan_offer(*args)
+        plan.children[0]["metadata"]["name"] = "someone-elses-route"
+        return plan
+
+    monkeypatch.setattr(hooks.core.sync, "plan_offer", foreign)
+    with pytest.raises(HookFailure, match="HTTPRoute someone-elses-route is not a child of this"):
+        answer(qwen())
