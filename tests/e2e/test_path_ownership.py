@@ -7,7 +7,8 @@ ServiceOffer, hook v2) and sends them with each sync, as Metacontroller does (dr
 named ``weather`` in two namespaces (same default path ``/services/weather``), with different
 prices and upstreams. The older one converges Ready and buyers get its 402 terms; the younger
 one is ``Ready=False/PathConflict`` naming the older, has no HTTPRoute and no pricing ConfigMap,
-and Traefik has one router for the path. Then the older offer is deleted (its children collected
+Traefik has one router for the path, and the stand-in verifier (obol-stack's: rules from
+RoutePublished offers) has one rule there. Then the older offer is deleted (its children collected
 as Kubernetes' garbage collector would): the stand-in resyncs exactly the parents Metacontroller
 would enqueue for that deletion, and the younger offer becomes Ready by itself, with its own
 price at the path.
@@ -26,7 +27,7 @@ from .driver import Driver, condition, condition_is
 from .hook_process import start_hook
 from .kube import KubeClient, object_path
 from .stack import Stack, wait_until
-from .verifier_stub import start_verifier
+from .verifier_stub import VerifierStub, start_verifier
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +61,16 @@ def _amounts(stack: Stack) -> list[str] | None:
     if reply.status_code != 402:
         return None
     return [str(accept["amount"]) for accept in reply.json()["accepts"]]
+
+
+def _verifier_rules(verifier: VerifierStub) -> list[str]:
+    """The offers obol-stack's verifier (the stand-in, reading RoutePublished offers) has a rule
+    for at the path."""
+    return [
+        f"{rule['offerNamespace']}/{rule['offerName']}"
+        for rule in verifier.routes()
+        if rule["pattern"] == PATH + "/*"
+    ]
 
 
 def _routers_for_path(stack: Stack) -> list[str]:
@@ -103,6 +114,11 @@ def test_the_older_offer_keeps_the_path_and_the_next_claimant_takes_it_when_it_g
         assert condition(older.status, "Ready")["status"] == "True"
         wait_until(lambda: _amounts(stack) == ["1000"], timeout=30, what="the older's terms")
         assert len(_routers_for_path(stack)) == 1, stack.routers()
+        wait_until(
+            lambda: _verifier_rules(verifier) == [f"{OLD_NS}/weather"],
+            timeout=30,
+            what="one verifier rule for the path, the older offer's",
+        )
         # The related offers arrive with every sync; the customize hook was asked once per
         # offer (uid, generation), not once per sync.
         driver.sync(OLD_NS, "weather")
@@ -124,5 +140,6 @@ def test_the_older_offer_keeps_the_path_and_the_next_claimant_takes_it_when_it_g
 
         wait_until(new_terms, timeout=30, what="the younger offer's terms reaching buyers")
         assert len(_routers_for_path(stack)) == 1, stack.routers()
+        assert _verifier_rules(verifier) == [f"{NEW_NS}/weather"]
     finally:
         verifier.stop()
