@@ -87,7 +87,18 @@ ZERO_PRICE = _legacy(
     },
 )
 ZERO_PRICE["metadata"]["namespace"] = "legacy"
-STORED = [QWEN, WEATHER, TRANSLATE, AGENT, CORPUS, NO_UPSTREAM, ZERO_PRICE]
+# obol-stack's path pattern admits dot segments; Gateway API (and our CRD) refuse them.
+DOT_PATH = _legacy(
+    "dot-path",
+    {
+        "type": "http",
+        "path": "/x/../api",
+        "upstream": {"service": "api", "namespace": "legacy", "port": 8080},
+        "payment": {"network": "base", "payTo": PAY_TO, "price": {"perRequest": "1"}},
+    },
+)
+DOT_PATH["metadata"]["namespace"] = "legacy"
+STORED = [QWEN, WEATHER, TRANSLATE, AGENT, CORPUS, NO_UPSTREAM, ZERO_PRICE, DOT_PATH]
 RENDERED = [QWEN, WEATHER, TRANSLATE]
 # What obol-stack's controller had written into one offer's status.
 OBOL_STATUS = {
@@ -193,6 +204,8 @@ def test_stored_offers_stay_updatable_even_where_they_break_a_new_rule(
     # through by the transition rule because the old object had none either.
     kube.merge_patch(_path(ZERO_PRICE), {"spec": {"drainGracePeriod": "1h"}})
     kube.merge_patch(_path(NO_UPSTREAM), {"spec": {"drainGracePeriod": "1h"}})
+    # The unchanged dot-segment path is ratcheted too.
+    kube.merge_patch(_path(DOT_PATH), {"spec": {"drainGracePeriod": "1h"}})
 
 
 def test_a_new_offer_must_meet_the_new_rules(
@@ -206,6 +219,11 @@ def test_a_new_offer_must_meet_the_new_rules(
     with pytest.raises(ApiError) as zero:
         kube.merge_patch(_path(ZERO_PRICE), {"spec": {"payment": {"price": {"perRequest": "0.0"}}}})
     assert "price.perRequest must be greater than zero" in zero.value.message
+    dotted = copy.deepcopy(DOT_PATH)
+    dotted["metadata"]["name"] = "fresh-dot-path"
+    with pytest.raises(ApiError) as refused_path:
+        kube.create(collection_path(API, "serviceoffers", "legacy"), dotted)
+    assert "spec.path" in refused_path.value.message
 
 
 @pytest.mark.parametrize("shape", sorted(OBOL_SHAPES))
@@ -260,6 +278,18 @@ def converged(
         driver.converge(*_key(obj), ready, timeout=60)
     for obj in (AGENT, CORPUS):
         driver.converge(*_key(obj), condition_is("Ready", "False", "NotRendered"), timeout=30)
+
+
+def test_a_stored_path_gateway_api_refuses_gets_invalid_spec_and_a_status_write(
+    kube: KubeClient, driver: Driver, converged: None
+) -> None:
+    # The hook's status write goes through the API server's validation of the whole object,
+    # with the dot-segment path unchanged (ratcheted): the offer is told, never locked.
+    driver.converge(*_key(DOT_PATH), condition_is("Ready", "False", "InvalidSpec"), timeout=30)
+    offer = kube.get(_path(DOT_PATH))
+    assert offer is not None
+    (ready_condition,) = [c for c in offer["status"]["conditions"] if c["type"] == "Ready"]
+    assert "spec.path" in ready_condition["message"]
 
 
 def test_the_hook_converges_obol_offers_with_path_port_price_and_asset(
