@@ -197,7 +197,7 @@ def validate_manifest(
     if namespace is not None:
         _check_namespace(namespace)
     offer = parse_offer(manifest)
-    payment = resolve_payment(offer.spec.payment, offer.spec.request_limits, registry)
+    payment = resolve_payment(offer.spec.payment, registry)
     limits = enforced_limits(offer.spec, settings or Settings())
     canonical = {
         "apiVersion": api.API_VERSION,

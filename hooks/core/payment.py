@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from hooks.core.assets import Asset, AssetRegistry, Network
 from hooks.core.errors import FieldProblem, SpecError
-from hooks.core.models import AssetObject, Payment, RequestLimits
+from hooks.core.models import AssetObject, Payment
 from hooks.core.pricing import format_atomic, quote_for_tokens, to_atomic
 from hooks.core.settings import Settings
 
@@ -98,9 +98,7 @@ def verifier_warnings(payment: Payment, settings: Settings) -> tuple[str, ...]:
     )
 
 
-def resolve_payment(
-    payment: Payment, limits: RequestLimits | None, registry: AssetRegistry
-) -> ResolvedPayment:
+def resolve_payment(payment: Payment, registry: AssetRegistry) -> ResolvedPayment:
     """Resolve ``spec.payment`` against ``registry``; raise :class:`SpecError` on any problem."""
     price = payment.price
     if payment.network is None or payment.pay_to is None:

@@ -53,7 +53,7 @@ def plan_offer(namespace: str, name: str, raw_spec: Any, settings: Settings) -> 
     spec = parse_spec(raw_spec)
     _check_rendered(spec)
     limits = enforced_limits(spec, settings)
-    payment = resolve_payment(spec.payment, spec.request_limits, settings.asset_registry)
+    payment = resolve_payment(spec.payment, settings.asset_registry)
     names = offer_names(namespace, name, spec.path)
     children = desired_children(namespace, name, spec, names, limits, payment, settings)
     return OfferPlan(namespace, spec, limits, payment, names, children)

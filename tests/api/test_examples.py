@@ -52,7 +52,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def hook_validate(obj: dict[str, Any]) -> None:
     offer = parse_offer(obj)
-    resolve_payment(offer.spec.payment, offer.spec.request_limits, BUILTIN_REGISTRY)
+    resolve_payment(offer.spec.payment, BUILTIN_REGISTRY)
 
 
 def test_there_are_examples_of_each_kind() -> None:

@@ -41,7 +41,7 @@ def spec_with(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
 
 def check(spec: dict[str, Any]) -> None:
     parsed = parse_spec(spec)
-    resolve_payment(parsed.payment, parsed.request_limits, BUILTIN_REGISTRY)
+    resolve_payment(parsed.payment, BUILTIN_REGISTRY)
 
 
 VALID = [

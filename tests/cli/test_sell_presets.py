@@ -72,7 +72,7 @@ def test_preset_expands_into_a_spec_the_hook_accepts(preset: Preset) -> None:
             },
         }
     )
-    resolve_payment(spec.payment, spec.request_limits, BUILTIN_REGISTRY)
+    resolve_payment(spec.payment, BUILTIN_REGISTRY)
     assert spec.capacity is not None and spec.capacity.mode == "external-static"
 
 
