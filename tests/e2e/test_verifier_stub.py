@@ -52,10 +52,12 @@ def offer(name: str = "demo", namespace: str = "shop", **spec: Any) -> dict[str,
 
 class _Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    holding = threading.Event()  # a /hold request has reached the upstream
     release = threading.Event()
 
     def do_GET(self) -> None:
         if self.path.startswith("/hold"):
+            self.holding.set()
             self.release.wait(10)
         status = 503 if self.path.startswith("/down") else 200
         body = json.dumps(
@@ -79,6 +81,7 @@ class _Upstream(BaseHTTPRequestHandler):
 def upstream() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Upstream.holding.clear()
     _Upstream.release.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     _Upstream.release.set()
@@ -364,10 +367,7 @@ def test_the_per_buyer_limit_only_in_a_verifier_that_implements_it(
             )
         )
         first.start()
-        for _ in range(100):  # until the first request is in flight at the upstream
-            if any(c.path == "/services/demo/hold" for c in server.calls()) or server._in_flight:
-                break
-            threading.Event().wait(0.05)
+        assert _Upstream.holding.wait(10), "the first request never reached the upstream"
         second = requests.get(
             server.proxy_url + "/services/demo/x", headers=buyer.pay(quote), timeout=10
         )
