@@ -19,7 +19,7 @@ import click
 import yaml
 
 from hooks.cli.kubectl import Kubectl
-from hooks.cli.sell import kubectl_failures, kubectl_options
+from hooks.cli.sell import kubectl_options
 
 CRD_RESOURCE = "data/serviceoffer-crd.yaml"
 
@@ -52,8 +52,7 @@ def print_crd() -> None:
 def apply_crd(kubectl_path: str, kube_context: str | None) -> None:
     """Install or update the ServiceOffer CRD in the cluster with kubectl apply."""
     document: Any = yaml.safe_load(crd_text())
-    with kubectl_failures():
-        applied = Kubectl(kubectl_path, kube_context).apply(document)
+    applied = Kubectl(kubectl_path, kube_context).apply(document)
     click.echo(
         applied or "customresourcedefinition.apiextensions.k8s.io/serviceoffers.obol.org applied"
     )

@@ -21,9 +21,14 @@ A failure is ONE line on stderr (``Error: ...``) and one of these exit codes, ne
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import click
+
+from hooks.config import ConfigError
+
+T = TypeVar("T")
 
 EXIT_KUBECTL_FAILED: Final = 1
 EXIT_USAGE: Final = 2
@@ -45,3 +50,11 @@ class CliError(click.ClickException):
         super().__init__(" ".join(message.split()))
         # An instance value; click >= 8.5 declares exit_code as a class variable.
         vars(self)["exit_code"] = exit_code
+
+
+def configured(read: Callable[[], T]) -> T:
+    """``read()`` (a configuration reader), its :class:`ConfigError` as one line and exit 8."""
+    try:
+        return read()
+    except ConfigError as problem:
+        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None

@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 import yaml
 
-from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID, CliError
+from hooks.cli.errors import EXIT_CONFIG, EXIT_INTERNAL, EXIT_INVALID, CliError, configured
 from hooks.cli.inputs import STDIN, expand_sources, read_source
 from hooks.config import (
     BIND,
     BUSY_BIND,
     THREADS,
-    ConfigError,
     ShellConfig,
     load_config,
     load_settings,
@@ -44,8 +42,6 @@ from hooks.core import api
 from hooks.core.errors import SpecError
 from hooks.core.settings import Settings
 from hooks.core.user_yaml import MAX_BYTES, UserYamlError, parse_user_yaml
-
-T = TypeVar("T")
 
 
 @click.group(
@@ -115,7 +111,7 @@ def _server_config(flags: dict[str, object]) -> ShellConfig:
     """The configuration, with the command's flags in place of their variables."""
     env = process_environment()
     env.update({variable: str(value) for variable, value in flags.items() if value is not None})
-    return _configured(lambda: load_config(env))
+    return configured(lambda: load_config(env))
 
 
 def _listen(bind: str, variable: str) -> socket.socket:
@@ -145,7 +141,7 @@ def sync_command() -> None:
     """Answer one Metacontroller sync request read from stdin, as POST /sync would."""
     from hooks.server.app import handle_sync_body
 
-    config = _configured(load_config)
+    config = configured(load_config)
     # Bounded like POST /sync: never more than the cap (plus one byte to know it is over).
     body = read_source(STDIN, config.max_request_bytes)
     if len(body) > config.max_request_bytes:
@@ -202,7 +198,7 @@ before its children, as YAML comments (on stderr with -o json).
 )
 def render(filenames: tuple[str, ...], recursive: bool, output: str) -> None:
     """Print the children the hook would create for ServiceOffers (no cluster needed)."""
-    settings = _configured(load_settings)
+    settings = configured(load_settings)
     # Every input first (each bounded), so one offer alone fails with its own single line.
     inputs: list[tuple[str, Any] | CliError] = []
     for source in expand_sources(filenames, recursive):
@@ -345,13 +341,6 @@ def _check_kind(where: str, offer: Any) -> None:
             raise CliError(
                 f"{where}: {field}: must be {expected} (got {offer[field]!r})", EXIT_INVALID
             )
-
-
-def _configured(read: Callable[[], T]) -> T:
-    try:
-        return read()
-    except ConfigError as problem:
-        raise CliError(f"configuration: {problem}", EXIT_CONFIG) from None
 
 
 def _describe(error: BaseException | None) -> str:

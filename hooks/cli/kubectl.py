@@ -2,8 +2,8 @@
 
 ``obol sell`` and ``obol crd`` talk to the cluster only through :class:`Kubectl`: ``apply -f -``
 and ``get serviceoffers.obol.org ... -o json``. kubectl's failures are sorted into the
-:class:`KubectlError` kinds below (:func:`classify_failure`, pure), each of which the CLI explains
-in one line with its own exit code.
+:class:`KubectlError` kinds below (:func:`classify_failure`, pure): each is a
+:class:`~hooks.cli.errors.CliError`, one line with its own exit code.
 
 This module must never build, validate or format offers (that is :mod:`hooks.core.models` and
 :mod:`hooks.cli.offer_view`), never read the environment itself (the CLI passes the executable and
@@ -26,6 +26,7 @@ from hooks.cli.errors import (
     EXIT_NO_KUBECTL,
     EXIT_NOT_FOUND,
     EXIT_UNREACHABLE,
+    CliError,
 )
 from hooks.core import api
 
@@ -56,10 +57,13 @@ _CRD_MISSING_MARKERS = (
 )
 
 
-class KubectlError(Exception):
-    """kubectl could not do what was asked; ``str()`` is one line fit for a user."""
+class KubectlError(CliError):
+    """kubectl could not do what was asked: one line fit for a user, and the kind's exit code."""
 
     exit_code = EXIT_KUBECTL_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type(self).exit_code)
 
 
 class KubectlNotFound(KubectlError):

@@ -18,17 +18,16 @@ but the ServiceOffer the seller asked for.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 import yaml
 
-from hooks.cli.errors import EXIT_CONFIG, EXIT_INVALID, EXIT_USAGE, CliError
+from hooks.cli.errors import EXIT_INVALID, EXIT_USAGE, CliError, configured
 from hooks.cli.inputs import read_source
-from hooks.cli.kubectl import Kubectl, KubectlError, OfferNotFound
+from hooks.cli.kubectl import Kubectl, OfferNotFound
 from hooks.cli.offer_view import (
     LIST_COLUMNS,
     OfferView,
@@ -58,9 +57,9 @@ from hooks.config import (
 )
 from hooks.core import api
 from hooks.core.admission import enforced_limits
-from hooks.core.assets import BUILTIN_REGISTRY, Asset, AssetRegistry
+from hooks.core.assets import BUILTIN_REGISTRY, AssetRegistry
 from hooks.core.errors import FieldProblem, SpecError
-from hooks.core.models import ServiceOfferSpec, parse_offer
+from hooks.core.models import parse_offer
 from hooks.core.payment import ResolvedPayment, resolve_payment, verifier_warnings
 from hooks.core.settings import Settings
 
@@ -158,15 +157,12 @@ def offer_manifest(
     preset: Preset | None,
 ) -> dict[str, Any]:
     """The whole ServiceOffer object the flags describe (not yet validated)."""
-    metadata = {"name": name}
-    if namespace is not None:
-        metadata["namespace"] = namespace
-    return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": metadata,
-        "spec": offer_spec(offer_type, flags, preset),
-    }
+    return _manifest(name, namespace, offer_spec(offer_type, flags, preset))
+
+
+def _manifest(name: str, namespace: str | None, spec: dict[str, Any]) -> dict[str, Any]:
+    metadata = {"name": name, **({"namespace": namespace} if namespace is not None else {})}
+    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": metadata, "spec": spec}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +173,16 @@ class ValidatedOffer:
     warnings: tuple[str, ...]
     payment: ResolvedPayment
 
-    @property
-    def asset(self) -> Asset:
-        """The resolved token."""
-        return self.payment.asset
-
 
 def validate_manifest(
-    manifest: Mapping[str, Any], registry: AssetRegistry, settings: Settings | None = None
+    manifest: Mapping[str, Any], registry: AssetRegistry, settings: Settings
 ) -> ValidatedOffer:
     """Validate like the hook does; return the manifest in the model's stable key order.
 
     Used by ``obol sell`` (before printing or applying) and ``obol hook render`` alike, so both
-    refuse and warn about the same things. Raises :class:`SpecError` naming the field path, the
-    value and the reason.
+    refuse and warn about the same things; ``settings`` are the platform's gate and verifier (the
+    ``OBOL_*`` variables the hook reads), so a limit the platform will not enforce is warned
+    about here too. Raises :class:`SpecError` naming the field path, the value and the reason.
     """
     metadata = manifest.get("metadata")
     namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
@@ -198,14 +190,15 @@ def validate_manifest(
         _check_namespace(namespace)
     offer = parse_offer(manifest)
     payment = resolve_payment(offer.spec.payment, registry)
-    limits = enforced_limits(offer.spec, settings or Settings())
+    limits = enforced_limits(offer.spec, settings)
     canonical = {
         "apiVersion": api.API_VERSION,
         "kind": api.KIND,
         "metadata": dict(manifest["metadata"]),
-        "spec": _set_fields(offer.spec),
+        # Only what was set: the CRD fills its own defaults, and the output stays minimal.
+        "spec": offer.spec.model_dump(by_alias=True, exclude_unset=True, exclude_none=True),
     }
-    verifier = verifier_warnings(offer.spec.payment, settings or Settings())
+    verifier = verifier_warnings(offer.spec.payment, settings)
     return ValidatedOffer(canonical, (*limits.warnings, *payment.warnings, *verifier), payment)
 
 
@@ -218,11 +211,6 @@ def _check_namespace(namespace: Any) -> None:
             "must be a DNS-1123 label (lower-case letters, digits and '-')",
             namespace,
         )
-
-
-def _set_fields(spec: ServiceOfferSpec) -> dict[str, Any]:
-    # Only what was set: the CRD fills its own defaults, and the output stays minimal.
-    return spec.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
 
 
 def missing_options(flags: Mapping[str, Any]) -> list[str]:
@@ -332,15 +320,6 @@ def _load_registry(path: str | None) -> AssetRegistry:
         raise CliError(f"invalid asset registry file: {exc}", EXIT_INVALID) from None
 
 
-@contextmanager
-def kubectl_failures() -> Iterator[None]:
-    """Turn a kubectl failure into its one-line error and documented exit code."""
-    try:
-        yield
-    except KubectlError as exc:
-        raise CliError(str(exc), exc.exit_code) from None
-
-
 def _preset_named(name: str | None) -> Preset | None:
     if name is None:
         return None
@@ -362,11 +341,10 @@ def _dump(document: Any, output: str) -> str:
 def quote_line(payment: ResolvedPayment) -> str:
     """What a buyer is quoted for one request (the 402's amount), with how it was computed."""
     network = payment.network
-    basis = payment.quote_basis
     return (
         f"Quote: buyers pay {payment.quote_amount} {payment.asset.symbol} per request on"
         f" {network.name} ({network.caip2}) to {payment.pay_to}: {payment.summary}, quoted as"
-        f" {basis}"
+        f" {payment.quote_basis}"
     )
 
 
@@ -798,8 +776,7 @@ def _sell_offer(offer_type: str, params: dict[str, Any]) -> None:
         click.echo(quote, err=True)
         click.echo(_dump(offer.manifest, output or "yaml"), nl=False)
         return
-    with kubectl_failures():
-        applied = kubectl.apply(offer.manifest)
+    applied = kubectl.apply(offer.manifest)
     click.echo(quote, err=True)
     click.echo(applied or f"{api.PLURAL}.{api.GROUP}/{name} applied")
     where = f" -n {namespace}" if namespace else ""
@@ -824,7 +801,7 @@ def _validated_offer(
     registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
     try:
-        return written_offer(manifest, registry, _platform_settings(), always=True)
+        return written_offer(manifest, registry, configured(load_settings), always=True)
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
 
@@ -845,21 +822,13 @@ def written_offer(
         return validated
     if isinstance(declared, str):
         click.echo(
-            f"Note: payment.asset {declared!r} written as {validated.asset.symbol}'s object form"
+            f"Note: payment.asset {declared!r} written as {validated.payment.asset.symbol}'s object"
+            " form"
             " (obol-stack's verifier cannot decode the string form)",
             err=True,
         )
-    manifest["spec"]["payment"]["asset"] = validated.asset.offer_object()
+    manifest["spec"]["payment"]["asset"] = validated.payment.asset.offer_object()
     return validate_manifest(manifest, registry, settings)
-
-
-def _platform_settings() -> Settings:
-    """The platform's gate and verifier, from the same OBOL_* variables the hook reads (defaults
-    when unset), so a limit the platform will not enforce is said here too."""
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise CliError(f"configuration: {exc}", EXIT_CONFIG) from None
 
 
 _LIMIT_SECTIONS = ("capacity", "requestLimits", "limits")
@@ -925,17 +894,16 @@ def _capacity_change(
 ) -> ValidatedOffer:
     """Only limits were given: change them on the existing offer, keeping everything else; an
     offer that does not exist yet needs the options of a new one."""
-    with kubectl_failures():
-        try:
-            (existing,) = kubectl.get_offers(name=name, namespace=namespace)
-        except OfferNotFound:
-            wanted = dict(params)
-            fill_defaults(offer_type, wanted, None)
-            where = f" in namespace {namespace}" if namespace else ""
-            raise click.UsageError(
-                "missing required options: " + "; ".join(missing_options(wanted)) + f" (no"
-                f" ServiceOffer {name} exists{where} whose capacity this could change)"
-            ) from None
+    try:
+        (existing,) = kubectl.get_offers(name=name, namespace=namespace)
+    except OfferNotFound:
+        wanted = dict(params)
+        fill_defaults(offer_type, wanted, None)
+        where = f" in namespace {namespace}" if namespace else ""
+        raise click.UsageError(
+            "missing required options: " + "; ".join(missing_options(wanted)) + f" (no"
+            f" ServiceOffer {name} exists{where} whose capacity this could change)"
+        ) from None
     stored = existing.get("spec")
     spec: Mapping[str, Any] = stored if isinstance(stored, dict) else {}
     stored_namespace = (existing.get("metadata") or {}).get("namespace") or namespace
@@ -944,16 +912,10 @@ def _capacity_change(
         " upstream and everything else are kept",
         err=True,
     )
-    metadata = {"name": name, **({"namespace": stored_namespace} if stored_namespace else {})}
-    manifest = {
-        "apiVersion": api.API_VERSION,
-        "kind": api.KIND,
-        "metadata": metadata,
-        "spec": changed_limits(spec, params, preset),
-    }
+    manifest = _manifest(name, stored_namespace or None, changed_limits(spec, params, preset))
     try:
         return written_offer(
-            manifest, _load_registry(registry_file), _platform_settings(), always=False
+            manifest, _load_registry(registry_file), configured(load_settings), always=False
         )
     except SpecError as exc:
         raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
@@ -991,15 +953,12 @@ def _offer_from_json(
     namespace = namespace or metadata.get("namespace")
     if not isinstance(name, str) or not name:
         raise click.UsageError("missing argument NAME (or metadata.name in the --from-json input)")
-    manifest = {
-        "apiVersion": whole.get("apiVersion", api.API_VERSION),
-        "kind": whole.get("kind", api.KIND),
-        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
-        "spec": {"type": offer_type, **spec},
-    }
+    manifest = _manifest(name, namespace or None, {"type": offer_type, **spec})
+    # A whole ServiceOffer's own apiVersion and kind are validated, not replaced.
+    manifest.update((key, whole[key]) for key in ("apiVersion", "kind") if key in whole)
     registry = _load_registry(params.get("asset_registry_file"))
     try:
-        return written_offer(manifest, registry, _platform_settings(), always=False)
+        return written_offer(manifest, registry, configured(load_settings), always=False)
     except SpecError as exc:
         raise CliError(explain_problems(exc, {}, None), EXIT_INVALID) from None
 
@@ -1125,8 +1084,7 @@ def _show_offers(
     if name and all_namespaces:
         raise click.UsageError("a named offer needs -n/--namespace, not -A/--all-namespaces")
     kubectl = Kubectl(params["kubectl_path"], params["kube_context"])
-    with kubectl_failures():
-        offers = kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
+    offers = kubectl.get_offers(name=name, namespace=namespace, all_namespaces=all_namespaces)
     views = [offer_view(obj) for obj in offers]
     if params["output"] != "table":
         records = [record(view) for view in views]
