@@ -56,14 +56,12 @@ def expand_sources(arguments: Sequence[str], recursive: bool = False) -> list[st
     return sources
 
 
-def read_source(source: str, limit: int, timeout: float | None = None) -> bytes:
+def read_source(source: str, limit: int) -> bytes:
     """Up to ``limit + 1`` bytes of ``source`` (a path, or ``-`` for stdin).
 
     Regular files are read at once; anything else (stdin, a FIFO, a terminal, a character
-    device) a chunk at a time, each within ``timeout`` seconds (:data:`READ_TIMEOUT_SECONDS`
-    unless given).
+    device) a chunk at a time, each within :data:`READ_TIMEOUT_SECONDS`.
     """
-    wait = READ_TIMEOUT_SECONDS if timeout is None else timeout
     if source == STDIN:
         stdin = sys.stdin
         if stdin is None:  # Python's own reading of a closed descriptor 0
@@ -82,7 +80,7 @@ def read_source(source: str, limit: int, timeout: float | None = None) -> bytes:
         except OSError as exc:
             raise CliError(f"{source}: cannot read: {exc.strerror}", EXIT_INVALID) from None
     try:
-        return _read(descriptor, source, limit, wait)
+        return _read(descriptor, source, limit)
     except OSError as exc:
         name = "stdin" if source == STDIN else source
         raise CliError(f"{name}: cannot read: {exc.strerror}", EXIT_INVALID) from None
@@ -90,7 +88,8 @@ def read_source(source: str, limit: int, timeout: float | None = None) -> bytes:
         os.close(descriptor)
 
 
-def _read(descriptor: int, source: str, limit: int, timeout: float) -> bytes:
+def _read(descriptor: int, source: str, limit: int) -> bytes:
+    timeout = READ_TIMEOUT_SECONDS
     mode = os.fstat(descriptor).st_mode
     if stat.S_ISDIR(mode):
         raise CliError(f"{source}: is a directory", EXIT_INVALID)

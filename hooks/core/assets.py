@@ -63,7 +63,6 @@ from pydantic.alias_generators import to_camel
 from hooks.core.errors import FieldProblem, SpecError
 
 TransferMethod = Literal["eip3009", "permit2"]
-TRANSFER_METHODS: tuple[TransferMethod, ...] = ("eip3009", "permit2")
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -96,7 +95,7 @@ class Asset:
 
     def offer_object(self) -> dict[str, Any]:
         """``spec.payment.asset`` in obol-stack's object form (its ServiceOfferAsset keys), the
-        only form obol-stack's verifier can decode."""
+        only form obol-stack's verifier can decode; ``status.payment.asset`` holds the same."""
         return {
             "symbol": self.symbol,
             "address": self.address,

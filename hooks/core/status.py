@@ -398,12 +398,7 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
         "payTo": payment.pay_to,
         "maxTimeoutSeconds": payment.max_timeout_seconds,
         "asset": {
-            "symbol": asset.symbol,
-            "address": asset.address,
-            "decimals": asset.decimals,
-            "transferMethod": asset.transfer_method,
-            "eip712Name": asset.eip712_name,
-            "eip712Version": asset.eip712_version,
+            **asset.offer_object(),
             # Said only when true of the asset, so the usual case stays short.
             **({"canonical": False} if asset.test_asset else {}),
             **({"registered": False} if not payment.asset_registered else {}),
