@@ -44,7 +44,7 @@ from typing import Any
 
 from hooks.core import api
 from hooks.core.models import ServiceOfferSpec
-from hooks.core.names import ChildNames, child_labels
+from hooks.core.names import ChildNames, child
 from hooks.core.settings import Settings
 
 Manifest = dict[str, Any]
@@ -209,16 +209,7 @@ def chain_middlewares(
                 )
             )
     return [
-        {
-            "apiVersion": api.MIDDLEWARE_API_VERSION,
-            "kind": api.MIDDLEWARE_KIND,
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": child_labels(namespace, names, component),
-            },
-            "spec": middleware_spec,
-        }
+        {**child(api.MIDDLEWARE_KIND, name, namespace, names, component), "spec": middleware_spec}
         for name, component, middleware_spec in found
     ]
 
@@ -289,17 +280,10 @@ def chain_services(
     if settings.seller_proxy:
         scheme, host, port = settings.verifier_proxy
         weighted = {"kind": "Service", "name": names.verifier_service, "port": port, "weight": 1}
-        backend = {
-            "apiVersion": api.TRAEFIKSERVICE_API_VERSION,
-            "kind": api.TRAEFIKSERVICE_KIND,
-            "metadata": {
-                "name": names.verifier_backend,
-                "namespace": namespace,
-                "labels": child_labels(namespace, names, "verifier-backend"),
-            },
-            "spec": {"weighted": {"services": [weighted]}},
-        }
-        services.append(backend)
+        backend = child(
+            api.TRAEFIKSERVICE_KIND, names.verifier_backend, namespace, names, "verifier-backend"
+        )
+        services.append({**backend, "spec": {"weighted": {"services": [weighted]}}})
         services.append(
             _external_name_service(
                 namespace, names, names.verifier_service, "verifier-proxy", host, port, scheme
@@ -323,13 +307,7 @@ def _external_name_service(
     three-way merge finds nothing to change on the next sync.
     """
     return {
-        "apiVersion": api.SERVICE_API_VERSION,
-        "kind": api.SERVICE_KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": child_labels(namespace, names, component),
-        },
+        **child(api.SERVICE_KIND, name, namespace, names, component),
         "spec": {
             "type": "ExternalName",
             "externalName": host,

@@ -25,7 +25,7 @@ from hooks.core.admission import (
 )
 from hooks.core.errors import HookFailure
 from hooks.core.models import ServiceOfferSpec, Upstream
-from hooks.core.names import ChildNames, child_labels, upstream_url
+from hooks.core.names import ChildNames, child, upstream_url
 from hooks.core.payment import ResolvedPayment
 from hooks.core.settings import Settings
 
@@ -80,13 +80,7 @@ def build_httproute(
         rule["filters"] = filters
     rule["backendRefs"] = [backend]
     return {
-        "apiVersion": api.HTTPROUTE_API_VERSION,
-        "kind": api.HTTPROUTE_KIND,
-        "metadata": {
-            "name": names.route,
-            "namespace": namespace,
-            "labels": child_labels(namespace, names, "route"),
-        },
+        **child(api.HTTPROUTE_KIND, names.route, namespace, names, "route"),
         "spec": {
             "parentRefs": [
                 {
@@ -153,16 +147,11 @@ def build_pricing_configmap(
         if capacity is not None and capacity.per_buyer_max_in_flight is not None:
             route["perBuyerMaxInFlight"] = capacity.per_buyer_max_in_flight
             route["retryAfterSeconds"] = capacity.retry_after_seconds
-    labels = child_labels(namespace, names, "pricing")
-    labels[api.LABEL_PRICING] = "true"
+    configmap = child(api.CONFIGMAP_KIND, names.pricing, namespace, names, "pricing")
+    configmap["metadata"]["labels"][api.LABEL_PRICING] = "true"
     options = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
     document = orjson.dumps({"routes": [route]}, option=options).decode()
-    return {
-        "apiVersion": api.CONFIGMAP_API_VERSION,
-        "kind": api.CONFIGMAP_KIND,
-        "metadata": {"name": names.pricing, "namespace": namespace, "labels": labels},
-        "data": {PRICING_KEY: document},
-    }
+    return {**configmap, "data": {PRICING_KEY: document}}
 
 
 def desired_children(

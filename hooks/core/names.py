@@ -1,4 +1,4 @@
-"""Deterministic names and labels for an offer's children.
+"""Deterministic names, labels and metadata for an offer's children.
 
 Every child name is a pure function of the offer's namespace and name, stays a valid
 Kubernetes name for any valid offer name (ServiceOffer names may be 253 characters long and
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, fields
+from typing import Any
 
 from hooks.core import api
 
@@ -98,11 +99,19 @@ def upstream_url(offer_namespace: str, service: str, namespace: str | None, port
     return f"http://{service}.{namespace or offer_namespace}.svc.cluster.local:{port}"
 
 
-def child_labels(namespace: str, names: ChildNames, component: str) -> dict[str, str]:
-    """Labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
-    return {
+_API_VERSION_OF_KIND = {kind: version for version, kind, _ in api.CHILD_TYPES}
+
+
+def child(
+    kind: str, name: str, namespace: str, names: ChildNames, component: str
+) -> dict[str, Any]:
+    """A child's ``apiVersion``, ``kind`` and metadata: its name, the offer's namespace and the
+    labels stamped on every child (Metacontroller adds ``controller-uid`` itself)."""
+    labels = {
         api.LABEL_COMPONENT: component,
         api.LABEL_MANAGED_BY: api.MANAGED_BY,
         api.LABEL_OFFER_NAME: names.offer_label,
         api.LABEL_OFFER_NAMESPACE: namespace,
     }
+    metadata = {"name": name, "namespace": namespace, "labels": labels}
+    return {"apiVersion": _API_VERSION_OF_KIND[kind], "kind": kind, "metadata": metadata}
