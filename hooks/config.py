@@ -240,16 +240,6 @@ class ShellConfig:
     log_level: str = "info"
     observe: ObserveSettings = field(default_factory=ObserveSettings)
 
-    @property
-    def sync_port(self) -> int | None:
-        """TCP port of the sync listener (None for a unix socket)."""
-        return bind_port(self.bind)
-
-    @property
-    def busy_port(self) -> int | None:
-        """TCP port of the busy listener (None for a unix socket)."""
-        return bind_port(self.busy_bind)
-
 
 def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     """Read the whole shell configuration; raise :class:`ConfigError` listing every bad variable."""
@@ -269,9 +259,8 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     # OBOL_RESYNC_SECONDS is unset, and never more often than once per interval.
     resync = resync_after_seconds(settings.resync_seconds, observe)
     config = ShellConfig(replace(settings, resync_seconds=resync), token, observe=observe, **shell)
-    if config.bind == config.busy_bind or (
-        config.sync_port is not None and config.sync_port == config.busy_port
-    ):
+    sync_port, busy_port = bind_port(config.bind), bind_port(config.busy_bind)
+    if config.bind == config.busy_bind or (sync_port is not None and sync_port == busy_port):
         # The two containers share the Pod's network: they cannot listen on one port.
         raise ConfigError.at(
             BUSY_BIND, f"must use another port than {BIND} ({config.bind})", config.busy_bind

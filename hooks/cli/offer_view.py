@@ -16,7 +16,7 @@ Pure: no I/O, no kubectl, no environment, no clock. The functions return strings
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 UNKNOWN = "Unknown"
@@ -291,10 +291,7 @@ def status_record(view: OfferView) -> dict[str, Any]:
         },
         "capacity": capacity,
         "ready": view.ready,
-        "conditions": [
-            {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
-            for c in view.conditions
-        ],
+        "conditions": [asdict(condition) for condition in view.conditions],
         "warnings": list(view.warnings),
     }
 

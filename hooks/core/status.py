@@ -410,16 +410,12 @@ def payment_status(payment: ResolvedPayment) -> dict[str, Any]:
         },
         "summary": payment.summary,
     }
-    if payment.per_request_atomic is not None:
-        block["perRequest"] = {
-            "amount": payment.per_request_amount,
-            "atomic": str(payment.per_request_atomic),
-        }
-    if payment.per_mtok_atomic is not None:
-        block["perMTok"] = {
-            "amount": payment.per_mtok_amount,
-            "atomic": str(payment.per_mtok_atomic),
-        }
+    for key, amount, atomic in (
+        ("perRequest", payment.per_request_amount, payment.per_request_atomic),
+        ("perMTok", payment.per_mtok_amount, payment.per_mtok_atomic),
+    ):
+        if atomic is not None:
+            block[key] = {"amount": amount, "atomic": str(atomic)}
     return block
 
 

@@ -53,13 +53,13 @@ def test_the_defaults_need_no_environment() -> None:
     config = load_config({})
     assert config == ShellConfig(Settings())
     assert (config.bind, config.busy_bind) == ("0.0.0.0:8080", "0.0.0.0:8081")
-    assert (config.sync_port, config.busy_port) == (8080, 8081)
+    assert (bind_port(config.bind), bind_port(config.busy_bind)) == (8080, 8081)
     assert (config.threads, config.max_request_bytes) == (4, DEFAULT_MAX_REQUEST_BYTES)
     assert config.hook_token is None and config.log_level == "info"
 
 
 def test_the_busy_port_default_matches_the_settings() -> None:
-    assert load_config({}).busy_port == Settings().busy_port
+    assert bind_port(load_config({}).busy_bind) == Settings().busy_port
 
 
 def test_core_settings_come_through() -> None:
