@@ -22,12 +22,6 @@ import orjson
 
 LOGGER_NAME: Final = "obol.hook"
 _HANDLER_TAG: Final = "_obol_json_handler"
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,9 +59,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure(level: str = "info", name: str = LOGGER_NAME) -> logging.Logger:
-    """The logger ``name``, writing JSON lines to stderr; safe to call more than once."""
+    """The logger ``name`` at ``level`` (one of :data:`hooks.config.LOG_LEVELS`), writing JSON
+    lines to stderr; safe to call more than once."""
     logger = logging.getLogger(name)
-    logger.setLevel(_LEVELS.get(level, logging.INFO))
+    logger.setLevel(level.upper())
     logger.propagate = False
     if not any(getattr(h, _HANDLER_TAG, False) for h in logger.handlers):
         handler = _StderrHandler()
