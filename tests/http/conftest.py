@@ -46,7 +46,7 @@ def launch_hook(tmp_path_factory: pytest.TempPathFactory) -> LaunchHook:
 
 @pytest.fixture(scope="session")
 def hook_server(launch_hook: LaunchHook) -> Iterator[HookServer]:
-    """The session's server: embedded defaults, two workers, two listeners, 1 MiB body cap."""
+    """Both real servers for the session: embedded defaults, 1 MiB body cap."""
     with launch_hook({"OBOL_MAX_REQUEST_BYTES": str(SHARED_MAX_REQUEST_BYTES)}) as server:
         yield server
 
