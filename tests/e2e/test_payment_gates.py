@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -395,6 +396,9 @@ def test_seller_proxy_rate_limited_requests_are_never_verified_or_settled(
 ) -> None:
     verifier, path = proxy_gate.verifier, proxy_gate.limited
     required = quote(stack, f"{path}/v1/models")
+    # The quote and the fixture's readiness checks drew on the same bucket (1 rps, burst 2):
+    # let it refill, so the burst below starts from a full bucket whatever the timing.
+    time.sleep(2.5)
     mark = verifier.mark()
     # limits.rps 1 (burst 2): six paid requests in a row, so some are rate-limited.
     replies = [
