@@ -46,6 +46,7 @@ CHILD_TYPES: Final = (
     # ExternalName Service as a backendRef, its CRD provider accepts one inside a TraefikService).
     (TRAEFIKSERVICE_API_VERSION, TRAEFIKSERVICE_KIND, "traefikservices"),
 )
+CHILD_KINDS: Final = frozenset(kind for _, kind, _ in CHILD_TYPES)
 
 # Labels stamped on every child. Metacontroller adds its own `controller-uid` label.
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"

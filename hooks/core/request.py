@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, TypeAlias
 
 from hooks.core import api
 from hooks.core.errors import SpecError
@@ -25,7 +25,6 @@ from hooks.core.paths import PathClaim, claim_of, parse_claims
 # (kind, name) -> the observed object, for the child kinds this hook manages.
 ObservedChildren: TypeAlias = dict[tuple[str, str], Mapping[str, Any]]
 
-_MANAGED_KINDS: Final = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
 # Children's names and the busy responder's path are built from the offer's name and namespace
 # unescaped, so both must follow the API server's rules (api.is_dns_subdomain, api.is_dns_label).
 
@@ -112,6 +111,6 @@ def index_children(children: Any) -> ObservedChildren:
             meta = obj.get("metadata")
             child_name = meta.get("name") if isinstance(meta, dict) else None
             # Objects without a string kind and name cannot be ours: they are skipped.
-            if isinstance(kind, str) and kind in _MANAGED_KINDS and isinstance(child_name, str):
+            if isinstance(kind, str) and kind in api.CHILD_KINDS and isinstance(child_name, str):
                 index[(kind, child_name)] = obj
     return index

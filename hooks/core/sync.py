@@ -154,12 +154,9 @@ def _in_offer_namespace(request: SyncRequest, children: list[Manifest]) -> list[
                 f"{child['kind']} {meta.get('name')} is not in the offer's namespace"
                 f" {request.namespace}"
             )
-        if child["kind"] not in _CHILD_KINDS or meta.get("name") not in names:
+        if child["kind"] not in api.CHILD_KINDS or meta.get("name") not in names:
             raise HookFailure(f"{child['kind']} {meta.get('name')} is not a child of this offer")
     return children
-
-
-_CHILD_KINDS = frozenset(kind for _, kind, _ in api.CHILD_TYPES)
 
 
 def customize() -> Response:
