@@ -268,11 +268,10 @@ def load_config(env: Mapping[str, str] | None = None) -> ShellConfig:
     return config
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings() -> Settings:
     """The core's settings: ``OBOL_*`` variables plus the optional asset-registry file."""
-    env = os.environ if env is None else env
     problems: list[FieldProblem] = []
-    settings = _settings(env, problems)
+    settings = _settings(os.environ, problems)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -334,13 +333,12 @@ def _observe_settings(env: Mapping[str, str], problems: list[FieldProblem]) -> O
 X402_WALLET: Final = "X402_WALLET"
 
 
-def default_wallet(env: Mapping[str, str] | None = None) -> str | None:
+def default_wallet() -> str | None:
     """The payTo address ``obol sell`` defaults to (``X402_WALLET``, like obol-stack's CLI).
 
     Checked like any ``--pay-to`` value, by the model, with the message naming the variable.
     """
-    env = os.environ if env is None else env
-    return env.get(X402_WALLET, "").strip() or None
+    return os.environ.get(X402_WALLET, "").strip() or None
 
 
 def process_environment() -> dict[str, str]:

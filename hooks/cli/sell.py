@@ -798,37 +798,44 @@ def _validated_offer(
         raise click.UsageError(problem)
     for note in notes:
         click.echo(f"Note: {note}", err=True)
-    registry = _load_registry(registry_file)
     manifest = offer_manifest(name, namespace, offer_type, params, preset)
-    try:
-        return written_offer(manifest, registry, configured(load_settings), always=True)
-    except SpecError as exc:
-        raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
+    return written_offer(manifest, registry_file, params, preset, always=True)
 
 
 def written_offer(
-    manifest: dict[str, Any], registry: AssetRegistry, settings: Settings, *, always: bool
+    manifest: dict[str, Any],
+    registry_file: str | None,
+    flags: Mapping[str, Any],
+    preset: Preset | None,
+    *,
+    always: bool,
 ) -> ValidatedOffer:
     """The offer ``obol sell`` writes: validated, with ``payment.asset`` resolved into
     obol-stack's object form, the only form its verifier can decode (one offer it cannot decode
     stops its route updates for every offer: docs/verifier-contract.md). ``always``: write the
     object even where the offer names no asset (the flags' offers); otherwise only a string is
     replaced (an offer read back or from --from-json keeps its shape). Validated again so the
-    object is checked like any offer's and keeps the model's key order."""
-    validated = validate_manifest(manifest, registry, settings)
-    payment = manifest["spec"].get("payment")
-    declared = payment.get("asset") if isinstance(payment, dict) else None
-    if not (isinstance(declared, str) or (always and declared is None)):
-        return validated
-    if isinstance(declared, str):
-        click.echo(
-            f"Note: payment.asset {declared!r} written as {validated.payment.asset.symbol}'s object"
-            " form"
-            " (obol-stack's verifier cannot decode the string form)",
-            err=True,
-        )
-    manifest["spec"]["payment"]["asset"] = validated.payment.asset.offer_object()
-    return validate_manifest(manifest, registry, settings)
+    object is checked like any offer's and keeps the model's key order. A problem is one line
+    naming the flag (or preset) behind each field, exit 3."""
+    registry = _load_registry(registry_file)
+    settings = configured(load_settings)
+    try:
+        validated = validate_manifest(manifest, registry, settings)
+        payment = manifest["spec"].get("payment")
+        declared = payment.get("asset") if isinstance(payment, dict) else None
+        if not (isinstance(declared, str) or (always and declared is None)):
+            return validated
+        asset = validated.payment.asset
+        if isinstance(declared, str):
+            click.echo(
+                f"Note: payment.asset {declared!r} written as {asset.symbol}'s object form"
+                " (obol-stack's verifier cannot decode the string form)",
+                err=True,
+            )
+        manifest["spec"]["payment"]["asset"] = asset.offer_object()
+        return validate_manifest(manifest, registry, settings)
+    except SpecError as exc:
+        raise CliError(explain_problems(exc, flags, preset), EXIT_INVALID) from None
 
 
 _LIMIT_SECTIONS = ("capacity", "requestLimits", "limits")
@@ -913,12 +920,7 @@ def _capacity_change(
         err=True,
     )
     manifest = _manifest(name, stored_namespace or None, changed_limits(spec, params, preset))
-    try:
-        return written_offer(
-            manifest, _load_registry(registry_file), configured(load_settings), always=False
-        )
-    except SpecError as exc:
-        raise CliError(explain_problems(exc, params, preset), EXIT_INVALID) from None
+    return written_offer(manifest, registry_file, params, preset, always=False)
 
 
 # Far above any spec: a bigger --from-json input is refused before it is parsed.
@@ -956,11 +958,7 @@ def _offer_from_json(
     manifest = _manifest(name, namespace or None, {"type": offer_type, **spec})
     # A whole ServiceOffer's own apiVersion and kind are validated, not replaced.
     manifest.update((key, whole[key]) for key in ("apiVersion", "kind") if key in whole)
-    registry = _load_registry(params.get("asset_registry_file"))
-    try:
-        return written_offer(manifest, registry, configured(load_settings), always=False)
-    except SpecError as exc:
-        raise CliError(explain_problems(exc, {}, None), EXIT_INVALID) from None
+    return written_offer(manifest, params.get("asset_registry_file"), {}, None, always=False)
 
 
 def load_json_input(source: str) -> dict[str, Any]:
