@@ -210,6 +210,20 @@ SHELL_ENVIRONMENT: Final = (
     EnvSetting("OBOL_LOG_LEVEL", "log_level", _one_of(LOG_LEVELS, fold_case=True)),
 )
 FILE_VARIABLES: Final = (HOOK_TOKEN, HOOK_TOKEN_FILE, ASSET_REGISTRY_FILE)
+# Variables earlier versions read and this one does not, with what replaced them. Still set on
+# an upgraded Deployment, they change nothing; the servers say so at start instead of failing.
+RETIRED_VARIABLES: Final = {
+    "OBOL_WORKERS": f"the sync server runs one gunicorn worker; set {THREADS} for its threads",
+}
+
+
+def retired_variables(env: Mapping[str, str]) -> list[str]:
+    """One warning per retired variable set in ``env``."""
+    return [
+        f"{variable} is no longer read: {instead}"
+        for variable, instead in RETIRED_VARIABLES.items()
+        if env.get(variable, "").strip()
+    ]
 
 
 def _read(

@@ -37,6 +37,7 @@ from hooks.config import (
     load_config,
     load_settings,
     process_environment,
+    retired_variables,
 )
 from hooks.core import api
 from hooks.core.errors import SpecError
@@ -111,6 +112,8 @@ def _server_config(flags: dict[str, object]) -> ShellConfig:
     """The configuration, with the command's flags in place of their variables."""
     env = process_environment()
     env.update({variable: str(value) for variable, value in flags.items() if value is not None})
+    for retired in retired_variables(env):
+        click.echo(f"Warning: {retired}", err=True)
     return configured(lambda: load_config(env))
 
 

@@ -73,3 +73,25 @@ def test_a_taken_port_fails_with_one_line_and_exit_8_before_any_server_starts(
         " Address already in use"
     ]
     assert finished.stdout == b""
+
+
+def test_a_retired_variable_is_named_with_what_replaced_it(tmp_path: Path) -> None:
+    # An upgraded Deployment may still set OBOL_WORKERS: it is said, never silently ignored,
+    # and never stops the server (the taken port stops it here, after the warning).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"OBOL_BIND": f"127.0.0.1:{port}", "OBOL_WORKERS": "2"}
+        finished = subprocess.run(
+            [*OBOL, "serve"],
+            env=server_environment(tmp_path, env),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    assert finished.returncode == 8
+    assert finished.stderr.decode().splitlines()[0] == (
+        "Warning: OBOL_WORKERS is no longer read: the sync server runs one gunicorn worker;"
+        " set OBOL_THREADS for its threads"
+    )
