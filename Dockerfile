@@ -7,7 +7,7 @@
 #   docker build -t serviceoffer-hook .
 #
 # `make image` builds it with podman from a Debian root filesystem made on the machine, and
-# `make image-check` runs both commands from it (.ci/image-check.sh). PIP_CERT (optional) names
+# `make image-check` runs both commands from it (.ci/image.sh). PIP_CERT (optional) names
 # a CA bundle for pip, for networks that inspect TLS; the build mounts it, it is not copied.
 FROM debian:bookworm-slim AS build
 ARG PIP_CERT

@@ -206,15 +206,23 @@ def find_kubectl() -> str | None:
     return str(cached[-1]) if cached else None
 
 
-def test_kustomize_renders_the_whole_install() -> None:
+def kustomize(tree: Path = ROOT) -> list[dict[str, Any]]:
+    """``kubectl kustomize tree/metacontroller``, as documents (skips without a kubectl)."""
     kubectl = find_kubectl()
     if kubectl is None:
         pytest.skip("no kubectl on PATH or in ~/.cache/obol-e2e/bin (run tests/e2e/build.sh)")
     rendered = subprocess.run(
-        [kubectl, "kustomize", str(MANIFESTS)], capture_output=True, text=True, timeout=60
+        [kubectl, "kustomize", str(tree / "metacontroller")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert rendered.returncode == 0, rendered.stderr
-    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+
+def test_kustomize_renders_the_whole_install() -> None:
+    docs = kustomize()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted([
         "Namespace", "CustomResourceDefinition", "ServiceAccount", "Deployment", "Service",
@@ -236,17 +244,7 @@ def test_kustomize_renders_the_whole_install() -> None:
 def rendered_namespaces(tree: Path) -> dict[str, set[str]]:
     """``kubectl kustomize`` of ``tree/metacontroller``: the namespaces the policy admits per
     port and the namespaces of the bound ServiceAccounts."""
-    kubectl = find_kubectl()
-    if kubectl is None:
-        pytest.skip("no kubectl on PATH or in ~/.cache/obol-e2e/bin (run tests/e2e/build.sh)")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(tree / "metacontroller")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    docs = kustomize(tree)
     assert not [d for d in docs if d["metadata"]["name"] == "serviceoffer-hook-platform"]
     ports: dict[str, set[str]] = {}
     for rule in one("NetworkPolicy", docs)["spec"]["ingress"]:
@@ -288,15 +286,22 @@ def test_the_platform_values_are_the_one_place_to_set_both_namespaces(tmp_path: 
     }
 
 
-def test_the_k3s_component_admits_traefik_from_kube_system(tmp_path: Path) -> None:
+def with_component(tmp_path: Path, name: str) -> Path:
+    """A copy of the install with one of the components its kustomization names enabled, as a
+    user would: uncomment ``components:`` and that component's line."""
     tree = copy_of_the_install(tmp_path)
     kustomization = tree / "metacontroller" / "kustomization.yaml"
     text = kustomization.read_text()
-    # The shipped kustomization names the component in a comment; enable it as a user would.
-    enabled = text.replace("# components:\n#   - components/k3s", "components:\n  - components/k3s")
-    assert enabled != text
+    enabled = text.replace("# components:\n", "components:\n").replace(
+        f"#   - components/{name}\n", f"  - components/{name}\n"
+    )
+    assert enabled.count("\ncomponents:\n") == 1 and f"\n  - components/{name}\n" in enabled
     kustomization.write_text(enabled)
-    assert rendered_namespaces(tree) == {
+    return tree
+
+
+def test_the_k3s_component_admits_traefik_from_kube_system(tmp_path: Path) -> None:
+    assert rendered_namespaces(with_component(tmp_path, "k3s")) == {
         "8080": {"metacontroller"},
         "8081": {"kube-system"},
         "service accounts": {"metacontroller"},
@@ -304,25 +309,8 @@ def test_the_k3s_component_admits_traefik_from_kube_system(tmp_path: Path) -> No
 
 
 def test_the_obol_stack_verifier_component_adds_the_asset_policy(tmp_path: Path) -> None:
-    kubectl = find_kubectl()
-    if kubectl is None:
-        pytest.skip("no kubectl on PATH or in ~/.cache/obol-e2e/bin (run tests/e2e/build.sh)")
-    tree = copy_of_the_install(tmp_path)
-    kustomization = tree / "metacontroller" / "kustomization.yaml"
-    text = kustomization.read_text()
-    # Named in a comment; enabled as a user would (its behaviour: tests/e2e/test_asset_policy.py).
-    component = "# components:\n#   - components/obol-stack-verifier"
-    enabled = text.replace(component, "components:\n  - components/obol-stack-verifier")
-    assert enabled != text
-    kustomization.write_text(enabled)
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(tree / "metacontroller")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    # Its behaviour on a real API server: tests/e2e/test_asset_policy.py.
+    docs = kustomize(with_component(tmp_path, "obol-stack-verifier"))
     policy = one("ValidatingAdmissionPolicy", docs)
     binding = one("ValidatingAdmissionPolicyBinding", docs)
     assert binding["spec"] == {
