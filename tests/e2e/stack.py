@@ -201,10 +201,18 @@ class Binaries:
 class ManagedProcess:
     """One child process, started by us, stopped by its own PID, with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str | os.PathLike[str]], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str | os.PathLike[str]],
+        log_path: Path,
+        *,
+        stop_timeout: float = 10.0,
+    ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
+        self.stop_timeout = stop_timeout
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -256,8 +264,9 @@ class ManagedProcess:
                 buf += chunk
         return buf.decode().strip()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``; only this PID."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (default: this process's); only this PID."""
+        timeout = self.stop_timeout if timeout is None else timeout
         p = self.popen
         if p is None:
             return
@@ -696,6 +705,9 @@ class Stack:
                 "1",
             ],
             self.log_dir / "kube-apiserver.log",
+            # Its graceful shutdown took the whole 10 s in most modules' teardowns (over a minute
+            # of every run); nothing of a throwaway test cluster needs to survive it.
+            stop_timeout=2.0,
         )
         self._procs.append(proc)
         proc.start(env=self._child_env())
