@@ -22,7 +22,9 @@ import requests
 from tests.http.http_harness import HookServer, LaunchHook
 from tests.support import slow_clients
 
-SECONDS = 6.0
+# Long enough for a trickling head to send a byte and for a dozen probes (every 0.25 s): a
+# server that gives a slow client a thread or its loop misses them from the first second.
+SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
