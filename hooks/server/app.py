@@ -73,12 +73,9 @@ def handle_sync_body(body: bytes, settings: Settings, observe: Observe | None = 
     ``observe`` supplies live upstream observations (the server's observer); without it the
     status reports upstream health and in-flight as Unknown, as the CLI does.
     """
-    try:
-        request = parse_request(orjson.loads(body))
-    except orjson.JSONDecodeError as exc:
-        return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
-    except SpecError as problem:
-        return _bad_request("malformed_request", str(problem))
+    request = _parsed(body)
+    if isinstance(request, SyncAnswer):
+        return request
     offer = request.offer
     try:
         result = sync(request, settings, observe)
@@ -94,15 +91,22 @@ def handle_sync_body(body: bytes, settings: Settings, observe: Observe | None = 
 def handle_customize_body(body: bytes) -> SyncAnswer:
     """Answer one customize request body ``{controller, parent}``: 400 when it names no valid
     ServiceOffer, else the related-resource rules every parent gets."""
+    request = _parsed(body)
+    if isinstance(request, SyncAnswer):
+        return request
+    return SyncAnswer(
+        200, orjson.dumps(customize(), option=orjson.OPT_SORT_KEYS), "ok", request.offer
+    )
+
+
+def _parsed(body: bytes) -> SyncRequest | SyncAnswer:
+    """The request Metacontroller sent (both hooks share its envelope), or the 400 it gets."""
     try:
-        request = parse_request(orjson.loads(body))
+        return parse_request(orjson.loads(body))
     except orjson.JSONDecodeError as exc:
         return _bad_request("invalid_json", f"request body is not valid JSON: {exc}")
     except SpecError as problem:
         return _bad_request("malformed_request", str(problem))
-    return SyncAnswer(
-        200, orjson.dumps(customize(), option=orjson.OPT_SORT_KEYS), "ok", request.offer
-    )
 
 
 def _checked_children(request: SyncRequest, response: Any) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli.sell_helpers import USDC_BASE
+
 from .kube import ApiError, KubeClient, collection_path, object_path
 from .stack import REPO_ROOT, Stack, wait_until
 
@@ -28,14 +30,6 @@ pytestmark = pytest.mark.e2e
 NS = "asset-policy"
 API = "obol.org/v1alpha1"
 POLICY = REPO_ROOT / "metacontroller/components/obol-stack-verifier/asset-object-policy.yaml"
-USDC_BASE = {
-    "symbol": "USDC",
-    "address": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
-    "decimals": 6,
-    "transferMethod": "eip3009",
-    "eip712Name": "USD Coin",
-    "eip712Version": "2",
-}
 
 
 def _offer(name: str, asset: Any) -> dict[str, Any]:

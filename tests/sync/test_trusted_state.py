@@ -265,28 +265,26 @@ def test_a_kept_route_still_needs_its_path_and_never_leaves_the_offers_namespace
     kept = sync(parse_request(body), Settings()).response["children"]
     assert {c["kind"] for c in kept} == {api.MIDDLEWARE_KIND, api.SERVICE_KIND}
     # A child in another namespace is a bug the core refuses to answer with.
-    plan_offer = hooks.core.sync.plan_offer
-
-    def misplaced(*args: Any) -> Any:
-        plan = plan_offer(*args)
-        plan.children[0]["metadata"]["namespace"] = "victim-ns"
-        return plan
-
-    monkeypatch.setattr(hooks.core.sync, "plan_offer", misplaced)
+    first_child_planned_with(monkeypatch, "namespace", "victim-ns")
     with pytest.raises(HookFailure, match="not in the offer's namespace llm-sellers"):
         answer(qwen())
+
+
+def first_child_planned_with(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
+    """Make the core's plan carry a first child whose ``metadata.<field>`` is ``value``."""
+    plan_offer = hooks.core.sync.plan_offer
+
+    def tampered(*args: Any) -> Any:
+        plan = plan_offer(*args)
+        plan.children[0]["metadata"][field] = value
+        return plan
+
+    monkeypatch.setattr(hooks.core.sync, "plan_offer", tampered)
 
 
 def test_a_child_this_offer_would_not_render_is_refused_as_a_bug(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    plan_offer = hooks.core.sync.plan_offer
-
-    def foreign(*args: Any) -> Any:
-        plan = plan_offer(*args)
-        plan.children[0]["metadata"]["name"] = "someone-elses-route"
-        return plan
-
-    monkeypatch.setattr(hooks.core.sync, "plan_offer", foreign)
+    first_child_planned_with(monkeypatch, "name", "someone-elses-route")
     with pytest.raises(HookFailure, match="HTTPRoute someone-elses-route is not a child of this"):
         answer(qwen())
